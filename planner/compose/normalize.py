@@ -1,0 +1,334 @@
+"""From a merged compose tree to the typed model: canonical forms, type checks, defaults, paths, args, profiles.
+
+This is compose-go's canonical transform + normalization + path resolution for the build-relevant fields. Type
+errors name the file, line and key path of the offending value.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from decimal import Decimal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from planner.compose.merge import key_value_pairs
+from planner.compose.model import BuildConfig, BuildSecret, ComposeProject, Service
+from planner.compose.yamltree import YList, YMap, location_in
+from planner.errors import ComposeFileError, Location
+
+_STRING_LISTS = ("tags", "platforms", "cache_from", "cache_to")
+_KEY_VALUE_MAPS = ("args", "labels", "additional_contexts")
+# Build keys Compose accepts that planner carries through to the builder without modelling them further.
+_PASSTHROUGH = ("extra_hosts", "isolation", "privileged", "ulimits", "entitlements", "no_cache_filter",
+                "provenance", "sbom")  # fmt: skip
+_KNOWN_BUILD_KEYS = {
+    "context", "dockerfile", "dockerfile_inline", "target", "network", "shm_size", "secrets", "ssh",
+    "no_cache", "pull", *_STRING_LISTS, *_KEY_VALUE_MAPS, *_PASSTHROUGH,
+}  # fmt: skip
+_TRUE = {"y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"}
+_FALSE = {"n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"}
+_RAM = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+_REMOTE_PREFIXES = ("https://", "http://", "git://", "ssh://", "github.com/", "git@")
+
+
+def is_remote_context(value: str) -> bool:
+    """Contexts Compose leaves untouched: URLs, git remotes, `docker-image://`-style and `service:` references."""
+    return "://" in value or value.startswith((*_REMOTE_PREFIXES, "service:"))
+
+
+def go_string(value: Any) -> str:
+    """A YAML scalar as Go's fmt.Sprint renders it (how Compose turns `1`, `true`, `1.5` into strings)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return go_float(value)
+    return str(value)
+
+
+def go_float(value: float) -> str:
+    """strconv.FormatFloat(v, 'g', -1, 64), as fmt.Sprint prints a float64: shortest digits, exponent form when
+    the decimal exponent is < -4 or >= 6 (so 1e6 is `1e+06` but 123456.0 is `123456`)."""
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if math.isnan(value):
+        return "NaN"
+    if value == 0:
+        return "-0" if math.copysign(1.0, value) < 0 else "0"
+    sign = "-" if value < 0 else ""
+    exact = Decimal(repr(abs(value))).normalize()
+    _, digit_tuple, exp = exact.as_tuple()
+    assert isinstance(exp, int)
+    digits = "".join(map(str, digit_tuple))
+    exponent = len(digits) + exp - 1
+    if exponent < -4 or exponent >= 6:
+        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        return f"{sign}{mantissa}e{'-' if exponent < 0 else '+'}{abs(exponent):02d}"
+    return sign + format(exact, "f")
+
+
+def _type_error(message: str, container: Any, key: str | int, key_path: str) -> ComposeFileError:
+    loc = location_in(container, key) or Location("<unknown>")
+    return ComposeFileError(message, loc.at(key_path))
+
+
+def _expect_str(container: Any, key: str | int, path: str) -> str:
+    value = container[key]
+    if not isinstance(value, str):
+        raise _type_error(f"{path} must be a string", container, key, path)
+    return value
+
+
+def _expect_str_list(container: Any, key: str, path: str) -> list[str]:
+    value = container[key]
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _type_error(f"{path} must be a list of strings", container, key, path)
+    return [_expect_str(value, i, f"{path}[{i}]") for i in range(len(value))]
+
+
+def _expect_bool(container: Any, key: str, path: str) -> bool:
+    value = container[key]
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value in _TRUE:
+        return True
+    if isinstance(value, str) and value in _FALSE:
+        return False
+    raise _type_error(f"{path} must be a boolean", container, key, path)
+
+
+def _key_value_map(container: Any, key: str, path: str) -> YMap:
+    """A list-or-dict field in map form; every value a scalar (None = key without value)."""
+    value = container[key]
+    if value is None:
+        return YMap(location_in(container, key) or Location("<unknown>"))
+    if not isinstance(value, dict | list):
+        raise _type_error(f"{path} must be a mapping or a list", container, key, path)
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if not isinstance(item, str | int | float | bool):
+                raise _type_error(f"{path}[{index}] must be a string", value, index, f"{path}[{index}]")
+    pairs = key_value_pairs(value)
+    for name, item in pairs.items():
+        if isinstance(item, dict | list) or (isinstance(item, float) and not math.isfinite(item)):
+            raise _type_error(f"{path}.{name} must be a string, number, boolean or null", pairs, name, path)
+    return pairs
+
+
+def parse_ram_bytes(text: str) -> int | None:
+    """docker/go-units RAMInBytes: `1g`, `512m`, `1.5gb`... in binary units."""
+    match = _RAM.match(text)
+    if not match:
+        return None
+    number = float(match.group(1)) if match.group(1).count(".") <= 1 else None
+    if number is None:
+        return None
+    unit = (match.group(2) or "").lower()
+    multiplier = 1024 ** " kmgtp".index(unit) if unit else 1
+    return int(number * multiplier)
+
+
+class ServiceNormalizer:
+    """Turns merged service trees into `Service` models."""
+
+    def __init__(self, working_dir: Path, environment: Mapping[str, str], home: str | None) -> None:
+        self.working_dir = working_dir
+        self.environment = environment
+        self.home = home
+
+    def resolve_path(self, value: str) -> str:
+        """Compose's absContextPath: remote references as written, `~` expanded, relative joined to the dir."""
+        if is_remote_context(value):
+            return value
+        if value.startswith("~") and self.home is not None:
+            value = os.path.join(self.home, value[1:].lstrip("/"))
+        if os.path.isabs(value):
+            return os.path.normpath(value)
+        return os.path.normpath(os.path.join(self.working_dir, value)) if value else value
+
+    def service(self, name: str, services: YMap) -> Service:
+        raw = services[name]
+        path = f"services.{name}"
+        if raw is None:
+            raw = YMap(services.loc_of(name))
+        if not isinstance(raw, dict):
+            raise _type_error(f"{path} must be a mapping", services, name, path)
+        image = _expect_str(raw, "image", f"{path}.image") if raw.get("image") is not None else None
+        build = self.build(raw, f"{path}.build") if "build" in raw else None
+        return Service(
+            name=name,
+            image=image,
+            build=build,
+            depends_on=self._depends_on(raw, path),
+            profiles=_expect_str_list(raw, "profiles", f"{path}.profiles") if "profiles" in raw else [],
+            extensions={k: _plain(v) for k, v in raw.items() if k.startswith("x-")},
+        )
+
+    def _depends_on(self, raw: Any, path: str) -> list[str]:
+        value = raw.get("depends_on")
+        if value is None:
+            return []
+        if isinstance(value, list):
+            return [_expect_str(value, i, f"{path}.depends_on[{i}]") for i in range(len(value))]
+        if isinstance(value, dict):
+            return list(value)
+        raise _type_error(f"{path}.depends_on must be a list or a mapping", raw, "depends_on", path)
+
+    def build(self, service: Any, path: str) -> BuildConfig:
+        raw = service["build"]
+        if isinstance(raw, str):
+            return BuildConfig(context=self.resolve_path(raw))
+        if raw is None:
+            raise _type_error(f"{path} must be a string or a mapping", service, "build", path)
+        if not isinstance(raw, dict):
+            raise _type_error(f"{path} must be a string or a mapping", service, "build", path)
+        for key in raw:
+            if key not in _KNOWN_BUILD_KEYS and not key.startswith("x-"):
+                raise _type_error(f"{path}: additional property {key} is not allowed", raw, key, f"{path}.{key}")
+        fields: dict[str, Any] = {}
+
+        def optional_str(key: str) -> str | None:
+            return _expect_str(raw, key, f"{path}.{key}") if raw.get(key) is not None else None
+
+        fields["context"] = self.resolve_path(optional_str("context") or ".")
+        fields["dockerfile_inline"] = optional_str("dockerfile_inline")
+        dockerfile = optional_str("dockerfile")
+        fields["dockerfile"] = dockerfile if dockerfile is not None or fields["dockerfile_inline"] else "Dockerfile"
+        fields["target"] = optional_str("target")
+        fields["network"] = optional_str("network")
+        for key in _STRING_LISTS:
+            if key in raw:
+                fields[key] = _expect_str_list(raw, key, f"{path}.{key}")
+        if "args" in raw:
+            fields["args"] = self._args(_key_value_map(raw, "args", f"{path}.args"))
+        if "labels" in raw:
+            labels = _key_value_map(raw, "labels", f"{path}.labels")
+            fields["labels"] = {k: "" if v is None else go_string(v) for k, v in labels.items()}
+        if "additional_contexts" in raw:
+            contexts = _key_value_map(raw, "additional_contexts", f"{path}.additional_contexts")
+            fields["additional_contexts"] = {
+                k: self.resolve_path("" if v is None else go_string(v)) for k, v in contexts.items()
+            }
+        if raw.get("shm_size") is not None:
+            fields["shm_size"] = self._shm_size(raw, path)
+        for key in ("no_cache", "pull"):
+            if raw.get(key) is not None:
+                fields[key] = _expect_bool(raw, key, f"{path}.{key}")
+        if raw.get("secrets") is not None:
+            fields["secrets"] = self._secrets(raw, path)
+        if raw.get("ssh") is not None:
+            fields["ssh"] = self._ssh(raw, path)
+        fields["extensions"] = {k: _plain(raw[k]) for k in raw if k.startswith("x-") or k in _PASSTHROUGH}
+        return BuildConfig(**fields)
+
+    def _args(self, pairs: YMap) -> dict[str, str]:
+        """Args in map form; a key without value takes the environment's value, or is dropped when unset."""
+        args: dict[str, str] = {}
+        for key, value in pairs.items():
+            if value is None:
+                if key in self.environment:
+                    args[key] = self.environment[key]
+            else:
+                args[key] = go_string(value)
+        return args
+
+    def _shm_size(self, raw: Any, path: str) -> int:
+        value = raw["shm_size"]
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            parsed = parse_ram_bytes(value)
+            if parsed is not None:
+                return parsed
+        raise _type_error(f"{path}.shm_size must be a size such as 64m or a number of bytes", raw, "shm_size", path)
+
+    def _secrets(self, raw: Any, path: str) -> list[BuildSecret]:
+        value = raw["secrets"]
+        if not isinstance(value, list):
+            raise _type_error(f"{path}.secrets must be a list", raw, "secrets", path)
+        secrets = []
+        for index, item in enumerate(value):
+            where = f"{path}.secrets[{index}]"
+            if isinstance(item, str):
+                secrets.append(BuildSecret(source=item))
+            elif isinstance(item, dict) and isinstance(item.get("source"), str):
+                extra = set(item) - {"source", "target", "uid", "gid", "mode"}
+                if extra:
+                    raise _type_error(f"{where}: additional property {sorted(extra)[0]} is not allowed",
+                                      value, index, where)  # fmt: skip
+                secrets.append(BuildSecret(**{k: go_string(v) for k, v in item.items() if v is not None}))
+            else:
+                raise _type_error(f"{where} must be a secret name or a mapping with source", value, index, where)
+        return secrets
+
+    def _ssh(self, raw: Any, path: str) -> list[str]:
+        pairs = _key_value_map(raw, "ssh", f"{path}.ssh")
+        keys = []
+        for key, value in pairs.items():
+            keys.append(key if value is None else f"{key}={self.resolve_path(go_string(value))}")
+        return keys
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def is_enabled(service: Service, profiles: tuple[str, ...]) -> bool:
+    return not service.profiles or "*" in profiles or any(p in profiles for p in service.profiles)
+
+
+def build_project(
+    model: YMap,
+    name: str,
+    working_dir: Path,
+    config_files: list[str],
+    profiles: tuple[str, ...],
+    environment: Mapping[str, str],
+    home: str | None,
+) -> ComposeProject:
+    raw_services = model.get("services")
+    if raw_services is None:
+        raw_services = YMap(model.loc)
+    if not isinstance(raw_services, dict):
+        raise _type_error("services must be a mapping", model, "services", "services")
+    normalizer = ServiceNormalizer(working_dir, environment, home)
+    services = {n: normalizer.service(n, raw_services) for n in raw_services}
+    enabled = {n: s for n, s in services.items() if is_enabled(s, profiles)}
+    for svc_name, svc in enabled.items():
+        for dep in svc.depends_on:
+            if dep in enabled or not _required_dependency(raw_services[svc_name], dep):
+                continue
+            loc = location_in(raw_services[svc_name], "depends_on") or model.loc
+            if dep in services:
+                message = (f'service "{svc_name}" depends on service "{dep}", which is disabled: enable one of '
+                           f"its profiles {services[dep].profiles}")  # fmt: skip
+            else:
+                message = f'service "{svc_name}" depends on undefined service "{dep}"'
+            raise ComposeFileError(message, loc.at(f"services.{svc_name}.depends_on"))
+    return ComposeProject(
+        name=name,
+        working_dir=str(working_dir),
+        config_files=config_files,
+        profiles=list(profiles),
+        services=enabled,
+        extensions={k: _plain(v) for k, v in model.items() if k.startswith("x-")},
+        environment=dict(environment),
+    )
+
+
+def _required_dependency(raw_service: Any, dep: str) -> bool:
+    value = raw_service.get("depends_on") if isinstance(raw_service, dict) else None
+    if isinstance(value, dict) and isinstance(value.get(dep), dict):
+        return value[dep].get("required", True) is not False
+    return True
+
+
+__all__ = ["YList", "build_project", "go_float", "go_string", "is_remote_context", "parse_ram_bytes"]

@@ -1,0 +1,259 @@
+"""YAML → plain Python trees that remember where every value came from.
+
+Compose files are read with ruamel.yaml's composer (nodes with marks) and constructed here, rather than by ruamel's
+own constructors, for three reasons: every value keeps its file:line for error messages; plain scalars resolve as
+Docker Compose's YAML library (go-yaml v3) resolves them, so `017` or `1_000` mean what they mean to Compose; and the
+Compose tags `!reset` / `!override` are kept as markers for the merge pass.
+
+Containers are `YMap` (a dict) and `YList` (a list) carrying the location of each entry; scalars are plain
+str / int / float / bool / None, located through their parent.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from planner.errors import ComposeFileError, Location
+
+RESET_TAG = "!reset"
+OVERRIDE_TAG = "!override"
+
+
+class YMap(dict[str, Any]):
+    """A mapping whose entries know their source location (`locs[key]`, the value's position)."""
+
+    def __init__(self, loc: Location) -> None:
+        super().__init__()
+        self.loc = loc
+        self.locs: dict[str, Location] = {}
+        self.tags: dict[str, str] = {}  # key -> "!reset" / "!override" where the value carried that tag
+
+    def put(self, key: str, value: Any, loc: Location | None = None) -> None:
+        self[key] = value
+        self.locs[key] = loc if loc is not None else self.loc
+
+    def loc_of(self, key: str) -> Location:
+        return self.locs.get(key, self.loc)
+
+
+class YList(list[Any]):
+    """A sequence whose items know their source location."""
+
+    def __init__(self, loc: Location) -> None:
+        super().__init__()
+        self.loc = loc
+        self.locs: list[Location] = []
+
+    def add(self, value: Any, loc: Location | None = None) -> None:
+        self.append(value)
+        self.locs.append(loc if loc is not None else self.loc)
+
+    def loc_of(self, index: int) -> Location:
+        return self.locs[index] if 0 <= index < len(self.locs) else self.loc
+
+
+def location_in(container: Any, key: str | int) -> Location | None:
+    """Location of `container[key]` when the container is a located one."""
+    if isinstance(container, YMap) and isinstance(key, str):
+        return container.loc_of(key)
+    if isinstance(container, YList) and isinstance(key, int):
+        return container.loc_of(key)
+    return None
+
+
+# go-yaml v3 plain-scalar resolution (YAML 1.2 core schema plus Go's ParseInt base-0 quirks).
+_NULLS = {"", "~", "null", "Null", "NULL"}
+_TRUE = {"true", "True", "TRUE"}
+_FALSE = {"false", "False", "FALSE"}
+_FLOAT_RE = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+_INF = {".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"}
+_NEG_INF = {"-.inf", "-.Inf", "-.INF"}
+_NAN = {".nan", ".NaN", ".NAN"}
+_INT_RE = re.compile(r"^[-+]?(0[bB][01]+|0[oO][0-7]+|0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$")
+
+
+def resolve_plain(text: str) -> Any:
+    """Type of an unquoted scalar as go-yaml v3 decodes it into an interface{}."""
+    if text in _NULLS:
+        return None
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    if text and (text[0] in "+-.0123456789"):
+        plain = text.replace("_", "")
+        if _INT_RE.match(plain):
+            return _parse_go_int(plain)
+        if _FLOAT_RE.match(plain):
+            return float(plain)
+    if text in _INF:
+        return math.inf
+    if text in _NEG_INF:
+        return -math.inf
+    if text in _NAN:
+        return math.nan
+    return text
+
+
+def _parse_go_int(plain: str) -> int:
+    sign = -1 if plain.startswith("-") else 1
+    digits = plain.lstrip("+-")
+    lowered = digits.lower()
+    if lowered.startswith("0b"):
+        value = int(digits[2:], 2)
+    elif lowered.startswith("0o"):
+        value = int(digits[2:], 8)
+    elif lowered.startswith("0x"):
+        value = int(digits[2:], 16)
+    elif len(digits) > 1 and digits.startswith("0"):
+        value = int(digits, 8)  # Go's ParseInt(s, 0, 64): a leading 0 means octal
+    else:
+        value = int(digits)
+    return sign * value
+
+
+class _Builder:
+    """Turns one composed document into YMap/YList/scalars with locations."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+
+    def loc(self, node: Node) -> Location:
+        mark = node.start_mark
+        return Location(self.filename, mark.line + 1, mark.column + 1)
+
+    def build(self, node: Node) -> Any:
+        if isinstance(node, ScalarNode):
+            return self.scalar(node)
+        if isinstance(node, SequenceNode):
+            seq = YList(self.loc(node))
+            for item in node.value:
+                seq.add(self.build(item), self.loc(item))
+            return seq
+        if isinstance(node, MappingNode):
+            return self.mapping(node)
+        raise ComposeFileError("unsupported YAML node", self.loc(node))
+
+    def scalar(self, node: ScalarNode) -> Any:
+        text: str = node.value
+        tag = str(node.tag)
+        if node.style is not None:  # quoted or block scalar: always a string
+            return text
+        if tag.endswith(":str"):
+            return text
+        if tag.startswith("!") and not tag.startswith("!!"):
+            return text if text != "" else None  # `!reset` / `!override` payload, or an unknown local tag
+        return resolve_plain(text)
+
+    def mapping(self, node: MappingNode) -> YMap:
+        result = YMap(self.loc(node))
+        merged: list[tuple[str, Any, Location]] = []
+        for key_node, value_node in node.value:
+            if isinstance(key_node, ScalarNode) and key_node.value == "<<" and key_node.style is None:
+                merged.extend(self._merge_sources(value_node))
+                continue
+            key = self._key(key_node)
+            if key in result:
+                raise ComposeFileError(
+                    f'mapping key "{key}" already defined at line {result.loc_of(key).line}',
+                    self.loc(key_node),
+                )
+            result.put(key, self.build(value_node), self.loc(value_node))
+            tag = str(value_node.tag)
+            if tag in (RESET_TAG, OVERRIDE_TAG):
+                result.tags[key] = tag
+        for key, value, loc in merged:  # explicit keys win over merged ones
+            if key not in result:
+                result.put(key, value, loc)
+        return result
+
+    def _merge_sources(self, node: Node) -> Iterator[tuple[str, Any, Location]]:
+        """Entries brought in by a `<<` merge key; in a list of maps the first one wins."""
+        sources = node.value if isinstance(node, SequenceNode) else [node]
+        seen: set[str] = set()
+        for source in sources:
+            if not isinstance(source, MappingNode):
+                raise ComposeFileError("map merge requires map or sequence of maps as the value", self.loc(source))
+            built = self.mapping(source)
+            for key, value in built.items():
+                if key not in seen:
+                    seen.add(key)
+                    yield key, value, built.loc_of(key)
+
+    def _key(self, node: Node) -> str:
+        if not isinstance(node, ScalarNode):
+            raise ComposeFileError("mapping keys must be scalars", self.loc(node))
+        value = self.scalar(node)
+        if value is None:
+            return "null" if node.value else ""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return node.value if not isinstance(value, str) else value
+
+
+def parse_yaml(text: str, filename: str) -> Any:
+    """Parse one YAML document (an empty document is None); syntax errors become ComposeFileError with file:line."""
+    yaml = YAML(typ="rt", pure=True)
+    try:
+        node = yaml.compose(io.StringIO(text))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        loc = Location(filename, mark.line + 1, mark.column + 1) if mark is not None else Location(filename)
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ComposeFileError(f"invalid YAML: {problem}", loc) from None
+    except YAMLError as exc:
+        raise ComposeFileError(f"invalid YAML: {exc}", Location(filename)) from None
+    if node is None:
+        return None
+    return _Builder(filename).build(node)
+
+
+def load_yaml_file(path: Path) -> Any:
+    """Read and parse a YAML file; unreadable files become ComposeFileError naming the path."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ComposeFileError("no such file", Location(str(path))) from None
+    except IsADirectoryError:
+        raise ComposeFileError("is a directory, not a compose file", Location(str(path))) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ComposeFileError(f"cannot read file: {exc}", Location(str(path))) from None
+    return parse_yaml(text, str(path))
+
+
+def plain(value: Any) -> Any:
+    """A deep copy as ordinary dicts and lists (for output and comparisons)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def deep_copy(value: Any) -> Any:
+    """A deep copy that keeps locations and tags."""
+    if isinstance(value, YMap):
+        result = YMap(value.loc)
+        for key, item in value.items():
+            result.put(key, deep_copy(item), value.loc_of(key))
+        result.tags = dict(value.tags)
+        return result
+    if isinstance(value, YList):
+        seq = YList(value.loc)
+        for index, item in enumerate(value):
+            seq.add(deep_copy(item), value.loc_of(index))
+        return seq
+    if isinstance(value, dict):
+        return {k: deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [deep_copy(v) for v in value]
+    return value
