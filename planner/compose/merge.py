@@ -20,7 +20,7 @@ Merger = Callable[[Any, Any, Path], Any]
 
 
 def _matches(path: Path, pattern: Path) -> bool:
-    return len(path) == len(pattern) and all(p == "*" or p == k for k, p in zip(path, pattern, strict=True))
+    return len(path) == len(pattern) and all(p in ("*", k) for k, p in zip(path, pattern, strict=True))
 
 
 def key_value_pairs(value: Any) -> YMap:

@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from planner.errors import Location
+
 
 class BuildSecret(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -81,6 +83,7 @@ class Service(BaseModel):
     depends_on: list[str] = Field(default_factory=list)
     profiles: list[str] = Field(default_factory=list)
     extensions: dict[str, Any] = Field(default_factory=dict)
+    extension_locations: dict[str, Location] = Field(default_factory=dict, exclude=True, repr=False)
 
     def to_config(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

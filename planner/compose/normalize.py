@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 import os
 import re
-from decimal import Decimal
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -164,8 +164,11 @@ class ServiceNormalizer:
             image=image,
             build=build,
             depends_on=self._depends_on(raw, path),
-            profiles=_expect_str_list(raw, "profiles", f"{path}.profiles") if "profiles" in raw else [],
+            profiles=_unique(_expect_str_list(raw, "profiles", f"{path}.profiles"))
+            if "profiles" in raw
+            else [],
             extensions={k: _plain(v) for k, v in raw.items() if k.startswith("x-")},
+            extension_locations={k: raw.loc_of(k) for k in raw if k.startswith("x-")} if isinstance(raw, YMap) else {},
         )
 
     def _depends_on(self, raw: Any, path: str) -> list[str]:
@@ -188,7 +191,9 @@ class ServiceNormalizer:
             raise _type_error(f"{path} must be a string or a mapping", service, "build", path)
         for key in raw:
             if key not in _KNOWN_BUILD_KEYS and not key.startswith("x-"):
-                raise _type_error(f"{path}: additional property {key} is not allowed", raw, key, f"{path}.{key}")
+                raise _type_error(
+                    f"{path}: additional property {key} is not allowed", raw, key, f"{path}.{key}"
+                )
         fields: dict[str, Any] = {}
 
         def optional_str(key: str) -> str | None:
@@ -197,12 +202,16 @@ class ServiceNormalizer:
         fields["context"] = self.resolve_path(optional_str("context") or ".")
         fields["dockerfile_inline"] = optional_str("dockerfile_inline")
         dockerfile = optional_str("dockerfile")
-        fields["dockerfile"] = dockerfile if dockerfile is not None or fields["dockerfile_inline"] else "Dockerfile"
+        fields["dockerfile"] = (
+            dockerfile if dockerfile is not None or fields["dockerfile_inline"] else "Dockerfile"
+        )
         fields["target"] = optional_str("target")
         fields["network"] = optional_str("network")
         for key in _STRING_LISTS:
             if key in raw:
                 fields[key] = _expect_str_list(raw, key, f"{path}.{key}")
+        if "tags" in fields:
+            fields["tags"] = _unique(fields["tags"])
         if "args" in raw:
             fields["args"] = self._args(_key_value_map(raw, "args", f"{path}.args"))
         if "labels" in raw:
@@ -244,7 +253,9 @@ class ServiceNormalizer:
             parsed = parse_ram_bytes(value)
             if parsed is not None:
                 return parsed
-        raise _type_error(f"{path}.shm_size must be a size such as 64m or a number of bytes", raw, "shm_size", path)
+        raise _type_error(
+            f"{path}.shm_size must be a size such as 64m or a number of bytes", raw, "shm_size", path
+        )
 
     def _secrets(self, raw: Any, path: str) -> list[BuildSecret]:
         value = raw["secrets"]
@@ -262,7 +273,9 @@ class ServiceNormalizer:
                                       value, index, where)  # fmt: skip
                 secrets.append(BuildSecret(**{k: go_string(v) for k, v in item.items() if v is not None}))
             else:
-                raise _type_error(f"{where} must be a secret name or a mapping with source", value, index, where)
+                raise _type_error(
+                    f"{where} must be a secret name or a mapping with source", value, index, where
+                )
         return secrets
 
     def _ssh(self, raw: Any, path: str) -> list[str]:
@@ -271,6 +284,11 @@ class ServiceNormalizer:
         for key, value in pairs.items():
             keys.append(key if value is None else f"{key}={self.resolve_path(go_string(value))}")
         return keys
+
+
+def _unique(items: list[str]) -> list[str]:
+    """Compose keeps one of each entry of some lists (tags, profiles), at its first position."""
+    return list(dict.fromkeys(items))
 
 
 def _plain(value: Any) -> Any:
@@ -300,7 +318,7 @@ def build_project(
     if not isinstance(raw_services, dict):
         raise _type_error("services must be a mapping", model, "services", "services")
     normalizer = ServiceNormalizer(working_dir, environment, home)
-    services = {n: normalizer.service(n, raw_services) for n in raw_services}
+    services = {n: normalizer.service(n, raw_services) for n in raw_services}  # type: ignore[arg-type]
     enabled = {n: s for n, s in services.items() if is_enabled(s, profiles)}
     for svc_name, svc in enabled.items():
         for dep in svc.depends_on:
@@ -313,6 +331,17 @@ def build_project(
             else:
                 message = f'service "{svc_name}" depends on undefined service "{dep}"'
             raise ComposeFileError(message, loc.at(f"services.{svc_name}.depends_on"))
+    for svc_name, svc in enabled.items():
+        for context_name, value in (svc.build.additional_contexts if svc.build else {}).items():
+            target = value.removeprefix("service:")
+            if value.startswith("service:") and target not in enabled:
+                raise ComposeFileError(
+                    f'service "{svc_name}" declares unknown service "{target}" as additional context '
+                    f"{context_name}" + (" (disabled by its profiles)" if target in services else ""),
+                    _build_location(raw_services[svc_name], "additional_contexts", model.loc).at(
+                        f"services.{svc_name}.build.additional_contexts.{context_name}"
+                    ),
+                )
     return ComposeProject(
         name=name,
         working_dir=str(working_dir),
@@ -322,6 +351,11 @@ def build_project(
         extensions={k: _plain(v) for k, v in model.items() if k.startswith("x-")},
         environment=dict(environment),
     )
+
+
+def _build_location(raw_service: Any, key: str, default: Location) -> Location:
+    build = raw_service.get("build") if isinstance(raw_service, dict) else None
+    return location_in(build, key) or location_in(raw_service, "build") or default
 
 
 def _required_dependency(raw_service: Any, dep: str) -> bool:

@@ -93,7 +93,9 @@ def resolve_options(options: ProjectOptions) -> ResolvedOptions:
 
     for path in files:
         if not path.exists():
-            raise ComposeFileError("compose file not found", Location(str(path)), hint="check -f / COMPOSE_FILE")
+            raise ComposeFileError(
+                "compose file not found", Location(str(path)), hint="check -f / COMPOSE_FILE"
+            )
 
     profiles = tuple(p for p in options.profiles if p)
     if not profiles and environment.get("COMPOSE_PROFILES"):

@@ -1,0 +1,1 @@
+#!/bin/sh\necho sandbox init

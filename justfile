@@ -1,0 +1,26 @@
+# Development recipes; `just --list` shows them.
+venv := ".venv"
+py := venv / "bin/python"
+
+setup:
+    python3 -m venv {{venv}}
+    {{venv}}/bin/pip install -q -e '.[dev]'
+
+test *args:
+    {{py}} -m pytest -q -p no:cacheprovider {{args}}
+
+lint:
+    {{venv}}/bin/ruff check .
+    {{venv}}/bin/ruff format --check .
+    {{venv}}/bin/mypy
+
+fmt:
+    {{venv}}/bin/ruff check --fix .
+    {{venv}}/bin/ruff format .
+
+bench:
+    {{py}} bench/load_compose.py
+
+schemas:
+    {{venv}}/bin/planner schema rules > schemas/rules.schema.json
+    {{venv}}/bin/planner schema plan > schemas/plan.schema.json

@@ -1,0 +1,258 @@
+"""Stages and image references of a Dockerfile, as BuildKit's frontend reads them.
+
+Why our own reader: the graph needs `COPY --from=`, `RUN --mount=...,from=` flags, heredocs and BuildKit's
+word expansion of `ARG`s in `FROM`, which the maintained Python parsers do not cover. It only extracts what the
+graph needs: parser directives, logical lines (escape-character continuations, comment lines inside them,
+heredoc bodies skipped), global `ARG`s substituted into `FROM`, stage names (case-insensitive), and every
+reference to an image that is not a stage of the same file.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+Via = Literal["FROM", "COPY --from", "RUN --mount"]
+
+_DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
+_HEREDOC = re.compile(r"<<(-?)\s*([\"']?)([A-Za-z_][A-Za-z0-9_]*)\2")
+_HEREDOC_INSTRUCTIONS = {"RUN", "COPY", "ADD"}
+# Platform args BuildKit predefines in the global scope; values for a linux/amd64 builder.
+_PLATFORM_ARGS = {
+    "BUILDPLATFORM": "linux/amd64", "BUILDOS": "linux", "BUILDARCH": "amd64", "BUILDVARIANT": "",
+    "TARGETPLATFORM": "linux/amd64", "TARGETOS": "linux", "TARGETARCH": "amd64", "TARGETVARIANT": "",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A reference from this Dockerfile to an image outside it."""
+
+    ref: str
+    via: Via
+    line: int
+    stage: str | None  # the stage that refers to it (name, or index as text)
+
+
+@dataclass(frozen=True)
+class Stage:
+    index: int
+    name: str | None
+    base: str
+    line: int
+
+
+@dataclass
+class DockerfileInfo:
+    stages: list[Stage] = field(default_factory=list)
+    image_refs: list[ImageRef] = field(default_factory=list)
+
+    def stage_names(self) -> list[str]:
+        return [s.name for s in self.stages if s.name]
+
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str
+    args: str
+    line: int
+
+
+def instructions(text: str) -> Iterator[Instruction]:
+    """Logical instructions with their first line number; heredoc bodies and comments are dropped."""
+    lines = text.splitlines()
+    escape = "\\"
+    index = 0
+    # Parser directives: only at the very top, before any comment, blank line or instruction.
+    while index < len(lines):
+        match = _DIRECTIVE.match(lines[index].strip())
+        if not match:
+            break
+        if match.group(1).lower() == "escape" and match.group(2) in ("\\", "`"):
+            escape = match.group(2)
+        index += 1
+    while index < len(lines):
+        raw = lines[index]
+        stripped = raw.strip()
+        index += 1
+        if not stripped or stripped.startswith("#"):
+            continue
+        start = index
+        parts: list[str] = []
+        current = stripped
+        while current.endswith(escape):
+            parts.append(current[: -len(escape)])
+            # comment and empty lines inside a continuation are skipped
+            while index < len(lines) and (not lines[index].strip() or lines[index].strip().startswith("#")):
+                index += 1
+            if index >= len(lines):
+                current = ""
+                break
+            current = lines[index].strip()
+            index += 1
+        parts.append(current)
+        logical = " ".join(p.strip() for p in parts if p.strip())
+        keyword, _, args = logical.partition(" ")
+        keyword = keyword.upper()
+        if keyword in _HEREDOC_INSTRUCTIONS:
+            for dash, _quote, delimiter in _HEREDOC.findall(args):
+                while index < len(lines):
+                    body = lines[index]
+                    index += 1
+                    if (body.lstrip("\t") if dash else body) == delimiter:
+                        break
+        yield Instruction(keyword, args.strip(), start)
+
+
+def expand(word: str, variables: Mapping[str, str]) -> str:
+    """BuildKit word expansion: `$V`, `${V}`, `${V:-w}`, `${V-w}`, `${V:+w}`, `${V+w}`, `\\$` escapes."""
+    out: list[str] = []
+    i = 0
+    while i < len(word):
+        char = word[i]
+        if char == "\\" and i + 1 < len(word) and word[i + 1] == "$":
+            out.append("$")
+            i += 2
+            continue
+        if char != "$":
+            out.append(char)
+            i += 1
+            continue
+        if i + 1 < len(word) and word[i + 1] == "{":
+            end = _closing_brace(word, i + 2)
+            if end < 0:
+                out.append(word[i:])
+                break
+            out.append(_expand_braced(word[i + 2 : end], variables))
+            i = end + 1
+            continue
+        match = re.match(r"[A-Za-z_][A-Za-z0-9_]*", word[i + 1 :])
+        if match:
+            out.append(variables.get(match.group(0), ""))
+            i += 1 + len(match.group(0))
+        else:
+            out.append("$")
+            i += 1
+    return "".join(out)
+
+
+def _closing_brace(word: str, start: int) -> int:
+    depth = 1
+    for i in range(start, len(word)):
+        if word[i] == "{":
+            depth += 1
+        elif word[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+    return -1
+
+
+def _expand_braced(body: str, variables: Mapping[str, str]) -> str:
+    match = re.match(r"([A-Za-z_][A-Za-z0-9_]*)(:?[-+?])?(.*)$", body, re.DOTALL)
+    if not match:
+        return ""
+    name, operator, rest = match.groups()
+    value = variables.get(name)
+    if operator is None:
+        return value or ""
+    word = expand(rest, variables)
+    if operator == ":-":
+        return value if value else word
+    if operator == "-":
+        return value if value is not None else word
+    if operator == ":+":
+        return word if value else ""
+    if operator == "+":
+        return word if value is not None else ""
+    return value or ""  # `?` / `:?`: an unset value fails the build in BuildKit; nothing to reference here
+
+
+def _split_flags(args: str) -> tuple[dict[str, list[str]], list[str]]:
+    """Leading `--flag=value` options and the remaining words."""
+    try:
+        words = shlex.split(args, posix=True)
+    except ValueError:
+        words = args.split()
+    flags: dict[str, list[str]] = {}
+    rest_index = 0
+    for rest_index, word in enumerate(words):  # noqa: B007
+        if not word.startswith("--"):
+            break
+        name, _, value = word[2:].partition("=")
+        flags.setdefault(name.lower(), []).append(value)
+    else:
+        rest_index = len(words)
+    return flags, words[rest_index:]
+
+
+def _arg_definitions(args: str) -> Iterator[tuple[str, str | None]]:
+    try:
+        words = shlex.split(args, posix=True)
+    except ValueError:
+        words = args.split()
+    for word in words:
+        name, sep, default = word.partition("=")
+        yield name, default if sep else None
+
+
+def parse_dockerfile(text: str, build_args: Mapping[str, str]) -> DockerfileInfo:
+    """Stages and external image references, with `ARG`s resolved from build args and defaults."""
+    info = DockerfileInfo()
+    global_scope: dict[str, str] = dict(_PLATFORM_ARGS)
+    stage_scope: dict[str, str] = {}
+    known_stages: dict[str, int] = {}
+    current: Stage | None = None
+
+    def stage_label() -> str | None:
+        if current is None:
+            return None
+        return current.name or str(current.index)
+
+    def reference(value: str, via: Via, line: int) -> None:
+        ref = expand(value, {**global_scope, **stage_scope})
+        if not ref or ref.lower() in known_stages or ref.lower() == "scratch":
+            return
+        if ref.isdigit() and int(ref) < len(info.stages):
+            return
+        info.image_refs.append(ImageRef(ref, via, line, stage_label()))
+
+    for instruction in instructions(text):
+        if instruction.keyword == "ARG":
+            scope = global_scope if current is None else stage_scope
+            for name, default in _arg_definitions(instruction.args):
+                if name in build_args:
+                    scope[name] = build_args[name]
+                elif default is not None:
+                    scope[name] = expand(default, {**global_scope, **stage_scope})
+                elif current is not None and name in global_scope:
+                    scope[name] = global_scope[name]  # `ARG NAME` in a stage re-imports the global value
+        elif instruction.keyword == "FROM":
+            flags, words = _split_flags(instruction.args)
+            del flags
+            if not words:
+                continue
+            base = expand(words[0], global_scope)
+            name = words[2].lower() if len(words) >= 3 and words[1].lower() == "as" else None
+            stage_scope = {}
+            if base.lower() not in known_stages and base.lower() != "scratch":
+                info.image_refs.append(ImageRef(base, "FROM", instruction.line, name or str(len(info.stages))))
+            current = Stage(len(info.stages), name, base, instruction.line)
+            info.stages.append(current)
+            if name:
+                known_stages[name] = current.index
+        elif instruction.keyword in ("COPY", "ADD"):
+            flags, _ = _split_flags(instruction.args)
+            for value in flags.get("from", []):
+                reference(value, "COPY --from", instruction.line)
+        elif instruction.keyword == "RUN":
+            flags, _ = _split_flags(instruction.args)
+            for mount in flags.get("mount", []):
+                for field_text in mount.split(","):
+                    key, _, value = field_text.partition("=")
+                    if key.strip().lower() == "from" and value:
+                        reference(value.strip(), "RUN --mount", instruction.line)
+    return info

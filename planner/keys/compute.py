@@ -1,0 +1,223 @@
+"""Content keys: xxh3-128 over a canonical, versioned encoding of everything that decides a node's output.
+
+Inputs: the context files Docker would send (path, type, kept mode bits, content hash or link target), the
+Dockerfile text, build args minus volatile ones, target, platforms, labels, additional contexts (local trees
+hashed the same way, remote ones by reference), the rules' extra inputs and environment values, the artifact
+output type, and the keys of every upstream node (Merkle). Never absolute paths, mtimes, owners or host names.
+Outputs of other nodes (artifact folders, stamp files) inside a context are left out of the walk: the
+producer's key stands for them, so a plan never depends on stale generated files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import xxhash
+
+from planner.errors import InputError
+from planner.graph import BuildGraph, dockerfile_path, dockerfile_text
+from planner.keys.ignore import PatternMatcher, load_matcher
+from planner.keys.statcache import StatCache
+from planner.keys.walk import Entry, walk_contexts
+from planner.stack import Node
+
+KEY_VERSION = "planner-key/1"
+
+
+def _digest(lines: Iterable[str]) -> str:
+    hasher = xxhash.xxh3_128()
+    for line in lines:
+        hasher.update(line.encode("utf-8", "surrogateescape"))
+        hasher.update(b"\n")
+    return hasher.hexdigest()
+
+
+def value_hash(value: str) -> str:
+    return xxhash.xxh3_64_hexdigest(value.encode("utf-8", "surrogateescape"))
+
+
+@dataclass
+class Manifest:
+    """What a key was computed from, kept per key for `planner explain`."""
+
+    node: str
+    key: str = ""
+    files: dict[str, str] = field(default_factory=dict)  # "<context>/<path>" -> "kind mode hash-or-target"
+    dockerfile: str = ""
+    args: dict[str, str] = field(default_factory=dict)  # name -> value hash (values may be secrets)
+    volatile_args: list[str] = field(default_factory=list)
+    target: str | None = None
+    platforms: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    contexts: dict[str, str] = field(default_factory=dict)  # additional context -> tree hash / remote reference
+    inputs: dict[str, str] = field(default_factory=dict)  # extra input path -> tree hash
+    env: dict[str, str] = field(default_factory=dict)  # variable -> value hash ("" when unset)
+    upstream: dict[str, str] = field(default_factory=dict)  # node -> key
+    output: str | None = None
+
+    def lines(self, trees: dict[str, str]) -> list[str]:
+        out = [KEY_VERSION, f"dockerfile {self.dockerfile}"]
+        out += [f"target {self.target or ''}", f"platforms {','.join(sorted(self.platforms))}"]
+        out += [f"arg {k}={v}" for k, v in sorted(self.args.items())]
+        out += [f"label {k}={value_hash(v)}" for k, v in sorted(self.labels.items())]
+        out += [f"context {name} {digest}" for name, digest in sorted(trees.items())]
+        out += [f"additional {name} {value}" for name, value in sorted(self.contexts.items())]
+        out += [f"input {path} {digest}" for path, digest in sorted(self.inputs.items())]
+        out += [f"env {name} {digest}" for name, digest in sorted(self.env.items())]
+        out += [f"upstream {name} {key}" for name, key in sorted(self.upstream.items())]
+        out.append(f"output {self.output or ''}")
+        return out
+
+
+def tree_lines(entries: list[Entry], hashes: dict[str, str]) -> list[str]:
+    lines = []
+    for entry in entries:
+        payload = hashes[entry.path] if entry.kind == "f" else entry.target
+        lines.append(f"{entry.kind} {entry.mode:o} {entry.path}\0{payload}")
+    return lines
+
+
+@dataclass(frozen=True)
+class _Walk:
+    """One context tree to hash for one node: where, with which matcher, leaving out which paths."""
+
+    node: str
+    label: str  # "." for the main context, else the additional context's name or "input:<path>"
+    root: str
+    matcher: PatternMatcher
+    skip: tuple[str, ...]
+    hash_ignore: PatternMatcher | None
+
+
+class KeyComputer:
+    """Computes every node's key in dependency order, walking each shared tree once."""
+
+    def __init__(self, graph: BuildGraph, cache: StatCache, environ: dict[str, str]) -> None:
+        self.graph = graph
+        self.cache = cache
+        self.environ = environ
+        self.generated = self._generated_paths()
+
+    def _generated_paths(self) -> list[str]:
+        paths = [n.output_dest for n in self.graph.nodes.values() if n.output_dest]
+        paths += [s.path for s in self.graph.stack.stamps.values()]
+        return [p for p in paths if p]
+
+    def _skips(self, root: str) -> tuple[str, ...]:
+        skips = []
+        for path in self.generated:
+            if path == root or path.startswith(root.rstrip(os.sep) + os.sep):
+                skips.append(os.path.relpath(path, root).replace(os.sep, "/"))
+        return tuple(skips)
+
+    def _walks(self, node: Node) -> list[_Walk]:
+        walks = []
+        extra = PatternMatcher.from_lines(node.rules.ignore, f"{node.name}: hash.ignore") if node.rules.ignore else None
+        if os.path.isabs(node.build.context):
+            root = node.build.context
+            walks.append(_Walk(node.name, ".", root, load_matcher(Path(root), dockerfile_path(node)), self._skips(root), extra))
+        for name, value in node.build.additional_contexts.items():
+            if os.path.isabs(value):
+                walks.append(_Walk(node.name, name, value, load_matcher(Path(value), None), self._skips(value), extra))
+        project_dir = self.graph.stack.project_dir
+        for relative in node.rules.inputs:
+            path = os.path.normpath(project_dir / relative)
+            if not os.path.exists(path):
+                raise InputError(f"{node.name}: hash input {relative} does not exist ({path})", node.location)
+            walks.append(_Walk(node.name, f"input:{relative}", path, PatternMatcher(), self._skips(path), extra))
+        return walks
+
+    def compute(self) -> dict[str, Manifest]:
+        plan: dict[str, list[_Walk]] = {name: self._walks(node) for name, node in self.graph.nodes.items()}
+        trees = self._hash_trees([w for walks in plan.values() for w in walks])
+        manifests: dict[str, Manifest] = {}
+        for name in self.graph.order():
+            node = self.graph.nodes[name]
+            manifest = self._manifest(node, plan[name], trees, manifests)
+            manifests[name] = manifest
+        self.cache.save()
+        return manifests
+
+    def _hash_trees(self, walks: list[_Walk]) -> dict[tuple[str, str], tuple[str, dict[str, str]]]:
+        """(node, label) -> (tree hash, file lines for the manifest); one traversal per distinct root."""
+        by_root: dict[str, list[_Walk]] = {}
+        for walk in walks:
+            if walk.label.startswith("input:") and os.path.isfile(walk.root):
+                continue
+            by_root.setdefault(walk.root, []).append(walk)
+        result: dict[tuple[str, str], tuple[str, dict[str, str]]] = {}
+        for walk in walks:
+            if walk.label.startswith("input:") and os.path.isfile(walk.root):
+                digest = StatCache(None).hashes(os.path.dirname(walk.root), [_file_entry(walk.root)])
+                content = next(iter(digest.values()))
+                result[(walk.node, walk.label)] = (_digest([f"file {content}"]), {walk.label: content})
+        for root, group in by_root.items():
+            listings = walk_contexts(Path(root), [w.matcher for w in group], [w.skip for w in group])
+            union: dict[str, Entry] = {}
+            for entries in listings:
+                for entry in entries:
+                    union.setdefault(entry.path, entry)
+            hashes = self.cache.hashes(root, union.values())
+            for walk, entries in zip(group, listings, strict=True):
+                if walk.hash_ignore is not None:
+                    entries = [e for e in entries if not walk.hash_ignore.excluded(e.path)]
+                lines = tree_lines(entries, hashes)
+                files = {
+                    e.path: (f"{e.kind} {e.mode:o} {hashes[e.path]}" if e.kind == "f" else f"{e.kind} {e.mode:o} {e.target}")
+                    for e in entries
+                }
+                result[(walk.node, walk.label)] = (_digest(lines), files)
+        return result
+
+    def _manifest(
+        self,
+        node: Node,
+        walks: list[_Walk],
+        trees: dict[tuple[str, str], tuple[str, dict[str, str]]],
+        done: dict[str, Manifest],
+    ) -> Manifest:
+        build = node.build
+        volatile = set(node.rules.volatile_args)
+        text = dockerfile_text(node)
+        manifest = Manifest(
+            node=node.name,
+            dockerfile=xxhash.xxh3_128_hexdigest(text.encode("utf-8", "surrogateescape")) if text is not None else "",
+            args={k: value_hash(v) for k, v in build.args.items() if k not in volatile},
+            volatile_args=sorted(volatile & set(build.args)),
+            target=build.target,
+            platforms=list(build.platforms),
+            labels=dict(build.labels),
+            env={name: value_hash(self.environ[name]) if name in self.environ else "" for name in node.rules.env},
+            upstream={up: done[up].key for up in self.graph.upstream(node.name)},
+            output=node.output_type,
+        )
+        context_trees: dict[str, str] = {}
+        for walk in walks:
+            digest, files = trees[(walk.node, walk.label)]
+            if walk.label.startswith("input:"):
+                manifest.inputs[walk.label[len("input:") :]] = digest
+                prefix = walk.label
+            else:
+                context_trees[walk.label] = digest
+                prefix = walk.label
+            for path, line in files.items():
+                manifest.files[f"{prefix}/{path}"] = line
+        for name, value in build.additional_contexts.items():
+            if not os.path.isabs(value):
+                manifest.contexts[name] = value  # remote: docker-image://, git URL, service:NAME (upstream key)
+        if not os.path.isabs(build.context):
+            manifest.contexts["."] = build.context
+        manifest.key = _digest(manifest.lines(context_trees))
+        return manifest
+
+
+def _file_entry(path: str) -> Entry:
+    st = os.stat(path)
+    return Entry(os.path.basename(path), "f", st.st_mode & 0o7777, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
+def compute_keys(graph: BuildGraph, cache: StatCache, environ: dict[str, str]) -> dict[str, Manifest]:
+    return KeyComputer(graph, cache, environ).compute()

@@ -1,0 +1,220 @@
+"""`.dockerignore` exactly as Docker reads and applies it (moby/patternmatcher + buildkit's dockerignore reader).
+
+Reading: a line starting with `#` is a comment (only at column 0); lines are trimmed; `!` marks an exception;
+each pattern is cleaned like Go's filepath.Clean and a leading `/` dropped. Matching: the last pattern that
+matches a path or any of its parent directories decides; `*` and `?` stop at `/`, `**` spans directories,
+`[...]` classes and `\\` escapes as in Go's filepath.Match.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from planner.errors import InputError
+
+_REGEX_SPECIALS = set(".+()|{}$")
+
+
+def go_clean(path: str) -> str:
+    """Go's filepath.Clean for slash paths (`""` → `.`)."""
+    if not path:
+        return "."
+    rooted = path.startswith("/")
+    cleaned = posixpath.normpath(path)
+    if cleaned.startswith("//"):
+        cleaned = cleaned[1:]
+    if rooted and not cleaned.startswith("/"):
+        cleaned = "/" + cleaned
+    return cleaned
+
+
+def read_dockerignore(text: str) -> list[str]:
+    """Patterns of a .dockerignore file, as BuildKit's reader returns them."""
+    patterns = []
+    # bufio.ScanLines: split at "\n" only, dropping one trailing "\r" (str.splitlines also splits at \r, \f, ...)
+    for number, raw in enumerate(text.split("\n")):
+        line = raw.removesuffix("\r")
+        line = line.removeprefix("\ufeff") if number == 0 else line
+        if line.startswith("#"):
+            continue
+        pattern = line.strip()
+        if not pattern:
+            continue
+        invert = pattern.startswith("!")
+        if invert:
+            pattern = pattern[1:].strip()
+        if pattern:
+            pattern = go_clean(pattern)
+            if len(pattern) > 1 and pattern.startswith("/"):
+                pattern = pattern[1:]
+        patterns.append("!" + pattern if invert else pattern)
+    return patterns
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """One compiled pattern; `kind` mirrors patternmatcher's fast paths, whose results differ from the regex
+    in corner cases (`**foo` is a plain suffix, `a**` a plain prefix)."""
+
+    text: str
+    exclusion: bool
+
+    @cached_property
+    def compiled(self) -> tuple[str, re.Pattern[str] | None]:
+        return _compile(self.text)
+
+    def match(self, path: str) -> bool:
+        kind, regex = self.compiled
+        if kind == "exact":
+            return path == self.text
+        if kind == "prefix":
+            return path.startswith(self.text[:-2])
+        if kind == "suffix":
+            suffix = self.text[2:]
+            return path.endswith(suffix) or (suffix.startswith("/") and path == suffix[1:])
+        assert regex is not None
+        return regex.match(path) is not None
+
+
+def _compile(pattern: str) -> tuple[str, re.Pattern[str] | None]:
+    """patternmatcher's Pattern.compile: the match kind and, for "regexp", the expression."""
+    out = ["^"]
+    kind = "exact"
+    i = 0
+    n = len(pattern)
+    first = True
+    while i < n:
+        char = pattern[i]
+        i += 1
+        if char == "*":
+            if i < n and pattern[i] == "*":
+                i += 1
+                if i < n and pattern[i] == "/":
+                    i += 1
+                if i >= n:
+                    if kind == "exact":
+                        kind = "prefix"
+                    else:
+                        out.append(".*")
+                        kind = "regexp"
+                else:
+                    out.append("(.*/)?")
+                    kind = "regexp"
+                if first:
+                    kind = "suffix"
+            else:
+                out.append("[^/]*")
+                kind = "regexp"
+        elif char == "?":
+            out.append("[^/]")
+            kind = "regexp"
+        elif char in _REGEX_SPECIALS:
+            out.append("\\" + char)
+        elif char == "\\":
+            if i < n:
+                out.append("\\" + pattern[i])
+                i += 1
+                kind = "regexp"  # patternmatcher: an escaped character always makes a regexp
+            else:
+                out.append("\\\\")
+        elif char in "[]":
+            out.append(char)
+            kind = "regexp"
+        else:
+            out.append(char)
+        first = False
+    if kind != "regexp":
+        return kind, None
+    # Go's `$` (no multi-line flag) is Python's `\Z`, and Go's `.` does not match a newline (no DOTALL);
+    # `[^/]` matches one in both.
+    out.append("\\Z")
+    return kind, re.compile("".join(out))
+
+
+@dataclass
+class PatternMatcher:
+    """Decides whether a context-relative path is excluded."""
+
+    patterns: list[Pattern] = field(default_factory=list)
+
+    @classmethod
+    def from_lines(cls, lines: list[str], source: str = ".dockerignore") -> PatternMatcher:
+        patterns = []
+        for raw in lines:
+            text = raw.strip()
+            if not text:
+                continue
+            text = go_clean(text)
+            exclusion = text.startswith("!")
+            if exclusion:
+                text = text[1:]
+                if not text:
+                    raise InputError(f'{source}: illegal exclusion pattern: "!"')
+            pattern = Pattern(text, exclusion)
+            try:
+                pattern.compiled  # noqa: B018 - compile now so a bad pattern fails here, naming the file
+            except re.error as exc:
+                raise InputError(f"{source}: bad pattern {raw!r}: {exc}") from None
+            patterns.append(pattern)
+        return cls(patterns)
+
+    @property
+    def has_exclusions(self) -> bool:
+        return any(p.exclusion for p in self.patterns)
+
+    def descend_into(self, directory: str) -> bool:
+        """Whether Docker walks into an excluded directory: only when an exception pattern starts with it
+        (the docker CLI's context walk: `strings.HasPrefix(pattern + "/", dir + "/")`). `!a/*/c` therefore does
+        not re-include `a/b/c`; Docker does not send it either."""
+        prefix = directory + "/"
+        return any(p.exclusion and (p.text + "/").startswith(prefix) for p in self.patterns)
+
+    def would_send(self, path: str) -> bool:
+        """Whether a context-relative path ends up in the context Docker sends: not excluded, and no excluded
+        ancestor directory that the walk skips."""
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            ancestor = "/".join(parts[:depth])
+            if self.excluded(ancestor) and not self.descend_into(ancestor):
+                return False
+        return not self.excluded(path)
+
+    def excluded(self, path: str) -> bool:
+        """MatchesOrParentMatches: the last pattern matching the path or one of its parents decides."""
+        matched = False
+        parent = posixpath.dirname(path)
+        parents = parent.split("/") if parent else []
+        for pattern in self.patterns:
+            if pattern.exclusion != matched:
+                continue
+            hit = pattern.match(path)
+            if not hit and parents:
+                hit = any(pattern.match("/".join(parents[: i + 1])) for i in range(len(parents)))
+            if hit:
+                matched = not pattern.exclusion
+        return matched
+
+
+def ignore_file_for(context: Path, dockerfile: Path | None) -> Path | None:
+    """BuildKit's choice: `<Dockerfile>.dockerignore` beside the Dockerfile wins over `<context>/.dockerignore`."""
+    if dockerfile is not None:
+        specific = dockerfile.with_name(dockerfile.name + ".dockerignore")
+        if specific.is_file():
+            return specific
+    default = context / ".dockerignore"
+    return default if default.is_file() else None
+
+
+def load_matcher(context: Path, dockerfile: Path | None, extra: list[str] | None = None) -> PatternMatcher:
+    path = ignore_file_for(context, dockerfile)
+    lines = []
+    if path is not None:
+        try:
+            lines = read_dockerignore(path.read_text(encoding="utf-8", errors="surrogateescape"))
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read: {exc}") from None
+    return PatternMatcher.from_lines([*lines, *(extra or [])], str(path or context / ".dockerignore"))

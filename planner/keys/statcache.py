@@ -1,0 +1,151 @@
+"""Content hashes of files, remembered by stat so an unchanged tree is not read again.
+
+The cache only accelerates: each context root keeps one record `path -> (size, mtime_ns, ctime_ns, inode,
+device, hash)`, read and written as a whole (one diskcache get/set per root, not one per file). An entry is
+trusted only when every stat field matches; a file changed within the last two seconds is hashed but not
+remembered (its mtime may not move on a second write in the same tick: git's "racy clean" problem). A
+corrupt or unreadable cache directory is replaced with a warning, never trusted.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+from planner.errors import InputError
+from planner.keys.walk import Entry
+
+CACHE_VERSION = 1
+RACY_WINDOW_NS = 2_000_000_000
+CHUNK = 1 << 20
+Record = tuple[int, int, int, int, int, str]
+
+
+def default_cache_dir(environ: dict[str, str] | None = None) -> Path:
+    env = environ if environ is not None else dict(os.environ)
+    if env.get("PLANNER_CACHE_DIR"):
+        return Path(env["PLANNER_CACHE_DIR"])
+    base = env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME", "/tmp"), ".cache")
+    return Path(base) / "planner"
+
+
+def hash_file(path: str) -> str:
+    """xxh3-128 of a file's content."""
+    try:
+        with open(path, "rb", buffering=0) as handle:
+            first = handle.read(CHUNK)
+            if len(first) < CHUNK:
+                return xxhash.xxh3_128_hexdigest(first)
+            digest = xxhash.xxh3_128(first)
+            while chunk := handle.read(CHUNK):
+                digest.update(chunk)
+            return digest.hexdigest()
+    except PermissionError:
+        raise InputError(f"cannot read {path}: permission denied (Docker could not send it either)") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+
+
+class StatCache:
+    """Per-root stat → content-hash records on top of diskcache (or in memory when no directory is given)."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.store: Any = None
+        if directory is not None:
+            self.store = _open_store(directory)
+        self.loaded: dict[str, dict[str, Record]] = {}
+        self.dirty: set[str] = set()
+        self.files_hashed = 0
+        self.bytes_hashed = 0
+
+    def _records(self, root: str) -> dict[str, Record]:
+        if root not in self.loaded:
+            records: Any = None
+            if self.store is not None:
+                try:
+                    records = self.store.get(("stat", CACHE_VERSION, root))
+                except Exception as exc:  # a damaged sqlite file or pickle: start over, never trust it
+                    _warn(f"stat cache unreadable ({exc}); rebuilding it")
+                    records = None
+            self.loaded[root] = records if isinstance(records, dict) else {}
+        return self.loaded[root]
+
+    def hashes(self, root: str, entries: Iterable[Entry], jobs: int = 4) -> dict[str, str]:
+        """Content hash per regular-file entry path (relative to `root`)."""
+        records = self._records(root)
+        now = time.time_ns()
+        result: dict[str, str] = {}
+        missing: list[Entry] = []
+        for entry in entries:
+            if entry.kind != "f":
+                continue
+            record = records.get(entry.path)
+            if record is not None and record[:5] == (
+                entry.size, entry.mtime_ns, entry.ctime_ns, entry.inode, entry.device
+            ):  # fmt: skip
+                result[entry.path] = record[5]
+            else:
+                missing.append(entry)
+        if missing:
+            paths = [os.path.join(root, e.path) for e in missing]
+            if len(missing) > 8 and jobs > 1:
+                with ThreadPoolExecutor(max_workers=jobs) as pool:
+                    digests = list(pool.map(hash_file, paths, chunksize=16))
+            else:
+                digests = [hash_file(p) for p in paths]
+            for entry, digest in zip(missing, digests, strict=True):
+                result[entry.path] = digest
+                self.files_hashed += 1
+                self.bytes_hashed += entry.size
+                if now - max(entry.mtime_ns, entry.ctime_ns) > RACY_WINDOW_NS:
+                    records[entry.path] = (entry.size, entry.mtime_ns, entry.ctime_ns, entry.inode, entry.device, digest)
+                    self.dirty.add(root)
+                elif entry.path in records:
+                    del records[entry.path]
+                    self.dirty.add(root)
+        return result
+
+    def save(self) -> None:
+        """Write back the roots whose records changed."""
+        if self.store is None:
+            return
+        for root in self.dirty:
+            try:
+                self.store.set(("stat", CACHE_VERSION, root), self.loaded[root])
+            except Exception as exc:
+                _warn(f"stat cache not saved ({exc}); the next run hashes again")
+        self.dirty.clear()
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+
+def _open_store(directory: Path) -> Any:
+    import shutil
+
+    import diskcache
+
+    try:
+        store = diskcache.Cache(str(directory), size_limit=2**30)
+        store.get(("probe",))
+        return store
+    except Exception as exc:
+        _warn(f"cache directory {directory} is unusable ({exc}); recreating it")
+        shutil.rmtree(directory, ignore_errors=True)
+        try:
+            return diskcache.Cache(str(directory), size_limit=2**30)
+        except Exception as second:
+            _warn(f"cache directory {directory} cannot be created ({second}); running without a cache")
+            return None
+
+
+def _warn(message: str) -> None:
+    print(f"planner: warning: {message}", file=sys.stderr)

@@ -1,0 +1,145 @@
+"""Walking a build context exactly as Docker sends it.
+
+Rules (the docker CLI's context walk, which the engine here builds from, and what `COPY . /x` then holds):
+- a path is sent unless `.dockerignore` excludes it (last matching pattern wins, parents count);
+- an excluded directory is skipped whole, unless an exception pattern starts with it; then the walk goes on
+  inside, and only re-included entries are sent (their parent folders appear implicitly, mode 0755);
+- symlinks are sent as links (never followed); regular files with content and permission bits; directories,
+  empty ones too; fifos and devices as such; sockets never.
+Several matchers over one root are served by a single traversal ("multiple contexts sharing a tree are
+walked once").
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from planner.errors import InputError
+from planner.keys.ignore import PatternMatcher
+
+IMPLICIT_DIR_MODE = 0o755
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One path of a build context."""
+
+    path: str  # context-relative, "/"-separated
+    kind: str  # "f" file, "d" directory, "l" symlink, "p" fifo, "c"/"b" device
+    mode: int  # permission bits as Docker keeps them (07777)
+    size: int = 0
+    mtime_ns: int = 0
+    ctime_ns: int = 0
+    inode: int = 0
+    device: int = 0
+    target: str = ""  # symlink target, or "major:minor" for devices
+
+
+def _kind(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return "f"
+    if stat.S_ISDIR(mode):
+        return "d"
+    if stat.S_ISLNK(mode):
+        return "l"
+    if stat.S_ISFIFO(mode):
+        return "p"
+    if stat.S_ISCHR(mode):
+        return "c"
+    if stat.S_ISBLK(mode):
+        return "b"
+    return None  # sockets: the docker tar writer skips them
+
+
+def _entry(path: str, full: str, st: os.stat_result, kind: str) -> Entry:
+    target = ""
+    if kind == "l":
+        target = os.readlink(full)
+    elif kind in "cb":
+        target = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+    return Entry(
+        path,
+        kind,
+        stat.S_IMODE(st.st_mode),
+        st.st_size if kind == "f" else 0,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+        st.st_ino,
+        st.st_dev,
+        target,
+    )
+
+
+class _Filter:
+    """One matcher's view during the shared traversal."""
+
+    def __init__(self, matcher: PatternMatcher, skip: Sequence[str]) -> None:
+        self.matcher = matcher
+        self.skip = tuple(skip)
+        self.entries: list[Entry] = []
+        self.active_excluded: set[str] = set()  # excluded dirs we walk into for re-included children
+
+    def skipped(self, path: str) -> bool:
+        return any(path == s or path.startswith(s + "/") for s in self.skip)
+
+
+def walk_contexts(root: Path, matchers: Sequence[PatternMatcher], skips: Sequence[Sequence[str]]) -> list[list[Entry]]:
+    """Entries of `root` as each matcher would send them (sorted by path), from one traversal.
+
+    `skips[i]` are context-relative paths left out for matcher i (outputs of upstream nodes, hashed by key)."""
+    try:
+        real_root = os.path.realpath(root)
+        if not os.path.isdir(real_root):
+            raise InputError(f"build context is not a directory: {root}")
+    except OSError as exc:
+        raise InputError(f"cannot read build context {root}: {exc}") from None
+    filters = [_Filter(m, s) for m, s in zip(matchers, skips, strict=True)]
+    # (relative dir, absolute dir, indexes of filters that still want this subtree)
+    stack: list[tuple[str, str, list[int]]] = [("", real_root, list(range(len(filters))))]
+    while stack:
+        rel_dir, abs_dir, wanting = stack.pop()
+        try:
+            with os.scandir(abs_dir) as iterator:
+                listing = [(d.name, d.path, d.stat(follow_symlinks=False)) for d in iterator]
+        except PermissionError as exc:
+            raise InputError(f"cannot read {abs_dir}: {exc.strerror}") from None
+        for name, full, st in listing:
+            kind = _kind(st.st_mode)
+            if kind is None:
+                continue
+            path = f"{rel_dir}/{name}" if rel_dir else name
+            children: list[int] = []
+            entry: Entry | None = None
+            for index in wanting:
+                view = filters[index]
+                if view.skipped(path):
+                    continue
+                if view.matcher.patterns and view.matcher.excluded(path):
+                    if kind == "d" and view.matcher.descend_into(path):
+                        view.active_excluded.add(path)
+                        children.append(index)
+                    continue
+                if entry is None:
+                    entry = _entry(path, full, st, kind)
+                view.entries.append(entry)
+                if kind == "d":
+                    children.append(index)
+            if kind == "d" and children:
+                stack.append((path, full, children))
+    results = []
+    for view in filters:
+        sent = {e.path for e in view.entries}
+        implicit = []
+        for folder in view.active_excluded:
+            if folder not in sent and any(p.startswith(folder + "/") for p in sent):
+                implicit.append(Entry(folder, "d", IMPLICIT_DIR_MODE))
+        results.append(sorted([*view.entries, *implicit], key=lambda e: e.path.encode("utf-8", "surrogateescape")))
+    return results
+
+
+def walk_context(root: Path, matcher: PatternMatcher, skip: Sequence[str] = ()) -> list[Entry]:
+    return walk_contexts(root, [matcher], [skip])[0]

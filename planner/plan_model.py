@@ -1,0 +1,45 @@
+"""The plan as data: what `planner plan --format json` prints and `apply` executes (schemas/plan.schema.json)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Action = Literal["skip", "build", "pull", "unknown"]
+TransferMode = Literal["none", "registry", "tarball", "unknown"]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Reason(Frozen):
+    code: str = Field(description="Stable machine-readable reason, e.g. new, file-changed, upstream-changed")
+    detail: str = Field("", description="Human-readable detail: paths, arg names, node names")
+
+
+class Transfer(Frozen):
+    destination: str
+    mode: TransferMode
+    reason: str = ""
+
+
+class PlanNode(Frozen):
+    name: str
+    kind: Literal["image", "artifact"]
+    image: str | None = Field(None, description="Image name the node produces (null for artifacts)")
+    key: str = Field(description="Content key (xxh3-128 hex) of the node's inputs")
+    action: Action
+    needs: list[str] = Field(default_factory=list, description="Nodes that must be ready first")
+    reasons: list[Reason] = Field(default_factory=list)
+    transfers: list[Transfer] = Field(default_factory=list)
+
+
+class Plan(Frozen):
+    version: Literal[1] = 1
+    project: str
+    offline: bool
+    nodes: list[PlanNode]
+    levels: list[list[str]] = Field(description="Nodes that can run together, in order")
+    summary: dict[str, int] = Field(default_factory=dict, description="Counts per action and transfer mode")

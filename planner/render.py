@@ -1,0 +1,94 @@
+"""Text renderings for people and scripts: graph JSON / DOT / Mermaid (plans join later)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from planner.graph import BuildGraph
+from planner.plan_model import Plan
+
+
+def graph_data(graph: BuildGraph) -> dict[str, Any]:
+    return {
+        "nodes": [{"name": n, "kind": graph.nodes[n].kind} for n in graph.order()],
+        "edges": [{"from": e.source, "to": e.target, "via": e.via} for e in graph.edges],
+        "levels": graph.levels(),
+    }
+
+
+def graph_json(graph: BuildGraph) -> str:
+    return json.dumps(graph_data(graph), indent=2) + "\n"
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def graph_dot(graph: BuildGraph) -> str:
+    lines = ["digraph planner {", "  rankdir=LR;", "  node [fontname=Helvetica];"]
+    for index, level in enumerate(graph.levels()):
+        lines.append(f"  subgraph level_{index} {{ rank=same;")
+        for name in level:
+            node = graph.nodes[name]
+            shape = "box" if node.kind == "image" else "folder"
+            label = name if node.image is None or node.image == name else f"{name}\\n{node.image}"
+            lines.append(f"    {_quote(name)} [shape={shape}, label={_quote(label)}];")
+        lines.append("  }")
+    for edge in graph.edges:
+        lines.append(f"  {_quote(edge.source)} -> {_quote(edge.target)} [label={_quote(edge.via)}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def graph_mermaid(graph: BuildGraph) -> str:
+    ids = {name: f"n{i}" for i, name in enumerate(graph.order())}
+    lines = ["flowchart LR"]
+    for name, ident in ids.items():
+        node = graph.nodes[name]
+        text = name.replace('"', "'")
+        lines.append(f'  {ident}["{text}"]' if node.kind == "image" else f'  {ident}[/"{text}"/]')
+    for edge in graph.edges:
+        lines.append(f"  {ids[edge.source]} -->|{edge.via}| {ids[edge.target]}")
+    return "\n".join(lines) + "\n"
+
+
+def print_plan_table(plan: Plan, console: Console | None = None) -> None:
+    """One row per node, grouped by level: action, key, needs, destinations, why; totals below."""
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=160)
+    title = f"planner plan: {plan.project}" + ("  (offline: daemons and registry not queried)" if plan.offline else "")
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("#", justify="right")
+    table.add_column("node", no_wrap=True)
+    table.add_column("produces", overflow="fold")
+    table.add_column("key", no_wrap=True)
+    table.add_column("action", no_wrap=True)
+    table.add_column("needs", overflow="fold")
+    table.add_column("destinations", overflow="fold")
+    table.add_column("why", overflow="fold", ratio=1)
+    level_of = {name: index for index, level in enumerate(plan.levels) for name in level}
+    for node in plan.nodes:
+        transfers = ", ".join(f"{t.destination}:{t.mode}" for t in node.transfers) or "-"
+        reasons = [r for r in node.reasons if r.code != "offline"]
+        why = "; ".join(r.code + (f" ({r.detail})" if r.detail else "") for r in reasons[:3]) or "-"
+        produces = node.image if node.kind == "image" else "artifact"
+        table.add_row(
+            str(level_of.get(node.name, "")),
+            node.name,
+            produces or "-",
+            node.key[:12],
+            node.action,
+            ", ".join(node.needs) or "-",
+            transfers,
+            why,
+        )
+    console.print(table)
+    totals = ", ".join(f"{count} {name}" for name, count in plan.summary.items())
+    console.print(f"{len(plan.nodes)} nodes in {len(plan.levels)} levels: {totals}")

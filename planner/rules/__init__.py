@@ -1,0 +1,1 @@
+"""The per-repo rules file (`planner.yaml`): models and loading."""

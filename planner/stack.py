@@ -1,0 +1,206 @@
+"""The stack: the compose project plus the rules file, as one set of buildable nodes with resolved rules.
+
+Every check that needs both (unknown node names, destinations, paths outside the project) happens here, with
+the file:line of the rules value at fault.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any, Literal
+
+from planner.compose.loader import load_project
+from planner.compose.model import BuildConfig, ComposeProject
+from planner.compose.normalize import ServiceNormalizer
+from planner.compose.options import ProjectOptions
+from planner.compose.yamltree import YMap, location_in
+from planner.errors import Location
+from planner.rules.load import RulesError, load_rules, locate, rules_path, validate
+from planner.rules.model import (
+    ArtifactTarget,
+    BuildTarget,
+    EffectiveRules,
+    ImageTarget,
+    NodeRules,
+    Rules,
+    layer,
+)
+
+LOCAL = "local"
+
+
+@dataclass(frozen=True)
+class Node:
+    """Something planner can build: a compose service with `build:`, or a rules image or artifact."""
+
+    name: str
+    kind: Literal["image", "artifact"]
+    origin: Literal["compose", "rules"]
+    build: BuildConfig
+    image: str | None
+    rules: EffectiveRules
+    output_type: Literal["local", "tar"] | None = None
+    output_dest: str | None = None  # absolute
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class StampSpec:
+    name: str
+    path: str  # absolute
+    source: str
+    template: str
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class Stack:
+    compose: ComposeProject
+    rules: Rules
+    rules_file: Path | None
+    nodes: dict[str, Node] = field(default_factory=dict)
+    stamps: dict[str, StampSpec] = field(default_factory=dict)
+
+    @property
+    def project_dir(self) -> Path:
+        return Path(self.compose.working_dir)
+
+
+def load_stack(options: ProjectOptions, rules_option: str | None = None) -> Stack:
+    compose = load_project(options)
+    project_dir = Path(compose.working_dir)
+    path = rules_path(project_dir, rules_option, options.environ, Path(options.cwd))
+    rules, tree = load_rules(path, compose.environment)
+    return _Assembler(compose, rules, path, tree).assemble()
+
+
+class _Assembler:
+    def __init__(self, compose: ComposeProject, rules: Rules, path: Path | None, tree: YMap | None) -> None:
+        self.compose = compose
+        self.rules = rules
+        self.path = path
+        self.tree = tree
+        self.project_dir = Path(compose.working_dir)
+        self.resolver = ServiceNormalizer(self.project_dir, compose.environment, compose.environment.get("HOME"))
+
+    def where(self, *keys: str | int) -> Location:
+        fallback = Location(str(self.path)) if self.path else Location(self.compose.working_dir)
+        return (locate(self.tree, keys) if self.tree is not None else None) or fallback
+
+    def assemble(self) -> Stack:
+        nodes: dict[str, Node] = {}
+        for name, service in self.compose.services.items():
+            if service.build is None:
+                continue
+            inline = self._inline_rules(name, service.extensions.get("x-planner"), service.extension_locations)
+            nodes[name] = Node(
+                name=name,
+                kind="image",
+                origin="compose",
+                build=service.build,
+                image=self.compose.image_name(name),
+                rules=self._effective(name, inline),
+                location=Location(self.compose.config_files[0]),
+            )
+        for section, targets in (("images", self.rules.images), ("artifacts", self.rules.artifacts)):
+            for name, target in targets.items():
+                where = self.where(section, name)
+                if name in nodes:
+                    raise RulesError(f"{section}.{name}: a compose service already has this name", where)
+                nodes[name] = self._rules_node(section, name, target, where)
+        self._check_references(nodes)
+        stamps = self._stamps(nodes)
+        return Stack(self.compose, self.rules, self.path, nodes, stamps)
+
+    def _inline_rules(self, name: str, raw: Any, locations: dict[str, Location]) -> NodeRules:
+        if raw is None:
+            return NodeRules()
+        loc = locations.get("x-planner", Location(self.compose.config_files[0])).at(f"services.{name}.x-planner")
+        return validate(NodeRules, raw, loc, prefix=f"services.{name}.x-planner")
+
+    def _effective(self, name: str, inline: NodeRules) -> EffectiveRules:
+        effective = EffectiveRules()
+        for selector in self.rules.rules:
+            patterns = [selector.match] if isinstance(selector.match, str) else selector.match
+            if any(fnmatchcase(name, p) for p in patterns):
+                effective = layer(effective, selector)
+        return layer(effective, inline)
+
+    def _rules_node(self, section: str, name: str, target: BuildTarget, where: Location) -> Node:
+        build = self._build_config(target)
+        if isinstance(target, ArtifactTarget):
+            dest = self._inside_project(target.output.dest, where.at(f"{section}.{name}.output.dest"))
+            return Node(name, "artifact", "rules", build, None, self._effective(name, target),
+                        target.output.type, dest, where)  # fmt: skip
+        assert isinstance(target, ImageTarget)
+        image = target.image or f"{self.compose.name}-{name}"
+        if target.tags:
+            build = build.model_copy(update={"tags": list(target.tags)})
+        return Node(name, "image", "rules", build, image, self._effective(name, target), location=where)
+
+    def _build_config(self, target: BuildTarget) -> BuildConfig:
+        args = {}
+        for key, value in target.args.items():
+            if value is not None:
+                args[key] = value
+            elif key in self.compose.environment:
+                args[key] = self.compose.environment[key]
+        return BuildConfig(
+            context=self.resolver.resolve_path(target.context),
+            dockerfile=target.dockerfile or (None if target.dockerfile_inline else "Dockerfile"),
+            dockerfile_inline=target.dockerfile_inline,
+            args=args,
+            target=target.target,
+            additional_contexts={k: self.resolver.resolve_path(v) for k, v in target.additional_contexts.items()},
+            platforms=list(target.platforms),
+        )
+
+    def _inside_project(self, relative: str, where: Location) -> str:
+        path = os.path.normpath(self.project_dir / relative)
+        if path != str(self.project_dir) and not path.startswith(str(self.project_dir) + os.sep):
+            raise RulesError(f"{where.key_path}: {relative} is outside the project directory", where)
+        return path
+
+    def _check_references(self, nodes: dict[str, Node]) -> None:
+        destinations = {LOCAL, *self.rules.destinations}
+        for name, node in nodes.items():
+            section = "images" if node.kind == "image" else "artifacts"
+            in_rules = node.origin == "rules"
+            for dep in node.rules.depends_on:
+                if dep not in nodes:
+                    where = self.where(section, name, "depends_on") if in_rules else self._rule_site(name)
+                    raise RulesError(f"{name}: depends_on names unknown node {dep!r}", where)
+            for dest in node.rules.destinations:
+                if dest not in destinations:
+                    where = self.where(section, name, "destinations") if in_rules else self._rule_site(name)
+                    raise RulesError(
+                        f"{name}: unknown destination {dest!r} (known: {', '.join(sorted(destinations))})", where
+                    )
+
+    def _rule_site(self, name: str) -> Location:
+        """Where a compose service's rules come from: its x-planner, or the first matching selector."""
+        for index, selector in enumerate(self.rules.rules):
+            patterns = [selector.match] if isinstance(selector.match, str) else selector.match
+            if any(fnmatchcase(name, p) for p in patterns):
+                return self.where("rules", index)
+        return Location(self.compose.config_files[0]).at(f"services.{name}.x-planner")
+
+    def _stamps(self, nodes: dict[str, Node]) -> dict[str, StampSpec]:
+        stamps = {}
+        for name, stamp in self.rules.stamps.items():
+            where = self.where("stamps", name)
+            if stamp.source not in nodes:
+                raise RulesError(f"stamps.{name}.from: unknown node {stamp.source!r}", self.where("stamps", name, "from"))
+            try:
+                stamp.template.format(key="k", short_key="k", image="i", name="n")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise RulesError(f"stamps.{name}.template: bad field {exc}", self.where("stamps", name, "template")) from None
+            path = self._inside_project(stamp.path, where.at(f"stamps.{name}.path"))
+            stamps[name] = StampSpec(name, path, stamp.source, stamp.template, where)
+        return stamps
+
+
+__all__ = ["LOCAL", "Node", "Stack", "StampSpec", "load_stack", "location_in"]

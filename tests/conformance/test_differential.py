@@ -1,0 +1,781 @@
+"""Differential property test: random compose projects on disk, planner against Docker Compose v2.
+
+Hypothesis generates whole projects: one to four services with short- and long-form builds, interpolated values
+over a process environment, `.env` and `--env-file` files, several `-f` files or default discovery of the override
+file (`!reset` / `!override` included), `extends` within the file and from files in subfolders, `include` of a
+subfolder project with its own `.env`, profiles and every source of the project name. Each project is loaded by
+planner in-process and by the real `docker compose config --format json` (v2.40.3, the oracle); both must succeed
+or both fail, and on success agree on the project name, the set of enabled services, and per service the image and
+the build fields planner models (see `BUILD_FIELDS`).
+
+`PLANNER_DIFF_EXAMPLES` sets the number of examples (default 300). The run is database-less and derandomized, so
+CI always explores the same inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from planner.compose.loader import load_project
+from planner.compose.options import ProjectOptions
+from planner.errors import InputError
+from tests.oracle import compose_v2_binary, require_compose_v2, run_compose_config, unescape_dollars
+
+pytestmark = pytest.mark.oracle
+
+EXAMPLES = int(os.environ.get("PLANNER_DIFF_EXAMPLES", "300"))
+ROOT = "@ROOT@"  # placeholder for the temporary root folder in generated files and values
+
+BUILD_FIELDS = (
+    "context", "dockerfile", "dockerfile_inline", "args", "target", "additional_contexts", "tags", "platforms",
+    "cache_from", "cache_to", "labels", "network", "shm_size", "no_cache", "pull",
+)  # fmt: skip
+
+# Folders every generated project has (relative to the root; the project folder is "{p}").
+DIRS = (
+    "{p}/ctx", "{p}/sub/ctx", "{p}/sub/deeper/ctx", "{p}/inc/ctx", "{p}/over", "shared", "abs/ctx", "homectx",
+)  # fmt: skip
+
+
+# --- a small YAML writer (block style, every string double-quoted unless wrapped in Plain) ---------------------
+
+
+@dataclass(frozen=True)
+class Plain:
+    """A scalar written verbatim, unquoted: `1.5`, `yes`, `0x1F`, `~`."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Tagged:
+    """A value carrying a Compose merge tag: `!reset` or `!override`."""
+
+    tag: str
+    value: Any
+
+
+Node: TypeAlias = Any  # dict[str, Node] | list[Node] | str | int | float | bool | None | Plain | Tagged
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+
+def _scalar(value: Node) -> str:
+    if isinstance(value, Plain):
+        return value.text
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _key(key: str) -> str:
+    return key if _PLAIN_KEY.match(key) else json.dumps(key, ensure_ascii=False)
+
+
+def _block(value: Node, indent: int) -> tuple[str, list[str]]:
+    """(text after `key:` / `-`, following lines) for one value."""
+    tag = ""
+    if isinstance(value, Tagged):
+        tag, value = value.tag, value.value
+    if isinstance(value, dict | list) and value:
+        lines = _mapping(value, indent) if isinstance(value, dict) else _sequence(value, indent)
+        return (" " + tag if tag else ""), lines
+    text = "{}" if isinstance(value, dict) else "[]" if isinstance(value, list) else _scalar(value)
+    return " " + (tag + " " if tag else "") + text, []
+
+
+def _mapping(node: dict[str, Node], indent: int) -> list[str]:
+    lines = []
+    for key, value in node.items():
+        inline, rest = _block(value, indent + 2)
+        lines.append(" " * indent + _key(key) + ":" + inline)
+        lines.extend(rest)
+    return lines
+
+
+def _sequence(node: list[Node], indent: int) -> list[str]:
+    lines = []
+    for value in node:
+        if isinstance(value, dict) and value:
+            inner = _mapping(value, indent + 2)
+            lines.append(" " * indent + "- " + inner[0].lstrip())
+            lines.extend(inner[1:])
+        else:
+            inline, rest = _block(value, indent + 2)
+            lines.append(" " * indent + "-" + inline)
+            lines.extend(rest)
+    return lines
+
+
+def to_yaml(document: dict[str, Node]) -> str:
+    return "\n".join(_mapping(document, 0)) + "\n"
+
+
+# --- the scenario: files on disk plus one invocation ----------------------------------------------------------
+
+
+@dataclass
+class Scenario:
+    folder: str  # the project folder, under the temporary root
+    files: dict[str, str]  # path relative to the root -> content (ROOT placeholders inside)
+    env: dict[str, str]  # the process environment besides PATH and HOME
+    cwd: str  # relative to the root
+    compose_files: list[str] = field(default_factory=list)  # -f, relative to cwd
+    project_name: str | None = None  # -p
+    profiles: list[str] = field(default_factory=list)  # --profile
+    env_files: list[str] = field(default_factory=list)  # --env-file, relative to cwd
+    project_directory: str | None = None  # --project-directory, relative to cwd
+
+    def cli_args(self) -> list[str]:
+        args: list[str] = []
+        for path in self.compose_files:
+            args += ["-f", path]
+        if self.project_directory is not None:
+            args += ["--project-directory", self.project_directory]
+        if self.project_name is not None:
+            args += ["-p", self.project_name]
+        for path in self.env_files:
+            args += ["--env-file", path]
+        for profile in self.profiles:
+            args += ["--profile", profile]
+        return args
+
+    def materialise(self, root: Path) -> None:
+        for directory in DIRS:
+            (root / directory.format(p=self.folder)).mkdir(parents=True, exist_ok=True)
+        for rel, content in self.files.items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content.replace(ROOT, str(root)), encoding="utf-8")
+
+    def environ(self, root: Path) -> dict[str, str]:
+        """The complete environment of both runs."""
+        env = {k: v.replace(ROOT, str(root)) for k, v in self.env.items()}
+        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(root), **env}
+
+    def describe(self, root: Path | None = None) -> str:
+        lines = []
+        for rel, content in sorted(self.files.items()):
+            lines.append(f"--- {ROOT}/{rel}")
+            lines.extend("    " + line for line in content.rstrip("\n").split("\n"))
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
+        command = shlex.join(["docker-compose", *self.cli_args(), "config", "--format", "json"])
+        lines.append(
+            f"$ cd {ROOT}/{self.cwd} && env -i PATH=$PATH HOME={ROOT} {env} {command}".replace("  ", " ")
+        )
+        if root is not None:
+            lines.append(f"({ROOT} = {root})")
+        return "\n".join(lines)
+
+
+# --- strategies -----------------------------------------------------------------------------------------------
+
+VARS = ("A", "B", "C", "TAG")  # interpolation variables the environments set
+SERVICE_NAMES = ("web", "api", "db", "worker")
+INCLUDED_NAMES = ("lib", "tool", "web")  # "web" may collide with a main service: an error case
+PROFILES = ("p1", "p2")
+
+
+def weighted(*pairs: tuple[int, Any]) -> st.SearchStrategy[Any]:
+    """sampled_from with integer weights (the first value is what Hypothesis shrinks towards)."""
+    return st.sampled_from([value for weight, value in pairs for _ in range(weight)])
+
+
+VAR_NAMES = weighted((8, "A"), (6, "B"), (4, "C"), (4, "TAG"), (1, "UNSET_X"), (1, "PWD"))
+LITERALS = st.sampled_from(["x", "v1", "a b", "/", "-", ".", ":", "1", "é", "{", "}"])
+
+
+def templates(max_depth: int = 2) -> st.SearchStrategy[str]:
+    """Interpolation templates: `$VAR`, `${VAR}`, the six operators (nested), `$$`, literal text."""
+
+    def piece(depth: int) -> st.SearchStrategy[str]:
+        simple = st.one_of(
+            LITERALS,
+            st.just("$$"),
+            VAR_NAMES.map(lambda n: "$" + n),
+            VAR_NAMES.map(lambda n: "${" + n + "}"),
+        )
+        if depth <= 0:
+            return simple
+        operators = weighted((8, ":-"), (6, "-"), (4, ":+"), (4, "+"), (1, ":?"), (1, "?"))
+        braced = st.builds(
+            lambda name, op, arg: "${" + name + op + arg + "}", VAR_NAMES, operators, sequence(depth - 1)
+        )
+        return st.one_of(simple, braced)
+
+    def sequence(depth: int) -> st.SearchStrategy[str]:
+        return st.lists(piece(depth), min_size=0 if depth < max_depth else 1, max_size=3).map("".join)
+
+    rare_invalid = st.sampled_from(["${", "${A", "x${A:-y", "${ A}"])
+    return weighted((80, 0), (1, 1)).flatmap(lambda bad: rare_invalid if bad else sequence(max_depth))
+
+
+def maybe_template(*literals: str, template_weight: int = 1) -> st.SearchStrategy[str]:
+    """Mostly one of `literals`, sometimes a literal with a template glued on, sometimes a bare template."""
+    base = st.sampled_from(literals)
+    glued = st.builds(lambda a, t: a + t, base, templates(1))
+    return weighted((6, 0), (template_weight, 1), (template_weight, 2)).flatmap(
+        lambda kind: base if kind == 0 else glued if kind == 1 else templates()
+    )
+
+
+CONTEXTS = (
+    ".", "ctx", "./ctx", "ctx/", "sub/ctx", "./sub/../ctx", "..", "../shared", f"{ROOT}/abs/ctx",
+    f"{ROOT}/shared/", "~/homectx", "https://github.com/docker/welcome.git#main", "",
+)  # fmt: skip
+EXTRA_CONTEXTS = (
+    "../shared", "./ctx", "ctx", f"{ROOT}/abs/ctx", "docker-image://alpine:3.19", "https://github.com/a/b.git",
+    "~/homectx", "oci-layout://./layout", "",
+)  # fmt: skip
+DOCKERFILES = (
+    "Dockerfile", "Dockerfile.dev", "docker/Dockerfile", "../Dockerfile", f"{ROOT}/abs/Dockerfile", "",
+)  # fmt: skip
+INLINES = ("FROM alpine", "FROM $${BASE:-alpine}\nRUN echo $$HOME", "FROM busybox\n", "")
+IMAGES = ("alpine", "alpine:3.19", "registry.local:5000/team/app:1.0", "app", "")
+TAGS = ("app:1", "reg.example/app:latest", "app:dev", "app:1")  # a duplicate on purpose
+PLATFORMS = ("linux/amd64", "linux/arm64", "linux/arm/v7")
+CACHES = ("type=registry,ref=reg/app:cache", "app:cache", "type=local,src=/tmp/cache", "type=gha")
+NETWORKS = ("host", "none", "default")
+TARGETS = ("dev", "prod", "")
+SHM_SIZES: tuple[Node, ...] = (
+    67108864, 0, "64m", "1g", "1.5gb", "256M", "2GB", "100", "10kb", "1024b", Plain("128m"), 1.5, "12x", "-1",
+)  # fmt: skip
+SHM_VARS = ("${SHM:-64m}", "${SHM}", "${SHM-1g}")
+ARG_KEYS = ("A", "B", "K1", "K2", "TAG", "UNSET_X", "k-3", "A")
+PLAIN_SCALARS = (
+    "1", "1.5", "true", "yes", "null", "~", "017", "0o17", "0x1F", "1_000", "1e3", ".5", "+1", "1.0",
+)  # fmt: skip
+
+
+def scalar_values() -> st.SearchStrategy[Node]:
+    """A mapping value for args / labels: template, number, bool, null, empty, a plain YAML scalar."""
+    return st.one_of(
+        maybe_template("v", "1", "hello world", "a=b", template_weight=3),
+        weighted((3, None), (2, ""), (1, 1), (1, 1.5), (1, True), (1, False), (1, 0)),
+        st.sampled_from(PLAIN_SCALARS).map(Plain),
+    )
+
+
+def key_values(keys: Sequence[str]) -> st.SearchStrategy[Node]:
+    """Map form `{K: V}` or list form `["K=V", "K", "K="]` (list entries are interpolated as a whole)."""
+    as_map = st.dictionaries(st.sampled_from(keys), scalar_values(), max_size=4)
+    entry = st.one_of(
+        st.builds(lambda k, v: f"{k}={v}", st.sampled_from(keys), maybe_template("v", "1", "", "x=y", "a b")),
+        st.sampled_from(keys),
+        st.builds(lambda t: f"{t}=v", templates(1)),
+    )
+    as_list = st.lists(entry, max_size=4)
+    return st.one_of(as_map, as_list)
+
+
+def string_lists(values: Sequence[str]) -> st.SearchStrategy[list[str]]:
+    return st.lists(maybe_template(*values), max_size=3)
+
+
+def build_values(service: str, others: Sequence[str]) -> dict[str, st.SearchStrategy[Node]]:
+    """Strategy per long-form build key."""
+    service_refs = [f"service:{name}" for name in others if name != service] or ["service:ghost"]
+    contexts = weighted((4, 0), (2, 1), (1, 2)).flatmap(
+        lambda kind: st.sampled_from(EXTRA_CONTEXTS[:-1])
+        if kind == 0
+        else maybe_template(*EXTRA_CONTEXTS[:3])
+        if kind == 1
+        else st.sampled_from(service_refs)
+    )
+    extra_map = st.dictionaries(st.sampled_from(("base", "src", "tools")), contexts, max_size=3)
+    extra_list = st.lists(
+        st.builds(lambda k, v: f"{k}={v}", st.sampled_from(("base", "src", "tools")), contexts), max_size=3
+    )
+    booleans: st.SearchStrategy[Node] = weighted(
+        (8, True), (8, False), (1, "true"), (1, Plain("yes")), (1, "${C:-false}"), (1, None)
+    )
+    return {
+        "context": maybe_template(*CONTEXTS),
+        "dockerfile": maybe_template(*DOCKERFILES),
+        "dockerfile_inline": maybe_template(*INLINES),
+        "args": key_values(ARG_KEYS),
+        "target": maybe_template(*TARGETS),
+        "additional_contexts": st.one_of(extra_map, extra_list),
+        "tags": string_lists(TAGS),
+        "platforms": string_lists(PLATFORMS),
+        "cache_from": string_lists(CACHES),
+        "cache_to": string_lists(CACHES),
+        "labels": key_values(("com.example.a", "b", "A", "c.d")),
+        "network": maybe_template(*NETWORKS),
+        "shm_size": weighted((6, 0), (1, 1), (1, 2)).flatmap(
+            lambda kind: st.sampled_from(SHM_SIZES[:-2] if kind == 0 else SHM_SIZES[-2:] if kind == 1 else SHM_VARS)
+        ),
+        "no_cache": booleans,
+        "pull": booleans,
+    }
+
+
+def build_sections(
+    service: str, others: Sequence[str], max_keys: int = 6, contexts: Sequence[str] = CONTEXTS
+) -> st.SearchStrategy[Node]:
+    """`build:` as a short-form path or a long-form mapping with a random subset of keys."""
+    values = build_values(service, others)
+    values["context"] = maybe_template(*contexts)
+
+    @st.composite
+    def long_form(draw: st.DrawFn) -> dict[str, Node]:
+        keys = draw(st.lists(st.sampled_from(BUILD_FIELDS), max_size=max_keys, unique=True))
+        if "dockerfile" in keys and "dockerfile_inline" in keys and draw(weighted((6, True), (1, False))):
+            keys.remove(draw(st.sampled_from(["dockerfile", "dockerfile_inline"])))  # mutually exclusive
+        if "context" not in keys and draw(weighted((3, True), (1, False))):
+            keys.insert(0, "context")
+        return {key: draw(values[key]) for key in keys}
+
+    return st.one_of(maybe_template(*contexts), long_form())
+
+
+def tagged(
+    value: st.SearchStrategy[Node], reset_weight: int = 1, override_weight: int = 1
+) -> st.SearchStrategy[Node]:
+    """Sometimes wrap an override value in `!override`, or replace it with `!reset`."""
+    resets = st.sampled_from([Tagged("!reset", None), Tagged("!reset", {}), Tagged("!reset", [])])
+    return weighted((8, 0), (reset_weight, 1), (override_weight, 2)).flatmap(
+        lambda kind: (
+            value if kind == 0 else resets if kind == 1 else value.map(lambda v: Tagged("!override", v))
+        )
+    )
+
+
+@st.composite
+def override_build(draw: st.DrawFn, service: str, others: Sequence[str]) -> Node:
+    """A build section of an override file: short form, or a few (tagged) keys of the long form."""
+    if draw(weighted((4, False), (1, True))):
+        return draw(maybe_template(*CONTEXTS))
+    values = build_values(service, others)
+    keys = draw(st.lists(st.sampled_from(BUILD_FIELDS), min_size=1, max_size=3, unique=True))
+    return {key: draw(tagged(values[key])) for key in keys}
+
+
+@st.composite
+def main_services(draw: st.DrawFn, names: list[str], with_base_file: bool) -> dict[str, Node]:
+    services: dict[str, Node] = {}
+    for index, name in enumerate(names):
+        service: dict[str, Node] = {}
+        extends = draw(weighted((6, "none"), (1, "same"), (2 if with_base_file else 0, "file")))
+        if extends == "same" and index > 0:
+            target = draw(st.sampled_from(names[:index]))
+            service["extends"] = draw(st.sampled_from([target, {"service": target}]))
+        elif extends == "file":
+            service["extends"] = {
+                "file": "sub/base.yaml",
+                "service": draw(st.sampled_from(["base", "base2"])),
+            }
+        has_image = draw(st.booleans())
+        if has_image:
+            service["image"] = draw(maybe_template(*IMAGES))
+        if draw(weighted((1, False), (3, True))) or ("extends" not in service and not has_image):
+            service["build"] = draw(build_sections(name, names))
+        if draw(weighted((4, False), (1, True))):
+            service["profiles"] = draw(
+                st.lists(st.sampled_from([*PROFILES, "${A:-p1}"]), min_size=1, max_size=2, unique=True)
+            )
+        if index > 0 and draw(weighted((20, False), (1, True))):
+            service["depends_on"] = [draw(st.sampled_from(names[:index]))]
+        services[name] = service
+    return services
+
+
+@st.composite
+def override_documents(draw: st.DrawFn, names: list[str]) -> dict[str, Node]:
+    chosen = draw(st.lists(st.sampled_from([*names, "extra"]), min_size=1, max_size=3, unique=True))
+    services: dict[str, Node] = {}
+    for name in chosen:
+        service: dict[str, Node] = {}
+        if name == "extra":
+            service["image"] = draw(maybe_template(*IMAGES))
+        if draw(weighted((3, False), (1, True))):
+            service["image"] = draw(tagged(maybe_template(*IMAGES), reset_weight=1, override_weight=0))
+        if draw(weighted((1, False), (3, True))):
+            service["build"] = draw(tagged(override_build(name, names), reset_weight=1, override_weight=1))
+        if draw(weighted((6, False), (1, True))):
+            service["profiles"] = draw(tagged(st.lists(st.sampled_from(PROFILES), max_size=2, unique=True)))
+        services[name] = service
+    document: dict[str, Node] = {"services": services}
+    if draw(weighted((8, False), (1, True))):
+        document = {"name": draw(maybe_template("override-name", "Other")), **document}
+    return document
+
+
+@st.composite
+def base_files(draw: st.DrawFn) -> dict[str, str]:
+    """sub/base.yaml (services `base`, `base2`) and sub/deeper/more.yaml for extends from other files."""
+    relative = (".", "ctx", "../ctx", "../../shared", "deeper/ctx", f"{ROOT}/abs/ctx")
+    base: dict[str, Node] = {}
+    if draw(st.booleans()):
+        base["image"] = draw(st.sampled_from(IMAGES[:3]))
+    base["build"] = draw(build_sections("base", ["base2"], max_keys=4, contexts=relative))
+    base2: dict[str, Node] = {}
+    if draw(st.booleans()):
+        base2["extends"] = "base"
+    else:
+        base2["extends"] = {"file": "deeper/more.yaml", "service": "more"}
+    if draw(st.booleans()):
+        base2["build"] = draw(build_sections("base2", ["base"], max_keys=3, contexts=relative))
+    more: dict[str, Node] = {
+        "build": draw(
+            build_sections("more", [], max_keys=3, contexts=(".", "ctx", "../ctx", "../../../shared"))
+        )
+    }
+    return {
+        "sub/base.yaml": to_yaml({"services": {"base": base, "base2": base2}}),
+        "sub/deeper/more.yaml": to_yaml({"services": {"more": more}}),
+    }
+
+
+@st.composite
+def included_project(draw: st.DrawFn) -> tuple[Node, dict[str, str]]:
+    """(include entry, files) of a project in inc/ with its own .env."""
+    names = draw(st.lists(weighted((4, "lib"), (3, "tool"), (1, "web")), min_size=1, max_size=2, unique=True))
+    services: dict[str, Node] = {}
+    for name in names:
+        service: dict[str, Node] = {}
+        if draw(st.booleans()):
+            service["image"] = draw(maybe_template("inc/app:1", "lib"))
+        service["build"] = draw(
+            build_sections(
+                name, [n for n in names if n != name], max_keys=4, contexts=(".", "ctx", "../shared")
+            )
+        )
+        services[name] = service
+    document: dict[str, Node] = {"services": services}
+    if draw(weighted((3, False), (1, True))):
+        document = {"name": "included", **document}
+    files = {"inc/compose.yaml": to_yaml(document), "inc/.env": draw(dotenv_text(draw(env_assignments())))}
+    form = draw(weighted((3, "short"), (2, "path"), (1, "env_file"), (1, "project_directory")))
+    entry: Node
+    if form == "short":
+        entry = "inc/compose.yaml"
+    elif form == "path":
+        entry = {
+            "path": draw(st.sampled_from(["inc/compose.yaml", ["inc/compose.yaml"], "./inc/compose.yaml"]))
+        }
+    elif form == "env_file":
+        files["inc/other.env"] = draw(dotenv_text(draw(env_assignments())))
+        entry = {
+            "path": "inc/compose.yaml",
+            "env_file": draw(st.sampled_from(["inc/other.env", ["inc/other.env"]])),
+        }
+    else:
+        entry = {"path": "inc/compose.yaml", "project_directory": draw(st.sampled_from(["inc", ".", "sub"]))}
+    return entry, files
+
+
+ENV_VALUES = ("", "x", "1", "v2", "a b", "ctx", "64m", "p1", "$$x", "-")
+DOTENV_ONLY_VALUES = ("${B}", "$A-x", "${UNSET_X:-dflt}", "${A:+alt}")
+
+
+def env_assignments() -> st.SearchStrategy[dict[str, str]]:
+    return st.dictionaries(
+        st.sampled_from([*VARS, "SHM"]), st.sampled_from(ENV_VALUES + DOTENV_ONLY_VALUES), max_size=3
+    )
+
+
+@st.composite
+def dotenv_text(draw: st.DrawFn, assignments: Mapping[str, str]) -> str:
+    """A .env file: unquoted, double- or single-quoted values, sometimes `export` or a comment."""
+    lines = []
+    if draw(weighted((4, False), (1, True))):
+        lines.append("# generated")
+    for name, value in assignments.items():
+        style = draw(weighted((4, "plain"), (2, "double"), (1, "single"), (1, "export")))
+        if style == "plain" and (" " in value or not value):
+            style = "double"
+        if style == "double":
+            lines.append(f'{name}="{value}"')
+        elif style == "single":
+            lines.append(f"{name}='{value}'")
+        elif style == "export":
+            lines.append(f"export {name}={json.dumps(value)}")
+        else:
+            lines.append(f"{name}={value}")
+    return "\n".join(lines) + "\n"
+
+
+FOLDERS = ("proj", "My_Proj.v2", "-dash", "UPPER", "x y")
+MAIN_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
+OVERRIDE_FILE_NAMES = ("compose.override.yaml", "compose.override.yml", "docker-compose.override.yml")
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> Scenario:
+    folder = draw(weighted((6, "proj"), *((1, f) for f in FOLDERS[1:])))
+    names = draw(st.lists(st.sampled_from(SERVICE_NAMES), min_size=1, max_size=4, unique=True))
+    files: dict[str, str] = {}
+    with_base_file = draw(weighted((2, False), (1, True)))
+    if with_base_file:
+        files.update({f"{folder}/{rel}": text for rel, text in draw(base_files()).items()})
+
+    main: dict[str, Node] = {}
+    name_source = draw(weighted((4, "folder"), (2, "name"), (1, "-p"), (1, "env"), (1, "dotenv")))
+    if name_source == "name":
+        main["name"] = draw(maybe_template("demo", "My-App", "app_2", template_weight=0))
+        if draw(weighted((5, False), (1, True))):
+            main["name"] = draw(templates(1))
+    if draw(weighted((4, False), (1, True))):
+        entry, included = draw(included_project())
+        main["include"] = [entry]
+        files.update({f"{folder}/{rel}": text for rel, text in included.items()})
+    main["services"] = draw(main_services(names, with_base_file))
+    overrides = draw(st.lists(override_documents(names), max_size=2))
+
+    # Environment: each variable unset, in the process env, in .env, both, or in an --env-file.
+    use_env_files = draw(weighted((5, False), (1, True)))
+    process: dict[str, str] = {}
+    dotenv: dict[str, str] = {}
+    env_file: dict[str, str] = {}
+    places = weighted(
+        (3, "unset"), (3, "process"), (2, "dotenv"), (1, "both"), (2 if use_env_files else 0, "file")
+    )
+    for var in (*VARS, "SHM"):
+        place = draw(places)
+        if place in ("process", "both"):
+            process[var] = draw(st.sampled_from(ENV_VALUES))
+        if place in ("dotenv", "both"):
+            dotenv[var] = draw(st.sampled_from(ENV_VALUES + DOTENV_ONLY_VALUES))
+        if place == "file":
+            env_file[var] = draw(st.sampled_from(ENV_VALUES + DOTENV_ONLY_VALUES))
+
+    profiles: list[str] = []
+    profile_source = draw(weighted((3, "none"), (2, "flag"), (1, "env"), (1, "dotenv")))
+    selection = draw(st.lists(st.sampled_from([*PROFILES, "*", "nope"]), min_size=1, max_size=2, unique=True))
+    if profile_source == "flag":
+        profiles = selection
+    elif profile_source == "env":
+        process["COMPOSE_PROFILES"] = ",".join(selection)
+    elif profile_source == "dotenv":
+        dotenv["COMPOSE_PROFILES"] = ",".join(selection)
+
+    project_name = None
+    cli_names = weighted((4, "cli-name"), (3, "cli_2"), (1, "Bad Name"))
+    if name_source == "-p":
+        project_name = draw(cli_names)
+    elif name_source == "env":
+        process["COMPOSE_PROJECT_NAME"] = draw(cli_names)
+    elif name_source == "dotenv":
+        dotenv["COMPOSE_PROJECT_NAME"] = draw(cli_names)
+
+    # Files and how they are named on the command line.
+    mode = draw(weighted((4, "-f"), (3, "default"), (1, "COMPOSE_FILE")))
+    in_sub = draw(weighted((5, False), (1, True)))  # run from <project>/sub
+    prefix = "../" if in_sub else ""
+    compose_files: list[str] = []
+    if mode == "default":
+        main_name = draw(weighted((4, MAIN_FILE_NAMES[0]), *((1, n) for n in MAIN_FILE_NAMES[1:])))
+        files[f"{folder}/{main_name}"] = to_yaml(main)
+        if overrides:
+            files[f"{folder}/{draw(st.sampled_from(OVERRIDE_FILE_NAMES))}"] = to_yaml(overrides[0])
+    else:
+        files[f"{folder}/compose.yaml"] = to_yaml(main)
+        compose_files = [prefix + "compose.yaml"]
+        for index, document in enumerate(overrides):
+            rel = draw(st.sampled_from([f"override{index}.yaml", f"over/override{index}.yaml"]))
+            files[f"{folder}/{rel}"] = to_yaml(document)
+            compose_files.append(prefix + rel)
+        if mode == "COMPOSE_FILE":
+            process["COMPOSE_FILE"] = ":".join(compose_files)
+            compose_files = []
+
+    if dotenv:
+        files[f"{folder}/.env"] = draw(dotenv_text(dotenv))
+    env_files: list[str] = []
+    if use_env_files:
+        files[f"{folder}/custom.env"] = draw(dotenv_text(env_file))
+        env_files = [prefix + "custom.env"]
+        if draw(st.booleans()):
+            files[f"{folder}/sub/extra.env"] = draw(dotenv_text(draw(env_assignments())))
+            env_files.append(("" if in_sub else "sub/") + "extra.env")
+    if in_sub and draw(weighted((3, False), (1, True))):
+        files[f"{folder}/sub/.env"] = draw(dotenv_text(draw(env_assignments())))
+    project_directory = None
+    if mode != "default" and draw(weighted((8, False), (1, True))):
+        project_directory = draw(st.sampled_from(["sub", "."] if not in_sub else [".", ".."]))
+
+    return Scenario(
+        folder=folder,
+        files=files,
+        env=process,
+        cwd=f"{folder}/sub" if in_sub else folder,
+        compose_files=compose_files,
+        project_name=project_name,
+        profiles=profiles,
+        env_files=env_files,
+        project_directory=project_directory,
+    )
+
+
+# --- running both sides and comparing -------------------------------------------------------------------------
+
+Outcome: TypeAlias = dict[str, Any]  # {"ok": True, "name", "services"} or {"ok": False, "error"}
+
+
+def _build_view(build: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The compared build fields, with JSON omissions (omitempty) and planner's defaults made equal."""
+    if build is None:
+        return None
+    shm = build.get("shm_size")
+    return {
+        "context": build.get("context"),
+        "dockerfile": build.get("dockerfile") or None,
+        "dockerfile_inline": build.get("dockerfile_inline") or None,
+        "args": dict(build.get("args") or {}),
+        "target": build.get("target") or None,
+        "additional_contexts": dict(build.get("additional_contexts") or {}),
+        "tags": list(build.get("tags") or []),
+        "platforms": list(build.get("platforms") or []),
+        "cache_from": list(build.get("cache_from") or []),
+        "cache_to": list(build.get("cache_to") or []),
+        "labels": dict(build.get("labels") or {}),
+        "network": build.get("network") or None,
+        "shm_size": int(shm) if shm else None,
+        "no_cache": bool(build.get("no_cache")),
+        "pull": bool(build.get("pull")),
+    }
+
+
+def project_view(config: Mapping[str, Any]) -> Outcome:
+    """Name and per-service image + build of a `config`-shaped document (the binary's or planner's)."""
+    services = config.get("services") or {}
+    return {
+        "ok": True,
+        "name": config.get("name"),
+        "services": {
+            name: {"image": svc.get("image") or None, "build": _build_view(svc.get("build"))}
+            for name, svc in sorted(services.items())
+        },
+    }
+
+
+def run_planner(scenario: Scenario, root: Path) -> Outcome:
+    options = ProjectOptions(
+        files=tuple(scenario.compose_files),
+        project_directory=scenario.project_directory,
+        project_name=scenario.project_name,
+        profiles=tuple(scenario.profiles),
+        env_files=tuple(scenario.env_files),
+        environ=scenario.environ(root),
+        cwd=str(root / scenario.cwd),
+    )
+    try:
+        project = load_project(options)
+    except InputError as error:
+        return {"ok": False, "error": error.one_line()}
+    return project_view(project.to_config())
+
+
+def run_binary(scenario: Scenario, root: Path) -> Outcome:
+    env = scenario.environ(root)
+    proc = run_compose_config(root / scenario.cwd, scenario.cli_args(), env)
+    if proc.returncode != 0:
+        return {"ok": False, "error": proc.stderr.strip()}
+    return project_view(unescape_dollars(json.loads(proc.stdout), keys=True))
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def differences(theirs: Outcome, mine: Outcome) -> str:
+    """A short summary: the outcomes, or each differing name / service / field."""
+    if theirs["ok"] != mine["ok"] or not theirs["ok"]:
+        return f"docker compose: {theirs.get('error', 'ok')}\nplanner: {mine.get('error', 'ok')}"
+    lines = []
+    if theirs["name"] != mine["name"]:
+        lines.append(f"name: docker compose {theirs['name']!r}, planner {mine['name']!r}")
+    for name in sorted(set(theirs["services"]) | set(mine["services"])):
+        a, b = theirs["services"].get(name), mine["services"].get(name)
+        if a is None or b is None:
+            lines.append(f"service {name}: only in {'planner' if a is None else 'docker compose'}")
+            continue
+        if a["image"] != b["image"]:
+            lines.append(f"{name}.image: docker compose {a['image']!r}, planner {b['image']!r}")
+        if (a["build"] is None) != (b["build"] is None):
+            lines.append(f"{name}.build: docker compose {a['build']!r}, planner {b['build']!r}")
+        elif a["build"] is not None:
+            for key in BUILD_FIELDS:
+                if a["build"][key] != b["build"][key]:
+                    lines.append(
+                        f"{name}.build.{key}: docker compose {a['build'][key]!r}, planner {b['build'][key]!r}"
+                    )
+    return "\n".join(lines)
+
+
+def compare(scenario: Scenario, check: Callable[[Outcome, Outcome, str], None] | None = None) -> None:
+    """Materialise the scenario in a fresh temporary root, run both sides and assert they agree."""
+    with tempfile.TemporaryDirectory(prefix="planner-diff-") as tmp:
+        root = Path(tmp).resolve()
+        scenario.materialise(root)
+        theirs = run_binary(scenario, root)
+        mine = run_planner(scenario, root)
+        report = (
+            f"\n{differences(theirs, mine)}\n{scenario.describe()}\n"
+            f"--- docker compose (oracle):\n{_json(theirs)}\n--- planner:\n{_json(mine)}"
+        ).replace(str(root), ROOT)
+        (check or assert_agree)(theirs, mine, report)
+
+
+def assert_agree(theirs: Outcome, mine: Outcome, report: str) -> None:
+    # Separate assertions, so Hypothesis reports each kind of disagreement as its own failure.
+    if theirs["ok"] and not mine["ok"]:
+        raise AssertionError("planner rejects a project docker compose accepts" + report)
+    if mine["ok"] and not theirs["ok"]:
+        raise AssertionError("planner accepts a project docker compose rejects" + report)
+    if not theirs["ok"]:
+        return
+    assert mine["name"] == theirs["name"], "project names differ" + report
+    assert sorted(mine["services"]) == sorted(theirs["services"]), "enabled services differ" + report
+    for name, service in theirs["services"].items():
+        assert mine["services"][name]["image"] == service["image"], f"image of {name} differs" + report
+    assert mine["services"] == theirs["services"], "build sections differ" + report
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _binary() -> str:
+    return require_compose_v2()
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+)
+@given(scenarios())
+def test_planner_agrees_with_docker_compose(scenario: Scenario) -> None:
+    compare(scenario)
+
+
+def test_harness_sees_disagreement() -> None:
+    """Guard against a vacuous oracle: a project the binary rejects is reported as failing."""
+    assert compose_v2_binary() is not None
+    scenario = Scenario(
+        folder="proj",
+        files={"proj/compose.yaml": to_yaml({"services": {"web": {"image": "${A:?boom}"}}})},
+        env={},
+        cwd="proj",
+    )
+    outcomes: list[tuple[Outcome, Outcome]] = []
+    compare(scenario, lambda theirs, mine, _report: outcomes.append((theirs, mine)))
+    (theirs, mine), *_ = outcomes
+    assert not theirs["ok"] and "boom" in theirs["error"]
+    assert not mine["ok"]

@@ -1,0 +1,124 @@
+"""`planner config`: the contract's JSON/YAML shape, options, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+from typer.testing import CliRunner
+
+from planner.cli import app
+
+REPO = Path(__file__).resolve().parents[2]
+BASIC = REPO / "examples" / "compose" / "basic"
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    for name in list(os.environ):
+        if name.startswith("COMPOSE_") or name in {"API_VERSION", "WEB_TAG"}:
+            monkeypatch.delenv(name)
+    return CliRunner()
+
+
+def test_config_json_matches_the_contract(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["config", "--project-directory", str(BASIC)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["name"] == "basic"
+    assert set(data["services"]) == {"api", "web"}  # `cache` is behind a profile
+    api = data["services"]["api"]
+    assert "image" not in api
+    assert api["build"]["context"] == str(BASIC / "api")
+    assert api["build"]["args"] == {"VERSION": "1.0.0"}
+    assert set(api["build"]) >= {
+        "context", "dockerfile", "args", "additional_contexts", "tags", "platforms", "cache_from",
+        "cache_to", "labels", "secrets", "ssh", "no_cache", "pull",
+    }  # fmt: skip
+    assert api["depends_on"] == [] and api["profiles"] == []
+    web = data["services"]["web"]
+    assert web["image"] == "basic/web:dev"
+    assert web["depends_on"] == ["api"]
+    assert web["build"]["additional_contexts"] == {"api": "service:api"}
+
+
+def test_config_yaml_equals_json(runner: CliRunner) -> None:
+    as_json = runner.invoke(app, ["config", "--project-directory", str(BASIC)])
+    as_yaml = runner.invoke(app, ["config", "--project-directory", str(BASIC), "--format", "yaml"])
+    assert as_yaml.exit_code == 0
+    assert YAML(typ="safe").load(as_yaml.stdout) == json.loads(as_json.stdout)
+
+
+def test_profile_env_file_and_project_name_options(runner: CliRunner, tmp_path: Path) -> None:
+    env_file = tmp_path / "ci.env"
+    env_file.write_text("API_VERSION=2.0.0\n")
+    result = runner.invoke(
+        app,
+        ["config", "--project-directory", str(BASIC), "--profile", "full", "--env-file", str(env_file),
+         "-p", "other"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["name"] == "other"
+    assert set(data["services"]) == {"api", "web", "cache"}
+    assert data["services"]["api"]["build"]["args"] == {"VERSION": "2.0.0"}
+
+
+def test_file_option_and_compose_file_env(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("services:\n  s:\n    image: a\n")
+    result = runner.invoke(app, ["config", "-f", str(tmp_path / "a.yaml")])
+    assert json.loads(result.stdout)["services"]["s"]["image"] == "a"
+    result = runner.invoke(app, ["config"], env={"COMPOSE_FILE": str(tmp_path / "a.yaml")})
+    assert json.loads(result.stdout)["services"]["s"]["image"] == "a"
+
+
+@pytest.mark.parametrize(
+    ("files", "argv", "expected"),
+    [
+        ({"compose.yaml": "services:\n  s:\n    build:\n      args: 42\n"}, [], "compose.yaml:4:"),
+        ({"compose.yaml": "services:\n  s: [\n"}, [], "compose.yaml:"),
+        ({"compose.yaml": "services:\n  s:\n    extends: nope\n"}, [], 'service "nope" not found'),
+        ({"compose.yaml": "services:\n  s:\n    image: ${NEED:?please set NEED}\n"}, [], "please set NEED"),
+        ({"compose.yaml": "services:\n  a:\n    extends: a\n"}, [], "circular reference"),
+        ({"compose.yaml": "services: {}\n"}, ["-f", "missing.yaml"], "missing.yaml: compose file not found"),
+        ({"compose.yaml": "services: {}\n"}, ["--env-file", "nope.env"], "nope.env: env file not found"),
+        ({"compose.yaml": "services: {}\n"}, ["-p", "Bad Name"], "invalid project name"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    runner: CliRunner, tmp_path: Path, files: dict[str, str], argv: list[str], expected: str
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        result = runner.invoke(app, ["config", *argv])
+    finally:
+        os.chdir(cwd)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    first, *rest = result.stderr.splitlines()
+    assert first.startswith("planner: ")
+    assert expected in first
+    assert all(line.startswith("  hint: ") for line in rest)
+
+
+def test_bad_usage_exits_2(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["config", "--format", "xml"])
+    assert result.exit_code == 2
+
+
+def test_real_process_prints_no_traceback(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text("services:\n  s:\n    build:\n      tags: nope\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "planner", "config"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"planner: {tmp_path / 'compose.yaml'}:4:")
