@@ -18,6 +18,7 @@ from typing import Literal
 Via = Literal["FROM", "COPY --from", "RUN --mount"]
 
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
+_DIRECTIVE_NAMES = {"syntax", "escape", "check"}
 _HEREDOC = re.compile(r"<<(-?)\s*([\"']?)([A-Za-z_][A-Za-z0-9_]*)\2")
 _HEREDOC_INSTRUCTIONS = {"RUN", "COPY", "ADD"}
 # Platform args BuildKit predefines in the global scope; values for a linux/amd64 builder.
@@ -66,10 +67,11 @@ def instructions(text: str) -> Iterator[Instruction]:
     lines = text.splitlines()
     escape = "\\"
     index = 0
-    # Parser directives: only at the very top, before any comment, blank line or instruction.
+    # Parser directives: only at the very top, before any comment, blank line or instruction; an unknown
+    # directive is a comment and ends them (BuildKit's DirectiveParser).
     while index < len(lines):
         match = _DIRECTIVE.match(lines[index].strip())
-        if not match:
+        if not match or match.group(1).lower() not in _DIRECTIVE_NAMES:
             break
         if match.group(1).lower() == "escape" and match.group(2) in ("\\", "`"):
             escape = match.group(2)
@@ -204,7 +206,13 @@ def parse_dockerfile(text: str, build_args: Mapping[str, str]) -> DockerfileInfo
     info = DockerfileInfo()
     global_scope: dict[str, str] = dict(_PLATFORM_ARGS)
     stage_scope: dict[str, str] = {}
-    known_stages: dict[str, int] = {}
+    known_stages: dict[str, int] = {}  # stages declared so far: what a FROM may name
+    steps = list(instructions(text))
+    # BuildKit resolves `COPY --from` / `RUN --mount from=` after registering every stage, so a later stage
+    # (by name or index) counts too; only FROM is limited to the stages above it.
+    froms = [_split_flags(i.args)[1] for i in steps if i.keyword == "FROM"]
+    all_stages = {w[2].lower() for w in froms if len(w) >= 3 and w[1].lower() == "as"}
+    stage_count = sum(1 for w in froms if w)
     current: Stage | None = None
 
     def stage_label() -> str | None:
@@ -214,13 +222,13 @@ def parse_dockerfile(text: str, build_args: Mapping[str, str]) -> DockerfileInfo
 
     def reference(value: str, via: Via, line: int) -> None:
         ref = expand(value, {**global_scope, **stage_scope})
-        if not ref or ref.lower() in known_stages or ref.lower() == "scratch":
+        if not ref or ref.lower() in all_stages or ref.lower() == "scratch":
             return
-        if ref.isdigit() and int(ref) < len(info.stages):
+        if ref.isdigit() and int(ref) < stage_count:
             return
         info.image_refs.append(ImageRef(ref, via, line, stage_label()))
 
-    for instruction in instructions(text):
+    for instruction in steps:
         if instruction.keyword == "ARG":
             scope = global_scope if current is None else stage_scope
             for name, default in _arg_definitions(instruction.args):

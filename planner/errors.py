@@ -5,6 +5,7 @@ Exit codes follow the CLI contract: 2 for invalid input or usage (nothing was ch
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,3 +91,17 @@ class RuntimeFailure(PlannerError):
     """A build, transfer or daemon failure: exit 1."""
 
     exit_code = 1
+
+
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\"()\]]+)|\w+Error\(-?\d+, '([^']+)'\)")
+
+
+def exception_text(exc: BaseException) -> str:
+    """A short reason for a library error: the OS error inside it when there is one (`Connection refused`),
+    else the first line of its text, or its type name."""
+    text = str(exc).strip()
+    found = [a or b for a, b in _ERRNO.findall(text)]
+    if found:
+        return found[-1].strip().rstrip(":")
+    lines = text.splitlines()
+    return lines[0][:200] if lines else type(exc).__name__

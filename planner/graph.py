@@ -21,6 +21,7 @@ import networkx as nx
 from planner.dockerfile import ImageRef, parse_dockerfile
 from planner.errors import InputError, Location, UsageError
 from planner.keys.ignore import PatternMatcher, load_matcher
+from planner.refs import normalize_ref
 from planner.stack import Node, Stack
 
 Via = Literal["FROM", "COPY --from", "RUN --mount", "additional_contexts", "artifact", "stamp", "depends_on"]
@@ -36,23 +37,6 @@ class Edge:
     target: str
     via: Via
     detail: str = ""
-
-
-def normalize_ref(ref: str) -> tuple[str, str | None]:
-    """(repository, tag) of an image reference; `docker.io/library/` dropped, digests kept in the tag part."""
-    name = ref
-    for prefix in ("docker.io/library/", "index.docker.io/library/", "docker.io/"):
-        if name.startswith(prefix):
-            name = name[len(prefix) :]
-            break
-    if "@" in name:
-        repo, digest = name.split("@", 1)
-        return repo, "@" + digest
-    slash = name.rfind("/")
-    colon = name.rfind(":")
-    if colon > slash:
-        return name[:colon], name[colon + 1 :]
-    return name, None
 
 
 class _ImageIndex:
@@ -127,10 +111,12 @@ class _ContextView:
         return False
 
 
-def find_edges(stack: Stack) -> list[Edge]:
+def find_edges(stack: Stack, external: dict[str, list[str]] | None = None) -> list[Edge]:
+    """All edges; `external` (when given) receives each node's image references no node produces."""
     nodes = stack.nodes
     index = _ImageIndex(nodes.values())
     edges: list[Edge] = []
+    outside: dict[str, list[str]] = {name: [] for name in nodes}
     for node in nodes.values():
         text = dockerfile_text(node)
         if text is not None:
@@ -139,7 +125,9 @@ def find_edges(stack: Stack) -> list[Edge]:
                 if ref.ref in node.build.additional_contexts:
                     continue  # a named context, not an image
                 producer = index.lookup(ref.ref)
-                if producer is not None and producer != node.name:
+                if producer is None:
+                    outside[node.name].append(ref.ref)
+                elif producer != node.name:
                     edges.append(Edge(producer, node.name, ref.via, f"{ref.ref} (Dockerfile line {ref.line})"))
         for context_name, value in node.build.additional_contexts.items():
             producer = None
@@ -149,6 +137,8 @@ def find_edges(stack: Stack) -> list[Edge]:
                     producer = producer if producer in nodes else None
             if value.startswith("docker-image://"):
                 producer = index.lookup(value[len("docker-image://") :])
+                if producer is None:
+                    outside[node.name].append(value[len("docker-image://") :])
             if producer is not None and producer != node.name:
                 edges.append(Edge(producer, node.name, "additional_contexts", f"{context_name}={value}"))
         for dep in node.rules.depends_on:
@@ -164,14 +154,17 @@ def find_edges(stack: Stack) -> list[Edge]:
         for consumer in nodes.values():
             if consumer.name != stamp.source and views[consumer.name].sees(stamp.path):
                 edges.append(Edge(stamp.source, consumer.name, "stamp", stamp.path))
+    if external is not None:
+        external.update({name: sorted(set(refs)) for name, refs in outside.items()})
     return sorted(set(edges), key=lambda e: (e.source, e.target, e.via))
 
 
 class BuildGraph:
     """A DAG of nodes; `levels()` are the sets that can run together."""
 
-    def __init__(self, stack: Stack, edges: list[Edge]) -> None:
+    def __init__(self, stack: Stack, edges: list[Edge], external: dict[str, list[str]] | None = None) -> None:
         self.stack = stack
+        self.external = {name: (external or {}).get(name, []) for name in stack.nodes}  # base images from outside
         self.nodes = stack.nodes
         self.edges = edges
         self.dag: Any = nx.DiGraph()
@@ -210,7 +203,7 @@ class BuildGraph:
             {n: self.nodes[n] for n in sorted(keep)},
             {k: s for k, s in self.stack.stamps.items() if s.source in keep},
         )
-        return BuildGraph(sub, [e for e in self.edges if e.source in keep and e.target in keep])
+        return BuildGraph(sub, [e for e in self.edges if e.source in keep and e.target in keep], self.external)
 
     def levels(self) -> list[list[str]]:
         return [sorted(level) for level in nx.topological_generations(self.dag)]
@@ -224,4 +217,6 @@ class BuildGraph:
 
 
 def build_graph(stack: Stack) -> BuildGraph:
-    return BuildGraph(stack, find_edges(stack))
+    external: dict[str, list[str]] = {}
+    edges = find_edges(stack, external)
+    return BuildGraph(stack, edges, external)

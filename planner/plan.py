@@ -1,15 +1,20 @@
-"""The planning pipeline: load → graph → keys → (observe → decide) → Plan. Pure data in, data out."""
+"""The planning pipeline: load → graph → keys → observe → decide → Plan. Side effects: reads only
+(plus the local cache of stat records and manifests)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from planner.compose.options import ProjectOptions
+from planner.decide import Forcing, decide
 from planner.graph import BuildGraph, build_graph
 from planner.keys.compute import Manifest, compute_keys
-from planner.keys.statcache import StatCache, default_cache_dir
+from planner.keys.manifests import ManifestStore
+from planner.keys.statcache import StatCache, default_cache_dir, open_store
 from planner.plan_model import Plan, PlanNode, Reason, Transfer
 from planner.stack import load_stack
 
@@ -19,6 +24,8 @@ class Planned:
     graph: BuildGraph
     manifests: dict[str, Manifest]
     plan: Plan
+    observation: Any = None
+    registry_refs: dict[str, str] = field(default_factory=dict)
 
 
 def summarize(nodes: Sequence[PlanNode]) -> dict[str, int]:
@@ -26,38 +33,105 @@ def summarize(nodes: Sequence[PlanNode]) -> dict[str, int]:
     for node in nodes:
         counts[node.action] += 1
         for transfer in node.transfers:
-            counts[f"transfer-{transfer.mode}"] += 1
+            if transfer.mode != "none":
+                counts[f"transfer-{transfer.mode}"] += 1
     return dict(sorted(counts.items()))
 
 
-def offline_plan(graph: BuildGraph, manifests: dict[str, Manifest]) -> Plan:
-    nodes = [
-        PlanNode(
-            name=name,
-            kind=graph.nodes[name].kind,
-            image=graph.nodes[name].image,
-            key=manifests[name].key,
-            action="unknown",
-            needs=graph.upstream(name),
-            reasons=[Reason(code="offline", detail="daemons and registry not queried")],
-            transfers=[Transfer(destination=d, mode="unknown", reason="offline") for d in graph.nodes[name].rules.destinations]
-            if graph.nodes[name].kind == "image"
-            else [],
+def offline_nodes(graph: BuildGraph, manifests: dict[str, Manifest]) -> list[PlanNode]:
+    nodes = []
+    for name in graph.order():
+        node = graph.nodes[name]
+        reasons = [Reason(code="offline", detail="daemons and registry not queried")]
+        unresolved = [ref for ref, identity in manifests[name].bases.items() if identity == "unresolved"]
+        if unresolved:
+            reasons.append(Reason(code="base-unresolved", detail=", ".join(unresolved)))
+        transfers = [Transfer(destination=d, mode="unknown", reason="offline") for d in node.rules.destinations]
+        nodes.append(
+            PlanNode(
+                name=name,
+                kind=node.kind,
+                image=node.image,
+                key=manifests[name].key,
+                action="unknown",
+                needs=graph.upstream(name),
+                reasons=reasons,
+                transfers=transfers if node.kind == "image" else [],
+            )
         )
-        for name in graph.order()
-    ]
-    return Plan(project=graph.stack.compose.name, offline=True, nodes=nodes, levels=graph.levels(), summary=summarize(nodes))
+    return nodes
 
 
 def make_plan(
-    options: ProjectOptions, rules: str | None, selected: Sequence[str], offline: bool
+    options: ProjectOptions,
+    rules: str | None,
+    selected: Sequence[str],
+    offline: bool,
+    forcing: Forcing | None = None,
+    cache_dir: Path | None = None,
 ) -> Planned:
     stack = load_stack(options, rules)
     graph = build_graph(stack).select(selected)
-    cache = StatCache(default_cache_dir(dict(options.environ)))
+    store = open_store(cache_dir or default_cache_dir(dict(options.environ)))
+    cache = StatCache(None, store=store)
+    manifest_store = ManifestStore(store)
+    daemons: dict[str, Any] = {}
+    registry = None
     try:
-        manifests = compute_keys(graph, cache, dict(stack.compose.environment))
+        if offline:
+            manifests = compute_keys(graph, cache, dict(stack.compose.environment))
+            manifest_store.put_all(manifests)
+            nodes = offline_nodes(graph, manifests)
+            plan = Plan(project=stack.compose.name, offline=True, nodes=nodes, levels=graph.levels(), summary=summarize(nodes))
+            return Planned(graph, manifests, plan)
+        from planner.apply.artifacts import artifact_current
+        from planner.engine.daemon import LOCAL, Daemon
+        from planner.observe import destinations_of, make_registry, observe
+
+        daemons = {name: Daemon(name, url) for name, url in destinations_of(graph).items()}
+        registry = make_registry(graph)
+        manifests = compute_keys(
+            graph, cache, dict(stack.compose.environment), resolve_base=_resolver(daemons[LOCAL])
+        )
+        manifest_store.put_all(manifests)
+        registry_refs = {
+            name: registry.ref(node.image, manifests[name].key)
+            for name, node in graph.nodes.items()
+            if registry is not None and node.kind == "image" and node.image
+        }
+        observation = observe(graph, manifests, daemons, registry, lambda node, key: artifact_current(store, node, key))
+        previous = {
+            name: manifest_store.get(key) for name, key in observation.previous_keys.items()
+        }
+        nodes = decide(
+            graph.nodes, graph.order(), {n: graph.upstream(n) for n in graph.nodes}, manifests, observation,
+            registry_refs, previous, forcing or Forcing(), registry is not None,
+        )  # fmt: skip
+        observed = {name: view.error or "ok" for name, view in observation.daemons.items()}
+        if observation.registry is not None:
+            observed[f"registry({observation.registry.host})"] = observation.registry.error or "ok"
+        plan = Plan(
+            project=stack.compose.name, offline=False, nodes=nodes, levels=graph.levels(),
+            summary=summarize(nodes), observed=observed,
+        )  # fmt: skip
+        return Planned(graph, manifests, plan, observation, registry_refs)
     finally:
-        cache.close()
-    del offline  # online observation arrives with the engine adapters; until then every plan is offline
-    return Planned(graph, manifests, offline_plan(graph, manifests))
+        for daemon in daemons.values():
+            daemon.close()
+        if registry is not None:
+            registry.close()
+        if store is not None:
+            store.close()
+
+
+def _resolver(daemon: Any) -> Any:
+    """Base images resolve to the local daemon's image IDs; an unreachable daemon leaves them `unresolved`."""
+    from planner.errors import PlannerError
+
+    def resolve(ref: str) -> str | None:
+        try:
+            return daemon.image_id(ref)  # type: ignore[no-any-return]
+        except PlannerError:
+            return "unresolved"
+
+    return resolve

@@ -36,8 +36,9 @@ def graph_dot(graph: BuildGraph) -> str:
         for name in level:
             node = graph.nodes[name]
             shape = "box" if node.kind == "image" else "folder"
-            label = name if node.image is None or node.image == name else f"{name}\\n{node.image}"
-            lines.append(f"    {_quote(name)} [shape={shape}, label={_quote(label)}];")
+            # `\n` is DOT's line break inside a label: join the quoted parts so it is not escaped itself
+            label = _quote(name) if node.image is None or node.image == name else _quote(name)[:-1] + "\\n" + _quote(node.image)[1:]
+            lines.append(f"    {_quote(name)} [shape={shape}, label={label}];")
         lines.append("  }")
     for edge in graph.edges:
         lines.append(f"  {_quote(edge.source)} -> {_quote(edge.target)} [label={_quote(edge.via)}];")
@@ -77,7 +78,7 @@ def print_plan_table(plan: Plan, console: Console | None = None) -> None:
     for node in plan.nodes:
         transfers = ", ".join(f"{t.destination}:{t.mode}" for t in node.transfers) or "-"
         reasons = [r for r in node.reasons if r.code != "offline"]
-        why = "; ".join(r.code + (f" ({r.detail})" if r.detail else "") for r in reasons[:3]) or "-"
+        why = "; ".join(r.code + (f": {r.detail}" if r.detail else "") for r in reasons[:3]) or "-"
         produces = node.image if node.kind == "image" else "artifact"
         table.add_row(
             str(level_of.get(node.name, "")),
@@ -89,6 +90,8 @@ def print_plan_table(plan: Plan, console: Console | None = None) -> None:
             transfers,
             why,
         )
+    if plan.observed:
+        console.print("observed: " + "; ".join(f"{name}: {state}" for name, state in plan.observed.items()))
     console.print(table)
     totals = ", ".join(f"{count} {name}" for name, count in plan.summary.items())
     console.print(f"{len(plan.nodes)} nodes in {len(plan.levels)} levels: {totals}")

@@ -85,6 +85,8 @@ class _Assembler:
         self.tree = tree
         self.project_dir = Path(compose.working_dir)
         self.resolver = ServiceNormalizer(self.project_dir, compose.environment, compose.environment.get("HOME"))
+        # each node's own rules layer: x-planner (with its location), or its images/artifacts entry (with its keys)
+        self.own_rules: dict[str, tuple[NodeRules, Location | tuple[str, str]]] = {}
 
     def where(self, *keys: str | int) -> Location:
         fallback = Location(str(self.path)) if self.path else Location(self.compose.working_dir)
@@ -96,6 +98,8 @@ class _Assembler:
             if service.build is None:
                 continue
             inline = self._inline_rules(name, service.extensions.get("x-planner"), service.extension_locations)
+            inline_site = service.extension_locations.get("x-planner", Location(self.compose.config_files[0]))
+            self.own_rules[name] = (inline, inline_site.at(f"services.{name}.x-planner"))
             nodes[name] = Node(
                 name=name,
                 kind="image",
@@ -111,6 +115,7 @@ class _Assembler:
                 if name in nodes:
                     raise RulesError(f"{section}.{name}: a compose service already has this name", where)
                 nodes[name] = self._rules_node(section, name, target, where)
+                self.own_rules[name] = (target, (section, name))
         self._check_references(nodes)
         stamps = self._stamps(nodes)
         return Stack(self.compose, self.rules, self.path, nodes, stamps)
@@ -132,7 +137,8 @@ class _Assembler:
     def _rules_node(self, section: str, name: str, target: BuildTarget, where: Location) -> Node:
         build = self._build_config(target)
         if isinstance(target, ArtifactTarget):
-            dest = self._inside_project(target.output.dest, where.at(f"{section}.{name}.output.dest"))
+            dest_site = self.where(section, name, "output", "dest")
+            dest = self._inside_project(target.output.dest, dest_site.at(f"{section}.{name}.output.dest"))
             return Node(name, "artifact", "rules", build, None, self._effective(name, target),
                         target.output.type, dest, where)  # fmt: skip
         assert isinstance(target, ImageTarget)
@@ -154,9 +160,13 @@ class _Assembler:
             dockerfile_inline=target.dockerfile_inline,
             args=args,
             target=target.target,
-            additional_contexts={k: self.resolver.resolve_path(v) for k, v in target.additional_contexts.items()},
+            additional_contexts={k: self._context_value(v) for k, v in target.additional_contexts.items()},
             platforms=list(target.platforms),
         )
+
+    def _context_value(self, value: str) -> str:
+        """An additional context: `target:NODE` (a rules-file form) and remote forms as written, else a path."""
+        return value if value.startswith("target:") else self.resolver.resolve_path(value)
 
     def _inside_project(self, relative: str, where: Location) -> str:
         path = os.path.normpath(self.project_dir / relative)
@@ -167,26 +177,30 @@ class _Assembler:
     def _check_references(self, nodes: dict[str, Node]) -> None:
         destinations = {LOCAL, *self.rules.destinations}
         for name, node in nodes.items():
-            section = "images" if node.kind == "image" else "artifacts"
-            in_rules = node.origin == "rules"
             for dep in node.rules.depends_on:
                 if dep not in nodes:
-                    where = self.where(section, name, "depends_on") if in_rules else self._rule_site(name)
+                    where = self._rule_site(name, "depends_on")
                     raise RulesError(f"{name}: depends_on names unknown node {dep!r}", where)
             for dest in node.rules.destinations:
                 if dest not in destinations:
-                    where = self.where(section, name, "destinations") if in_rules else self._rule_site(name)
+                    where = self._rule_site(name, "destinations")
                     raise RulesError(
                         f"{name}: unknown destination {dest!r} (known: {', '.join(sorted(destinations))})", where
                     )
 
-    def _rule_site(self, name: str) -> Location:
-        """Where a compose service's rules come from: its x-planner, or the first matching selector."""
-        for index, selector in enumerate(self.rules.rules):
+    def _rule_site(self, name: str, field_name: str) -> Location:
+        """Where the layer that set a node's `field_name` is: its own rules (x-planner, or its images/artifacts
+        entry) win, then the last matching selector that sets the field."""
+        own, site = self.own_rules[name]
+        own_site = site if isinstance(site, Location) else self.where(*site, field_name)
+        if getattr(own, field_name) is not None:
+            return own_site
+        for index in reversed(range(len(self.rules.rules))):
+            selector = self.rules.rules[index]
             patterns = [selector.match] if isinstance(selector.match, str) else selector.match
-            if any(fnmatchcase(name, p) for p in patterns):
-                return self.where("rules", index)
-        return Location(self.compose.config_files[0]).at(f"services.{name}.x-planner")
+            if getattr(selector, field_name) is not None and any(fnmatchcase(name, p) for p in patterns):
+                return self.where("rules", index, field_name)
+        return own_site
 
     def _stamps(self, nodes: dict[str, Node]) -> dict[str, StampSpec]:
         stamps = {}
@@ -198,7 +212,7 @@ class _Assembler:
                 stamp.template.format(key="k", short_key="k", image="i", name="n")
             except (KeyError, IndexError, ValueError) as exc:
                 raise RulesError(f"stamps.{name}.template: bad field {exc}", self.where("stamps", name, "template")) from None
-            path = self._inside_project(stamp.path, where.at(f"stamps.{name}.path"))
+            path = self._inside_project(stamp.path, self.where("stamps", name, "path").at(f"stamps.{name}.path"))
             stamps[name] = StampSpec(name, path, stamp.source, stamp.template, where)
         return stamps
 

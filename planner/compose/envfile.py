@@ -192,7 +192,7 @@ class _Parser:
         if not quote:
             end = text.find("\n", start)
             end = len(text) if end < 0 else end
-            raw = text[start:end].split("#", 1)[0].rstrip(_SPACE)
+            raw = text[start:end].split(" #", 1)[0].rstrip(_SPACE)
             return self._interpolate(raw, line), end
         chars: list[str] = []
         escaped = False

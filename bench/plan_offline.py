@@ -1,0 +1,120 @@
+"""Benchmark: hashing a 100k-file, 20-service repository (issue 4 goals).
+
+Prints, each measured in this run:
+- warm no-op `planner plan --offline` vs `git status --porcelain` on the same tree (goal <= 2x);
+- cold-cache `planner plan --offline` time;
+- cold hashing throughput vs `cat` of the same files to /dev/null (goal >= 0.7x);
+- peak RSS of the 100k-file plan (goal <= 256 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def generate(root: Path, files: int, services: int, size: int) -> None:
+    per_service = files // services
+    lines = ["services:"]
+    payload = os.urandom(size)
+    for s in range(services):
+        name = f"svc{s:02d}"
+        ctx = root / name
+        lines += [f"  {name}:", f"    build: ./{name}"]
+        (ctx).mkdir(parents=True)
+        (ctx / "Dockerfile").write_text("FROM scratch\nCOPY . /app\n")
+        (ctx / ".dockerignore").write_text("*.log\nnode_modules\n")
+        for i in range(per_service - 2):
+            folder = ctx / f"pkg{i % 50:02d}" / f"mod{i % 7}"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"f{i}.txt").write_bytes(payload[: (i * 7919) % size] + str(i).encode())
+    (root / "compose.yaml").write_text("\n".join(lines) + "\n")
+    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.test"]
+    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-qm", "bench"], cwd=root, check=True)
+
+
+def timed(cmd: list[str], cwd: Path, env: dict[str, str], runs: int) -> tuple[float, int]:
+    """Median wall time and the largest child peak RSS (KiB) over `runs` runs."""
+    times = []
+    peak = 0
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        start = time.perf_counter()
+        subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+        peak = max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before)
+    return statistics.median(times), peak
+
+
+def drop_caches() -> bool:
+    try:
+        subprocess.run(["sync"], check=True)
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--files", type=int, default=100_000)
+    parser.add_argument("--services", type=int, default=20)
+    parser.add_argument("--size", type=int, default=2048, help="max bytes per file")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    planner = [sys.executable, "-m", "planner", "plan", "--offline", "--format", "json"]
+    with tempfile.TemporaryDirectory(prefix="planner-bench-keys-") as tmp:
+        root = Path(tmp) / "repo"
+        cache = Path(tmp) / "cache"
+        generate(root, args.files, args.services, args.size)
+        env = {**os.environ, "PLANNER_CACHE_DIR": str(cache), "PYTHONPATH": str(REPO)}
+        total_bytes = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and ".git" not in p.parts)
+        print(f"tree: {args.files} files, {args.services} services, {total_bytes / 1e6:.1f} MB")
+
+        dropped = drop_caches()
+        cold, cold_peak = timed(planner, root, env, 1)
+        print(f"cold plan (empty stat cache{', page cache dropped' if dropped else ''}): {cold:.2f} s")
+        warm, warm_peak = timed(planner, root, env, args.runs)
+        git_status, _ = timed(["git", "status", "--porcelain"], root, env, args.runs)
+        print(f"warm no-op plan: {warm:.3f} s; git status --porcelain: {git_status:.3f} s; "
+              f"ratio {warm / git_status:.2f} (goal <= 2)")  # fmt: skip
+        print(f"peak RSS: cold {cold_peak / 1024:.0f} MB, warm {warm_peak / 1024:.0f} MB (goal <= 256 MB)")
+
+        # Cold hashing throughput: planner's hasher over every file vs cat, page cache dropped before each.
+        shutil.rmtree(cache)
+        files = [str(p) for p in root.rglob("*.txt")]
+        list_file = Path(tmp) / "files.txt"
+        list_file.write_text("\n".join(files) + "\n")
+        drop_caches()
+        start = time.perf_counter()
+        subprocess.run(f"xargs -a {list_file} -d '\\n' cat > /dev/null", shell=True, check=True)  # noqa: S602
+        cat_time = time.perf_counter() - start
+        drop_caches()
+        hasher = [sys.executable, "-c",
+                  "import sys; from planner.keys.statcache import StatCache; from planner.keys.walk import Entry;"
+                  "import os; paths=open(sys.argv[1]).read().split(); "
+                  "c=StatCache(None); d=os.path.dirname; "
+                  "c.hashes('/', [Entry(p.lstrip('/'), 'f', 0o644, os.path.getsize(p)) for p in paths])",
+                  str(list_file)]  # fmt: skip
+        start = time.perf_counter()
+        subprocess.run(hasher, env=env, check=True)
+        hash_time = time.perf_counter() - start
+        size = sum(os.path.getsize(f) for f in files)
+        print(f"cold hashing: {size / hash_time / 1e6:.0f} MB/s vs cat {size / cat_time / 1e6:.0f} MB/s; "
+              f"ratio {cat_time / hash_time:.2f} (goal >= 0.7)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Executing a plan: builds, exports, stamps, pulls and transfers in dependency order."""

@@ -1,0 +1,174 @@
+"""A Docker daemon through the Engine API (docker-py): which keys it holds, tag, push, pull, save, load.
+
+Presence is judged by the key label on the image, never by a tag or an index digest (the containerd image
+store changes those on every rebuild).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from planner.engine.labels import LABEL_KEY
+from planner.errors import RuntimeFailure, exception_text
+from planner.refs import split_tag
+
+LOCAL = "local"
+Progress = Callable[[dict[str, Any]], None]
+
+
+class DaemonError(RuntimeFailure):
+    """A daemon is unreachable or refused an operation."""
+
+
+@dataclass(frozen=True)
+class KeyedImage:
+    image_id: str
+    key: str
+    tags: tuple[str, ...] = ()
+    created: int = 0
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+class Daemon:
+    """One Docker daemon, by name (`local` = the session daemon) and DOCKER_HOST-style URL."""
+
+    def __init__(self, name: str, url: str | None, timeout: int = 600) -> None:
+        self.name = name
+        self.url = url
+        self.timeout = timeout
+        self._client: Any = None
+
+    @property
+    def api(self) -> Any:
+        if self._client is None:
+            import docker
+
+            try:
+                if self.url:
+                    self._client = docker.APIClient(base_url=self.url, timeout=self.timeout, version="auto")
+                else:
+                    self._client = docker.from_env(timeout=self.timeout).api
+            except Exception as exc:
+                raise DaemonError(f"unreachable at {self.where}: {exception_text(exc)}") from None
+        return self._client
+
+    @property
+    def where(self) -> str:
+        return self.url or "DOCKER_HOST / default socket"
+
+    def ping(self) -> None:
+        try:
+            self.api.ping()
+        except DaemonError:
+            raise
+        except Exception as exc:
+            raise DaemonError(f"unreachable at {self.where}: {exception_text(exc)}") from None
+
+    def keyed_images(self) -> dict[str, KeyedImage]:
+        """Every image carrying a planner key label, by key (one list call)."""
+        try:
+            listing = self.api.images(filters={"label": LABEL_KEY})
+        except DaemonError:
+            raise
+        except Exception as exc:
+            raise DaemonError(f"unreachable at {self.where}: {exception_text(exc)}") from None
+        found: dict[str, KeyedImage] = {}
+        for image in listing:
+            labels = image.get("Labels") or {}
+            key = labels.get(LABEL_KEY)
+            if key:
+                found.setdefault(
+                    key,
+                    KeyedImage(image["Id"], key, tuple(image.get("RepoTags") or ()), int(image.get("Created") or 0), labels),
+                )
+        return found
+
+    def image_id(self, ref: str) -> str | None:
+        """The local image ID a reference resolves to, or None."""
+        import docker.errors
+
+        try:
+            return str(self.api.inspect_image(ref)["Id"])
+        except docker.errors.ImageNotFound:
+            return None
+        except Exception as exc:
+            raise DaemonError(f"daemon {self.name}: cannot inspect {ref}: {exception_text(exc)}") from None
+
+    def image_key(self, ref: str) -> str | None:
+        import docker.errors
+
+        try:
+            labels = self.api.inspect_image(ref)["Config"].get("Labels") or {}
+        except docker.errors.ImageNotFound:
+            return None
+        except Exception as exc:
+            raise DaemonError(f"daemon {self.name}: cannot inspect {ref}: {exception_text(exc)}") from None
+        key = labels.get(LABEL_KEY)
+        return str(key) if key else None
+
+    def tag(self, image: str, ref: str) -> None:
+        repository, tag = split_tag(ref)
+        try:
+            self.api.tag(image, repository, tag or "latest", force=True)
+        except Exception as exc:
+            raise DaemonError(f"daemon {self.name}: cannot tag {image} as {ref}: {exception_text(exc)}") from None
+
+    def push(self, ref: str, progress: Progress | None = None) -> None:
+        repository, tag = split_tag(ref)
+        self._stream(self.api.push(repository, tag=tag, stream=True, decode=True), f"push {ref}", progress)
+
+    def pull(self, ref: str, progress: Progress | None = None) -> None:
+        repository, tag = split_tag(ref)
+        self._stream(self.api.pull(repository, tag=tag, stream=True, decode=True), f"pull {ref}", progress)
+
+    def save(self, refs: list[str], chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """`docker save` as a stream of chunks (never held whole)."""
+        try:
+            response = self.api._get(self.api._url("/images/get"), params={"names": refs}, stream=True)
+            self.api._raise_for_status(response)
+        except Exception as exc:
+            raise DaemonError(f"daemon {self.name}: save {', '.join(refs)} failed: {exception_text(exc)}") from None
+        yield from response.iter_content(chunk_size)
+
+    def load(self, chunks: Iterable[bytes], progress: Progress | None = None) -> None:
+        """`docker load` from a stream of chunks."""
+        try:
+            response = self.api._post(
+                self.api._url("/images/load"), data=_Chunked(chunks), params={"quiet": False}, stream=True,
+                headers={"Content-Type": "application/x-tar"},
+            )  # fmt: skip
+            self.api._raise_for_status(response)
+            self._stream(self.api._stream_helper(response, decode=True), "load", progress)
+        except DaemonError:
+            raise
+        except Exception as exc:
+            raise DaemonError(f"daemon {self.name}: load failed: {exception_text(exc)}") from None
+
+    def _stream(self, events: Iterable[dict[str, Any]], what: str, progress: Progress | None) -> None:
+        try:
+            for event in events:
+                if "error" in event or "errorDetail" in event:
+                    detail = event.get("errorDetail", {}).get("message") or event.get("error")
+                    raise DaemonError(f"daemon {self.name}: {what} failed: {detail}")
+                if progress is not None:
+                    progress(event)
+        except DaemonError:
+            raise
+        except Exception as exc:
+            raise DaemonError(f"daemon {self.name}: {what} failed: {exception_text(exc)}") from None
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+class _Chunked:
+    """An iterable body that requests sends with chunked transfer encoding."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self.chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.chunks)

@@ -1,0 +1,123 @@
+"""A Docker registry through the distribution HTTP API v2: is a content-addressed ref there?
+
+Refs are `<host>/<namespace>/<image repository>:<key>`: the tag is the content key, so two sessions can never
+pull each other's different images under one name. Plain HTTP for loopback hosts or `insecure: true`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from planner.errors import RuntimeFailure, exception_text
+from planner.refs import repository_path, split_tag
+
+MANIFEST_TYPES = ", ".join(
+    [
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+    ]
+)
+
+
+class RegistryError(RuntimeFailure):
+    """The registry is unreachable or answered with an error."""
+
+
+def is_loopback(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+class Registry:
+    def __init__(
+        self,
+        host: str,
+        namespace: str = "planner",
+        insecure: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.host = host.removeprefix("http://").removeprefix("https://").rstrip("/")
+        self.namespace = namespace.strip("/")
+        scheme = "http" if insecure or is_loopback(self.host) or host.startswith("http://") else "https"
+        self.base = f"{scheme}://{self.host}"
+        self.auth = (username, password) if username else None
+        self.timeout = timeout
+        self._session: Any = None
+
+    @property
+    def session(self) -> Any:
+        if self._session is None:
+            import requests
+
+            self._session = requests.Session()
+            self._session.auth = self.auth
+        return self._session
+
+    def ref(self, image: str, key: str) -> str:
+        """The content-addressed ref of an image with a key."""
+        return f"{self.host}/{self.namespace}/{repository_path(image)}:{key}"
+
+    def ping(self) -> None:
+        try:
+            response = self.session.get(f"{self.base}/v2/", timeout=self.timeout)
+        except Exception as exc:
+            raise RegistryError(f"unreachable: {exception_text(exc)}") from None
+        if response.status_code not in (200, 401):
+            raise RegistryError(f"registry {self.host} answered {response.status_code} on /v2/")
+        if response.status_code == 401:
+            raise RegistryError(f"registry {self.host}: authentication required or refused")
+
+    def has(self, ref: str) -> bool:
+        """Whether the manifest of a ref exists (HEAD, nothing downloaded)."""
+        name, tag = self._split(ref)
+        try:
+            response = self.session.head(
+                f"{self.base}/v2/{name}/manifests/{tag}", headers={"Accept": MANIFEST_TYPES}, timeout=self.timeout
+            )
+        except Exception as exc:
+            raise RegistryError(f"unreachable: {exception_text(exc)}") from None
+        if response.status_code == 200:
+            return True
+        if response.status_code == 404:
+            return False
+        raise RegistryError(f"registry {self.host}: HEAD {name}:{tag} answered {response.status_code}")
+
+    def has_many(self, refs: Iterable[str], jobs: int = 8) -> dict[str, bool]:
+        refs = list(dict.fromkeys(refs))
+        if not refs:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(jobs, len(refs))) as pool:
+            return dict(zip(refs, pool.map(self.has, refs), strict=True))
+
+    def tags(self, repository: str) -> list[str]:
+        name = f"{self.namespace}/{repository}"
+        response = self.session.get(f"{self.base}/v2/{name}/tags/list", timeout=self.timeout)
+        if response.status_code == 404:
+            return []
+        if response.status_code != 200:
+            raise RegistryError(f"registry {self.host}: tags of {name} answered {response.status_code}")
+        return list(response.json().get("tags") or [])
+
+    def _split(self, ref: str) -> tuple[str, str]:
+        prefix = self.host + "/"
+        if not ref.startswith(prefix):
+            raise RegistryError(f"{ref} is not a ref of registry {self.host}")
+        name, tag = split_tag(ref[len(prefix) :])
+        return name, (tag or "latest").lstrip("@")
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()

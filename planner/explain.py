@@ -1,0 +1,71 @@
+"""What differs between two input manifests, as changes (for `planner explain`) and as plan reasons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from planner.keys.compute import Manifest
+from planner.plan_model import Reason
+
+ChangeKind = Literal["added", "removed", "changed"]
+SYMBOL = {"added": "+", "removed": "-", "changed": "~"}
+# Reason codes, in the order a reader wants them.
+ORDER = (
+    "dockerfile", "file", "arg", "target", "platforms", "label", "context", "input", "env", "upstream", "base",
+    "output",
+)  # fmt: skip
+MAX_DETAIL_ITEMS = 5
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: ChangeKind
+    what: str  # one of ORDER
+    name: str
+
+    def line(self) -> str:
+        return f"{SYMBOL[self.kind]} {self.what} {self.name}"
+
+
+def _map_changes(what: str, old: dict[str, str], new: dict[str, str]) -> list[Change]:
+    changes = [Change("added", what, k) for k in sorted(new.keys() - old.keys())]
+    changes += [Change("removed", what, k) for k in sorted(old.keys() - new.keys())]
+    changes += [Change("changed", what, k) for k in sorted(old.keys() & new.keys()) if old[k] != new[k]]
+    return changes
+
+
+def diff_manifests(old: Manifest, new: Manifest) -> list[Change]:
+    """Every input that differs; arg values are compared by hash and never shown."""
+    changes: list[Change] = []
+    if old.dockerfile != new.dockerfile:
+        changes.append(Change("changed", "dockerfile", "text"))
+    changes += _map_changes("file", old.files, new.files)
+    changes += _map_changes("arg", old.args, new.args)
+    if old.target != new.target:
+        changes.append(Change("changed", "target", f"{old.target or '(none)'} -> {new.target or '(none)'}"))
+    if sorted(old.platforms) != sorted(new.platforms):
+        changes.append(Change("changed", "platforms", ",".join(new.platforms) or "(none)"))
+    changes += _map_changes("label", old.labels, new.labels)
+    changes += _map_changes("context", old.contexts, new.contexts)
+    changes += _map_changes("input", old.inputs, new.inputs)
+    changes += _map_changes("env", old.env, new.env)
+    changes += _map_changes("upstream", old.upstream, new.upstream)
+    changes += _map_changes("base", old.bases, new.bases)
+    if old.output != new.output:
+        changes.append(Change("changed", "output", f"{old.output} -> {new.output}"))
+    return changes
+
+
+def reasons_from(changes: list[Change]) -> list[Reason]:
+    """One reason per kind of input, e.g. `file-changed (~ src/a.py, + src/b.py)`."""
+    reasons = []
+    for what in ORDER:
+        group = [c for c in changes if c.what == what]
+        if not group:
+            continue
+        shown = ", ".join(f"{SYMBOL[c.kind]} {c.name}" for c in group[:MAX_DETAIL_ITEMS])
+        if len(group) > MAX_DETAIL_ITEMS:
+            shown += f", and {len(group) - MAX_DETAIL_ITEMS} more"
+        reasons.append(Reason(code=f"{what}-changed", detail=shown))
+    return reasons

@@ -1,0 +1,125 @@
+"""Read-only queries: which keys each destination daemon and the registry hold, which artifacts are current.
+
+Batched (one image listing per daemon, concurrent manifest HEADs) and tolerant: an unreachable daemon or
+registry is recorded with its error for the plan to report, never raised.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from planner.engine.daemon import LOCAL, Daemon, KeyedImage
+from planner.engine.labels import LABEL_NODE, LABEL_PROJECT
+from planner.engine.registry import Registry
+from planner.errors import PlannerError
+from planner.graph import BuildGraph
+from planner.keys.compute import Manifest
+
+
+@dataclass(frozen=True)
+class DaemonView:
+    name: str
+    error: str | None = None
+    images: dict[str, KeyedImage] = field(default_factory=dict)  # key -> image
+
+    @property
+    def reachable(self) -> bool:
+        return self.error is None
+
+    def has(self, key: str) -> bool:
+        return key in self.images
+
+
+@dataclass(frozen=True)
+class RegistryView:
+    host: str
+    error: str | None = None
+    present: frozenset[str] = frozenset()
+
+    @property
+    def reachable(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class Observation:
+    daemons: dict[str, DaemonView]
+    registry: RegistryView | None
+    artifacts: dict[str, bool] = field(default_factory=dict)  # node -> output on disk holds its key
+    previous_keys: dict[str, str] = field(default_factory=dict)  # node -> newest other key held locally
+
+
+def destinations_of(graph: BuildGraph) -> dict[str, str | None]:
+    """Destination name -> daemon URL (None = the local default) for every destination the nodes use."""
+    wanted = {LOCAL}
+    for node in graph.nodes.values():
+        if node.kind == "image":
+            wanted.update(node.rules.destinations)
+    configured = graph.stack.rules.destinations
+    return {name: (None if name == LOCAL else configured[name].host) for name in sorted(wanted)}
+
+
+def make_registry(graph: BuildGraph) -> Registry | None:
+    rules = graph.stack.rules.registry
+    if rules is None:
+        return None
+    return Registry(rules.url, rules.namespace, rules.insecure, rules.username, rules.password)
+
+
+def _daemon_view(daemon: Daemon) -> DaemonView:
+    try:
+        return DaemonView(daemon.name, images=daemon.keyed_images())
+    except PlannerError as exc:
+        return DaemonView(daemon.name, error=exc.message)
+
+
+def _registry_view(registry: Registry, refs: list[str]) -> RegistryView:
+    try:
+        registry.ping()
+        present = registry.has_many(refs)
+    except PlannerError as exc:
+        return RegistryView(registry.host, error=exc.message)
+    return RegistryView(registry.host, present=frozenset(r for r, ok in present.items() if ok))
+
+
+def previous_keys(graph: BuildGraph, local: DaemonView, manifests: dict[str, Manifest]) -> dict[str, str]:
+    """Per node, the key of the newest image of that node (by label) in the local daemon, if not the current one."""
+    project = graph.stack.compose.name
+    found: dict[str, tuple[int, str]] = {}
+    for image in local.images.values():
+        labels: dict[str, Any] = image.labels
+        if labels.get(LABEL_PROJECT) != project:
+            continue
+        node = labels.get(LABEL_NODE)
+        if node in manifests and image.key != manifests[node].key:
+            if node not in found or image.created > found[node][0]:
+                found[node] = (image.created, image.key)
+    return {node: key for node, (_, key) in found.items()}
+
+
+def observe(
+    graph: BuildGraph,
+    manifests: dict[str, Manifest],
+    daemons: dict[str, Daemon],
+    registry: Registry | None,
+    artifact_check: Any = None,
+) -> Observation:
+    refs = [
+        registry.ref(node.image, manifests[name].key)
+        for name, node in graph.nodes.items()
+        if registry is not None and node.kind == "image" and node.image
+    ]
+    with ThreadPoolExecutor(max_workers=len(daemons) + 1) as pool:
+        views = {name: pool.submit(_daemon_view, daemon) for name, daemon in daemons.items()}
+        registry_future = pool.submit(_registry_view, registry, refs) if registry is not None else None
+        daemon_views = {name: future.result() for name, future in views.items()}
+        registry_view = registry_future.result() if registry_future is not None else None
+    artifacts = {}
+    if artifact_check is not None:
+        for name, node in graph.nodes.items():
+            if node.kind == "artifact":
+                artifacts[name] = bool(artifact_check(node, manifests[name].key))
+    local = daemon_views.get(LOCAL, DaemonView(LOCAL, error="not queried"))
+    return Observation(daemon_views, registry_view, artifacts, previous_keys(graph, local, manifests))

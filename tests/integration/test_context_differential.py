@@ -1,0 +1,438 @@
+"""Differential property test: the build context planner hashes against what Docker really copies.
+
+Hypothesis generates random context trees (nested and empty folders, files with assorted permission bits incl.
+setuid/setgid/sticky, symlinks relative/absolute/dangling/to folders, fifos, sockets, names with spaces, dots,
+dashes, unicode and leading dots) plus a random `.dockerignore` (globs from the tree's own names with `*`, `?`,
+`**`, `[...]` classes and `\\.` escapes, `!` exceptions, leading `/` or `./`, trailing `/`, comments, blank
+lines, CRLF endings, a BOM, patterns that exclude the Dockerfile or `.dockerignore` itself). For each tree the set
+of (path, kind, permission bits, symlink target) of `walk_context(root, load_matcher(root, root/"Dockerfile"))`
+must equal what `docker build` of `FROM scratch` + `COPY . /ctx` puts under `/ctx` (read back with
+`docker create` + the archive API, i.e. `docker cp CID:/ctx -`). Owners and mtimes are ignored (COPY makes
+everything root's); symlinks are compared by target only (their mode is always 0777); `/ctx` itself is left out.
+
+The engine here is driven by the legacy builder (`DOCKER_BUILDKIT=0`): the CLI walks the context and applies
+`.dockerignore` (moby/go-archive's TarWithOptions), the daemon then drops `Dockerfile`/`.dockerignore` when the
+patterns match them. Deliberately not generated:
+- a Dockerfile anywhere but the context root: the legacy CLI force-includes a Dockerfile that sits inside an
+  excluded folder (and so re-creates that folder), a legacy quirk planner does not copy;
+- a root `Dockerfile.dockerignore`: planner follows BuildKit, which prefers it; the legacy CLI only reads
+  `.dockerignore`, so this engine cannot check that rule;
+- patterns Docker rejects (`!` alone, malformed classes): both sides would fail, which says nothing about
+  context contents. If planner rejects a generated file anyway, the Docker build must fail too.
+Fifos are copied by COPY and are generated; sockets never reach the context (the tar writer skips them).
+
+Each Hypothesis example is a batch of `PLANNER_CONTEXT_DIFF_BATCH` trees (default 8) built concurrently by
+`PLANNER_CONTEXT_DIFF_WORKERS` threads (default 4); `PLANNER_CONTEXT_DIFF_EXAMPLES` sets the number of examples
+(default 30, so 240 trees). Runs are database-less and derandomized, so CI explores the same inputs, and do not
+shrink (each step would rebuild a whole batch; a failure already lists every differing tree in full). Images are
+tagged `planner-test/ctxdiff:<run>-<n>` and labelled `planner.test=1`; every image and container is removed, also
+on failure (a module teardown sweeps by the run label).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import tarfile
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from planner.errors import InputError
+from planner.keys.ignore import load_matcher
+from planner.keys.walk import walk_context
+from tests.conftest import docker_unavailable
+
+pytestmark = pytest.mark.docker
+
+EXAMPLES = int(os.environ.get("PLANNER_CONTEXT_DIFF_EXAMPLES", "30"))
+BATCH = int(os.environ.get("PLANNER_CONTEXT_DIFF_BATCH", "8"))
+WORKERS = int(os.environ.get("PLANNER_CONTEXT_DIFF_WORKERS", "4"))
+
+TAG_REPO = "planner-test/ctxdiff"
+RUN_ID = f"{os.getpid()}"
+RUN_LABEL = "planner.test.run"
+DOCKERFILE = "FROM scratch\nCOPY . /ctx\n"
+MAX_DEPTH = 3
+
+# --- the tree model --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class File:
+    mode: int
+    content: bytes
+
+
+@dataclass(frozen=True)
+class Dir:
+    mode: int
+    children: tuple[tuple[str, Node], ...]
+
+
+@dataclass(frozen=True)
+class Link:
+    target: str
+
+
+@dataclass(frozen=True)
+class Fifo:
+    mode: int
+
+
+@dataclass(frozen=True)
+class Socket:
+    pass
+
+
+Node: TypeAlias = File | Dir | Link | Fifo | Socket
+
+
+@dataclass(frozen=True)
+class Case:
+    tree: Dir  # the context root's entries besides Dockerfile and .dockerignore
+    dockerfile_mode: int
+    ignore: bytes | None  # .dockerignore content; None: no file
+    ignore_mode: int
+
+
+# Shared names make patterns and symlinks hit several entries; "#hash" lines become comments.
+NAMES = (
+    "a", "b", "c", "ab", "abc", "bc", "x.txt", "y.log", "a.b.c", ".hidden", ".git", "build", "keep", "node_modules",
+    "sub dir", "dash-name", "-lead", "ünï", "日本語", "x y.txt", "..dots", "#hash", "Dockerfile", ".dockerignore",
+)  # fmt: skip
+ROOT_RESERVED = {"Dockerfile", ".dockerignore", "Dockerfile.dockerignore"}
+FILE_MODES = (0o644, 0o755, 0o600, 0o700, 0o444, 0o640, 0o664, 0o000, 0o4755, 0o2755, 0o1644)
+DIR_MODES = (0o755, 0o700, 0o775, 0o750, 0o555, 0o2775, 0o2755, 0o1777, 0o3775)
+FIFO_MODES = (0o644, 0o600, 0o666)
+FIXED_TARGETS = (
+    ".", "..", "../a", "./b", "a/b/c", "sub dir/x.txt", "/etc/hostname", "/ctx/a", "/nonexistent/x", "/", "dangling-ünï",
+)  # fmt: skip
+SPECIAL_PATTERNS = (
+    "*", "**", ".*", "*/", "*/*", "**/*", "*/**", "**/", "Dockerfile", ".dockerignore", "Docker*", "*ignore",
+    "*.txt", "**/*.log", "**/.hidden", "**/keep", "/", ".", "..", "a/../b", "./", "**/a/**", "[a-c]", "?",
+    "??", "*/?", "a*", "**a", "b**", "**/b*", "!*/keep", "!**/x.txt",
+)  # fmt: skip
+
+# --- strategies ------------------------------------------------------------------------------------------------
+
+
+@st.composite
+def nodes(draw: st.DrawFn, depth: int) -> Node:
+    roll = draw(st.integers(0, 99))
+    if roll < 45 or (roll < 70 and depth >= MAX_DEPTH):
+        return File(draw(st.sampled_from(FILE_MODES)), draw(st.binary(max_size=4)))
+    if roll < 70:
+        return draw(dirs(depth + 1))
+    if roll < 88:
+        return Link(draw(link_targets()))
+    if roll < 96:
+        return Fifo(draw(st.sampled_from(FIFO_MODES)))
+    return Socket()
+
+
+@st.composite
+def dirs(draw: st.DrawFn, depth: int, *, root: bool = False) -> Dir:
+    pool = [n for n in NAMES if not (root and n in ROOT_RESERVED)]
+    names = draw(st.lists(st.sampled_from(pool), unique=True, min_size=1 if root else 0, max_size=6 if root else 4))
+    children = tuple((name, draw(nodes(depth))) for name in names)
+    return Dir(draw(st.sampled_from(DIR_MODES)), children)
+
+
+@st.composite
+def link_targets(draw: st.DrawFn) -> str:
+    kind = draw(st.integers(0, 2))
+    if kind == 0:
+        return draw(st.sampled_from(NAMES))
+    if kind == 1:
+        return draw(st.sampled_from(FIXED_TARGETS))
+    parts = draw(st.lists(st.sampled_from((*NAMES, "..")), min_size=1, max_size=3))
+    return "/".join(parts)
+
+
+def tree_paths(tree: Dir, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    for name, node in tree.children:
+        yield (*prefix, name)
+        if isinstance(node, Dir):
+            yield from tree_paths(node, (*prefix, name))
+
+
+@st.composite
+def glob_segments(draw: st.DrawFn, segment: str) -> str:
+    choice = draw(st.integers(0, 11))
+    if choice <= 5 or not segment:
+        return segment
+    if choice == 6:
+        return "*"
+    k = draw(st.integers(0, len(segment) - 1))
+    char = segment[k]
+    if choice == 7:
+        return segment[:k] + "?" + segment[k + 1 :]
+    if choice == 8:
+        return segment[:k] + "*"
+    if choice == 9:
+        return "*" + segment[k + 1 :]
+    if choice == 10:
+        return segment.replace(".", "\\.") if "." in segment else segment.replace("-", "\\-")
+    if char in "-^]\\[":
+        return segment[:k] + "?" + segment[k + 1 :]
+    cls = draw(st.sampled_from((f"[{char}]", "[a-c]", f"[^{char}]", "[x-z]", f"[{char}_]")))
+    return segment[:k] + cls + segment[k + 1 :]
+
+
+@st.composite
+def path_patterns(draw: st.DrawFn, paths: Sequence[tuple[str, ...]]) -> str:
+    path = draw(st.sampled_from(paths))
+    path = path[: draw(st.integers(1, len(path)))]
+    segments = [draw(glob_segments(s)) for s in path]
+    shape = draw(st.integers(0, 11))
+    if shape == 0:
+        segments.insert(0, "**")
+    elif shape == 1 and len(segments) > 1:
+        segments[draw(st.integers(0, len(segments) - 2))] = "**"
+    elif shape == 2:
+        segments.append("**")
+    elif shape == 3:
+        segments.append("*")
+    elif shape == 4:
+        segments[-1] += "**"
+    elif shape == 5:
+        segments[0] = "**" + segments[0]
+    return "/".join(segments)
+
+
+@st.composite
+def ignore_lines(draw: st.DrawFn, paths: Sequence[tuple[str, ...]]) -> str:
+    kind = draw(st.integers(0, 19))
+    if kind == 0:
+        return draw(st.sampled_from(("", "   ", "\t")))
+    if kind == 1:
+        return "#" + draw(st.sampled_from(("", " comment", *NAMES)))
+    pattern = draw(st.sampled_from(SPECIAL_PATTERNS)) if kind <= 5 else draw(path_patterns(paths))
+    if pattern.startswith("!"):
+        return pattern
+    lead = draw(st.sampled_from(("",) * 12 + ("/", "/", "./", "//")))
+    trail = draw(st.sampled_from(("",) * 10 + ("/", "/", "/.")))
+    pattern = lead + pattern + trail
+    bang = draw(st.sampled_from(("",) * 5 + ("!", "!", "! ")))
+    pad = draw(st.sampled_from(("",) * 12 + (" ", "\t")))
+    return pad + bang + pattern + pad
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> Case:
+    tree = draw(dirs(1, root=True))
+    paths = [*tree_paths(tree), ("Dockerfile",), (".dockerignore",)]
+    ignore: bytes | None = None
+    if draw(st.integers(0, 9)) > 0:
+        lines = draw(st.lists(ignore_lines(paths), max_size=8))
+        newline = draw(st.sampled_from(("\n", "\n", "\n", "\r\n")))
+        text = newline.join(lines) + draw(st.sampled_from((newline, "")))
+        bom = draw(st.sampled_from(("",) * 9 + ("\ufeff",)))
+        ignore = (bom + text).encode()
+    dockerfile_mode = draw(st.sampled_from((0o644, 0o600, 0o755)))
+    ignore_mode = draw(st.sampled_from((0o644, 0o600, 0o444)))
+    return Case(tree, dockerfile_mode, ignore, ignore_mode)
+
+
+# --- materializing and listing ----------------------------------------------------------------------------------
+
+
+def materialize(case: Case, root: Path) -> None:
+    (root / "Dockerfile").write_text(DOCKERFILE)
+    os.chmod(root / "Dockerfile", case.dockerfile_mode)
+    if case.ignore is not None:
+        (root / ".dockerignore").write_bytes(case.ignore)
+        os.chmod(root / ".dockerignore", case.ignore_mode)
+    _write_children(case.tree, root)
+
+
+def _write_children(tree: Dir, folder: Path) -> None:
+    for name, node in tree.children:
+        path = folder / name
+        if isinstance(node, File):
+            path.write_bytes(node.content)
+            os.chmod(path, node.mode)
+        elif isinstance(node, Dir):
+            path.mkdir()
+            _write_children(node, path)
+            os.chmod(path, node.mode)  # explicit: a folder made inside a setgid folder inherits the bit
+        elif isinstance(node, Link):
+            os.symlink(node.target, path)
+        elif isinstance(node, Fifo):
+            os.mkfifo(path)
+            os.chmod(path, node.mode)
+        elif len(os.fsencode(path)) < 100:  # AF_UNIX path limit; a longer one is simply left out
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.bind(str(path))
+
+
+def disk_listing(root: Path) -> str:
+    """`find`-like listing of what is really on disk (for failure messages)."""
+    lines = []
+    for folder, subdirs, files in os.walk(root):
+        subdirs.sort()
+        for name in sorted([*subdirs, *files]):
+            full = Path(folder, name)
+            st_ = full.lstat()
+            rel = full.relative_to(root).as_posix()
+            kind = stat.filemode(st_.st_mode)
+            extra = f" -> {os.readlink(full)!r}" if stat.S_ISLNK(st_.st_mode) else ""
+            lines.append(f"  {kind} {stat.S_IMODE(st_.st_mode):04o} {rel!r}{extra}")
+    return "\n".join(lines)
+
+
+Item: TypeAlias = tuple[str, str, int | None, str]  # path, kind, permission bits (None for symlinks), target
+
+
+def planner_items(root: Path) -> set[Item] | str:
+    try:
+        entries = walk_context(root, load_matcher(root, root / "Dockerfile"))
+    except InputError as exc:
+        return f"planner error: {exc}"
+    return {(e.path, e.kind, None if e.kind == "l" else e.mode, e.target if e.kind == "l" else "") for e in entries}
+
+
+_TAR_KINDS = {
+    tarfile.REGTYPE: "f", tarfile.AREGTYPE: "f", tarfile.DIRTYPE: "d", tarfile.SYMTYPE: "l",
+    tarfile.FIFOTYPE: "p", tarfile.CHRTYPE: "c", tarfile.BLKTYPE: "b", tarfile.LNKTYPE: "hardlink",
+}  # fmt: skip
+
+
+def tar_items(data: bytes) -> set[Item]:
+    items: set[Item] = set()
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        for member in archive.getmembers():
+            name = member.name.rstrip("/")
+            if name == "ctx":
+                continue
+            assert name.startswith("ctx/"), name
+            kind = _TAR_KINDS.get(member.type, f"tar type {member.type!r}")
+            mode = None if kind == "l" else member.mode & 0o7777
+            items.add((name.removeprefix("ctx/"), kind, mode, member.linkname if kind == "l" else ""))
+    return items
+
+
+# --- Docker ----------------------------------------------------------------------------------------------------
+
+_counter = itertools.count()
+_counter_lock = threading.Lock()
+
+
+def docker_items(client: Any, context: Path) -> set[Item] | str:
+    with _counter_lock:
+        tag = f"{TAG_REPO}:{RUN_ID}-{next(_counter)}"
+    labels = ["--label", "planner.test=1", "--label", f"{RUN_LABEL}={RUN_ID}"]
+    command = ["docker", "build", "-q", "--no-cache", "--force-rm", *labels, "-t", tag, str(context)]
+    try:
+        proc = subprocess.run(
+            command, env={**os.environ, "DOCKER_BUILDKIT": "0"}, capture_output=True, text=True, timeout=300, check=False
+        )
+        if proc.returncode != 0:
+            return f"docker build failed ({proc.returncode}): {proc.stderr.strip()}"
+        container = client.containers.create(tag, command=["/none"], labels={"planner.test": "1", RUN_LABEL: RUN_ID})
+        try:
+            stream, _ = container.get_archive("/ctx")
+            return tar_items(b"".join(stream))
+        finally:
+            container.remove(force=True)
+    finally:
+        _remove_image(client, tag)
+
+
+def _remove_image(client: Any, ref: str) -> None:
+    try:
+        client.images.remove(ref, force=True)
+    except Exception:  # noqa: BLE001, S110 - absent (failed build) or already gone
+        pass
+
+
+@dataclass
+class Env:
+    client: Any
+    pool: ThreadPoolExecutor
+    checked: int = 0
+    mismatches: int = 0
+
+
+@pytest.fixture(scope="module")
+def env(docker_client: Any, request: pytest.FixtureRequest) -> Iterator[Env]:
+    if shutil.which("docker") is None:
+        docker_unavailable("the docker CLI is not on PATH")
+    state = Env(docker_client, ThreadPoolExecutor(max_workers=WORKERS))
+    try:
+        yield state
+    finally:
+        state.pool.shutdown(wait=True)
+        run = {"label": f"{RUN_LABEL}={RUN_ID}"}
+        for container in docker_client.containers.list(all=True, filters=run):
+            container.remove(force=True)
+        for image in docker_client.images.list(filters=run):
+            _remove_image(docker_client, image.id)
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"context differential: {state.checked} trees checked against Docker, {state.mismatches} mismatches"
+            )
+
+
+def check(client: Any, case: Case) -> str | None:
+    """None when planner and Docker agree on the tree, else a report of the difference."""
+    root = Path(tempfile.mkdtemp(prefix="ctxdiff-"))
+    try:
+        materialize(case, root)
+        ours = planner_items(root)
+        theirs = docker_items(client, root)
+        if isinstance(ours, set) and isinstance(theirs, set):
+            if ours == theirs:
+                return None
+            diff = ["only planner:", *map(_show, sorted(ours - theirs)), "only Docker:", *map(_show, sorted(theirs - ours))]
+        elif isinstance(ours, str) and isinstance(theirs, str):
+            return None  # both reject the .dockerignore
+        else:
+            diff = [f"planner: {_short(ours)}", f"Docker: {_short(theirs)}"]
+        ignore = "(no .dockerignore)" if case.ignore is None else "\n".join(f"  {line!r}" for line in case.ignore.split(b"\n"))
+        return "\n".join(["tree:", disk_listing(root), ".dockerignore:", ignore, *diff])
+    finally:
+        for folder, _, _ in os.walk(root):
+            os.chmod(folder, 0o755)
+        shutil.rmtree(root)
+
+
+def _show(item: Item) -> str:
+    path, kind, mode, target = item
+    return f"  {kind} {'----' if mode is None else f'{mode:04o}'} {path!r}" + (f" -> {target!r}" if target else "")
+
+
+def _short(result: set[Item] | str) -> str:
+    return result if isinstance(result, str) else f"{len(result)} entries: " + ", ".join(sorted(i[0] for i in result))
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate],  # shrinking re-runs whole batches of builds; reports are complete
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+)
+@given(batch=st.lists(cases(), min_size=BATCH, max_size=BATCH))
+def test_context_matches_docker(env: Env, batch: list[Case]) -> None:
+    reports = list(env.pool.map(lambda case: check(env.client, case), batch))
+    env.checked += len(batch)
+    failures = [r for r in reports if r is not None]
+    env.mismatches += len(failures)
+    assert not failures, f"{len(failures)} of {len(batch)} trees differ from Docker:\n\n" + "\n\n".join(failures)
