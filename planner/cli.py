@@ -176,6 +176,28 @@ def plan(
         render.print_plan_table(planned.plan)
 
 
+@app.command()
+def explain(
+    node: Annotated[str, typer.Argument(help="The node to explain.")],
+    files: FileOpt = None,
+    project_name: ProjectNameOpt = None,
+    project_directory: ProjectDirOpt = None,
+    profile: ProfileOpt = None,
+    env_file: EnvFileOpt = None,
+    rules: RulesOpt = None,
+    output_format: Annotated[PlanFormat, typer.Option("--format", help="Output format.")] = PlanFormat.table,
+) -> None:
+    """Which inputs differ from the build that is present (added / removed / changed files, args, upstream)."""
+    from planner.explain_command import explain_node
+
+    options = project_options(files, project_name, project_directory, profile, env_file)
+    report = _run(lambda: explain_node(options, rules, node))
+    if output_format is PlanFormat.json:
+        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
+    else:
+        sys.stdout.write(report.text())
+
+
 class SchemaName(StrEnum):
     rules = "rules"
     plan = "plan"

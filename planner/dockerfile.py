@@ -244,14 +244,16 @@ def parse_dockerfile(text: str, build_args: Mapping[str, str]) -> DockerfileInfo
             if not words:
                 continue
             base = expand(words[0], global_scope)
-            name = words[2].lower() if len(words) >= 3 and words[1].lower() == "as" else None
+            stage_name = words[2].lower() if len(words) >= 3 and words[1].lower() == "as" else None
             stage_scope = {}
             if base.lower() not in known_stages and base.lower() != "scratch":
-                info.image_refs.append(ImageRef(base, "FROM", instruction.line, name or str(len(info.stages))))
-            current = Stage(len(info.stages), name, base, instruction.line)
+                info.image_refs.append(
+                    ImageRef(base, "FROM", instruction.line, stage_name or str(len(info.stages)))
+                )
+            current = Stage(len(info.stages), stage_name, base, instruction.line)
             info.stages.append(current)
-            if name:
-                known_stages[name] = current.index
+            if stage_name:
+                known_stages[stage_name] = current.index
         elif instruction.keyword in ("COPY", "ADD"):
             flags, _ = _split_flags(instruction.args)
             for value in flags.get("from", []):

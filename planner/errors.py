@@ -100,7 +100,7 @@ def exception_text(exc: BaseException) -> str:
     """A short reason for a library error: the OS error inside it when there is one (`Connection refused`),
     else the first line of its text, or its type name."""
     text = str(exc).strip()
-    found = [a or b for a, b in _ERRNO.findall(text)]
+    found: list[str] = [a or b for a, b in _ERRNO.findall(text)]
     if found:
         return found[-1].strip().rstrip(":")
     lines = text.splitlines()

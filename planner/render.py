@@ -37,7 +37,11 @@ def graph_dot(graph: BuildGraph) -> str:
             node = graph.nodes[name]
             shape = "box" if node.kind == "image" else "folder"
             # `\n` is DOT's line break inside a label: join the quoted parts so it is not escaped itself
-            label = _quote(name) if node.image is None or node.image == name else _quote(name)[:-1] + "\\n" + _quote(node.image)[1:]
+            label = (
+                _quote(name)
+                if node.image is None or node.image == name
+                else _quote(name)[:-1] + "\\n" + _quote(node.image)[1:]
+            )
             lines.append(f"    {_quote(name)} [shape={shape}, label={label}];")
         lines.append("  }")
     for edge in graph.edges:
@@ -64,7 +68,9 @@ def print_plan_table(plan: Plan, console: Console | None = None) -> None:
         console = Console()
         if not console.is_terminal:
             console = Console(width=160)
-    title = f"planner plan: {plan.project}" + ("  (offline: daemons and registry not queried)" if plan.offline else "")
+    title = f"planner plan: {plan.project}" + (
+        "  (offline: daemons and registry not queried)" if plan.offline else ""
+    )
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("#", justify="right")
     table.add_column("node", no_wrap=True)

@@ -84,7 +84,9 @@ class _Assembler:
         self.path = path
         self.tree = tree
         self.project_dir = Path(compose.working_dir)
-        self.resolver = ServiceNormalizer(self.project_dir, compose.environment, compose.environment.get("HOME"))
+        self.resolver = ServiceNormalizer(
+            self.project_dir, compose.environment, compose.environment.get("HOME")
+        )
         # each node's own rules layer: x-planner (with its location), or its images/artifacts entry (with its keys)
         self.own_rules: dict[str, tuple[NodeRules, Location | tuple[str, str]]] = {}
 
@@ -97,7 +99,9 @@ class _Assembler:
         for name, service in self.compose.services.items():
             if service.build is None:
                 continue
-            inline = self._inline_rules(name, service.extensions.get("x-planner"), service.extension_locations)
+            inline = self._inline_rules(
+                name, service.extensions.get("x-planner"), service.extension_locations
+            )
             inline_site = service.extension_locations.get("x-planner", Location(self.compose.config_files[0]))
             self.own_rules[name] = (inline, inline_site.at(f"services.{name}.x-planner"))
             nodes[name] = Node(
@@ -123,7 +127,9 @@ class _Assembler:
     def _inline_rules(self, name: str, raw: Any, locations: dict[str, Location]) -> NodeRules:
         if raw is None:
             return NodeRules()
-        loc = locations.get("x-planner", Location(self.compose.config_files[0])).at(f"services.{name}.x-planner")
+        loc = locations.get("x-planner", Location(self.compose.config_files[0])).at(
+            f"services.{name}.x-planner"
+        )
         return validate(NodeRules, raw, loc, prefix=f"services.{name}.x-planner")
 
     def _effective(self, name: str, inline: NodeRules) -> EffectiveRules:
@@ -185,7 +191,8 @@ class _Assembler:
                 if dest not in destinations:
                     where = self._rule_site(name, "destinations")
                     raise RulesError(
-                        f"{name}: unknown destination {dest!r} (known: {', '.join(sorted(destinations))})", where
+                        f"{name}: unknown destination {dest!r} (known: {', '.join(sorted(destinations))})",
+                        where,
                     )
 
     def _rule_site(self, name: str, field_name: str) -> Location:
@@ -207,12 +214,18 @@ class _Assembler:
         for name, stamp in self.rules.stamps.items():
             where = self.where("stamps", name)
             if stamp.source not in nodes:
-                raise RulesError(f"stamps.{name}.from: unknown node {stamp.source!r}", self.where("stamps", name, "from"))
+                raise RulesError(
+                    f"stamps.{name}.from: unknown node {stamp.source!r}", self.where("stamps", name, "from")
+                )
             try:
                 stamp.template.format(key="k", short_key="k", image="i", name="n")
             except (KeyError, IndexError, ValueError) as exc:
-                raise RulesError(f"stamps.{name}.template: bad field {exc}", self.where("stamps", name, "template")) from None
-            path = self._inside_project(stamp.path, self.where("stamps", name, "path").at(f"stamps.{name}.path"))
+                raise RulesError(
+                    f"stamps.{name}.template: bad field {exc}", self.where("stamps", name, "template")
+                ) from None
+            path = self._inside_project(
+                stamp.path, self.where("stamps", name, "path").at(f"stamps.{name}.path")
+            )
             stamps[name] = StampSpec(name, path, stamp.source, stamp.template, where)
         return stamps
 

@@ -9,6 +9,8 @@ of (path, kind, permission bits, symlink target) of `walk_context(root, load_mat
 must equal what `docker build` of `FROM scratch` + `COPY . /ctx` puts under `/ctx` (read back with
 `docker create` + the archive API, i.e. `docker cp CID:/ctx -`). Owners and mtimes are ignored (COPY makes
 everything root's); symlinks are compared by target only (their mode is always 0777); `/ctx` itself is left out.
+The legacy COPY's chown drops S_ISUID (and S_ISGID with group-exec) from non-directories; the comparison applies
+that step to planner's bits, which stay as the context sends them (see `after_legacy_copy`).
 
 The engine here is driven by the legacy builder (`DOCKER_BUILDKIT=0`): the CLI walks the context and applies
 `.dockerignore` (moby/go-archive's TarWithOptions), the daemon then drops `Dockerfile`/`.dockerignore` when the
@@ -298,12 +300,31 @@ def disk_listing(root: Path) -> str:
 Item: TypeAlias = tuple[str, str, int | None, str]  # path, kind, permission bits (None for symlinks), target
 
 
+def after_legacy_copy(kind: str, mode: int) -> int:
+    """Permission bits the legacy builder's COPY leaves on an entry the context sent with `mode`.
+
+    Its `fixPermissions` Lchowns every copied path to root after the copy and does not chmod again; Linux's
+    chown(2) then clears S_ISUID on every non-directory, and S_ISGID on a non-directory that is group-executable
+    (without S_IXGRP the bit marks mandatory locking and stays). BuildKit's copier chmods after chowning and keeps
+    both, so planner hashes the bits as sent (a superset); only this comparison applies the legacy step.
+    """
+    if kind == "d":
+        return mode
+    mode &= ~stat.S_ISUID
+    if mode & stat.S_IXGRP:
+        mode &= ~stat.S_ISGID
+    return mode
+
+
 def planner_items(root: Path) -> set[Item] | str:
     try:
         entries = walk_context(root, load_matcher(root, root / "Dockerfile"))
     except InputError as exc:
         return f"planner error: {exc}"
-    return {(e.path, e.kind, None if e.kind == "l" else e.mode, e.target if e.kind == "l" else "") for e in entries}
+    return {
+        (e.path, e.kind, None, e.target) if e.kind == "l" else (e.path, e.kind, after_legacy_copy(e.kind, e.mode), "")
+        for e in entries
+    }
 
 
 _TAR_KINDS = {

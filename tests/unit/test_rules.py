@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from textwrap import dedent
 
@@ -444,3 +445,25 @@ def test_the_cli_prints_one_line_and_exits_2(tmp_path: Path) -> None:
     assert result.stderr.splitlines() == [
         f"planner: {root / 'planner.yaml'}:{line}:17: x: depends_on names unknown node 'ghost'"
     ]
+
+
+def test_the_cli_takes_rules_from_the_option_and_the_environment(tmp_path: Path) -> None:
+    root = project(tmp_path, rules="version: 1\n")
+    write(
+        root,
+        {"alt.yaml": "images:\n  extra: {context: api}\n", "env.yaml": "images:\n  viaenv: {context: api}\n"},
+    )
+    runner = CliRunner()
+    args = ["graph", "--project-directory", str(root)]
+    for extra_args, env, expected in (
+        ([], {"PLANNER_RULES": ""}, {"api", "web"}),
+        (
+            ["--rules", str(root / "alt.yaml")],
+            {"PLANNER_RULES": str(root / "env.yaml")},
+            {"api", "web", "extra"},
+        ),
+        ([], {"PLANNER_RULES": str(root / "env.yaml")}, {"api", "web", "viaenv"}),
+    ):
+        result = runner.invoke(app, [*args, *extra_args], env=env)
+        assert result.exit_code == 0, result.output
+        assert {n["name"] for n in json.loads(result.stdout)["nodes"]} == expected

@@ -1,0 +1,182 @@
+"""Real services for integration tests: a Debian `docker-registry` on 127.0.0.1 and a second `dockerd` (the
+"sandbox" daemon) with its own data root, exec root, pid file, socket and managed containerd.
+
+Both are started once per test session, in temp folders, and stopped at the end. When they cannot be started the
+tests that need them skip with the reason (or fail under PLANNER_REQUIRE_DOCKER=1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+TEST_LABEL = "planner.test"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception as exc:
+            last = exc
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not come up in {timeout:.0f} s: {last}")
+
+
+@dataclass
+class RegistryProcess:
+    host: str  # 127.0.0.1:PORT
+    storage: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def blob_bytes(self) -> int:
+        """Bytes of all blobs stored so far (what was pushed)."""
+        blobs = self.storage / "docker/registry/v2/blobs"
+        return sum(p.stat().st_size for p in blobs.rglob("data")) if blobs.exists() else 0
+
+
+def start_registry(root: Path, port: int | None = None) -> RegistryProcess:
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        raise RuntimeError("docker-registry is not installed (Debian package docker-registry)")
+    port = port or free_port()
+    storage = root / "storage"
+    storage.mkdir(parents=True, exist_ok=True)
+    config = root / "config.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+        f"    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    log = root / "registry.log"
+    process = subprocess.Popen([binary, "serve", str(config)], stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    host = f"127.0.0.1:{port}"
+    try:
+        wait_for(lambda: urllib.request.urlopen(f"http://{host}/v2/", timeout=1).status == 200, 20, "registry")
+    except RuntimeError:
+        process.kill()
+        raise RuntimeError(f"registry did not start: {log.read_text()[-2000:]}") from None
+    return RegistryProcess(host, storage, process, log)
+
+
+@dataclass
+class DaemonProcess:
+    url: str
+    root: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+def host_storage_driver() -> str:
+    try:
+        out = subprocess.run(
+            ["docker", "info", "--format", "{{.Driver}}"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "vfs"
+    return out or "vfs"
+
+
+def start_dockerd(root: Path) -> DaemonProcess:
+    """A second dockerd that shares nothing with the session daemon but the kernel."""
+    binary = shutil.which("dockerd")
+    if binary is None:
+        raise RuntimeError("dockerd is not installed")
+    for sub in ("data", "exec"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    config = root / "daemon.json"
+    config.write_text(json.dumps({}))  # never read /etc/docker/daemon.json (it pins the host's data-root)
+    sock = root / "docker.sock"
+    log = root / "dockerd.log"
+    command = [
+        binary, "--config-file", str(config), "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
+        "--pidfile", str(root / "docker.pid"), "-H", f"unix://{sock}", "--bridge=none", "--iptables=false",
+        "--ip-masq=false", "--storage-driver", host_storage_driver(), "--containerd-namespace", "planner-sandbox",
+        "--containerd-plugins-namespace", "planner-sandbox-plugins",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"unix://{sock}"
+
+    def up() -> bool:
+        import docker
+
+        client = docker.APIClient(base_url=url, timeout=5)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+
+    try:
+        wait_for(up, 60, "sandbox dockerd")
+    except RuntimeError:
+        process.kill()
+        raise RuntimeError(f"second dockerd did not start: {log.read_text()[-3000:]}") from None
+    return DaemonProcess(url, root, process, log)
+
+
+@contextlib.contextmanager
+def temp_root(prefix: str) -> Iterator[Path]:
+    """A short temp path (unix socket paths must stay under 108 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_test_images(url: str | None) -> None:
+    """Remove every image and container labelled by the tests from one daemon."""
+    import docker
+
+    client = docker.APIClient(base_url=url, timeout=60) if url else docker.from_env().api
+    try:
+        for container in client.containers(all=True, filters={"label": TEST_LABEL}):
+            with contextlib.suppress(Exception):  # another test may be removing it right now
+                client.remove_container(container["Id"], force=True)
+        for image in client.images(filters={"label": TEST_LABEL}):
+            with contextlib.suppress(Exception):
+                client.remove_image(image["Id"], force=True)
+    finally:
+        client.close()
+
+
+__all__ = ["os"]
