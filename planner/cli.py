@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from collections.abc import Callable
 from enum import StrEnum
 from io import StringIO
@@ -196,6 +197,57 @@ def explain(
         sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
     else:
         sys.stdout.write(report.text())
+
+
+@app.command()
+def apply(
+    nodes: Annotated[list[str] | None, typer.Argument(help="Only these nodes and what they need.")] = None,
+    files: FileOpt = None,
+    project_name: ProjectNameOpt = None,
+    project_directory: ProjectDirOpt = None,
+    profile: ProfileOpt = None,
+    env_file: EnvFileOpt = None,
+    rules: RulesOpt = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Steps run at once (default: CPUs, at least 2).")] = None,
+    keep_going: Annotated[bool, typer.Option("--keep-going", help="Let independent branches finish after a failure.")] = False,
+    timing_log: Annotated[Path | None, typer.Option("--timing-log", help="Append one JSON line per step here.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Rebuild every selected node, without build cache.")] = False,
+    rebuild: Annotated[list[str] | None, typer.Option("--rebuild", help="Rebuild this node without build cache (repeatable).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop (same as `plan`).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display; only the summary.")] = False,
+    output_format: Annotated[PlanFormat, typer.Option("--format", help="Summary format.")] = PlanFormat.table,
+) -> None:
+    """Execute the plan: builds, exports, pulls and transfers in dependency order, in parallel."""
+    from planner.apply.run import ApplyOptions, apply as run_apply, print_summary
+    from planner.decide import Forcing
+
+    forcing = Forcing(everything=no_cache, nodes=frozenset(rebuild or []))
+    if dry_run:
+        plan(nodes, files, project_name, project_directory, profile, env_file, rules, False, output_format)
+        return
+    options = project_options(files, project_name, project_directory, profile, env_file)
+    unknown_rebuild = set(rebuild or [])
+    apply_options = ApplyOptions(keep_going=keep_going, timing_log=timing_log, forcing=forcing, quiet=quiet or output_format is PlanFormat.json)
+    if jobs is not None:
+        apply_options.jobs = jobs
+    result = _run(lambda: run_apply(options, rules, nodes or [], apply_options))
+    missing = unknown_rebuild - set(result.planned.graph.nodes)
+    if missing:
+        typer.echo(f"planner: warning: --rebuild names no selected node: {', '.join(sorted(missing))}", err=True)
+    if output_format is PlanFormat.json:
+        sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
+    print_summary(result)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def report(timing_log: Annotated[Path, typer.Argument(help="A timing log written by `apply --timing-log`.")]) -> None:
+    """Per-phase times per node from a timing log: build / export / push / pull / load, totals, critical path."""
+    from planner import render
+    from planner.apply.timing import analyse, read_log
+
+    records = _run(lambda: read_log(timing_log))
+    render.print_report(analyse(records))
 
 
 class SchemaName(StrEnum):

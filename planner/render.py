@@ -9,6 +9,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from planner.apply.timing import PHASES, Report
 from planner.graph import BuildGraph
 from planner.plan_model import Plan
 
@@ -101,3 +102,22 @@ def print_plan_table(plan: Plan, console: Console | None = None) -> None:
     console.print(table)
     totals = ", ".join(f"{count} {name}" for name, count in plan.summary.items())
     console.print(f"{len(plan.nodes)} nodes in {len(plan.levels)} levels: {totals}")
+
+
+def print_report(report: Report, console: Console | None = None) -> None:
+    """The per-phase table of a timing log, with totals, wall time and the critical path."""
+    console = console or Console()
+    phases = [p for p in PHASES if p in report.totals]
+    table = Table(title="planner report", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("node")
+    for phase in phases:
+        table.add_column(phase, justify="right")
+    table.add_column("total", justify="right")
+    for node in sorted(report.rows):
+        row = report.rows[node]
+        table.add_row(node, *[f"{row[p]:.2f}" if p in row else "-" for p in phases], f"{sum(row.values()):.2f}")
+    table.add_row("total", *[f"{report.totals[p]:.2f}" for p in phases], f"{sum(report.totals.values()):.2f}", style="bold")
+    console.print(table)
+    moved = ", ".join(f"{phase} {size / 1e6:.1f} MB" for phase, size in report.bytes.items() if size)
+    console.print(f"wall time {report.wall:.2f} s; step time {sum(report.totals.values()):.2f} s" + (f"; moved: {moved}" if moved else ""))
+    console.print(f"critical path {report.critical_seconds:.2f} s: " + " -> ".join(report.critical_path))

@@ -3,7 +3,8 @@
 Reading: a line starting with `#` is a comment (only at column 0); lines are trimmed; `!` marks an exception;
 each pattern is cleaned like Go's filepath.Clean and a leading `/` dropped. Matching: the last pattern that
 matches a path or any of its parent directories decides; `*` and `?` stop at `/`, `**` spans directories,
-`[...]` classes and `\\` escapes as in Go's filepath.Match.
+`[...]` classes and `\\` escapes as in Go's filepath.Match. The context walk itself matches with the parent
+directory's per-pattern results (`PatternMatcher.hits`), which differs from that rule in corner cases.
 """
 
 from __future__ import annotations
@@ -174,21 +175,34 @@ class PatternMatcher:
         return any(p.exclusion and (p.text + "/").startswith(prefix) for p in self.patterns)
 
     def would_send(self, path: str) -> bool:
-        """Whether a context-relative path ends up in the context Docker sends: not excluded, and no excluded
-        ancestor directory that the walk skips."""
+        """Whether a context-relative path ends up in the context Docker sends: no excluded ancestor directory
+        that the walk skips, and not excluded itself, as the walk matches (`hits`)."""
         parts = path.split("/")
+        hits: tuple[bool, ...] | None = None
         for depth in range(1, len(parts)):
             ancestor = "/".join(parts[:depth])
-            if self.excluded(ancestor) and not self.descend_into(ancestor):
+            hits = self.hits(ancestor, hits)
+            if self.decide(hits) and not self.descend_into(ancestor):
                 return False
-        return not self.excluded(path)
+        return not self.decide(self.hits(path, hits))
 
     def hits(self, path: str, parent_hits: tuple[bool, ...] | None) -> tuple[bool, ...]:
-        """Per pattern: does it match `path` or one of its parents? With the parent's result known, only the
-        path itself is matched (patternmatcher's MatchesUsingParentResults), which keeps the walk linear."""
-        if parent_hits is None:
-            return tuple(self._matches_or_parent(p, path) for p in self.patterns)
-        return tuple(hit or p.match(path) for p, hit in zip(self.patterns, parent_hits, strict=True))
+        """Per pattern: does it hit `path` as the docker CLI's context walk matches (patternmatcher's
+        MatchesUsingParentResults, in moby/go-archive's TarWithOptions)? A pattern that hit the parent directory
+        hits; any other is tried only while it could change the outcome (an exclusion while not excluded, an
+        exception while excluded), and on `path` alone (on its parents too when `parent_hits` is None). So a
+        pattern skipped for the parent does not act through it: after `a/x`, `!a` does not re-include `a/x`;
+        with `d`, `!d/keep`, `d`, `d/keep` is sent. Each path is matched once per pattern: the walk stays linear."""
+        out = []
+        matched = False
+        for index, pattern in enumerate(self.patterns):
+            hit = parent_hits is not None and parent_hits[index]
+            if not hit and pattern.exclusion == matched:
+                hit = pattern.match(path) if parent_hits is not None else self._matches_or_parent(pattern, path)
+            out.append(hit)
+            if hit:
+                matched = not pattern.exclusion
+        return tuple(out)
 
     def decide(self, hits: tuple[bool, ...]) -> bool:
         """Excluded or not, from per-pattern hits: the last pattern that hits decides."""

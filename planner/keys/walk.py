@@ -1,9 +1,11 @@
 """Walking a build context exactly as Docker sends it.
 
 Rules (the docker CLI's context walk, which the engine here builds from, and what `COPY . /x` then holds):
-- a path is sent unless `.dockerignore` excludes it (last matching pattern wins, parents count);
+- a path is sent unless `.dockerignore` excludes it (last matching pattern wins, parents count through the
+  parent directory's per-pattern results: `PatternMatcher.hits`);
 - an excluded directory is skipped whole, unless an exception pattern starts with it; then the walk goes on
-  inside, and only re-included entries are sent (their parent folders appear implicitly, mode 0755);
+  inside, and only re-included entries are sent (their parent folders appear implicitly: mode 0755, plus the
+  setgid bit when the folder holding them has it, as Linux gives a new folder inside a setgid one);
 - symlinks are sent as links (never followed); regular files with content and permission bits; directories,
   empty ones too; fifos and devices as such; sockets never.
 Several matchers over one root are served by a single traversal ("multiple contexts sharing a tree are
@@ -13,6 +15,7 @@ walked once").
 from __future__ import annotations
 
 import os
+import posixpath
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -139,17 +142,27 @@ def walk_contexts(root: Path, matchers: Sequence[PatternMatcher], skips: Sequenc
                 stack.append((path, full, children))
     results = []
     for view in filters:
-        sent = {e.path for e in view.entries}
+        needed = {folder for e in view.entries for folder in _ancestors(e.path) if folder in view.active_excluded}
+        modes = {e.path: e.mode for e in view.entries if e.kind == "d"}
         implicit = []
-        for folder in view.active_excluded:
-            if folder not in sent and any(p.startswith(folder + "/") for p in sent):
-                implicit.append(Entry(folder, "d", IMPLICIT_DIR_MODE))
-        results.append(sorted([*view.entries, *implicit], key=_path_key))
+        for folder in sorted(needed, key=lambda f: f.count("/")):  # parents first: a mode passes its setgid on
+            mode = IMPLICIT_DIR_MODE | (modes.get(posixpath.dirname(folder), 0) & stat.S_ISGID)
+            modes[folder] = mode
+            implicit.append(Entry(folder, "d", mode))
+        # Folders that exist only to hold generated outputs appear once a producer ran: they are no input.
+        holders = {folder for skipped in view.skip for folder in _ancestors(skipped)}
+        entries = [e for e in [*view.entries, *implicit] if not (e.kind == "d" and e.path in holders)]
+        results.append(sorted(entries, key=_path_key))
     return results
 
 
 def _path_key(entry: Entry) -> str:
     return entry.path
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = path.split("/")
+    return ["/".join(parts[:depth]) for depth in range(1, len(parts))]
 
 
 def walk_context(root: Path, matcher: PatternMatcher, skip: Sequence[str] = ()) -> list[Entry]:

@@ -1,15 +1,16 @@
 """Differential property test: random compose projects on disk, planner against Docker Compose v2.
 
-Hypothesis generates whole projects: one to four services with short- and long-form builds, interpolated values
-over a process environment, `.env` and `--env-file` files, several `-f` files or default discovery of the override
-file (`!reset` / `!override` included), `extends` within the file and from files in subfolders, `include` of a
-subfolder project with its own `.env`, profiles and every source of the project name. Each project is loaded by
-planner in-process and by the real `docker compose config --format json` (v2.40.3, the oracle); both must succeed
-or both fail, and on success agree on the project name, the set of enabled services, and per service the image and
-the build fields planner models (see `BUILD_FIELDS`).
+Hypothesis generates whole projects: one to four services with short- and long-form builds, interpolated
+values over a process environment, `.env` and `--env-file` files, several `-f` files or default discovery of
+the override file (`!reset` / `!override` included), `extends` within the file and from files in subfolders,
+`include` of a subfolder project with its own `.env`, profiles, and every source of the project name. Each
+project is loaded by planner in-process and by the real `docker compose config --format json` (v2.40.3, the
+oracle): both must succeed or both fail, and on success agree on the project name, the set of enabled
+services, and per service the image and the build fields planner models (`BUILD_FIELDS`).
 
-`PLANNER_DIFF_EXAMPLES` sets the number of examples (default 300). The run is database-less and derandomized, so
-CI always explores the same inputs.
+`PLANNER_DIFF_EXAMPLES` sets the number of examples (default 300). The run is database-less and derandomized,
+so CI always explores the same inputs. Disagreements found so far have minimal reproductions in
+test_differential_regressions.py.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ import os
 import re
 import shlex
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeAlias
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from planner.compose.loader import load_project
@@ -40,8 +41,8 @@ EXAMPLES = int(os.environ.get("PLANNER_DIFF_EXAMPLES", "300"))
 ROOT = "@ROOT@"  # placeholder for the temporary root folder in generated files and values
 
 BUILD_FIELDS = (
-    "context", "dockerfile", "dockerfile_inline", "args", "target", "additional_contexts", "tags", "platforms",
-    "cache_from", "cache_to", "labels", "network", "shm_size", "no_cache", "pull",
+    "context", "dockerfile", "dockerfile_inline", "args", "target", "additional_contexts", "tags",
+    "platforms", "cache_from", "cache_to", "labels", "network", "shm_size", "no_cache", "pull",
 )  # fmt: skip
 
 # Folders every generated project has (relative to the root; the project folder is "{p}").
@@ -50,7 +51,7 @@ DIRS = (
 )  # fmt: skip
 
 
-# --- a small YAML writer (block style, every string double-quoted unless wrapped in Plain) ---------------------
+# --- a small YAML writer (block style, strings double-quoted unless wrapped in Plain) ----------------------
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def to_yaml(document: dict[str, Node]) -> str:
     return "\n".join(_mapping(document, 0)) + "\n"
 
 
-# --- the scenario: files on disk plus one invocation ----------------------------------------------------------
+# --- the scenario: files on disk plus one invocation -------------------------------------------------------
 
 
 @dataclass
@@ -169,26 +170,50 @@ class Scenario:
         env = {k: v.replace(ROOT, str(root)) for k, v in self.env.items()}
         return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(root), **env}
 
-    def describe(self, root: Path | None = None) -> str:
+    def describe(self) -> str:
+        """The files, the environment and the command, as a reader would reproduce them by hand."""
         lines = []
         for rel, content in sorted(self.files.items()):
             lines.append(f"--- {ROOT}/{rel}")
             lines.extend("    " + line for line in content.rstrip("\n").split("\n"))
-        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
-        command = shlex.join(["docker-compose", *self.cli_args(), "config", "--format", "json"])
-        lines.append(
-            f"$ cd {ROOT}/{self.cwd} && env -i PATH=$PATH HOME={ROOT} {env} {command}".replace("  ", " ")
-        )
-        if root is not None:
-            lines.append(f"({ROOT} = {root})")
+        env = [f"{k}={v}" for k, v in self.env.items()]
+        command = ["env", "-i", "PATH=$PATH", f"HOME={ROOT}", *env, "docker-compose", *self.cli_args()]
+        command += ["config", "--format", "json"]
+        lines.append(f"$ cd {shlex.quote(f'{ROOT}/{self.cwd}')} && {shlex.join(command)}")
         return "\n".join(lines)
 
+    def features(self) -> list[str]:
+        """What this project exercises (reported by `pytest --hypothesis-show-statistics`)."""
+        text = "\n".join(self.files.values())
+        found = {
+            "files: default discovery": not self.compose_files and "COMPOSE_FILE" not in text + str(self.env),
+            "files: COMPOSE_FILE": "COMPOSE_FILE" in text + str(self.env),
+            "files: several -f": len(self.compose_files) > 1,
+            "files: override file": any("override" in rel for rel in self.files),
+            "extends: same file": bool(re.search(r'extends: "|service: "(web|api|db|worker)', text)),
+            "extends: other file": "sub/base.yaml" in text,
+            "include": "include:" in text,
+            "merge tag: !reset": "!reset" in text,
+            "merge tag: !override": "!override" in text,
+            "env: .env": any(rel.endswith("/.env") for rel in self.files),
+            "env: --env-file": bool(self.env_files),
+            "profiles": bool(self.profiles) or "COMPOSE_PROFILES" in text + str(self.env),
+            "project name: name:": "\nname:" in "\n" + text,
+            "project name: -p / COMPOSE_PROJECT_NAME": bool(self.project_name)
+            or "COMPOSE_PROJECT_NAME" in text,
+            "cwd: subfolder": self.cwd.endswith("/sub"),
+            "--project-directory": self.project_directory is not None,
+            "service:NAME context": "service:" in text,
+        }
+        return [name for name, present in found.items() if present]
 
-# --- strategies -----------------------------------------------------------------------------------------------
+
+# --- strategies ------------------------------------------------------------------------------------------
 # Strategy factories are cached: building strategies is what costs time in Hypothesis, not drawing from them.
 
 VARS = ("A", "B", "C", "TAG", "SHM")  # interpolation variables the environments may set
 SERVICE_NAMES = ("web", "api", "db", "worker")
+ODD_SERVICE_NAMES = ("Web.2", "x_y-z", "bad name")
 PROFILES = ("p1", "p2")
 
 
@@ -225,7 +250,10 @@ def template_sequence(depth: int, min_size: int) -> st.SearchStrategy[str]:
     piece = SIMPLE_PIECES
     if depth > 0:
         braced = st.builds(
-            lambda name, op, arg: "${" + name + op + arg + "}", VAR_NAMES, OPERATORS, template_sequence(depth - 1, 0)
+            lambda name, op, arg: "${" + name + op + arg + "}",
+            VAR_NAMES,
+            OPERATORS,
+            template_sequence(depth - 1, 0),
         )
         piece = st.one_of(SIMPLE_PIECES, braced)
     return st.lists(piece, min_size=min_size, max_size=3).map("".join)
@@ -269,14 +297,16 @@ SHM_SIZES: tuple[Node, ...] = (
 )  # fmt: skip
 BAD_SHM_SIZES = ("12x", "-1")
 SHM_VARS = ("${SHM:-64m}", "${SHM}", "${SHM-1g}")
-ARG_KEYS = ("A", "B", "K1", "K2", "TAG", "UNSET_X", "k-3", "A")
-LABEL_KEYS = ("com.example.a", "b", "A", "c.d")
+ARG_KEYS = ("A", "B", "K1", "K2", "TAG", "UNSET_X", "k-3", "A", "K1", "B", "$A")  # keys are not interpolated
+LABEL_KEYS = ("com.example.a", "b", "A", "c.d", "b", "${B}")
 PLAIN_SCALARS = (
     "1", "1.5", "true", "yes", "null", "~", "017", "0o17", "0x1F", "1_000", "1e3", ".5", "+1", "1.0",
 )  # fmt: skip
 BOOLEANS: st.SearchStrategy[Node] = weighted(
-    (8, True), (8, False), (1, "true"), (1, Plain("yes")), (1, "${C:-false}"), (1, None)
-)
+    (8, True), (8, False), (1, "true"), (1, Plain("yes")), (1, "${C:-false}"), (1, "False"), (1, Plain("on")),
+    (1, "1"), (1, Plain("0")),
+)  # fmt: skip
+ODD_SCALARS = st.sampled_from([Plain("1"), Plain("1.5"), Plain("true"), Plain("0x10")])  # non-strings
 SCALAR_VALUES: st.SearchStrategy[Node] = st.one_of(
     maybe_template(("v", "1", "hello world", "a=b"), 3),
     weighted((3, None), (2, ""), (1, 1), (1, 1.5), (1, True), (1, False), (1, 0)),
@@ -289,7 +319,9 @@ def key_values(keys: tuple[str, ...]) -> st.SearchStrategy[Node]:
     """Map form `{K: V}` or list form `["K=V", "K", "K="]` (list entries are interpolated as a whole)."""
     as_map = st.dictionaries(st.sampled_from(keys), SCALAR_VALUES, max_size=4)
     entry = st.one_of(
-        st.builds(lambda k, v: f"{k}={v}", st.sampled_from(keys), maybe_template(("v", "1", "", "x=y", "a b"))),
+        st.builds(
+            lambda k, v: f"{k}={v}", st.sampled_from(keys), maybe_template(("v", "1", "", "x=y", "a b"))
+        ),
         st.sampled_from(keys),
         st.builds(lambda t: f"{t}=v", templates(1)),
     )
@@ -326,12 +358,18 @@ def build_values(others: tuple[str, ...]) -> Mapping[str, st.SearchStrategy[Node
         "labels": key_values(LABEL_KEYS),
         "network": maybe_template(NETWORKS),
         "shm_size": one_of_weighted(
-            (6, st.sampled_from(SHM_SIZES)), (1, st.sampled_from(BAD_SHM_SIZES)), (1, st.sampled_from(SHM_VARS))
+            (6, st.sampled_from(SHM_SIZES)),
+            (1, st.sampled_from(BAD_SHM_SIZES)),
+            (1, st.sampled_from(SHM_VARS)),
         ),
         "no_cache": BOOLEANS,
         "pull": BOOLEANS,
     }
-    return {key: one_of_weighted((40, value), (1, st.none())) for key, value in values.items()}  # null: invalid
+    for key in ("dockerfile", "target", "network", "context"):
+        values[key] = one_of_weighted((60, values[key]), (1, ODD_SCALARS))
+    return {
+        key: one_of_weighted((150, value), (1, st.none())) for key, value in values.items()
+    }  # null: invalid
 
 
 @functools.cache
@@ -377,21 +415,32 @@ def override_build(others: tuple[str, ...], tags: bool = True) -> st.SearchStrat
     return one_of_weighted((4, long_form()), (1, maybe_template(CONTEXTS)))
 
 
-IMAGE_VALUES = one_of_weighted((40, maybe_template(IMAGES)), (1, st.none()))
+IMAGE_VALUES = one_of_weighted((100, maybe_template(IMAGES)), (1, st.none()))
 SERVICE_PROFILES = st.lists(st.sampled_from([*PROFILES, "${A:-p1}"]), min_size=1, max_size=2, unique=True)
 
 
 @st.composite
-def main_services(draw: st.DrawFn, names: tuple[str, ...], with_base_file: bool) -> dict[str, Node]:
+def main_services(
+    draw: st.DrawFn, names: tuple[str, ...], with_base_file: bool, included: tuple[str, ...]
+) -> dict[str, Node]:
     services: dict[str, Node] = {}
     for index, name in enumerate(names):
         service: dict[str, Node] = {}
-        extends = draw(weighted((6, "none"), (1, "same"), (2 if with_base_file else 0, "file")))
+        extends = draw(
+            weighted(
+                (24, "none"), (4, "same"), (8 if with_base_file else 0, "file"), (1 if included else 0, "inc")
+            )
+        )
         if extends == "same" and index > 0:
             target = draw(st.sampled_from(names[:index]))
             service["extends"] = draw(st.sampled_from([target, {"service": target}]))
         elif extends == "file":
-            service["extends"] = {"file": "sub/base.yaml", "service": draw(st.sampled_from(["base", "base2"]))}
+            path = draw(
+                weighted((6, "sub/base.yaml"), (1, "./sub/../sub/base.yaml"), (1, "${SUBDIR:-sub}/base.yaml"))
+            )
+            service["extends"] = {"file": path, "service": draw(st.sampled_from(["base", "base2"]))}
+        elif extends == "inc":  # a service the include brings in
+            service["extends"] = draw(st.sampled_from(included))
         has_image = draw(st.booleans())
         if has_image:
             service["image"] = draw(IMAGE_VALUES)
@@ -417,12 +466,16 @@ def override_documents(draw: st.DrawFn, names: tuple[str, ...]) -> dict[str, Nod
         service: dict[str, Node] = {}
         if name == "extra":
             service["image"] = draw(IMAGE_VALUES)
+            if draw(weighted((12, False), (1, True))):
+                service["extends"] = draw(st.sampled_from(names))  # a service of an earlier file
         if draw(weighted((3, False), (1, True))):
             service["image"] = draw(OVERRIDE_IMAGES)
         if draw(weighted((1, False), (3, True))):
             others = tuple(n for n in names if n != name)
             overridden = override_build(others, tags=False).map(lambda v: Tagged("!override", v))
-            service["build"] = draw(one_of_weighted((8, override_build(others)), (1, RESETS), (1, overridden)))
+            service["build"] = draw(
+                one_of_weighted((8, override_build(others)), (1, RESETS), (1, overridden))
+            )
         if draw(weighted((6, False), (1, True))):
             service["profiles"] = draw(OVERRIDE_PROFILES)
         services[name] = service
@@ -457,8 +510,9 @@ def base_files(draw: st.DrawFn) -> dict[str, str]:
 
 
 @st.composite
-def included_project(draw: st.DrawFn) -> tuple[Node, dict[str, str]]:
-    """(include entry, files) of a project in inc/ with its own .env ("web" may collide: an error case)."""
+def included_project(draw: st.DrawFn) -> tuple[Node, dict[str, str], tuple[str, ...]]:
+    """(include entry, files, service names) of a project in inc/ with its own .env ("web" may collide with
+    a main service: an error case)."""
     names = draw(st.lists(weighted((8, "lib"), (6, "tool"), (1, "web")), min_size=1, max_size=2, unique=True))
     services: dict[str, Node] = {}
     for name in names:
@@ -466,7 +520,12 @@ def included_project(draw: st.DrawFn) -> tuple[Node, dict[str, str]]:
         if draw(st.booleans()):
             service["image"] = draw(maybe_template(("inc/app:1", "lib")))
         others = tuple(n for n in names if n != name)
-        service["build"] = draw(build_sections(others, 4, (".", "ctx", "../shared")))
+        if services and draw(weighted((3, False), (1, True))):
+            service["extends"] = next(iter(services))  # extends inside the included project
+            if draw(st.booleans()):
+                service["build"] = draw(build_sections(others, 3, (".", "ctx", "../shared")))
+        else:
+            service["build"] = draw(build_sections(others, 4, (".", "ctx", "../shared")))
         services[name] = service
     document: dict[str, Node] = {"services": services}
     if draw(weighted((3, False), (1, True))):
@@ -475,19 +534,30 @@ def included_project(draw: st.DrawFn) -> tuple[Node, dict[str, str]]:
     form = draw(weighted((3, "short"), (2, "path"), (1, "env_file"), (1, "project_directory")))
     entry: Node = "inc/compose.yaml"
     if form == "path":
-        entry = {"path": draw(st.sampled_from(["inc/compose.yaml", ["inc/compose.yaml"], "./inc/compose.yaml"]))}
+        paths = [
+            "inc/compose.yaml",
+            ["inc/compose.yaml"],
+            "./inc/compose.yaml",
+            "${INCDIR:-inc}/compose.yaml",
+        ]
+        entry = {"path": draw(st.sampled_from(paths))}
     elif form == "env_file":
         files["inc/other.env"] = draw(dotenv_text(draw(ENV_ASSIGNMENTS)))
-        entry = {"path": "inc/compose.yaml", "env_file": draw(st.sampled_from(["inc/other.env", ["inc/other.env"]]))}
+        entry = {
+            "path": "inc/compose.yaml",
+            "env_file": draw(st.sampled_from(["inc/other.env", ["inc/other.env"]])),
+        }
     elif form == "project_directory":
         entry = {"path": "inc/compose.yaml", "project_directory": draw(st.sampled_from(["inc", ".", "sub"]))}
-    return entry, files
+    return entry, files, tuple(names)
 
 
 ENV_VALUES = ("", "x", "1", "v2", "a b", "ctx", "64m", "p1", "$$x", "-")
 DOTENV_VALUES = (*ENV_VALUES, "${B}", "$A-x", "${UNSET_X:-dflt}", "${A:+alt}")  # .env values are interpolated
 ENV_ASSIGNMENTS = st.dictionaries(st.sampled_from(VARS), st.sampled_from(DOTENV_VALUES), max_size=3)
-DOTENV_STYLES = weighted((4, "plain"), (2, "double"), (1, "single"), (1, "export"))
+DOTENV_STYLES = weighted(
+    (8, "plain"), (4, "double"), (2, "single"), (2, "export"), (1, "comment"), (1, "spaced")
+)
 
 
 @st.composite
@@ -506,6 +576,10 @@ def dotenv_text(draw: st.DrawFn, assignments: Mapping[str, str]) -> str:
             lines.append(f"{name}='{value}'")
         elif style == "export":
             lines.append(f"export {name}={json.dumps(value)}")
+        elif style == "comment":
+            lines.append(f"{name}={value} # note")
+        elif style == "spaced":
+            lines.append(f"{name} = {json.dumps(value)}")
         else:
             lines.append(f"{name}={value}")
     return "\n".join(lines) + "\n"
@@ -521,6 +595,8 @@ CLI_NAMES = weighted((8, "cli-name"), (7, "cli_2"), (1, "Bad Name"))
 def scenarios(draw: st.DrawFn) -> Scenario:
     folder = draw(weighted((6, "proj"), *((1, f) for f in FOLDERS[1:])))
     names = tuple(draw(st.lists(st.sampled_from(SERVICE_NAMES), min_size=1, max_size=4, unique=True)))
+    if draw(weighted((30, False), (1, True))):
+        names = (*names[1:], draw(st.sampled_from(ODD_SERVICE_NAMES)))
     files: dict[str, str] = {}
     with_base_file = draw(weighted((2, False), (1, True)))
     if with_base_file:
@@ -529,12 +605,15 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     main: dict[str, Node] = {}
     name_source = draw(weighted((4, "folder"), (2, "name"), (1, "-p"), (1, "env"), (1, "dotenv")))
     if name_source == "name":
-        main["name"] = draw(one_of_weighted((5, st.sampled_from(["demo", "My-App", "app_2"])), (1, templates(1))))
+        main["name"] = draw(
+            one_of_weighted((5, st.sampled_from(["demo", "My-App", "app_2"])), (1, templates(1)))
+        )
+    included: tuple[str, ...] = ()
     if draw(weighted((4, False), (1, True))):
-        entry, included = draw(included_project())
+        entry, included_files, included = draw(included_project())
         main["include"] = [entry]
-        files.update({f"{folder}/{rel}": text for rel, text in included.items()})
-    main["services"] = draw(main_services(names, with_base_file))
+        files.update({f"{folder}/{rel}": text for rel, text in included_files.items()})
+    main["services"] = draw(main_services(names, with_base_file, included))
     overrides = draw(st.lists(override_documents(names), max_size=2))
 
     # Environment: each variable unset, in the process env, in .env, both, or in an --env-file.
@@ -542,7 +621,9 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     process: dict[str, str] = {}
     dotenv: dict[str, str] = {}
     env_file: dict[str, str] = {}
-    places = weighted((3, "unset"), (3, "process"), (2, "dotenv"), (1, "both"), (2 if use_env_files else 0, "file"))
+    places = weighted(
+        (3, "unset"), (3, "process"), (2, "dotenv"), (1, "both"), (2 if use_env_files else 0, "file")
+    )
     for var in VARS:
         place = draw(places)
         if place in ("process", "both"):
@@ -588,7 +669,8 @@ def scenarios(draw: st.DrawFn) -> Scenario:
             files[f"{folder}/{rel}"] = to_yaml(document)
             compose_files.append(prefix + rel)
         if mode == "COMPOSE_FILE":
-            process["COMPOSE_FILE"] = ":".join(compose_files)
+            where = process if draw(weighted((2, True), (1, False))) else dotenv
+            where["COMPOSE_FILE"] = ":".join(compose_files)
             compose_files = []
 
     if dotenv:
@@ -619,7 +701,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     )
 
 
-# --- running both sides and comparing -------------------------------------------------------------------------
+# --- running both sides and comparing --------------------------------------------------------------------
 
 Outcome: TypeAlias = dict[str, Any]  # {"ok": True, "name", "services"} or {"ok": False, "error"}
 
@@ -717,13 +799,19 @@ def differences(theirs: Outcome, mine: Outcome) -> str:
     return "\n".join(lines)
 
 
+def relocate(outcome: Outcome, root: Path) -> Outcome:
+    """The outcome with the temporary root written as ROOT, as in the generated files."""
+    relocated: Outcome = json.loads(json.dumps(outcome).replace(json.dumps(str(root))[1:-1], ROOT))
+    return relocated
+
+
 def compare(scenario: Scenario, check: Callable[[Outcome, Outcome, str], None] | None = None) -> None:
     """Materialise the scenario in a fresh temporary root, run both sides and assert they agree."""
     with tempfile.TemporaryDirectory(prefix="planner-diff-") as tmp:
         root = Path(tmp).resolve()
         scenario.materialise(root)
-        theirs = run_binary(scenario, root)
-        mine = run_planner(scenario, root)
+        theirs = relocate(run_binary(scenario, root), root)
+        mine = relocate(run_planner(scenario, root), root)
         report = (
             f"\n{differences(theirs, mine)}\n{scenario.describe()}\n"
             f"--- docker compose (oracle):\n{_json(theirs)}\n--- planner:\n{_json(mine)}"
@@ -760,7 +848,14 @@ def _binary() -> str:
 )
 @given(scenarios())
 def test_planner_agrees_with_docker_compose(scenario: Scenario) -> None:
-    compare(scenario)
+    for feature in scenario.features():
+        event(feature)
+
+    def check(theirs: Outcome, mine: Outcome, report: str) -> None:
+        event("docker compose: " + ("accepts" if theirs["ok"] else "rejects"))
+        assert_agree(theirs, mine, report)
+
+    compare(scenario, check)
 
 
 def test_harness_sees_disagreement() -> None:

@@ -50,3 +50,39 @@ def clean_images(docker_client: Any) -> Iterator[None]:
     """Remove every test-labelled image from the session daemon after the test."""
     yield
     remove_test_images(None)
+
+
+BUSYBOX_IMAGE = "planner-test/busybox:1"
+
+
+@pytest.fixture(scope="session")
+def busybox_image(docker_client: Any) -> Iterator[str]:
+    """A tiny base image with a shell, made offline from Debian's busybox-static (nothing can be pulled)."""
+    import io
+    import shutil
+    import tarfile
+    from pathlib import Path
+
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        docker_unavailable("busybox (Debian busybox-static) is not installed")
+    data = Path(busybox).read_bytes()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for folder in ("bin", "tmp", "etc"):
+            info = tarfile.TarInfo(folder)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            archive.addfile(info)
+        info = tarfile.TarInfo("bin/busybox")
+        info.size, info.mode = len(data), 0o755
+        archive.addfile(info, io.BytesIO(data))
+        for applet in ("sh", "sleep", "echo", "cat", "ls", "false", "true", "mkdir", "cp"):
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+            archive.addfile(link)
+    docker_client.api.import_image_from_data(
+        buffer.getvalue(), repository=BUSYBOX_IMAGE.split(":")[0], tag="1",
+        changes=["LABEL planner.test.base=1", "ENV PATH=/bin", 'CMD ["/bin/sh"]'],
+    )  # fmt: skip
+    yield BUSYBOX_IMAGE
+    docker_client.api.remove_image(BUSYBOX_IMAGE, force=True)

@@ -1,0 +1,48 @@
+"""One apply per project at a time: an advisory file lock that names its holder.
+
+flock is released by the kernel when the holder dies, so a stale lock cannot outlive its process; the holder
+line left in the file is only for the message a waiting apply prints.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import xxhash
+
+
+def lock_path(cache_dir: Path, project_dir: str, project: str) -> Path:
+    name = f"{project}-{xxhash.xxh3_64_hexdigest(project_dir.encode())}.lock"
+    return cache_dir / "locks" / name
+
+
+@contextmanager
+def project_lock(path: Path, wait_message: bool = True) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if wait_message:
+                holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another apply"
+                print(f"planner: waiting for the apply that holds {path.name}: {holder}", file=sys.stderr)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                  "command": " ".join(sys.argv)}  # fmt: skip
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        yield
+    finally:
+        try:
+            os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)  # closing releases the flock

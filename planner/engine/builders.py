@@ -1,0 +1,352 @@
+"""Builders: the Engine-API builder (embedded default: the daemon's BuildKit fed a context tar planner makes)
+and `docker buildx build` (a shared or remote BuildKit). Both label images with the node's content key.
+
+BuildKit-only features the Engine API cannot pass (additional contexts, build secrets, ssh, cache_to) need
+buildx; asking for them without it is a clear error before anything runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from planner.engine.context_tar import INJECTED_DOCKERFILE, stream_context
+from planner.engine.daemon import Daemon, DaemonError
+from planner.errors import InputError, RuntimeFailure, exception_text
+from planner.keys.walk import Entry
+
+LogSink = Callable[[str], None]
+
+
+class Cancellation(Protocol):
+    """What a running step offers a builder: a flag, and a way to be told how to abort work in flight."""
+
+    cancel_event: threading.Event
+
+    def on_cancel(self, hook: Callable[[], None]) -> None: ...
+
+
+class BuildCancelled(RuntimeFailure):
+    """The build was cancelled (Ctrl-C)."""
+
+
+class BuildFailed(RuntimeFailure):
+    """The builder reported an error."""
+
+
+@dataclass
+class BuildRequest:
+    node: str
+    context: Path
+    entries: list[Entry]
+    expected: dict[str, str]  # path -> content hash the key was computed from
+    dockerfile: str  # path inside the context, or INJECTED_DOCKERFILE
+    dockerfile_text: bytes | None  # set when the Dockerfile is injected
+    args: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    platforms: list[str] = field(default_factory=list)
+    network: str | None = None
+    shm_size: int | None = None
+    no_cache: bool = False
+    pull: bool = False
+    extra_hosts: list[str] = field(default_factory=list)
+    additional_contexts: dict[str, str] = field(default_factory=dict)
+    secrets: list[Any] = field(default_factory=list)
+    ssh: list[str] = field(default_factory=list)
+    cache_from: list[str] = field(default_factory=list)
+    cache_to: list[str] = field(default_factory=list)
+
+
+class Builder(Protocol):
+    name: str
+
+    def check(self, request: BuildRequest) -> None: ...
+
+    def build(self, request: BuildRequest, log: LogSink, cancel: Cancellation | None = None) -> str: ...
+
+
+class EngineBuilder:
+    """`POST /build?version=2` on the home daemon: BuildKit inside dockerd, the context as a tar body."""
+
+    name = "docker"
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    def check(self, request: BuildRequest) -> None:
+        needs = []
+        if request.additional_contexts:
+            needs.append("additional_contexts")
+        if request.secrets:
+            needs.append("build secrets")
+        if request.ssh:
+            needs.append("ssh")
+        if request.cache_to:
+            needs.append("cache_to")
+        if len(request.platforms) > 1:
+            needs.append("several platforms")
+        if needs:
+            raise InputError(
+                f"{request.node}: {', '.join(needs)} need BuildKit through buildx, which the Engine API builder "
+                "cannot drive",
+                hint="set `builder: {kind: buildx}` in planner.yaml (needs the docker buildx plugin)",
+            )
+
+    def build(self, request: BuildRequest, log: LogSink, cancel: Cancellation | None = None) -> str:
+        api = self.daemon.api
+        params: dict[str, Any] = {
+            "t": request.tags,
+            "dockerfile": request.dockerfile,
+            "buildargs": json.dumps(request.args),
+            "labels": json.dumps(request.labels),
+            "version": "2",
+            "rm": "1",
+        }
+        if request.target:
+            params["target"] = request.target
+        if request.no_cache:
+            params["nocache"] = "1"
+        if request.pull:
+            params["pull"] = "1"
+        if request.network:
+            params["networkmode"] = request.network
+        if request.shm_size:
+            params["shmsize"] = request.shm_size
+        if request.platforms:
+            params["platform"] = request.platforms[0]
+        if request.extra_hosts:
+            params["extrahosts"] = request.extra_hosts
+        body = _cancellable(
+            stream_context(request.context, request.entries, request.expected, request.dockerfile_text), cancel
+        )
+        image_id: str | None = None
+        seen_vertices: set[bytes] = set()
+        try:
+            response = api._post(
+                api._url("/build"), params=params, data=body, stream=True, timeout=None,
+                headers={"Content-Type": "application/x-tar"},
+            )  # fmt: skip
+            if cancel is not None:
+                cancel.on_cancel(lambda: abort_response(response))  # a dropped connection cancels the solve
+            api._raise_for_status(response)
+            for event in api._stream_helper(response, decode=True):
+                if "error" in event or "errorDetail" in event:
+                    detail = (event.get("errorDetail") or {}).get("message") or event.get("error")
+                    log(f"ERROR: {detail}")
+                    raise BuildFailed(f"{request.node}: build failed: {detail}")
+                if event.get("id") == "moby.image.id":
+                    image_id = (event.get("aux") or {}).get("ID")
+                elif "stream" in event:
+                    log(str(event["stream"]).rstrip("\n"))
+                elif event.get("id") == "moby.buildkit.trace":
+                    log_trace(event.get("aux"), log, seen_vertices)
+        except (BuildFailed, RuntimeFailure):
+            raise
+        except Exception as exc:
+            if cancel is not None and cancel.cancel_event.is_set():
+                raise BuildCancelled(f"{request.node}: build cancelled") from None
+            raise BuildFailed(f"{request.node}: build failed: {exception_text(exc)}") from None
+        if image_id is None:
+            image_id = self.daemon.image_id(request.tags[0]) if request.tags else None
+        if image_id is None:
+            raise BuildFailed(f"{request.node}: the builder reported no image")
+        return image_id
+
+
+def abort_response(response: Any) -> None:
+    """Shut the socket under a streaming response down: unlike close(), this wakes a thread blocked in recv."""
+    import socket
+
+    candidates = [
+        getattr(getattr(response, "raw", None), "_connection", None),
+        getattr(getattr(getattr(getattr(response, "raw", None), "_fp", None), "fp", None), "raw", None),
+    ]
+    for candidate in candidates:
+        sock = getattr(candidate, "sock", None) or getattr(candidate, "_sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+    response.close()
+
+
+def _cancellable(chunks: Iterator[bytes], cancel: Cancellation | None) -> Iterator[bytes]:
+    for chunk in chunks:
+        if cancel is not None and cancel.cancel_event.is_set():
+            raise BuildCancelled("build cancelled while sending the context")
+        yield chunk
+
+
+def _protobuf_fields(data: bytes) -> Iterator[tuple[int, int | bytes]]:
+    """(field number, value) pairs of one protobuf message: enough to read BuildKit's StatusResponse."""
+    index = 0
+
+    def varint() -> int:
+        nonlocal index
+        shift = value = 0
+        while True:
+            byte = data[index]
+            index += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value
+
+    while index < len(data):
+        tag = varint()
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            yield number, varint()
+        elif wire == 2:
+            length = varint()
+            yield number, data[index : index + length]
+            index += length
+        elif wire == 1:
+            index += 8
+        elif wire == 5:
+            index += 4
+        else:
+            return
+
+
+def log_trace(aux: Any, log: LogSink, seen: set[bytes] | None = None) -> None:
+    """BuildKit progress arrives as a base64 StatusResponse: log step names once, their output, and errors."""
+    import base64
+    import binascii
+
+    if not isinstance(aux, str):
+        return
+    try:
+        for number, value in _protobuf_fields(base64.b64decode(aux)):
+            if not isinstance(value, bytes):
+                continue
+            if number == 1:  # Vertex: 3 name, 7 error
+                fields = dict(_protobuf_fields(value))
+                name = fields.get(3)
+                if isinstance(name, bytes) and (seen is None or name not in seen):
+                    if seen is not None:
+                        seen.add(name)
+                    log(name.decode(errors="replace"))
+                error = fields.get(7)
+                if isinstance(error, bytes) and error:
+                    log(f"error: {error.decode(errors='replace')}")
+            elif number == 3:  # VertexLog: 4 msg
+                message = dict(_protobuf_fields(value)).get(4)
+                if isinstance(message, bytes):
+                    for line in message.decode(errors="replace").splitlines():
+                        log(line)
+    except (IndexError, binascii.Error, ValueError):
+        return
+
+
+class BuildxBuilder:
+    """`docker buildx build` with `--builder NAME`: a shared or remote BuildKit, loaded back with `--load`."""
+
+    name = "buildx"
+
+    def __init__(self, builder_name: str | None, docker_host: str | None) -> None:
+        self.builder_name = builder_name
+        self.docker_host = docker_host
+
+    def available(self) -> bool:
+        docker = shutil.which("docker")
+        if docker is None:
+            return False
+        probe = subprocess.run([docker, "buildx", "version"], capture_output=True, text=True, check=False)
+        return probe.returncode == 0
+
+    def check(self, request: BuildRequest) -> None:
+        if not self.available():
+            raise InputError(
+                f"{request.node}: the rules ask for the buildx builder but `docker buildx` is not installed",
+                hint="install the docker buildx plugin, or use `builder: {kind: docker}`",
+            )
+
+    def build(self, request: BuildRequest, log: LogSink, cancel: Cancellation | None = None) -> str:
+        with tempfile.TemporaryDirectory(prefix="planner-ctx-") as tmp:
+            context = Path(tmp) / "context"
+            extract_entries(request, context)
+            iidfile = Path(tmp) / "iid"
+            command = ["docker", "buildx", "build", "--progress", "plain", "--load", "--iidfile", str(iidfile),
+                       "-f", str(context / request.dockerfile)]  # fmt: skip
+            if self.builder_name:
+                command += ["--builder", self.builder_name]
+            for name, value in request.args.items():
+                command += ["--build-arg", f"{name}={value}"]
+            for name, value in request.labels.items():
+                command += ["--label", f"{name}={value}"]
+            for tag in request.tags:
+                command += ["--tag", tag]
+            for name, value in request.additional_contexts.items():
+                command += ["--build-context", f"{name}={value}"]
+            if request.target:
+                command += ["--target", request.target]
+            if request.platforms:
+                command += ["--platform", ",".join(request.platforms)]
+            if request.no_cache:
+                command.append("--no-cache")
+            if request.pull:
+                command.append("--pull")
+            command += [f"--cache-from={c}" for c in request.cache_from] + [f"--cache-to={c}" for c in request.cache_to]
+            command += [f"--ssh={s}" for s in request.ssh]
+            command.append(str(context))
+            env = dict(os.environ)
+            if self.docker_host:
+                env["DOCKER_HOST"] = self.docker_host
+            with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
+                assert proc.stdout is not None
+                if cancel is not None:
+                    cancel.on_cancel(proc.terminate)
+                for line in proc.stdout:
+                    log(line.rstrip("\n"))
+            if proc.returncode != 0:
+                raise BuildFailed(f"{request.node}: docker buildx build exited {proc.returncode}")
+            return iidfile.read_text().strip()
+
+
+def extract_entries(request: BuildRequest, target: Path) -> None:
+    """Materialize the exact context (for builders that read a folder): the same tar, unpacked."""
+    import tarfile
+
+    target.mkdir(parents=True)
+    reader = _IterReader(stream_context(request.context, request.entries, request.expected, request.dockerfile_text))
+    with tarfile.open(fileobj=reader, mode="r|") as archive:
+        archive.extractall(target, filter="tar")
+
+
+class _IterReader:
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+        self.buffer = b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self.buffer) < size:
+            try:
+                self.buffer += next(self.chunks)
+            except StopIteration:
+                break
+        if size < 0:
+            data, self.buffer = self.buffer, b""
+        else:
+            data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
+
+
+def make_builder(kind: str, name: str | None, daemon: Daemon) -> Builder:
+    if kind == "buildx":
+        return BuildxBuilder(name, daemon.url)
+    return EngineBuilder(daemon)
+
+
+__all__ = ["INJECTED_DOCKERFILE", "BuildFailed", "BuildRequest", "Builder", "DaemonError", "make_builder"]

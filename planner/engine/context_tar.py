@@ -1,0 +1,144 @@
+"""The build context as a tar stream, made from the same walk the key was computed from.
+
+The engine's BuildKit takes a tar body as the whole context (it applies no .dockerignore of its own), so what
+planner hashes is exactly what the builder gets. While streaming, each file's content is hashed again and
+compared with the hash the key was made from: a file edited between plan and build aborts the build rather
+than labelling new content with the old key.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import queue
+import tarfile
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import xxhash
+
+from planner.errors import RuntimeFailure
+from planner.keys.walk import Entry
+
+INJECTED_DOCKERFILE = ".planner.Dockerfile"
+_CHUNK = 1 << 20
+
+
+class ContextChanged(RuntimeFailure):
+    """A context file changed between planning and building."""
+
+
+def _tarinfo(entry: Entry) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(entry.path + ("/" if entry.kind == "d" else ""))
+    info.mode = entry.mode
+    info.mtime = entry.mtime_ns // 1_000_000_000
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    if entry.kind == "f":
+        info.type = tarfile.REGTYPE
+        info.size = entry.size
+    elif entry.kind == "d":
+        info.type = tarfile.DIRTYPE
+    elif entry.kind == "l":
+        info.type = tarfile.SYMTYPE
+        info.linkname = entry.target
+    elif entry.kind == "p":
+        info.type = tarfile.FIFOTYPE
+    else:
+        info.type = tarfile.CHRTYPE if entry.kind == "c" else tarfile.BLKTYPE
+        major, _, minor = entry.target.partition(":")
+        info.devmajor, info.devminor = int(major), int(minor)
+    return info
+
+
+class _Verifying(io.RawIOBase):
+    """Reads a file for the tar while hashing it; the hash is checked when the file is done."""
+
+    def __init__(self, path: str, expected: str | None, relative: str) -> None:
+        self.handle = open(path, "rb")  # noqa: SIM115 - closed in close()
+        self.hasher = xxhash.xxh3_128()
+        self.expected = expected
+        self.relative = relative
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        count = self.handle.readinto(buffer)
+        if count:
+            self.hasher.update(buffer[:count])
+        return count or 0
+
+    def close(self) -> None:
+        self.handle.close()
+        super().close()
+
+    def verify(self) -> None:
+        if self.expected is not None and self.hasher.hexdigest() != self.expected:
+            raise ContextChanged(f"{self.relative} changed after planning; run again to plan with its new content")
+
+
+def write_context(
+    out: io.RawIOBase | io.BufferedIOBase,
+    root: Path,
+    entries: list[Entry],
+    expected: Mapping[str, str],
+    dockerfile: bytes | None = None,
+) -> None:
+    """Write the context tar. `expected` maps file paths to the content hash the key used (paths not in it,
+    such as freshly generated outputs, are sent unchecked). `dockerfile` is added as INJECTED_DOCKERFILE."""
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.GNU_FORMAT) as archive:
+        if dockerfile is not None:  # first, so BuildKit's archive sniffing sees a short, plain header
+            info = tarfile.TarInfo(INJECTED_DOCKERFILE)
+            info.size = len(dockerfile)
+            info.mode = 0o644
+            archive.addfile(info, io.BytesIO(dockerfile))
+        for entry in entries:
+            info = _tarinfo(entry)
+            if entry.kind != "f":
+                archive.addfile(info)
+                continue
+            reader = _Verifying(os.path.join(root, entry.path), expected.get(entry.path), entry.path)
+            try:
+                if os.fstat(reader.handle.fileno()).st_size != entry.size:
+                    raise ContextChanged(f"{entry.path} changed after planning; run again")
+                archive.addfile(info, io.BufferedReader(reader, _CHUNK))
+                reader.verify()
+            finally:
+                reader.close()
+
+
+class _QueueWriter(io.RawIOBase):
+    def __init__(self, chunks: queue.Queue[bytes | BaseException | None]) -> None:
+        self.chunks = chunks
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.chunks.put(bytes(data))
+        return len(data)
+
+
+def stream_context(
+    root: Path, entries: list[Entry], expected: Mapping[str, str], dockerfile: bytes | None = None
+) -> Iterator[bytes]:
+    """The context tar as chunks, produced by a writer thread (bounded memory: a few chunks in flight)."""
+    chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=8)
+
+    def produce() -> None:
+        try:
+            write_context(io.BufferedWriter(_QueueWriter(chunks), _CHUNK), root, entries, expected, dockerfile)
+            chunks.put(None)
+        except BaseException as exc:
+            chunks.put(exc)
+
+    threading.Thread(target=produce, name="context-tar", daemon=True).start()
+    while True:
+        item = chunks.get()
+        if item is None:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
