@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 from collections.abc import Callable
 from enum import StrEnum
 from io import StringIO
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -46,7 +46,9 @@ EnvFileOpt = Annotated[
 ]
 RulesOpt = Annotated[
     str | None,
-    typer.Option("--rules", help="Rules file (default: planner.yaml in the project directory, or $PLANNER_RULES)."),
+    typer.Option(
+        "--rules", help="Rules file (default: planner.yaml in the project directory, or $PLANNER_RULES)."
+    ),
 ]
 
 
@@ -208,17 +210,33 @@ def apply(
     profile: ProfileOpt = None,
     env_file: EnvFileOpt = None,
     rules: RulesOpt = None,
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Steps run at once (default: CPUs, at least 2).")] = None,
-    keep_going: Annotated[bool, typer.Option("--keep-going", help="Let independent branches finish after a failure.")] = False,
-    timing_log: Annotated[Path | None, typer.Option("--timing-log", help="Append one JSON line per step here.")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Rebuild every selected node, without build cache.")] = False,
-    rebuild: Annotated[list[str] | None, typer.Option("--rebuild", help="Rebuild this node without build cache (repeatable).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop (same as `plan`).")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display; only the summary.")] = False,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", min=1, help="Steps run at once (default: CPUs, at least 2).")
+    ] = None,
+    keep_going: Annotated[
+        bool, typer.Option("--keep-going", help="Let independent branches finish after a failure.")
+    ] = False,
+    timing_log: Annotated[
+        Path | None, typer.Option("--timing-log", help="Append one JSON line per step here.")
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Rebuild every selected node, without build cache.")
+    ] = False,
+    rebuild: Annotated[
+        list[str] | None,
+        typer.Option("--rebuild", help="Rebuild this node without build cache (repeatable)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan and stop (same as `plan`).")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress display; only the summary.")
+    ] = False,
     output_format: Annotated[PlanFormat, typer.Option("--format", help="Summary format.")] = PlanFormat.table,
 ) -> None:
     """Execute the plan: builds, exports, pulls and transfers in dependency order, in parallel."""
-    from planner.apply.run import ApplyOptions, apply as run_apply, print_summary
+    from planner.apply.run import ApplyOptions, print_summary
+    from planner.apply.run import apply as run_apply
     from planner.decide import Forcing
 
     forcing = Forcing(everything=no_cache, nodes=frozenset(rebuild or []))
@@ -227,13 +245,20 @@ def apply(
         return
     options = project_options(files, project_name, project_directory, profile, env_file)
     unknown_rebuild = set(rebuild or [])
-    apply_options = ApplyOptions(keep_going=keep_going, timing_log=timing_log, forcing=forcing, quiet=quiet or output_format is PlanFormat.json)
+    apply_options = ApplyOptions(
+        keep_going=keep_going,
+        timing_log=timing_log,
+        forcing=forcing,
+        quiet=quiet or output_format is PlanFormat.json,
+    )
     if jobs is not None:
         apply_options.jobs = jobs
     result = _run(lambda: run_apply(options, rules, nodes or [], apply_options))
     missing = unknown_rebuild - set(result.planned.graph.nodes)
     if missing:
-        typer.echo(f"planner: warning: --rebuild names no selected node: {', '.join(sorted(missing))}", err=True)
+        typer.echo(
+            f"planner: warning: --rebuild names no selected node: {', '.join(sorted(missing))}", err=True
+        )
     if output_format is PlanFormat.json:
         sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
     print_summary(result)
@@ -241,13 +266,73 @@ def apply(
 
 
 @app.command()
-def report(timing_log: Annotated[Path, typer.Argument(help="A timing log written by `apply --timing-log`.")]) -> None:
+def report(
+    timing_log: Annotated[Path, typer.Argument(help="A timing log written by `apply --timing-log`.")],
+) -> None:
     """Per-phase times per node from a timing log: build / export / push / pull / load, totals, critical path."""
     from planner import render
     from planner.apply.timing import analyse, read_log
 
     records = _run(lambda: read_log(timing_log))
     render.print_report(analyse(records))
+
+
+@app.command()
+def gc(
+    files: FileOpt = None,
+    project_name: ProjectNameOpt = None,
+    project_directory: ProjectDirOpt = None,
+    profile: ProfileOpt = None,
+    env_file: EnvFileOpt = None,
+    rules: RulesOpt = None,
+    keep: Annotated[
+        int, typer.Option("--keep", help="Keys kept per image (newest first; the current key always).")
+    ] = 3,
+    delete: Annotated[
+        bool, typer.Option("--delete", help="Really delete (default: only list what would go).")
+    ] = False,
+) -> None:
+    """Remove this project's old content-addressed refs from the registry (dry run unless --delete)."""
+    from planner.gc import collect
+
+    options = project_options(files, project_name, project_directory, profile, env_file)
+    results = _run(lambda: collect(options, rules, keep, delete))
+    verb = "removed" if delete else "would remove"
+    for result in results:
+        typer.echo(f"{result.repository}: keep {len(result.kept)}, {verb} {len(result.removed)}")
+        for tag in result.removed:
+            typer.echo(f"  - {tag}")
+        for error in result.errors:
+            typer.echo(f"  ! {error}", err=True)
+    if delete and any(r.removed for r in results):
+        typer.echo("the registry frees the space when its garbage collector runs: "
+                   "docker-registry garbage-collect <config.yml>")  # fmt: skip
+    if any(r.errors for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def warm(
+    nodes: Annotated[list[str] | None, typer.Argument(help="Only these nodes and what they need.")] = None,
+    files: FileOpt = None,
+    project_name: ProjectNameOpt = None,
+    project_directory: ProjectDirOpt = None,
+    profile: ProfileOpt = None,
+    env_file: EnvFileOpt = None,
+    rules: RulesOpt = None,
+    destination: Annotated[
+        list[str] | None, typer.Option("--destination", "-d", help="Fill only this destination (repeatable).")
+    ] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Pulls at once.")] = 4,
+) -> None:
+    """Fill destinations from the registry for the current keys, building nothing (for session start-up)."""
+    from planner.warm import print_warm
+    from planner.warm import warm as run_warm
+
+    options = project_options(files, project_name, project_directory, profile, env_file)
+    result = _run(lambda: run_warm(options, rules, nodes or [], destination or [], jobs))
+    print_warm(result)
+    raise typer.Exit(result.exit_code)
 
 
 class SchemaName(StrEnum):

@@ -28,12 +28,20 @@ class Forcing:
         return self.everything or name in self.nodes
 
 
-def _change_reasons(node: Node, previous: Manifest | None, current: Manifest, had_previous_key: bool) -> list[Reason]:
+def _change_reasons(
+    node: Node, previous: Manifest | None, current: Manifest, had_previous_key: bool
+) -> list[Reason]:
     if previous is not None:
         reasons = reasons_from(diff_manifests(previous, current))
-        return reasons or [Reason(code="key-changed", detail="inputs hash differently (planner version change?)")]
+        return reasons or [
+            Reason(code="key-changed", detail="inputs hash differently (planner version change?)")
+        ]
     if had_previous_key:
-        return [Reason(code="inputs-changed", detail="the previous build's manifest is not in this machine's cache")]
+        return [
+            Reason(
+                code="inputs-changed", detail="the previous build's manifest is not in this machine's cache"
+            )
+        ]
     if node.kind == "artifact":
         return [Reason(code="new", detail="no output on disk for this key")]
     return [Reason(code="new", detail="no image with this key here or in the registry")]
@@ -65,7 +73,12 @@ def decide_action(
     if local.has(manifest.key):
         return "skip", [Reason(code="present", detail=f"{LOCAL} holds an image with this key")]
     registry = observation.registry
-    if registry_ref is not None and registry is not None and registry.reachable and registry_ref in registry.present:
+    if (
+        registry_ref is not None
+        and registry is not None
+        and registry.reachable
+        and registry_ref in registry.present
+    ):
         return "pull", [Reason(code="in-registry", detail=registry_ref)]
     reasons = _change_reasons(node, previous, manifest, had_previous)
     if registry is not None and not registry.reachable:
@@ -73,19 +86,35 @@ def decide_action(
     return "build", reasons
 
 
+SHARE = "registry"  # the pseudo-destination of a build pushed for other sessions and CI
+
+
 def decide_transfers(
-    node: Node, key: str, action: Action, observation: Observation, registry_configured: bool
+    node: Node,
+    key: str,
+    action: Action,
+    observation: Observation,
+    registry_configured: bool,
+    share: bool = False,
 ) -> list[Transfer]:
-    """How the image reaches each of its destinations."""
+    """How the image reaches each of its destinations (and, with `share`, the registry after a build)."""
     if node.kind != "image":
         return []
     transfers = []
+    if share and action == "build" and registry_configured:
+        usable = observation.registry is not None and observation.registry.reachable
+        transfers.append(
+            Transfer(destination=SHARE, mode="registry" if usable else "unknown",
+                     reason="push the build for other sessions" if usable else "registry unreachable: not shared")
+        )  # fmt: skip
     registry = observation.registry
     registry_ok = registry_configured and registry is not None and registry.reachable
     for destination in node.rules.destinations:
         if destination == LOCAL:
             if action == "pull":
-                transfers.append(Transfer(destination=LOCAL, mode="registry", reason="pulled from the registry"))
+                transfers.append(
+                    Transfer(destination=LOCAL, mode="registry", reason="pulled from the registry")
+                )
             elif action == "skip":
                 transfers.append(Transfer(destination=LOCAL, mode="none", reason="present"))
             else:
@@ -94,7 +123,9 @@ def decide_transfers(
         view = observation.daemons.get(destination)
         if view is None or not view.reachable:
             error = view.error if view is not None else "not queried"
-            transfers.append(Transfer(destination=destination, mode="unknown", reason=f"unreachable: {error}"))
+            transfers.append(
+                Transfer(destination=destination, mode="unknown", reason=f"unreachable: {error}")
+            )
             continue
         if view.has(key):
             transfers.append(Transfer(destination=destination, mode="none", reason="present"))
@@ -130,6 +161,7 @@ def decide(
     previous: Mapping[str, Manifest | None],
     forcing: Forcing,
     registry_configured: bool,
+    share: bool = False,
 ) -> list[PlanNode]:
     planned = []
     for name in order:
@@ -147,7 +179,7 @@ def decide(
                 action=action,
                 needs=list(needs[name]),
                 reasons=reasons,
-                transfers=decide_transfers(node, key, action, observation, registry_configured),
+                transfers=decide_transfers(node, key, action, observation, registry_configured, share),
             )
         )
     return planned

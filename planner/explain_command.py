@@ -45,7 +45,9 @@ def explain_node(options: ProjectOptions, rules: str | None, node: str) -> Expla
     observation = planned.observation
     previous_key = observation.previous_keys.get(node) if observation is not None else None
     if planned_node.action == "skip" and previous_key is None:
-        return Explanation(node, current.key, "skip", current.key, "the present build has exactly these inputs")
+        return Explanation(
+            node, current.key, "skip", current.key, "the present build has exactly these inputs"
+        )
     if previous_key is None:
         return Explanation(
             node, current.key, planned_node.action, None,

@@ -128,7 +128,9 @@ def find_edges(stack: Stack, external: dict[str, list[str]] | None = None) -> li
                 if producer is None:
                     outside[node.name].append(ref.ref)
                 elif producer != node.name:
-                    edges.append(Edge(producer, node.name, ref.via, f"{ref.ref} (Dockerfile line {ref.line})"))
+                    edges.append(
+                        Edge(producer, node.name, ref.via, f"{ref.ref} (Dockerfile line {ref.line})")
+                    )
         for context_name, value in node.build.additional_contexts.items():
             producer = None
             for prefix in ("service:", "target:"):
@@ -164,7 +166,9 @@ class BuildGraph:
 
     def __init__(self, stack: Stack, edges: list[Edge], external: dict[str, list[str]] | None = None) -> None:
         self.stack = stack
-        self.external = {name: (external or {}).get(name, []) for name in stack.nodes}  # base images from outside
+        self.external = {
+            name: (external or {}).get(name, []) for name in stack.nodes
+        }  # base images from outside
         self.nodes = stack.nodes
         self.edges = edges
         self.dag: Any = nx.DiGraph()
@@ -203,7 +207,9 @@ class BuildGraph:
             {n: self.nodes[n] for n in sorted(keep)},
             {k: s for k, s in self.stack.stamps.items() if s.source in keep},
         )
-        return BuildGraph(sub, [e for e in self.edges if e.source in keep and e.target in keep], self.external)
+        return BuildGraph(
+            sub, [e for e in self.edges if e.source in keep and e.target in keep], self.external
+        )
 
     def levels(self) -> list[list[str]]:
         return [sorted(level) for level in nx.topological_generations(self.dag)]

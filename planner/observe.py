@@ -37,6 +37,7 @@ class RegistryView:
     host: str
     error: str | None = None
     present: frozenset[str] = frozenset()
+    checked: bool = True  # False: every destination held its keys, nothing needed the registry
 
     @property
     def reachable(self) -> bool:
@@ -99,6 +100,21 @@ def previous_keys(graph: BuildGraph, local: DaemonView, manifests: dict[str, Man
     return {node: key for node, (_, key) in found.items()}
 
 
+def _needs_registry(
+    graph: BuildGraph, manifests: dict[str, Manifest], views: dict[str, DaemonView]
+) -> list[str]:
+    """Image nodes missing at some destination (or at home): only those can use the registry."""
+    wanted = []
+    for name, node in graph.nodes.items():
+        if node.kind != "image" or not node.image:
+            continue
+        key = manifests[name].key
+        homes = [LOCAL, *node.rules.destinations]
+        if any(not views[d].reachable or not views[d].has(key) for d in homes if d in views):
+            wanted.append(name)
+    return wanted
+
+
 def observe(
     graph: BuildGraph,
     manifests: dict[str, Manifest],
@@ -106,16 +122,16 @@ def observe(
     registry: Registry | None,
     artifact_check: Any = None,
 ) -> Observation:
-    refs = [
-        registry.ref(node.image, manifests[name].key)
-        for name, node in graph.nodes.items()
-        if registry is not None and node.kind == "image" and node.image
-    ]
-    with ThreadPoolExecutor(max_workers=len(daemons) + 1) as pool:
+    """Daemons first (concurrently); the registry only for images some destination lacks, so a no-op plan
+    never waits for it."""
+    with ThreadPoolExecutor(max_workers=len(daemons)) as pool:
         views = {name: pool.submit(_daemon_view, daemon) for name, daemon in daemons.items()}
-        registry_future = pool.submit(_registry_view, registry, refs) if registry is not None else None
         daemon_views = {name: future.result() for name, future in views.items()}
-        registry_view = registry_future.result() if registry_future is not None else None
+    registry_view = None
+    if registry is not None:
+        missing = _needs_registry(graph, manifests, daemon_views)
+        refs = [registry.ref(graph.nodes[n].image or n, manifests[n].key) for n in missing]
+        registry_view = _registry_view(registry, refs) if refs else RegistryView(registry.host, checked=False)
     artifacts = {}
     if artifact_check is not None:
         for name, node in graph.nodes.items():

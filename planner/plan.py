@@ -16,7 +16,7 @@ from planner.keys.compute import Manifest, compute_keys
 from planner.keys.manifests import ManifestStore
 from planner.keys.statcache import StatCache, default_cache_dir, open_store
 from planner.plan_model import Plan, PlanNode, Reason, Transfer
-from planner.stack import load_stack
+from planner.stack import Stack, load_stack
 
 
 @dataclass
@@ -46,7 +46,9 @@ def offline_nodes(graph: BuildGraph, manifests: dict[str, Manifest]) -> list[Pla
         unresolved = [ref for ref, identity in manifests[name].bases.items() if identity == "unresolved"]
         if unresolved:
             reasons.append(Reason(code="base-unresolved", detail=", ".join(unresolved)))
-        transfers = [Transfer(destination=d, mode="unknown", reason="offline") for d in node.rules.destinations]
+        transfers = [
+            Transfer(destination=d, mode="unknown", reason="offline") for d in node.rules.destinations
+        ]
         nodes.append(
             PlanNode(
                 name=name,
@@ -69,8 +71,9 @@ def make_plan(
     offline: bool,
     forcing: Forcing | None = None,
     cache_dir: Path | None = None,
+    stack: Stack | None = None,
 ) -> Planned:
-    stack = load_stack(options, rules)
+    stack = stack or load_stack(options, rules)
     graph = build_graph(stack).select(selected)
     store = open_store(cache_dir or default_cache_dir(dict(options.environ)))
     cache = StatCache(None, store=store)
@@ -82,7 +85,13 @@ def make_plan(
             manifests = compute_keys(graph, cache, dict(stack.compose.environment))
             manifest_store.put_all(manifests)
             nodes = offline_nodes(graph, manifests)
-            plan = Plan(project=stack.compose.name, offline=True, nodes=nodes, levels=graph.levels(), summary=summarize(nodes))
+            plan = Plan(
+                project=stack.compose.name,
+                offline=True,
+                nodes=nodes,
+                levels=graph.levels(),
+                summary=summarize(nodes),
+            )
             return Planned(graph, manifests, plan)
         from planner.apply.artifacts import artifact_current
         from planner.engine.daemon import LOCAL, Daemon
@@ -99,17 +108,21 @@ def make_plan(
             for name, node in graph.nodes.items()
             if registry is not None and node.kind == "image" and node.image
         }
-        observation = observe(graph, manifests, daemons, registry, lambda node, key: artifact_current(store, node, key))
-        previous = {
-            name: manifest_store.get(key) for name, key in observation.previous_keys.items()
-        }
+        observation = observe(
+            graph, manifests, daemons, registry, lambda node, key: artifact_current(store, node, key)
+        )
+        previous = {name: manifest_store.get(key) for name, key in observation.previous_keys.items()}
         nodes = decide(
             graph.nodes, graph.order(), {n: graph.upstream(n) for n in graph.nodes}, manifests, observation,
             registry_refs, previous, forcing or Forcing(), registry is not None,
+            share=stack.rules.registry is not None and stack.rules.registry.share,
         )  # fmt: skip
         observed = {name: view.error or "ok" for name, view in observation.daemons.items()}
         if observation.registry is not None:
-            observed[f"registry({observation.registry.host})"] = observation.registry.error or "ok"
+            registry_state = observation.registry.error or "ok"
+            if not observation.registry.checked:
+                registry_state = "not queried (every destination holds its keys)"
+            observed[f"registry({observation.registry.host})"] = registry_state
         plan = Plan(
             project=stack.compose.name, offline=False, nodes=nodes, levels=graph.levels(),
             summary=summarize(nodes), observed=observed,

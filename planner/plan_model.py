@@ -43,6 +43,7 @@ class Plan(Frozen):
     nodes: list[PlanNode]
     levels: list[list[str]] = Field(description="Nodes that can run together, in order")
     observed: dict[str, str] = Field(
-        default_factory=dict, description="State of each daemon and of the registry as observed: ok, or the error"
+        default_factory=dict,
+        description="State of each daemon and of the registry as observed: ok, or the error",
     )
     summary: dict[str, int] = Field(default_factory=dict, description="Counts per action and transfer mode")

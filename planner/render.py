@@ -115,9 +115,19 @@ def print_report(report: Report, console: Console | None = None) -> None:
     table.add_column("total", justify="right")
     for node in sorted(report.rows):
         row = report.rows[node]
-        table.add_row(node, *[f"{row[p]:.2f}" if p in row else "-" for p in phases], f"{sum(row.values()):.2f}")
-    table.add_row("total", *[f"{report.totals[p]:.2f}" for p in phases], f"{sum(report.totals.values()):.2f}", style="bold")
+        table.add_row(
+            node, *[f"{row[p]:.2f}" if p in row else "-" for p in phases], f"{sum(row.values()):.2f}"
+        )
+    table.add_row(
+        "total",
+        *[f"{report.totals[p]:.2f}" for p in phases],
+        f"{sum(report.totals.values()):.2f}",
+        style="bold",
+    )
     console.print(table)
     moved = ", ".join(f"{phase} {size / 1e6:.1f} MB" for phase, size in report.bytes.items() if size)
-    console.print(f"wall time {report.wall:.2f} s; step time {sum(report.totals.values()):.2f} s" + (f"; moved: {moved}" if moved else ""))
+    console.print(
+        f"wall time {report.wall:.2f} s; step time {sum(report.totals.values()):.2f} s"
+        + (f"; moved: {moved}" if moved else "")
+    )
     console.print(f"critical path {report.critical_seconds:.2f} s: " + " -> ".join(report.critical_path))

@@ -28,7 +28,7 @@ def docker_client() -> Iterator[Any]:
     try:
         client = docker.from_env()
         client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure to reach the engine means "no Docker here"
+    except Exception as exc:
         docker_unavailable(f"no Docker engine reachable: {exc}")
     try:
         yield client

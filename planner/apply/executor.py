@@ -108,7 +108,9 @@ class Executor:
         except Cancelled:
             result.status, result.error = "cancelled", "interrupted"
         except PlannerError as exc:
-            result.status, result.error = ("cancelled", "interrupted") if self.cancel_event.is_set() else ("failed", exc.message)
+            result.status, result.error = (
+                ("cancelled", "interrupted") if self.cancel_event.is_set() else ("failed", exc.message)
+            )
         except Exception as exc:  # a library error inside a step: report it, keep the others consistent
             status: Status = "cancelled" if self.cancel_event.is_set() else "failed"
             result.status, result.error = status, exception_text(exc)
@@ -124,7 +126,7 @@ class Executor:
             for hook in context._cancel_hooks:
                 try:
                     hook()
-                except Exception:  # noqa: S110 - best effort: the step itself reports its end
+                except Exception:
                     pass
 
     def run(self) -> dict[str, StepResult]:
@@ -138,7 +140,9 @@ class Executor:
                         step = pending[step_id]
                         states = [self.results[d].status if d in self.results else None for d in step.deps]
                         if any(s not in (None, "ok") for s in states):
-                            failed = [d for d in step.deps if d in self.results and self.results[d].status != "ok"]
+                            failed = [
+                                d for d in step.deps if d in self.results and self.results[d].status != "ok"
+                            ]
                             self._finish(StepResult(step, "not-run", error=f"needs {', '.join(failed)}"))
                             del pending[step_id]
                         elif all(s == "ok" for s in states) and len(running) < self.jobs:
@@ -150,8 +154,10 @@ class Executor:
                             reason = "interrupted" if self.interrupted else "stopped after a failure"
                             self._finish(StepResult(step, "not-run", error=reason))
                         pending.clear()
-                    if pending and not stop_new and not any(
-                        all(d in self.results for d in s.deps) for s in pending.values()
+                    if (
+                        pending
+                        and not stop_new
+                        and not any(all(d in self.results for d in s.deps) for s in pending.values())
                     ):
                         raise RuntimeError("step graph is stuck (a dependency cycle?)")
                     continue

@@ -16,29 +16,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from planner.errors import RuntimeFailure
+from planner.streams import reader
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
-
-
-class _ChunkReader:
-    """A file-like view of an iterator of chunks, for tarfile's stream mode."""
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self.chunks = iter(chunks)
-        self.buffer = b""
-
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self.buffer) < size:
-            try:
-                self.buffer += next(self.chunks)
-            except StopIteration:
-                break
-        if size < 0:
-            data, self.buffer = self.buffer, b""
-        else:
-            data, self.buffer = self.buffer[:size], self.buffer[size:]
-        return data
 
 
 def _safe_target(root: Path, name: str) -> Path:
@@ -79,7 +60,7 @@ def unpack_saved_image(save_stream: Iterable[bytes], rootfs: Path, work: Path) -
     """Apply the layers of a `docker save` stream (one image) onto `rootfs`."""
     layers: dict[str, Path] = {}
     manifest: list[dict[str, object]] = []
-    with tarfile.open(fileobj=_ChunkReader(save_stream), mode="r|") as archive:  # type: ignore[arg-type]
+    with tarfile.open(fileobj=reader(save_stream), mode="r|") as archive:
         for index, member in enumerate(archive):
             if member.name == "manifest.json":
                 handle = archive.extractfile(member)
@@ -95,7 +76,10 @@ def unpack_saved_image(save_stream: Iterable[bytes], rootfs: Path, work: Path) -
     if not manifest:
         raise RuntimeFailure("the saved image has no manifest.json")
     rootfs.mkdir(parents=True, exist_ok=True)
-    for name in manifest[0]["Layers"]:  # type: ignore[union-attr]
+    layer_names = manifest[0].get("Layers")
+    if not isinstance(layer_names, list):
+        raise RuntimeFailure("the saved image's manifest lists no layers")
+    for name in layer_names:
         apply_layer(layers[str(name)], rootfs)
 
 
@@ -131,7 +115,9 @@ def write_output(rootfs: Path, output_type: str, dest: Path) -> None:
 
 
 def export_image(save_stream: Iterable[bytes], output_type: str, dest: Path) -> None:
-    with tempfile.TemporaryDirectory(prefix=".planner-export-", dir=dest.parent if dest.parent.exists() else None) as tmp:
+    with tempfile.TemporaryDirectory(
+        prefix=".planner-export-", dir=dest.parent if dest.parent.exists() else None
+    ) as tmp:
         work = Path(tmp)
         rootfs = work / "rootfs"
         unpack_saved_image(save_stream, rootfs, work)

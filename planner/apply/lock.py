@@ -25,22 +25,25 @@ def lock_path(cache_dir: Path, project_dir: str, project: str) -> Path:
 
 
 @contextmanager
-def project_lock(path: Path, wait_message: bool = True) -> Iterator[None]:
+def project_lock(path: Path, wait_message: bool = True) -> Iterator[bool]:
+    """Hold the lock; yields whether another apply had to be waited for."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    waited = False
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            waited = True
             if wait_message:
-                holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another apply"
-                print(f"planner: waiting for the apply that holds {path.name}: {holder}", file=sys.stderr)
+                current = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another apply"
+                print(f"planner: waiting for the apply that holds {path.name}: {current}", file=sys.stderr)
             fcntl.flock(fd, fcntl.LOCK_EX)
-        holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        holder: dict[str, object] = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
                   "command": " ".join(sys.argv)}  # fmt: skip
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder).encode(), 0)
-        yield
+        yield waited
     finally:
         try:
             os.ftruncate(fd, 0)

@@ -19,7 +19,7 @@ from planner.apply.progress import LiveProgress
 from planner.apply.steps import ApplyContext, make_steps
 from planner.apply.timing import TimingLog
 from planner.compose.options import ProjectOptions
-from planner.decide import Forcing
+from planner.decide import SHARE, Forcing
 from planner.engine.builders import make_builder
 from planner.engine.daemon import LOCAL, Daemon
 from planner.errors import RuntimeFailure
@@ -60,8 +60,15 @@ class ApplyResult:
             "project": self.planned.plan.project,
             "interrupted": self.interrupted,
             "steps": [
-                {"step": r.step.id, "node": r.step.node, "phase": r.step.phase, "status": r.status,
-                 "duration": round(r.duration, 3), "bytes": r.bytes, "error": r.error}
+                {
+                    "step": r.step.id,
+                    "node": r.step.node,
+                    "phase": r.step.phase,
+                    "status": r.status,
+                    "duration": round(r.duration, 3),
+                    "bytes": r.bytes,
+                    "error": r.error,
+                }
                 for r in self.results.values()
             ],  # fmt: skip
             "warnings": self.warnings,
@@ -74,13 +81,17 @@ def _unreachable_steps(plan_nodes: list[PlanNode]) -> list[Step]:
     steps = []
     for node in plan_nodes:
         for transfer in node.transfers:
-            if transfer.mode == "unknown":
+            if (
+                transfer.mode == "unknown" and transfer.destination != SHARE
+            ):  # an unshared build is no failure
                 message = f"{node.name} -> {transfer.destination}: {transfer.reason}"
 
                 def fail(step: StepContext, message: str = message) -> None:
                     raise RuntimeFailure(message)
 
-                steps.append(Step(f"transfer:{node.name}:{transfer.destination}", node.name, "transfer", fail))
+                steps.append(
+                    Step(f"transfer:{node.name}:{transfer.destination}", node.name, "transfer", fail)
+                )
     return steps
 
 
@@ -88,12 +99,22 @@ def apply(
     options: ProjectOptions, rules: str | None, selected: Sequence[str], apply_options: ApplyOptions
 ) -> ApplyResult:
     cache_dir = default_cache_dir(dict(options.environ))
-    # Load once without observing, only to name the lock (project and directory).
     from planner.stack import load_stack
 
-    stack = load_stack(options, rules)
-    with project_lock(lock_path(cache_dir, stack.compose.working_dir, stack.compose.name)):
-        planned = make_plan(options, rules, selected, offline=False, forcing=apply_options.forcing, cache_dir=cache_dir)
+    stack = load_stack(options, rules)  # the project names the lock; files are read again only after waiting
+    lock = lock_path(cache_dir, stack.compose.working_dir, stack.compose.name)
+    with project_lock(lock) as waited:
+        if waited:
+            stack = load_stack(options, rules)  # the other apply may have written outputs or stamps
+        planned = make_plan(
+            options,
+            rules,
+            selected,
+            offline=False,
+            forcing=apply_options.forcing,
+            cache_dir=cache_dir,
+            stack=stack,
+        )
         unknown = [n for n in planned.plan.nodes if n.action == "unknown"]
         if unknown:
             reasons = "; ".join(r.detail for r in unknown[0].reasons)
@@ -129,7 +150,9 @@ def _execute(planned: Planned, apply_options: ApplyOptions, cache_dir: Path) -> 
             timing_handle = apply_options.timing_log.open("a")
         timing = TimingLog(timing_handle)
         if apply_options.quiet or not steps:
-            executor = Executor(steps, apply_options.jobs, apply_options.keep_going, Events(finished=timing.write))
+            executor = Executor(
+                steps, apply_options.jobs, apply_options.keep_going, Events(finished=timing.write)
+            )
             results = executor.run()
         else:
             with LiveProgress(len(steps)) as progress:

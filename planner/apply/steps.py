@@ -15,6 +15,7 @@ from typing import Any
 from planner.apply.artifacts import record_artifact
 from planner.apply.executor import Step, StepContext
 from planner.apply.export import export_image
+from planner.decide import SHARE
 from planner.engine.builders import INJECTED_DOCKERFILE, Builder, BuildRequest
 from planner.engine.daemon import LOCAL, Daemon
 from planner.engine.labels import LABEL_KEY, LABEL_NODE, LABEL_PROJECT
@@ -42,6 +43,7 @@ class ApplyContext:
     local_tags: dict[str, tuple[str, ...]] = field(default_factory=dict)  # key -> names the local image has
     no_cache: set[str] = field(default_factory=set)
     warn: WarningSink = lambda message: None
+    push_failed: dict[str, str] = field(default_factory=dict)  # node -> why its push failed (auto mode)
 
     @property
     def project(self) -> str:
@@ -119,7 +121,9 @@ def _labels(ctx: ApplyContext, node: Node) -> dict[str, str]:
 def _verify(daemon: Daemon, ref: str, key: str, what: str) -> None:
     found = daemon.image_key(ref)
     if found != key:
-        raise RuntimeFailure(f"{what}: {daemon.name} holds {ref} with key {found or 'none'}, expected {key[:12]}")
+        raise RuntimeFailure(
+            f"{what}: {daemon.name} holds {ref} with key {found or 'none'}, expected {key[:12]}"
+        )
 
 
 def _build_step(ctx: ApplyContext, node: Node) -> Callable[[StepContext], None]:
@@ -204,15 +208,27 @@ def _stamp_step(ctx: ApplyContext, stamp: StampSpec) -> Callable[[StepContext], 
 
 
 def _push_step(ctx: ApplyContext, node: Node) -> Callable[[StepContext], None]:
+    """One push per node; in auto mode a failed push is not fatal: the deliveries stream instead."""
+
     def run(step: StepContext) -> None:
         ref = ctx.registry_refs[node.name]
-        ctx.local.tag(image_names(node)[0], ref)
-        ctx.local.push(ref, _byte_counter(step))
+        try:
+            ctx.local.tag(image_names(node)[0], ref)
+            ctx.local.push(ref, _byte_counter(step))
+        except PlannerError as exc:
+            if node.rules.transfer != "auto" or step.cancel_event.is_set():
+                raise
+            ctx.push_failed[node.name] = exc.message
+            ctx.warn(
+                f"{node.name}: push to the registry failed ({exc.message}); deliveries stream save | load"
+            )
 
     return run
 
 
-def _deliver_step(ctx: ApplyContext, node: Node, destination: str, mode: str, auto: bool) -> Callable[[StepContext], None]:
+def _deliver_step(
+    ctx: ApplyContext, node: Node, destination: str, mode: str, auto: bool
+) -> Callable[[StepContext], None]:
     key = ctx.manifests[node.name].key
 
     def by_tarball(step: StepContext) -> None:
@@ -236,13 +252,17 @@ def _deliver_step(ctx: ApplyContext, node: Node, destination: str, mode: str, au
             ctx.daemons[destination].tag(ctx.registry_refs[node.name], name)
 
     def run(step: StepContext) -> None:
-        if mode == "registry":
+        if mode == "registry" and node.name in ctx.push_failed:
+            by_tarball(step)
+        elif mode == "registry":
             try:
                 by_registry(step)
             except PlannerError as exc:
                 if not auto or step.cancel_event.is_set():
                     raise
-                ctx.warn(f"{node.name} -> {destination}: registry transfer failed ({exc.message}); streaming save | load")
+                ctx.warn(
+                    f"{node.name} -> {destination}: registry transfer failed ({exc.message}); streaming save | load"
+                )
                 by_tarball(step)
         else:
             by_tarball(step)
@@ -284,13 +304,29 @@ def make_steps(ctx: ApplyContext, plan_nodes: list[PlanNode]) -> list[Step]:
         needs = [ready[n] for n in planned.needs if n in ready] + stamp_steps.get(node.name, [])
         if node.kind == "artifact":
             if planned.action == "build":
-                steps.append(Step(f"export:{node.name}", node.name, "export", _export_step(ctx, node), needs, str(node.output_dest)))
+                steps.append(
+                    Step(
+                        f"export:{node.name}",
+                        node.name,
+                        "export",
+                        _export_step(ctx, node),
+                        needs,
+                        str(node.output_dest),
+                    )
+                )
                 ready[node.name] = f"export:{node.name}"
             continue
         if planned.action == "build":
             main = Step(f"build:{node.name}", node.name, "build", _build_step(ctx, node), needs)
         elif planned.action == "pull":
-            main = Step(f"pull:{node.name}", node.name, "pull", _pull_step(ctx, node), needs, ctx.registry_refs[node.name])
+            main = Step(
+                f"pull:{node.name}",
+                node.name,
+                "pull",
+                _pull_step(ctx, node),
+                needs,
+                ctx.registry_refs[node.name],
+            )
         elif planned.action == "skip" and not node.rules.skip:
             missing_names = set(image_names(node)) - set(ctx.local_tags.get(planned.key, ()))
             if not missing_names and not [t for t in planned.transfers if t.mode not in ("none", "unknown")]:
@@ -302,13 +338,35 @@ def make_steps(ctx: ApplyContext, plan_nodes: list[PlanNode]) -> list[Step]:
         ready[node.name] = main.id
         pushed = None
         for transfer in planned.transfers:
-            if transfer.destination == LOCAL or transfer.mode in ("none", "unknown"):
+            if transfer.destination == SHARE and transfer.mode == "registry" and pushed is None:
+                pushed = f"push:{node.name}"
+                steps.append(
+                    Step(
+                        pushed,
+                        node.name,
+                        "push",
+                        _push_step(ctx, node),
+                        [main.id],
+                        ctx.registry_refs[node.name],
+                    )
+                )
+                continue
+            if transfer.destination in (LOCAL, SHARE) or transfer.mode in ("none", "unknown"):
                 continue
             deps = [main.id]
             if transfer.mode == "registry" and planned.action != "pull":
                 if pushed is None:
                     pushed = f"push:{node.name}"
-                    steps.append(Step(pushed, node.name, "push", _push_step(ctx, node), [main.id], ctx.registry_refs[node.name]))
+                    steps.append(
+                        Step(
+                            pushed,
+                            node.name,
+                            "push",
+                            _push_step(ctx, node),
+                            [main.id],
+                            ctx.registry_refs[node.name],
+                        )
+                    )
                 deps = [pushed]
             auto = node.rules.transfer == "auto"
             steps.append(

@@ -93,4 +93,6 @@ def analyse(records: list[dict[str, Any]]) -> Report:
         return best[step_id]
 
     critical = max((longest(s) for s in by_id), key=lambda c: c[0], default=(0.0, []))
-    return Report({k: dict(v) for k, v in rows.items()}, dict(totals), wall, critical[1], critical[0], dict(moved))
+    return Report(
+        {k: dict(v) for k, v in rows.items()}, dict(totals), wall, critical[1], critical[0], dict(moved)
+    )

@@ -168,7 +168,9 @@ class ServiceNormalizer:
             if "profiles" in raw
             else [],
             extensions={k: _plain(v) for k, v in raw.items() if k.startswith("x-")},
-            extension_locations={k: raw.loc_of(k) for k in raw if k.startswith("x-")} if isinstance(raw, YMap) else {},
+            extension_locations={k: raw.loc_of(k) for k in raw if k.startswith("x-")}
+            if isinstance(raw, YMap)
+            else {},
         )
 
     def _depends_on(self, raw: Any, path: str) -> list[str]:

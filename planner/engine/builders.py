@@ -22,6 +22,7 @@ from planner.engine.context_tar import INJECTED_DOCKERFILE, stream_context
 from planner.engine.daemon import Daemon, DaemonError
 from planner.errors import InputError, RuntimeFailure, exception_text
 from planner.keys.walk import Entry
+from planner.streams import reader
 
 LogSink = Callable[[str], None]
 
@@ -127,7 +128,8 @@ class EngineBuilder:
         if request.extra_hosts:
             params["extrahosts"] = request.extra_hosts
         body = _cancellable(
-            stream_context(request.context, request.entries, request.expected, request.dockerfile_text), cancel
+            stream_context(request.context, request.entries, request.expected, request.dockerfile_text),
+            cancel,
         )
         image_id: str | None = None
         seen_vertices: set[bytes] = set()
@@ -298,13 +300,17 @@ class BuildxBuilder:
                 command.append("--no-cache")
             if request.pull:
                 command.append("--pull")
-            command += [f"--cache-from={c}" for c in request.cache_from] + [f"--cache-to={c}" for c in request.cache_to]
+            command += [f"--cache-from={c}" for c in request.cache_from] + [
+                f"--cache-to={c}" for c in request.cache_to
+            ]
             command += [f"--ssh={s}" for s in request.ssh]
             command.append(str(context))
             env = dict(os.environ)
             if self.docker_host:
                 env["DOCKER_HOST"] = self.docker_host
-            with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
+            with subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+            ) as proc:
                 assert proc.stdout is not None
                 if cancel is not None:
                     cancel.on_cancel(proc.terminate)
@@ -320,27 +326,9 @@ def extract_entries(request: BuildRequest, target: Path) -> None:
     import tarfile
 
     target.mkdir(parents=True)
-    reader = _IterReader(stream_context(request.context, request.entries, request.expected, request.dockerfile_text))
-    with tarfile.open(fileobj=reader, mode="r|") as archive:
+    chunks = stream_context(request.context, request.entries, request.expected, request.dockerfile_text)
+    with tarfile.open(fileobj=reader(chunks), mode="r|") as archive:
         archive.extractall(target, filter="tar")
-
-
-class _IterReader:
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self.chunks = chunks
-        self.buffer = b""
-
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self.buffer) < size:
-            try:
-                self.buffer += next(self.chunks)
-            except StopIteration:
-                break
-        if size < 0:
-            data, self.buffer = self.buffer, b""
-        else:
-            data, self.buffer = self.buffer[:size], self.buffer[size:]
-        return data
 
 
 def make_builder(kind: str, name: str | None, daemon: Daemon) -> Builder:

@@ -76,7 +76,9 @@ class _Verifying(io.RawIOBase):
 
     def verify(self) -> None:
         if self.expected is not None and self.hasher.hexdigest() != self.expected:
-            raise ContextChanged(f"{self.relative} changed after planning; run again to plan with its new content")
+            raise ContextChanged(
+                f"{self.relative} changed after planning; run again to plan with its new content"
+            )
 
 
 def write_context(
@@ -129,7 +131,9 @@ def stream_context(
 
     def produce() -> None:
         try:
-            write_context(io.BufferedWriter(_QueueWriter(chunks), _CHUNK), root, entries, expected, dockerfile)
+            write_context(
+                io.BufferedWriter(_QueueWriter(chunks), _CHUNK), root, entries, expected, dockerfile
+            )  # type: ignore[type-var]
             chunks.put(None)
         except BaseException as exc:
             chunks.put(exc)

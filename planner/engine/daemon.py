@@ -50,7 +50,9 @@ class Daemon:
                 # A fixed API version saves the negotiation round trip; 1.41 (Engine 20.10) is understood by
                 # every supported engine and has all the endpoints planner uses.
                 if self.url:
-                    self._client = docker.APIClient(base_url=self.url, timeout=self.timeout, version=API_VERSION)
+                    self._client = docker.APIClient(
+                        base_url=self.url, timeout=self.timeout, version=API_VERSION
+                    )
                 else:
                     self._client = docker.from_env(timeout=self.timeout, version=API_VERSION).api
             except Exception as exc:
@@ -84,7 +86,13 @@ class Daemon:
             if key:
                 found.setdefault(
                     key,
-                    KeyedImage(image["Id"], key, tuple(image.get("RepoTags") or ()), int(image.get("Created") or 0), labels),
+                    KeyedImage(
+                        image["Id"],
+                        key,
+                        tuple(image.get("RepoTags") or ()),
+                        int(image.get("Created") or 0),
+                        labels,
+                    ),
                 )
         return found
 
@@ -116,7 +124,9 @@ class Daemon:
         try:
             self.api.tag(image, repository, tag or "latest", force=True)
         except Exception as exc:
-            raise DaemonError(f"daemon {self.name}: cannot tag {image} as {ref}: {exception_text(exc)}") from None
+            raise DaemonError(
+                f"daemon {self.name}: cannot tag {image} as {ref}: {exception_text(exc)}"
+            ) from None
 
     def push(self, ref: str, progress: Progress | None = None) -> None:
         repository, tag = split_tag(ref)
@@ -132,7 +142,9 @@ class Daemon:
             response = self.api._get(self.api._url("/images/get"), params={"names": refs}, stream=True)
             self.api._raise_for_status(response)
         except Exception as exc:
-            raise DaemonError(f"daemon {self.name}: save {', '.join(refs)} failed: {exception_text(exc)}") from None
+            raise DaemonError(
+                f"daemon {self.name}: save {', '.join(refs)} failed: {exception_text(exc)}"
+            ) from None
         yield from response.iter_content(chunk_size)
 
     def load(self, chunks: Iterable[bytes], progress: Progress | None = None) -> None:

@@ -85,7 +85,9 @@ class Registry:
         name, tag = self._split(ref)
         try:
             response = self.session.head(
-                f"{self.base}/v2/{name}/manifests/{tag}", headers={"Accept": MANIFEST_TYPES}, timeout=self.timeout
+                f"{self.base}/v2/{name}/manifests/{tag}",
+                headers={"Accept": MANIFEST_TYPES},
+                timeout=self.timeout,
             )
         except Exception as exc:
             raise RegistryError(f"unreachable: {exception_text(exc)}") from None
@@ -102,14 +104,50 @@ class Registry:
         with ThreadPoolExecutor(max_workers=min(jobs, len(refs))) as pool:
             return dict(zip(refs, pool.map(self.has, refs), strict=True))
 
-    def tags(self, repository: str) -> list[str]:
-        name = f"{self.namespace}/{repository}"
+    def tags(self, name: str) -> list[str]:
+        """Tags of a repository given with its namespace (see `repository`)."""
         response = self.session.get(f"{self.base}/v2/{name}/tags/list", timeout=self.timeout)
         if response.status_code == 404:
             return []
         if response.status_code != 200:
             raise RegistryError(f"registry {self.host}: tags of {name} answered {response.status_code}")
         return list(response.json().get("tags") or [])
+
+    def repository(self, image: str) -> str:
+        return f"{self.namespace}/{repository_path(image)}"
+
+    def manifest(self, name: str, tag: str) -> tuple[str, dict[str, Any]]:
+        """(digest, manifest JSON) of `name:tag`."""
+        response = self.session.get(
+            f"{self.base}/v2/{name}/manifests/{tag}", headers={"Accept": MANIFEST_TYPES}, timeout=self.timeout
+        )
+        if response.status_code != 200:
+            raise RegistryError(
+                f"registry {self.host}: manifest {name}:{tag} answered {response.status_code}"
+            )
+        return str(response.headers.get("Docker-Content-Digest", "")), dict(response.json())
+
+    def created(self, name: str, tag: str) -> tuple[str, str]:
+        """(manifest digest, image creation time from its config) of `name:tag`."""
+        digest, manifest = self.manifest(name, tag)
+        config = (manifest.get("config") or {}).get("digest")
+        if not config:
+            return digest, ""
+        response = self.session.get(f"{self.base}/v2/{name}/blobs/{config}", timeout=self.timeout)
+        if response.status_code != 200:
+            return digest, ""
+        return digest, str(response.json().get("created") or "")
+
+    def delete_manifest(self, name: str, digest: str) -> None:
+        response = self.session.delete(f"{self.base}/v2/{name}/manifests/{digest}", timeout=self.timeout)
+        if response.status_code == 405:
+            raise RegistryError(
+                f"registry {self.host} does not allow deletes (storage.delete.enabled: false)"
+            )
+        if response.status_code not in (202, 404):
+            raise RegistryError(
+                f"registry {self.host}: delete {name}@{digest} answered {response.status_code}"
+            )
 
     def _split(self, ref: str) -> tuple[str, str]:
         prefix = self.host + "/"

@@ -52,11 +52,15 @@ class Manifest:
     target: str | None = None
     platforms: list[str] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
-    contexts: dict[str, str] = field(default_factory=dict)  # additional context -> tree hash / remote reference
+    contexts: dict[str, str] = field(
+        default_factory=dict
+    )  # additional context -> tree hash / remote reference
     inputs: dict[str, str] = field(default_factory=dict)  # extra input path -> tree hash
     env: dict[str, str] = field(default_factory=dict)  # variable -> value hash ("" when unset)
     upstream: dict[str, str] = field(default_factory=dict)  # node -> key
-    bases: dict[str, str] = field(default_factory=dict)  # external image ref -> identity (image ID, pinned, ...)
+    bases: dict[str, str] = field(
+        default_factory=dict
+    )  # external image ref -> identity (image ID, pinned, ...)
     output: str | None = None
 
     def lines(self, trees: dict[str, str]) -> list[str]:
@@ -102,7 +106,11 @@ class KeyComputer:
     """Computes every node's key in dependency order, walking each shared tree once."""
 
     def __init__(
-        self, graph: BuildGraph, cache: StatCache, environ: dict[str, str], resolve_base: BaseResolver | None = None
+        self,
+        graph: BuildGraph,
+        cache: StatCache,
+        environ: dict[str, str],
+        resolve_base: BaseResolver | None = None,
     ) -> None:
         self.resolve_base = resolve_base
         self.graph = graph
@@ -124,19 +132,36 @@ class KeyComputer:
 
     def _walks(self, node: Node) -> list[_Walk]:
         walks = []
-        extra = PatternMatcher.from_lines(node.rules.ignore, f"{node.name}: hash.ignore") if node.rules.ignore else None
+        extra = (
+            PatternMatcher.from_lines(node.rules.ignore, f"{node.name}: hash.ignore")
+            if node.rules.ignore
+            else None
+        )
         if os.path.isabs(node.build.context):
             root = node.build.context
-            walks.append(_Walk(node.name, ".", root, load_matcher(Path(root), dockerfile_path(node)), self._skips(root), extra))
+            walks.append(
+                _Walk(
+                    node.name,
+                    ".",
+                    root,
+                    load_matcher(Path(root), dockerfile_path(node)),
+                    self._skips(root),
+                    extra,
+                )
+            )
         for name, value in node.build.additional_contexts.items():
             if os.path.isabs(value):
-                walks.append(_Walk(node.name, name, value, load_matcher(Path(value), None), self._skips(value), extra))
+                walks.append(
+                    _Walk(node.name, name, value, load_matcher(Path(value), None), self._skips(value), extra)
+                )
         project_dir = self.graph.stack.project_dir
         for relative in node.rules.inputs:
             path = os.path.normpath(project_dir / relative)
             if not os.path.exists(path):
                 raise InputError(f"{node.name}: hash input {relative} does not exist ({path})", node.location)
-            walks.append(_Walk(node.name, f"input:{relative}", path, PatternMatcher(), self._skips(path), extra))
+            walks.append(
+                _Walk(node.name, f"input:{relative}", path, PatternMatcher(), self._skips(path), extra)
+            )
         return walks
 
     def compute(self) -> dict[str, Manifest]:
@@ -175,7 +200,11 @@ class KeyComputer:
                     entries = [e for e in entries if not walk.hash_ignore.excluded(e.path)]
                 lines = tree_lines(entries, hashes)
                 files = {
-                    e.path: (f"{e.kind} {e.mode:o} {hashes[e.path]}" if e.kind == "f" else f"{e.kind} {e.mode:o} {e.target}")
+                    e.path: (
+                        f"{e.kind} {e.mode:o} {hashes[e.path]}"
+                        if e.kind == "f"
+                        else f"{e.kind} {e.mode:o} {e.target}"
+                    )
                     for e in entries
                 }
                 result[(walk.node, walk.label)] = (_digest(lines), files)
@@ -196,13 +225,18 @@ class KeyComputer:
         text = dockerfile_text(node)
         manifest = Manifest(
             node=node.name,
-            dockerfile=xxhash.xxh3_128_hexdigest(text.encode("utf-8", "surrogateescape")) if text is not None else "",
+            dockerfile=xxhash.xxh3_128_hexdigest(text.encode("utf-8", "surrogateescape"))
+            if text is not None
+            else "",
             args={k: value_hash(v) for k, v in build.args.items() if k not in volatile},
             volatile_args=sorted(volatile & set(build.args)),
             target=build.target,
             platforms=list(build.platforms),
             labels=dict(build.labels),
-            env={name: value_hash(self.environ[name]) if name in self.environ else "" for name in node.rules.env},
+            env={
+                name: value_hash(self.environ[name]) if name in self.environ else ""
+                for name in node.rules.env
+            },
             upstream={up: done[up].key for up in self.graph.upstream(node.name)},
             bases={ref: self._base_identity(ref) for ref in self.graph.external.get(node.name, [])},
             output=node.output_type,
@@ -219,7 +253,9 @@ class KeyComputer:
                 manifest.files[f"{prefix}{path}"] = line
         for name, value in build.additional_contexts.items():
             if not os.path.isabs(value):
-                manifest.contexts[name] = value  # remote: docker-image://, git URL, service:NAME (upstream key)
+                manifest.contexts[name] = (
+                    value  # remote: docker-image://, git URL, service:NAME (upstream key)
+                )
         if not os.path.isabs(build.context):
             manifest.contexts["."] = build.context
         manifest.key = _digest(manifest.lines(context_trees))
@@ -244,7 +280,16 @@ def _identity(ref: str, resolve: BaseResolver | None) -> str:
 
 def _file_entry(path: str) -> Entry:
     st = os.stat(path)
-    return Entry(os.path.basename(path), "f", st.st_mode & 0o7777, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+    return Entry(
+        os.path.basename(path),
+        "f",
+        st.st_mode & 0o7777,
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+        st.st_ino,
+        st.st_dev,
+    )
 
 
 def compute_keys(

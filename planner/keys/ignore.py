@@ -198,7 +198,9 @@ class PatternMatcher:
         for index, pattern in enumerate(self.patterns):
             hit = parent_hits is not None and parent_hits[index]
             if not hit and pattern.exclusion == matched:
-                hit = pattern.match(path) if parent_hits is not None else self._matches_or_parent(pattern, path)
+                hit = (
+                    pattern.match(path) if parent_hits is not None else self._matches_or_parent(pattern, path)
+                )
             out.append(hit)
             if hit:
                 matched = not pattern.exclusion

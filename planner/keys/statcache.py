@@ -56,7 +56,9 @@ def hash_file(path: str) -> str:
 class StatCache:
     """Per-root stat → content-hash records on top of diskcache (or in memory when no directory is given)."""
 
-    def __init__(self, directory: Path | None, racy_window_ns: int = RACY_WINDOW_NS, store: Any = None) -> None:
+    def __init__(
+        self, directory: Path | None, racy_window_ns: int = RACY_WINDOW_NS, store: Any = None
+    ) -> None:
         self.racy_window_ns = racy_window_ns
         self.store: Any = store
         if store is None and directory is not None:
@@ -106,7 +108,14 @@ class StatCache:
                 self.files_hashed += 1
                 self.bytes_hashed += entry.size
                 if now - max(entry.mtime_ns, entry.ctime_ns) > self.racy_window_ns:
-                    records[entry.path] = (entry.size, entry.mtime_ns, entry.ctime_ns, entry.inode, entry.device, digest)
+                    records[entry.path] = (
+                        entry.size,
+                        entry.mtime_ns,
+                        entry.ctime_ns,
+                        entry.inode,
+                        entry.device,
+                        digest,
+                    )
                     self.dirty.add(root)
                 elif entry.path in records:
                     del records[entry.path]

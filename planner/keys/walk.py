@@ -90,7 +90,9 @@ class _Filter:
         return any(path == s or path.startswith(s + "/") for s in self.skip)
 
 
-def walk_contexts(root: Path, matchers: Sequence[PatternMatcher], skips: Sequence[Sequence[str]]) -> list[list[Entry]]:
+def walk_contexts(
+    root: Path, matchers: Sequence[PatternMatcher], skips: Sequence[Sequence[str]]
+) -> list[list[Entry]]:
     """Entries of `root` as each matcher would send them (sorted by path), from one traversal.
 
     `skips[i]` are context-relative paths left out for matcher i (outputs of upstream nodes, hashed by key)."""
@@ -142,10 +144,14 @@ def walk_contexts(root: Path, matchers: Sequence[PatternMatcher], skips: Sequenc
                 stack.append((path, full, children))
     results = []
     for view in filters:
-        needed = {folder for e in view.entries for folder in _ancestors(e.path) if folder in view.active_excluded}
+        needed = {
+            folder for e in view.entries for folder in _ancestors(e.path) if folder in view.active_excluded
+        }
         modes = {e.path: e.mode for e in view.entries if e.kind == "d"}
         implicit = []
-        for folder in sorted(needed, key=lambda f: f.count("/")):  # parents first: a mode passes its setgid on
+        for folder in sorted(
+            needed, key=lambda f: f.count("/")
+        ):  # parents first: a mode passes its setgid on
             mode = IMPLICIT_DIR_MODE | (modes.get(posixpath.dirname(folder), 0) & stat.S_ISGID)
             modes[folder] = mode
             implicit.append(Entry(folder, "d", mode))

@@ -73,10 +73,9 @@ def locate(tree: Any, path: tuple[int | str, ...]) -> Location | None:
     found: Location | None = getattr(tree, "loc", None)
     node = tree
     for part in path:
-        if isinstance(node, YMap) and isinstance(part, str) and part in node:
-            found = location_in(node, part)
-            node = node[part]
-        elif isinstance(node, YList) and isinstance(part, int) and 0 <= part < len(node):
+        if (isinstance(node, YMap) and isinstance(part, str) and part in node) or (
+            isinstance(node, YList) and isinstance(part, int) and 0 <= part < len(node)
+        ):
             found = location_in(node, part)
             node = node[part]
         else:

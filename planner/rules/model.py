@@ -24,13 +24,20 @@ class RegistryRules(Strict):
     url: str = Field(description="host:port of a Docker registry (HTTP API v2), e.g. 127.0.0.1:5000")
     namespace: str = Field("planner", description="Repository prefix for content-addressed refs")
     insecure: bool = Field(False, description="Plain HTTP (loopback registries are always allowed so)")
-    username: str | None = Field(None, description="Basic auth user; use ${VAR} to read it from the environment")
+    username: str | None = Field(
+        None, description="Basic auth user; use ${VAR} to read it from the environment"
+    )
     password: str | None = Field(None, description="Basic auth password; use ${VAR}, never a literal")
+    share: bool = Field(
+        True,
+        description="Push every build so other sessions and CI pull it instead of building (content-addressed)",
+    )
 
 
 class BuilderRules(Strict):
     kind: Literal["docker", "buildx"] = Field(
-        "docker", description="docker: the Engine API builder (embedded default); buildx: `docker buildx build`"
+        "docker",
+        description="docker: the Engine API builder (embedded default); buildx: `docker buildx build`",
     )
     name: str | None = Field(None, description="buildx builder name (a shared or remote BuildKit)")
 
@@ -41,7 +48,8 @@ class Destination(Strict):
 
 class HashRules(Strict):
     inputs: list[str] | None = Field(
-        None, description="Extra files or folders outside the context whose content feeds the key (project-relative)"
+        None,
+        description="Extra files or folders outside the context whose content feeds the key (project-relative)",
     )
     ignore: list[str] | None = Field(
         None, description="Extra .dockerignore-style patterns applied when hashing only (not to the build)"
@@ -62,7 +70,9 @@ class NodeRules(Strict):
     transfer: TransferMode | None = Field(None, description="How images reach other destinations")
     always: bool | None = Field(None, description="Never skip: build on every apply")
     skip: bool | None = Field(None, description="Never build (use what exists)")
-    depends_on: list[str] | None = Field(None, description="Nodes that must be ready first (build-order edges)")
+    depends_on: list[str] | None = Field(
+        None, description="Nodes that must be ready first (build-order edges)"
+    )
 
 
 class RuleSelector(NodeRules):
@@ -73,9 +83,13 @@ class BuildTarget(NodeRules):
     """What to build: the fields of a compose `build:` section, paths relative to the project directory."""
 
     context: str = Field(".", description="Build context folder, relative to the project directory")
-    dockerfile: str | None = Field(None, description="Dockerfile path relative to the context (default Dockerfile)")
+    dockerfile: str | None = Field(
+        None, description="Dockerfile path relative to the context (default Dockerfile)"
+    )
     dockerfile_inline: str | None = None
-    args: dict[str, str | None] = Field(default_factory=dict, description="Build args; null takes the environment's")
+    args: dict[str, str | None] = Field(
+        default_factory=dict, description="Build args; null takes the environment's"
+    )
     target: str | None = None
     additional_contexts: dict[str, str] = Field(default_factory=dict)
     platforms: list[str] = Field(default_factory=list)
@@ -100,9 +114,7 @@ class Stamp(Strict):
 
     path: str = Field(description="File to write, relative to the project directory")
     source: str = Field(alias="from", description="The node whose identity the file carries")
-    template: str = Field(
-        "{key}\n", description="File content; fields: {key}, {short_key}, {image}, {name}"
-    )
+    template: str = Field("{key}\n", description="File content; fields: {key}, {short_key}, {image}, {name}")
 
 
 class Rules(Strict):
@@ -117,7 +129,9 @@ class Rules(Strict):
     images: dict[str, ImageTarget] = Field(default_factory=dict, description="Images not in compose")
     artifacts: dict[str, ArtifactTarget] = Field(default_factory=dict, description="Exported build outputs")
     stamps: dict[str, Stamp] = Field(default_factory=dict)
-    rules: list[RuleSelector] = Field(default_factory=list, description="Per-node rules selected by name globs")
+    rules: list[RuleSelector] = Field(
+        default_factory=list, description="Per-node rules selected by name globs"
+    )
     secret_args: list[str] = Field(
         default_factory=list, description="More build-arg name globs to mask in every output"
     )

@@ -21,6 +21,7 @@ import os
 import re
 import shlex
 import tempfile
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,9 +178,8 @@ class Scenario:
             lines.append(f"--- {ROOT}/{rel}")
             lines.extend("    " + line for line in content.rstrip("\n").split("\n"))
         env = [f"{k}={v}" for k, v in self.env.items()]
-        command = ["env", "-i", "PATH=$PATH", f"HOME={ROOT}", *env, "docker-compose", *self.cli_args()]
-        command += ["config", "--format", "json"]
-        lines.append(f"$ cd {shlex.quote(f'{ROOT}/{self.cwd}')} && {shlex.join(command)}")
+        command = [f"HOME={ROOT}", *env, "docker-compose", *self.cli_args(), "config", "--format", "json"]
+        lines.append(f'$ cd {shlex.quote(f"{ROOT}/{self.cwd}")} && env -i PATH="$PATH" {shlex.join(command)}')
         return "\n".join(lines)
 
     def features(self) -> list[str]:
@@ -218,8 +218,17 @@ PROFILES = ("p1", "p2")
 
 
 def weighted(*pairs: tuple[int, Any]) -> st.SearchStrategy[Any]:
-    """sampled_from with integer weights (Hypothesis shrinks towards the first value)."""
-    return st.sampled_from([value for weight, value in pairs for _ in range(weight)])
+    """sampled_from with integer weights (Hypothesis shrinks towards the first value).
+
+    Hypothesis favours both ends of a list, so the first value is repeated at the end: rare values placed last
+    stay rare."""
+    values = [value for weight, value in pairs for _ in range(weight)]
+    return st.sampled_from([*values, values[0]])
+
+
+def pick(values: tuple[Any, ...] | list[Any]) -> st.SearchStrategy[Any]:
+    """sampled_from without the bias towards the last value (see `weighted`)."""
+    return weighted(*((1, value) for value in values))
 
 
 def one_of_weighted(*pairs: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
@@ -238,11 +247,11 @@ def one_of_weighted(*pairs: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStra
 
 VAR_NAMES = weighted((8, "A"), (6, "B"), (4, "C"), (4, "TAG"), (1, "UNSET_X"), (1, "PWD"))
 OPERATORS = weighted((8, ":-"), (6, "-"), (4, ":+"), (4, "+"), (1, ":?"), (1, "?"))
-LITERALS = st.sampled_from(["x", "v1", "a b", "/", "-", ".", ":", "1", "é", "{", "}"])
+LITERALS = pick(["x", "v1", "a b", "/", "-", ".", ":", "1", "é", "{", "}"])
 SIMPLE_PIECES = st.one_of(
     LITERALS, st.just("$$"), VAR_NAMES.map(lambda n: "$" + n), VAR_NAMES.map(lambda n: "${" + n + "}")
 )
-INVALID_TEMPLATES = st.sampled_from(["${", "${A", "x${A:-y", "${ A}"])
+INVALID_TEMPLATES = pick(["${", "${A", "x${A:-y", "${ A}"])
 
 
 @functools.cache
@@ -269,7 +278,7 @@ def templates(max_depth: int = 2) -> st.SearchStrategy[str]:
 @functools.cache
 def maybe_template(literals: tuple[str, ...], template_weight: int = 1) -> st.SearchStrategy[str]:
     """Mostly one of `literals`, sometimes a literal with a template glued on, sometimes a bare template."""
-    base = st.sampled_from(literals)
+    base = pick(literals)
     glued = st.builds(lambda a, t: a + t, base, templates(1))
     return one_of_weighted((6, base), (template_weight, glued), (template_weight, templates()))
 
@@ -306,11 +315,11 @@ BOOLEANS: st.SearchStrategy[Node] = weighted(
     (8, True), (8, False), (1, "true"), (1, Plain("yes")), (1, "${C:-false}"), (1, "False"), (1, Plain("on")),
     (1, "1"), (1, Plain("0")),
 )  # fmt: skip
-ODD_SCALARS = st.sampled_from([Plain("1"), Plain("1.5"), Plain("true"), Plain("0x10")])  # non-strings
+ODD_SCALARS = pick([Plain("1"), Plain("1.5"), Plain("true"), Plain("0x10")])  # non-strings
 SCALAR_VALUES: st.SearchStrategy[Node] = st.one_of(
     maybe_template(("v", "1", "hello world", "a=b"), 3),
     weighted((3, None), (2, ""), (1, 1), (1, 1.5), (1, True), (1, False), (1, 0)),
-    st.sampled_from(PLAIN_SCALARS).map(Plain),
+    pick(PLAIN_SCALARS).map(Plain),
 )
 
 
@@ -337,7 +346,7 @@ def string_lists(values: tuple[str, ...]) -> st.SearchStrategy[list[str]]:
 def build_values(others: tuple[str, ...]) -> Mapping[str, st.SearchStrategy[Node]]:
     """Strategy per long-form build key; `others` are the services `service:NAME` contexts may name."""
     contexts = one_of_weighted(
-        (4, st.sampled_from(EXTRA_CONTEXTS)),
+        (4, pick(EXTRA_CONTEXTS)),
         (2, maybe_template(EXTRA_CONTEXTS[:3])),
         (1, st.sampled_from([f"service:{name}" for name in others] or ["service:ghost"])),
     )
@@ -358,9 +367,9 @@ def build_values(others: tuple[str, ...]) -> Mapping[str, st.SearchStrategy[Node
         "labels": key_values(LABEL_KEYS),
         "network": maybe_template(NETWORKS),
         "shm_size": one_of_weighted(
-            (6, st.sampled_from(SHM_SIZES)),
-            (1, st.sampled_from(BAD_SHM_SIZES)),
-            (1, st.sampled_from(SHM_VARS)),
+            (12, pick(SHM_SIZES)),
+            (1, pick(BAD_SHM_SIZES)),
+            (1, pick(SHM_VARS)),
         ),
         "no_cache": BOOLEANS,
         "pull": BOOLEANS,
@@ -391,7 +400,7 @@ def build_sections(
     return st.one_of(maybe_template(contexts), long_form())
 
 
-RESETS = st.sampled_from([Tagged("!reset", None), Tagged("!reset", {}), Tagged("!reset", [])])
+RESETS = pick([Tagged("!reset", None), Tagged("!reset", {}), Tagged("!reset", [])])
 
 
 @functools.cache
@@ -448,7 +457,7 @@ def main_services(
             service["build"] = draw(build_sections(tuple(n for n in names if n != name)))
         if draw(weighted((4, False), (1, True))):
             service["profiles"] = draw(SERVICE_PROFILES)
-        if index > 0 and draw(weighted((20, False), (1, True))):
+        if index > 0 and draw(weighted((40, False), (1, True))):
             service["depends_on"] = [draw(st.sampled_from(names[:index]))]
         services[name] = service
     return services
@@ -513,7 +522,9 @@ def base_files(draw: st.DrawFn) -> dict[str, str]:
 def included_project(draw: st.DrawFn) -> tuple[Node, dict[str, str], tuple[str, ...]]:
     """(include entry, files, service names) of a project in inc/ with its own .env ("web" may collide with
     a main service: an error case)."""
-    names = draw(st.lists(weighted((8, "lib"), (6, "tool"), (1, "web")), min_size=1, max_size=2, unique=True))
+    names = draw(
+        st.lists(weighted((16, "lib"), (12, "tool"), (1, "web")), min_size=1, max_size=2, unique=True)
+    )
     services: dict[str, Node] = {}
     for name in names:
         service: dict[str, Node] = {}
@@ -548,13 +559,13 @@ def included_project(draw: st.DrawFn) -> tuple[Node, dict[str, str], tuple[str, 
             "env_file": draw(st.sampled_from(["inc/other.env", ["inc/other.env"]])),
         }
     elif form == "project_directory":
-        entry = {"path": "inc/compose.yaml", "project_directory": draw(st.sampled_from(["inc", ".", "sub"]))}
+        entry = {"path": "inc/compose.yaml", "project_directory": draw(pick(["inc", ".", "sub"]))}
     return entry, files, tuple(names)
 
 
 ENV_VALUES = ("", "x", "1", "v2", "a b", "ctx", "64m", "p1", "$$x", "-")
 DOTENV_VALUES = (*ENV_VALUES, "${B}", "$A-x", "${UNSET_X:-dflt}", "${A:+alt}")  # .env values are interpolated
-ENV_ASSIGNMENTS = st.dictionaries(st.sampled_from(VARS), st.sampled_from(DOTENV_VALUES), max_size=3)
+ENV_ASSIGNMENTS = st.dictionaries(pick(VARS), pick(DOTENV_VALUES), max_size=3)
 DOTENV_STYLES = weighted(
     (8, "plain"), (4, "double"), (2, "single"), (2, "export"), (1, "comment"), (1, "spaced")
 )
@@ -596,7 +607,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     folder = draw(weighted((6, "proj"), *((1, f) for f in FOLDERS[1:])))
     names = tuple(draw(st.lists(st.sampled_from(SERVICE_NAMES), min_size=1, max_size=4, unique=True)))
     if draw(weighted((30, False), (1, True))):
-        names = (*names[1:], draw(st.sampled_from(ODD_SERVICE_NAMES)))
+        names = (*names[1:], draw(pick(ODD_SERVICE_NAMES)))
     files: dict[str, str] = {}
     with_base_file = draw(weighted((2, False), (1, True)))
     if with_base_file:
@@ -627,11 +638,11 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     for var in VARS:
         place = draw(places)
         if place in ("process", "both"):
-            process[var] = draw(st.sampled_from(ENV_VALUES))
+            process[var] = draw(pick(ENV_VALUES))
         if place in ("dotenv", "both"):
-            dotenv[var] = draw(st.sampled_from(DOTENV_VALUES))
+            dotenv[var] = draw(pick(DOTENV_VALUES))
         if place == "file":
-            env_file[var] = draw(st.sampled_from(DOTENV_VALUES))
+            env_file[var] = draw(pick(DOTENV_VALUES))
 
     profiles: list[str] = []
     profile_source = draw(weighted((3, "none"), (2, "flag"), (1, "env"), (1, "dotenv")))
@@ -757,6 +768,8 @@ def run_planner(scenario: Scenario, root: Path) -> Outcome:
         project = load_project(options)
     except InputError as error:
         return {"ok": False, "error": error.one_line()}
+    except Exception:  # a crash is a bug whatever the binary says; assert_agree reports it
+        return {"ok": False, "error": "planner crashed", "crash": traceback.format_exc()}
     return project_view(project.to_config())
 
 
@@ -821,6 +834,8 @@ def compare(scenario: Scenario, check: Callable[[Outcome, Outcome, str], None] |
 
 def assert_agree(theirs: Outcome, mine: Outcome, report: str) -> None:
     # Separate assertions, so Hypothesis reports each kind of disagreement as its own failure.
+    if "crash" in mine:
+        raise AssertionError(f"planner crashed:\n{mine['crash']}" + report)
     if theirs["ok"] and not mine["ok"]:
         raise AssertionError("planner rejects a project docker compose accepts" + report)
     if mine["ok"] and not theirs["ok"]:
@@ -858,17 +873,28 @@ def test_planner_agrees_with_docker_compose(scenario: Scenario) -> None:
     compare(scenario, check)
 
 
-def test_harness_sees_disagreement() -> None:
-    """Guard against a vacuous oracle: a project the binary rejects is reported as failing."""
-    assert compose_v2_binary() is not None
-    scenario = Scenario(
-        folder="proj",
-        files={"proj/compose.yaml": to_yaml({"services": {"web": {"image": "${A:?boom}"}}})},
-        env={},
-        cwd="proj",
-    )
+def _outcomes(document: dict[str, Node], env: dict[str, str]) -> tuple[Outcome, Outcome]:
+    scenario = Scenario(folder="proj", files={"proj/compose.yaml": to_yaml(document)}, env=env, cwd="proj")
     outcomes: list[tuple[Outcome, Outcome]] = []
     compare(scenario, lambda theirs, mine, _report: outcomes.append((theirs, mine)))
-    (theirs, mine), *_ = outcomes
+    return outcomes[0]
+
+
+def test_oracle_harness_sees_errors_and_values() -> None:
+    """Guard against a vacuous oracle: rejections are seen, and accepted projects come back with their values
+    (`$$` re-escaping undone in keys and values)."""
+    assert compose_v2_binary() is not None
+    theirs, mine = _outcomes({"services": {"web": {"image": "${A:?boom}"}}}, {})
     assert not theirs["ok"] and "boom" in theirs["error"]
     assert not mine["ok"]
+    build = {"context": "ctx", "args": {"$$K": "$$v ${A}", "B": None}, "shm_size": "1g", "pull": True}
+    theirs, mine = _outcomes(
+        {"name": "Demo", "services": {"web": {"image": "app", "build": build}}}, {"A": "a"}
+    )
+    assert theirs == mine
+    assert theirs["name"] == "demo"
+    web = theirs["services"]["web"]
+    assert web["image"] == "app"
+    assert web["build"]["context"] == f"{ROOT}/proj/ctx"
+    assert web["build"]["args"] == {"$$K": "$v a"}
+    assert (web["build"]["shm_size"], web["build"]["pull"]) == (1024**3, True)

@@ -81,7 +81,7 @@ def busybox_image(docker_client: Any) -> Iterator[str]:
             link.type, link.linkname = tarfile.SYMTYPE, "busybox"
             archive.addfile(link)
     docker_client.api.import_image_from_data(
-        buffer.getvalue(), repository=BUSYBOX_IMAGE.split(":")[0], tag="1",
+        buffer.getvalue(), repository=BUSYBOX_IMAGE.split(":", maxsplit=1)[0], tag="1",
         changes=["LABEL planner.test.base=1", "ENV PATH=/bin", 'CMD ["/bin/sh"]'],
     )  # fmt: skip
     yield BUSYBOX_IMAGE

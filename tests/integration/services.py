@@ -79,10 +79,14 @@ def start_registry(root: Path, port: int | None = None) -> RegistryProcess:
         f"http:\n  addr: 127.0.0.1:{port}\n"
     )
     log = root / "registry.log"
-    process = subprocess.Popen([binary, "serve", str(config)], stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [binary, "serve", str(config)], stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
     host = f"127.0.0.1:{port}"
     try:
-        wait_for(lambda: urllib.request.urlopen(f"http://{host}/v2/", timeout=1).status == 200, 20, "registry")
+        wait_for(
+            lambda: urllib.request.urlopen(f"http://{host}/v2/", timeout=1).status == 200, 20, "registry"
+        )
     except RuntimeError:
         process.kill()
         raise RuntimeError(f"registry did not start: {log.read_text()[-2000:]}") from None
@@ -109,7 +113,11 @@ class DaemonProcess:
 def host_storage_driver() -> str:
     try:
         out = subprocess.run(
-            ["docker", "info", "--format", "{{.Driver}}"], capture_output=True, text=True, timeout=30, check=True
+            ["docker", "info", "--format", "{{.Driver}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "vfs"
@@ -133,7 +141,9 @@ def start_dockerd(root: Path) -> DaemonProcess:
         "--ip-masq=false", "--storage-driver", host_storage_driver(), "--containerd-namespace", "planner-sandbox",
         "--containerd-plugins-namespace", "planner-sandbox-plugins",
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        command, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+    )
     url = f"unix://{sock}"
 
     def up() -> bool:

@@ -42,7 +42,9 @@ def project_name(request: pytest.FixtureRequest) -> Iterator[str]:
     remove_project_images(name)
 
 
-def run(root: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run(
+    root: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "planner", *args], cwd=root, env=full_env, capture_output=True, text=True,
@@ -67,7 +69,12 @@ def basic(tmp_path: Path, project_name: str) -> Path:
     root = tmp_path / "basic"
     shutil.copytree(REPO / "examples/compose/basic", root)
     compose = root / "compose.yaml"
-    compose.write_text(compose.read_text().replace("name: basic", f"name: {project_name}").replace("basic-api", f"{project_name}-api").replace("basic/web", f"{project_name}/web"))
+    compose.write_text(
+        compose.read_text()
+        .replace("name: basic", f"name: {project_name}")
+        .replace("basic-api", f"{project_name}-api")
+        .replace("basic/web", f"{project_name}/web")
+    )
     web = root / "web/Dockerfile"
     web.write_text(web.read_text().replace("basic-api", f"{project_name}-api"))
     for context in ("api", "web"):  # keys are content addresses: make this test's content its own
@@ -75,7 +82,9 @@ def basic(tmp_path: Path, project_name: str) -> Path:
     return root
 
 
-def test_first_apply_builds_second_does_nothing_edits_rebuild_exactly_what_changed(basic: Path, tmp_path: Path) -> None:
+def test_first_apply_builds_second_does_nothing_edits_rebuild_exactly_what_changed(
+    basic: Path, tmp_path: Path
+) -> None:
     cache = {"PLANNER_CACHE_DIR": str(tmp_path / "cache")}
     first = run(basic, "apply", "--timing-log", str(tmp_path / "t1.jsonl"), "-q", env=cache)
     assert first.returncode == 0, first.stderr
@@ -144,7 +153,12 @@ def test_failure_stops_dependents_and_keep_going_finishes_the_rest(tmp_path: Pat
 
     # Nothing is recorded for what failed: the next plan still builds c and d, and only them.
     planned = json.loads(run(root, "plan", "--format", "json", env=cache).stdout)
-    assert {n["name"]: n["action"] for n in planned["nodes"]} == {"a": "skip", "b": "skip", "c": "build", "d": "build"}
+    assert {n["name"]: n["action"] for n in planned["nodes"]} == {
+        "a": "skip",
+        "b": "skip",
+        "c": "build",
+        "d": "build",
+    }
 
 
 def test_without_keep_going_nothing_new_starts_after_a_failure(tmp_path: Path, project_name: str) -> None:
@@ -152,13 +166,18 @@ def test_without_keep_going_nothing_new_starts_after_a_failure(tmp_path: Path, p
     result = run(root, "apply", "--jobs", "1", "c", "d", "--timing-log", str(tmp_path / "t.jsonl"), "-q",
                  env={"PLANNER_CACHE_DIR": str(tmp_path / "cache")})  # fmt: skip
     assert result.returncode == 1
-    assert {r["step"]: r["status"] for r in steps(tmp_path / "t.jsonl")} == {"build:c": "failed", "build:d": "not-run"}
+    assert {r["step"]: r["status"] for r in steps(tmp_path / "t.jsonl")} == {
+        "build:c": "failed",
+        "build:d": "not-run",
+    }
 
 
 def slow_project(root: Path, name: str, base: str, seconds: int) -> Path:
     (root / "slow").mkdir(parents=True)
     # the echo makes the step unique, so no earlier run's build cache can answer it
-    (root / "slow/Dockerfile").write_text(f"FROM {base}\nRUN echo {name} {time.time()} && sleep {seconds}\nCOPY x /x\n")
+    (root / "slow/Dockerfile").write_text(
+        f"FROM {base}\nRUN echo {name} {time.time()} && sleep {seconds}\nCOPY x /x\n"
+    )
     (root / "slow/x").write_text(name)
     (root / "compose.yaml").write_text(
         f"name: {name}\nservices:\n  slow:\n    build:\n      context: ./slow\n      network: none\n"
@@ -166,7 +185,9 @@ def slow_project(root: Path, name: str, base: str, seconds: int) -> Path:
     return root
 
 
-def test_interrupt_cancels_the_build_and_records_nothing(tmp_path: Path, project_name: str, busybox_image: str) -> None:
+def test_interrupt_cancels_the_build_and_records_nothing(
+    tmp_path: Path, project_name: str, busybox_image: str
+) -> None:
     root = slow_project(tmp_path / "p", project_name, busybox_image, 60)
     env = {**os.environ, "PYTHONPATH": str(REPO), "PLANNER_CACHE_DIR": str(tmp_path / "cache")}
     process = subprocess.Popen([sys.executable, "-m", "planner", "apply", "-q"], cwd=root, env=env,
@@ -178,16 +199,26 @@ def test_interrupt_cancels_the_build_and_records_nothing(tmp_path: Path, project
     assert time.monotonic() - started < 30, "the build was not cancelled"
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr
-    planned = json.loads(run(root, "plan", "--format", "json", env={"PLANNER_CACHE_DIR": str(tmp_path / "cache")}).stdout)
+    planned = json.loads(
+        run(root, "plan", "--format", "json", env={"PLANNER_CACHE_DIR": str(tmp_path / "cache")}).stdout
+    )
     assert planned["nodes"][0]["action"] == "build"  # nothing half-done counts as built
 
 
-def test_two_concurrent_applies_build_each_node_once(tmp_path: Path, project_name: str, busybox_image: str) -> None:
+def test_two_concurrent_applies_build_each_node_once(
+    tmp_path: Path, project_name: str, busybox_image: str
+) -> None:
     root = slow_project(tmp_path / "p", project_name, busybox_image, 2)
     env = {**os.environ, "PYTHONPATH": str(REPO), "PLANNER_CACHE_DIR": str(tmp_path / "cache")}
     processes = [
-        subprocess.Popen([sys.executable, "-m", "planner", "apply", "-q", "--timing-log", str(tmp_path / f"t{i}.jsonl")],
-                         cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        subprocess.Popen(
+            [sys.executable, "-m", "planner", "apply", "-q", "--timing-log", str(tmp_path / f"t{i}.jsonl")],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
         for i in range(2)
     ]
     outputs = [p.communicate(timeout=120) for p in processes]
@@ -197,7 +228,9 @@ def test_two_concurrent_applies_build_each_node_once(tmp_path: Path, project_nam
     assert any("waiting for the apply" in err for _, err in outputs)
 
 
-def test_helix_apply_delivers_the_desktop_to_the_sandbox(tmp_path: Path, project_name: str, registry: RegistryProcess, sandbox: DaemonProcess) -> None:
+def test_helix_apply_delivers_the_desktop_to_the_sandbox(
+    tmp_path: Path, project_name: str, registry: RegistryProcess, sandbox: DaemonProcess
+) -> None:
     root = tmp_path / "helix"
     shutil.copytree(REPO / "examples/compose/helix", root, symlinks=False)
     rules = root / "planner.yaml"
@@ -219,7 +252,9 @@ def test_helix_apply_delivers_the_desktop_to_the_sandbox(tmp_path: Path, project
         import docker
 
         sandbox_client = docker.APIClient(base_url=sandbox.url)
-        key = sandbox_client.inspect_image(f"{project_name}-helix-ubuntu:latest")["Config"]["Labels"][LABEL_KEY]
+        key = sandbox_client.inspect_image(f"{project_name}-helix-ubuntu:latest")["Config"]["Labels"][
+            LABEL_KEY
+        ]
         assert key.startswith(version)
         second = run(root, "apply", "--timing-log", str(tmp_path / "t2.jsonl"), "-q", env=env)
         assert second.returncode == 0, second.stderr

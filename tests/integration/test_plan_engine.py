@@ -37,7 +37,9 @@ def keyed_image(url: str | None, ref: str, key: str, node: str, project: str, pa
         repository, _, tag = ref.rpartition(":")
         changes = [f"LABEL {LABEL_KEY}={key}", f"LABEL {LABEL_NODE}={node}", f"LABEL {LABEL_PROJECT}={project}",
                    f"LABEL {TEST_LABEL}=1"]  # fmt: skip
-        result = client.import_image_from_data(buffer.getvalue(), repository=repository, tag=tag, changes=changes)
+        result = client.import_image_from_data(
+            buffer.getvalue(), repository=repository, tag=tag, changes=changes
+        )
         return str(json.loads(result.strip().splitlines()[-1])["status"])
     finally:
         client.close()
@@ -75,7 +77,9 @@ def plan(root: Path, cache: Path, **kwargs: Any) -> Planned:
     environ = {"PATH": os.environ.get("PATH", ""), "HOME": str(root)}
     if "DOCKER_HOST" in os.environ:
         environ["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
-    return make_plan(ProjectOptions(environ=environ, cwd=str(root)), None, [], offline=False, cache_dir=cache, **kwargs)
+    return make_plan(
+        ProjectOptions(environ=environ, cwd=str(root)), None, [], offline=False, cache_dir=cache, **kwargs
+    )
 
 
 def node_of(planned: Planned) -> Any:
@@ -86,7 +90,9 @@ def modes(planned: Planned) -> dict[str, str]:
     return {t.destination: t.mode for t in node_of(planned).transfers}
 
 
-def test_plan_follows_what_each_daemon_and_the_registry_hold(project: Path, tmp_path_factory: pytest.TempPathFactory, sandbox: DaemonProcess, registry: RegistryProcess) -> None:
+def test_plan_follows_what_each_daemon_and_the_registry_hold(
+    project: Path, tmp_path_factory: pytest.TempPathFactory, sandbox: DaemonProcess, registry: RegistryProcess
+) -> None:
     cache = tmp_path_factory.mktemp("cache")
     first = plan(project, cache)
     name = first.plan.project
@@ -118,7 +124,9 @@ def test_plan_follows_what_each_daemon_and_the_registry_hold(project: Path, tmp_
     assert modes(fourth) == {"local": "registry", "sandbox": "registry"}
 
 
-def test_changed_input_names_the_file_and_tarball_without_registry(project: Path, tmp_path_factory: pytest.TempPathFactory, registry: RegistryProcess) -> None:
+def test_changed_input_names_the_file_and_tarball_without_registry(
+    project: Path, tmp_path_factory: pytest.TempPathFactory, registry: RegistryProcess
+) -> None:
     cache = tmp_path_factory.mktemp("cache")
     first = plan(project, cache)
     name = first.plan.project
@@ -136,7 +144,9 @@ def test_changed_input_names_the_file_and_tarball_without_registry(project: Path
     assert modes(third)["sandbox"] == "tarball"
 
 
-def test_unreachable_registry_and_sandbox_are_reported_not_fatal(project: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_unreachable_registry_and_sandbox_are_reported_not_fatal(
+    project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     cache = tmp_path_factory.mktemp("cache")
     rules = project / "planner.yaml"
     text = rules.read_text()

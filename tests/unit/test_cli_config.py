@@ -44,7 +44,7 @@ def test_config_json_matches_the_contract(runner: CliRunner) -> None:
     web = data["services"]["web"]
     assert web["image"] == "basic/web:dev"
     assert web["depends_on"] == ["api"]
-    assert web["build"]["additional_contexts"] == {"api": "service:api"}
+    assert web["build"]["additional_contexts"] == {}
 
 
 def test_config_yaml_equals_json(runner: CliRunner) -> None:

@@ -101,9 +101,22 @@ def test_transfer_is_judged_at_the_destination_not_the_source() -> None:
         daemons={"local": daemon("local", "present"), "sandbox": daemon("sandbox", "absent")},
         registry=registry_view("lacks"),
     )
-    plan = decide({"app": node}, ["app"], {"app": []}, {"app": Manifest("app", KEY)}, observation, {"app": REF}, {}, Forcing(), True)
+    plan = decide(
+        {"app": node},
+        ["app"],
+        {"app": []},
+        {"app": Manifest("app", KEY)},
+        observation,
+        {"app": REF},
+        {},
+        Forcing(),
+        True,
+    )
     assert plan[0].action == "skip"
-    assert [(t.destination, t.mode) for t in plan[0].transfers] == [("local", "none"), ("sandbox", "registry")]
+    assert [(t.destination, t.mode) for t in plan[0].transfers] == [
+        ("local", "none"),
+        ("sandbox", "registry"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -118,7 +131,9 @@ def test_transfer_is_judged_at_the_destination_not_the_source() -> None:
 )
 def test_forcing_and_rules(rules: dict[str, bool], forcing: Forcing, action: str, code: str) -> None:
     node = image_node(**rules)
-    observation = Observation(daemons={"local": daemon("local", "present"), "sandbox": daemon("sandbox", "present")}, registry=None)
+    observation = Observation(
+        daemons={"local": daemon("local", "present"), "sandbox": daemon("sandbox", "present")}, registry=None
+    )
     got, reasons = decide_action(node, Manifest("app", KEY), observation, None, None, forcing)
     assert (got, reasons[0].code) == (action, code)
 
@@ -131,9 +146,23 @@ def test_unreachable_local_daemon_makes_the_action_unknown() -> None:
 
 
 def test_rebuild_reasons_name_what_changed() -> None:
-    old = Manifest("app", "old", files={"src/a.py": "f 644 1", "src/gone.py": "f 644 2"}, args={"TOKEN": "h1", "V": "1"}, upstream={"base": "k1"})
-    new = Manifest("app", KEY, files={"src/a.py": "f 644 9", "src/new.py": "f 644 3"}, args={"TOKEN": "h2", "V": "1"}, upstream={"base": "k2"})
-    observation = Observation(daemons={"local": daemon("local", "absent")}, registry=None, previous_keys={"app": "old"})
+    old = Manifest(
+        "app",
+        "old",
+        files={"src/a.py": "f 644 1", "src/gone.py": "f 644 2"},
+        args={"TOKEN": "h1", "V": "1"},
+        upstream={"base": "k1"},
+    )
+    new = Manifest(
+        "app",
+        KEY,
+        files={"src/a.py": "f 644 9", "src/new.py": "f 644 3"},
+        args={"TOKEN": "h2", "V": "1"},
+        upstream={"base": "k2"},
+    )
+    observation = Observation(
+        daemons={"local": daemon("local", "absent")}, registry=None, previous_keys={"app": "old"}
+    )
     action, reasons = decide_action(image_node(), new, observation, None, old, Forcing())
     assert action == "build"
     by_code = {r.code: r.detail for r in reasons}
@@ -143,17 +172,25 @@ def test_rebuild_reasons_name_what_changed() -> None:
 
 
 def test_missing_previous_manifest_is_said_plainly() -> None:
-    observation = Observation(daemons={"local": daemon("local", "absent")}, registry=None, previous_keys={"app": "old"})
+    observation = Observation(
+        daemons={"local": daemon("local", "absent")}, registry=None, previous_keys={"app": "old"}
+    )
     _, reasons = decide_action(image_node(), Manifest("app", KEY), observation, None, None, Forcing())
     assert reasons[0].code == "inputs-changed"
     assert "not in this machine's cache" in reasons[0].detail
 
 
 def test_artifacts_are_judged_by_their_output_on_disk() -> None:
-    node = Node("tool", "artifact", "rules", BuildConfig(context="/ctx"), None, EffectiveRules(), "local", "/out")
-    present = Observation(daemons={"local": daemon("local", "absent")}, registry=None, artifacts={"tool": True})
+    node = Node(
+        "tool", "artifact", "rules", BuildConfig(context="/ctx"), None, EffectiveRules(), "local", "/out"
+    )
+    present = Observation(
+        daemons={"local": daemon("local", "absent")}, registry=None, artifacts={"tool": True}
+    )
     assert decide_action(node, Manifest("tool", KEY), present, None, None, Forcing())[0] == "skip"
-    stale = Observation(daemons={"local": daemon("local", "absent")}, registry=None, artifacts={"tool": False})
+    stale = Observation(
+        daemons={"local": daemon("local", "absent")}, registry=None, artifacts={"tool": False}
+    )
     action, reasons = decide_action(node, Manifest("tool", KEY), stale, None, None, Forcing())
     assert (action, reasons[0].code) == ("build", "new")
     assert decide_transfers(node, KEY, action, stale, True) == []

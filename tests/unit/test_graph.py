@@ -507,7 +507,7 @@ def test_basic_example_graph(runner: CliRunner) -> None:
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {
         "nodes": [{"name": "api", "kind": "image"}, {"name": "web", "kind": "image"}],
-        "edges": [{"from": "api", "to": "web", "via": "additional_contexts"}],
+        "edges": [{"from": "api", "to": "web", "via": "COPY --from"}],
         "levels": [["api"], ["web"]],
     }
 

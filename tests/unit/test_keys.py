@@ -76,7 +76,10 @@ def changed(before: dict[str, str], after: dict[str, str]) -> set[str]:
         (lambda r: (r / "base/src/empty").mkdir(), {"base", "app"}),
         (lambda r: (r / "base/src/main.txt").chmod(0o755), {"base", "app"}),
         (lambda r: (r / "base/link").symlink_to("src/main.txt"), {"base", "app"}),
-        (lambda r: (r / "base/Dockerfile").write_text("FROM scratch\nARG VERSION\nCOPY . /b\n"), {"base", "app"}),
+        (
+            lambda r: (r / "base/Dockerfile").write_text("FROM scratch\nARG VERSION\nCOPY . /b\n"),
+            {"base", "app"},
+        ),
         (lambda r: (r / "base/.dockerignore").write_text("*.md\nsrc\n"), {"base", "app"}),
         (lambda r: (r / "app/app.txt").write_text("app 2\n"), {"app"}),
         (lambda r: (r / "other/o.txt").write_text("other 2\n"), {"other"}),
@@ -109,11 +112,15 @@ def test_target_and_platforms_and_labels_feed_the_key(stack: Path) -> None:
     text = compose.read_text()
     before = keys(stack)
     for extra in ("      target: t\n", "      platforms: [linux/arm64]\n", "      labels: {a: b}\n"):
-        compose.write_text(text.replace("    build: ./other\n", f"    build:\n      context: ./other\n{extra}"))
+        compose.write_text(
+            text.replace("    build: ./other\n", f"    build:\n      context: ./other\n{extra}")
+        )
         assert changed(before, keys(stack)) == {"other"}
 
 
-def test_keys_do_not_depend_on_location_service_order_or_formatting(stack: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_keys_do_not_depend_on_location_service_order_or_formatting(
+    stack: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     before = keys(stack)
     moved = tmp_path_factory.mktemp("elsewhere") / "deeper" / "copy"
     shutil.copytree(stack, moved, symlinks=True)
@@ -123,11 +130,17 @@ def test_keys_do_not_depend_on_location_service_order_or_formatting(stack: Path,
     text = "\n".join(lines)
     other_block = "  other:\n    build: ./other"
     text = text.replace(other_block, "").replace("services:\n", "services:\n" + other_block + "\n", 1)
-    compose.write_text("# reformatted\n" + text.replace('{VERSION: "1", GIT_SHA: abc}', "\n        VERSION: '1'\n        GIT_SHA: abc") + "\n")
+    compose.write_text(
+        "# reformatted\n"
+        + text.replace('{VERSION: "1", GIT_SHA: abc}', "\n        VERSION: '1'\n        GIT_SHA: abc")
+        + "\n"
+    )
     assert keys(moved) == before
 
 
-def test_stat_cache_reads_no_content_when_nothing_changed(stack: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_stat_cache_reads_no_content_when_nothing_changed(
+    stack: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     directory = tmp_path_factory.mktemp("cache")
     first = StatCache(directory, racy_window_ns=0)
     before = keys(stack, cache=first)
@@ -139,7 +152,9 @@ def test_stat_cache_reads_no_content_when_nothing_changed(stack: Path, tmp_path_
     assert second.files_hashed == 0
 
 
-def test_recently_changed_files_are_not_remembered(stack: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_recently_changed_files_are_not_remembered(
+    stack: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """A file written within the racy window may change again without its stat moving: hash it every time."""
     directory = tmp_path_factory.mktemp("cache")
     first = StatCache(directory, racy_window_ns=3600 * 10**9)
@@ -151,7 +166,9 @@ def test_recently_changed_files_are_not_remembered(stack: Path, tmp_path_factory
     assert second.files_hashed == first.files_hashed > 0
 
 
-def test_a_changed_file_with_the_same_size_and_mtime_is_still_seen(stack: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_a_changed_file_with_the_same_size_and_mtime_is_still_seen(
+    stack: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """ctime and inode are part of the stat record: rewriting content and restoring mtime does not fool it."""
     directory = tmp_path_factory.mktemp("cache")
     target = stack / "app/app.txt"
@@ -166,7 +183,9 @@ def test_a_changed_file_with_the_same_size_and_mtime_is_still_seen(stack: Path, 
     cache.close()
 
 
-def test_corrupt_cache_directory_is_rebuilt_with_a_warning(stack: Path, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]) -> None:
+def test_corrupt_cache_directory_is_rebuilt_with_a_warning(
+    stack: Path, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
     directory = tmp_path_factory.mktemp("cache")
     cache = StatCache(directory)
     before = keys(stack, cache=cache)
@@ -226,12 +245,20 @@ NAMES = st.sampled_from(["a", "b", "c.txt", "d.md", "e"])
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(files=st.dictionaries(st.lists(NAMES, min_size=1, max_size=3).map("/".join), st.binary(max_size=20), max_size=6))
-def test_identical_trees_give_identical_keys_anywhere(tmp_path_factory: pytest.TempPathFactory, files: dict[str, bytes]) -> None:
+@given(
+    files=st.dictionaries(
+        st.lists(NAMES, min_size=1, max_size=3).map("/".join), st.binary(max_size=20), max_size=6
+    )
+)
+def test_identical_trees_give_identical_keys_anywhere(
+    tmp_path_factory: pytest.TempPathFactory, files: dict[str, bytes]
+) -> None:
     results = []
     for _ in range(2):
         root = tmp_path_factory.mktemp("tree")
-        write_tree(root, {"compose.yaml": "services:\n  s:\n    build: ./ctx\n", "ctx/Dockerfile": "FROM scratch\n"})
+        write_tree(
+            root, {"compose.yaml": "services:\n  s:\n    build: ./ctx\n", "ctx/Dockerfile": "FROM scratch\n"}
+        )
         for name, data in files.items():
             path = root / "ctx" / "data" / name
             if any(parent.is_file() for parent in path.parents):

@@ -175,6 +175,7 @@ def test_every_field_is_parsed_and_applied(tmp_path: Path) -> None:
     assert rules.registry is not None
     assert rules.registry.model_dump() == {
         "url": "reg.local:5000", "namespace": "team", "insecure": True, "username": "bob", "password": "s3cret",
+        "share": True,
     }  # fmt: skip
     assert (rules.builder.kind, rules.builder.name) == ("buildx", "shared")
     assert {k: d.host for k, d in rules.destinations.items()} == {

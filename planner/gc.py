@@ -1,0 +1,77 @@
+"""`planner gc`: remove this project's content-addressed refs from the registry, keeping the newest N keys per
+image (and always the current one). Dry run unless asked.
+
+Deleting a manifest only unlinks it: the registry frees the blobs when its own garbage collector runs
+(`docker-registry garbage-collect /etc/docker/registry/config.yml`, best with the registry read-only or stopped).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from planner.compose.options import ProjectOptions
+from planner.engine.registry import RegistryError
+from planner.errors import UsageError
+from planner.graph import build_graph
+from planner.keys.compute import compute_keys
+from planner.keys.statcache import StatCache, default_cache_dir, open_store
+from planner.observe import make_registry
+from planner.stack import load_stack
+
+KEY_TAG = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass
+class RepositoryGc:
+    repository: str
+    kept: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def collect(options: ProjectOptions, rules: str | None, keep: int, delete: bool) -> list[RepositoryGc]:
+    if keep < 1:
+        raise UsageError("--keep must be at least 1")
+    stack = load_stack(options, rules)
+    graph = build_graph(stack)
+    registry = make_registry(graph)
+    if registry is None:
+        raise UsageError("no registry in the rules file: nothing to collect")
+    store = open_store(default_cache_dir(dict(options.environ)))
+    try:
+        manifests = compute_keys(graph, StatCache(None, store=store), dict(stack.compose.environment))
+    finally:
+        if store is not None:
+            store.close()
+    results = []
+    try:
+        registry.ping()
+        for name, node in sorted(graph.nodes.items()):
+            if node.kind != "image" or not node.image:
+                continue
+            repository = registry.repository(node.image)
+            result = RepositoryGc(repository)
+            dated = []
+            for tag in registry.tags(repository):
+                if not KEY_TAG.match(tag):
+                    continue  # not a content-addressed ref of planner's: never touched
+                digest, created = registry.created(repository, tag)
+                dated.append((created, tag, digest))
+            dated.sort(reverse=True)
+            current = manifests[name].key
+            keep_tags = {current} | {tag for _, tag, _ in dated[:keep]}
+            for _, tag, digest in dated:
+                if tag in keep_tags:
+                    result.kept.append(tag)
+                    continue
+                result.removed.append(tag)
+                if delete:
+                    try:
+                        registry.delete_manifest(repository, digest)
+                    except RegistryError as exc:
+                        result.errors.append(f"{tag}: {exc.message}")
+            results.append(result)
+    finally:
+        registry.close()
+    return results

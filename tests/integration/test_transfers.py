@@ -1,0 +1,167 @@
+"""Transfers through a real registry into a real second dockerd, fallbacks, warm, and registry gc."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from planner.apply.run import ApplyOptions, _execute
+from planner.compose.options import ProjectOptions
+from planner.plan import make_plan
+from tests.integration.services import DaemonProcess, RegistryProcess, start_registry, temp_root
+from tests.integration.test_apply import phases, remove_project_images, run, steps
+
+pytestmark = pytest.mark.docker
+BIG = 6 * 1024 * 1024
+
+
+def layered_project(root: Path, name: str, registry: str, sandbox: str, share: bool = True) -> Path:
+    (root / "app/big").mkdir(parents=True)
+    (root / "app/big/blob").write_bytes(os.urandom(BIG))
+    (root / "app/small.txt").write_text(f"{name} v1\n")
+    (root / "app/Dockerfile").write_text("FROM scratch\nCOPY big /big\nCOPY small.txt /small.txt\n")
+    (root / "compose.yaml").write_text(f"name: {name}\nservices:\n  app:\n    build: ./app\n")
+    (root / "planner.yaml").write_text(
+        f"registry:\n  url: {registry}\n  namespace: t\n  share: {str(share).lower()}\n"
+        f"destinations:\n  sandbox:\n    host: {sandbox}\n"
+        "rules:\n  - match: '*'\n    destinations: [local, sandbox]\n"
+    )
+    return root
+
+
+@pytest.fixture
+def name(request: pytest.FixtureRequest, sandbox: DaemonProcess) -> object:
+    value = f"tr{os.getpid()}-{request.node.name[5:25].lower().replace('_', '')}"
+    yield value
+    remove_project_images(value)
+    remove_project_images(value, sandbox.url)
+
+
+def test_a_changed_top_layer_moves_only_that_layer(
+    tmp_path: Path, name: str, registry: RegistryProcess, sandbox: DaemonProcess
+) -> None:
+    root = layered_project(tmp_path / "p", name, registry.host, sandbox.url)
+    env = {"PLANNER_CACHE_DIR": str(tmp_path / "cache")}
+    first = run(root, "apply", "-q", "--timing-log", str(tmp_path / "t1.jsonl"), env=env)
+    assert first.returncode == 0, first.stderr
+    assert phases(tmp_path / "t1.jsonl") == {"build": ["app"], "push": ["app"], "transfer": ["app"]}
+    stored = registry.blob_bytes()
+    assert stored >= BIG
+
+    (root / "app/small.txt").write_text(f"{name} v2 with a few more bytes\n")
+    second = run(root, "apply", "-q", "--timing-log", str(tmp_path / "t2.jsonl"), env=env)
+    assert second.returncode == 0, second.stderr
+    pushed = registry.blob_bytes() - stored
+    assert 0 < pushed < 64 * 1024, f"pushed {pushed} bytes for a one-line change"
+    delivered = [r for r in steps(tmp_path / "t2.jsonl") if r["phase"] == "transfer"]
+    assert len(delivered) == 1 and delivered[0]["bytes"] < 64 * 1024
+
+    third = run(root, "apply", "-q", "--timing-log", str(tmp_path / "t3.jsonl"), env=env)
+    assert third.returncode == 0 and steps(tmp_path / "t3.jsonl") == []  # present everywhere: nothing moves
+
+
+def test_registry_killed_after_planning_falls_back_to_streaming(
+    tmp_path: Path, name: str, sandbox: DaemonProcess
+) -> None:
+    with temp_root("planner-reg2-") as reg_root:
+        doomed = start_registry(reg_root)
+        root = layered_project(tmp_path / "p", name, doomed.host, sandbox.url)
+        environ = {"PATH": os.environ.get("PATH", ""), "HOME": str(root)}
+        cache = tmp_path / "cache"
+        planned = make_plan(
+            ProjectOptions(environ=environ, cwd=str(root)), None, [], offline=False, cache_dir=cache
+        )
+        node = planned.plan.nodes[0]
+        assert {t.destination: t.mode for t in node.transfers}["sandbox"] == "registry"
+        doomed.stop()
+        result = _execute(planned, ApplyOptions(quiet=True), cache)
+    assert result.exit_code == 0, [(r.step.id, r.error) for r in result.results.values()]
+    assert any("stream save | load" in w for w in result.warnings), (
+        result.warnings,
+        [(r.step.id, r.status, r.error) for r in result.results.values()],
+    )
+    import docker
+
+    labels = docker.APIClient(base_url=sandbox.url).inspect_image(f"{name}-app:latest")["Config"]["Labels"]
+    assert labels["io.planner.key"] == planned.manifests["app"].key  # the right image, by key
+
+
+def test_unreachable_sandbox_fails_clearly_and_records_nothing(
+    tmp_path: Path, name: str, registry: RegistryProcess
+) -> None:
+    dead = f"unix://{tmp_path}/nothing.sock"
+    root = layered_project(tmp_path / "p", name, registry.host, dead)
+    result = run(
+        root,
+        "apply",
+        "-q",
+        "--timing-log",
+        str(tmp_path / "t.jsonl"),
+        env={"PLANNER_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    assert result.returncode == 1
+    assert "sandbox" in result.stderr and "unreachable" in result.stderr
+    status = {r["step"]: r["status"] for r in steps(tmp_path / "t.jsonl")}
+    assert status["build:app"] == "ok" and status["transfer:app:sandbox"] == "failed"
+
+
+def test_fresh_daemon_gets_images_from_a_warm_registry_without_building(
+    tmp_path: Path, name: str, registry: RegistryProcess, sandbox: DaemonProcess
+) -> None:
+    root = layered_project(tmp_path / "p", name, registry.host, sandbox.url)
+    rules = root / "planner.yaml"
+    rules.write_text(rules.read_text().replace("destinations: [local, sandbox]", "destinations: [local]"))
+    env = {"PLANNER_CACHE_DIR": str(tmp_path / "cache")}
+    assert run(root, "apply", "-q", env=env).returncode == 0  # built and shared (pushed)
+
+    # Another session: its own daemon (the second dockerd plays it) and a cold cache, same sources.
+    session = tmp_path / "session"
+    shutil.copytree(root, session)
+    fresh = {"PLANNER_CACHE_DIR": str(tmp_path / "cache2"), "DOCKER_HOST": sandbox.url}
+    planned = run(session, "plan", "--format", "json", env=fresh)
+    assert [n["action"] for n in __import__("json").loads(planned.stdout)["nodes"]] == ["pull"]
+    applied = run(session, "apply", "-q", "--timing-log", str(tmp_path / "t.jsonl"), env=fresh)
+    assert applied.returncode == 0, applied.stderr
+    assert phases(tmp_path / "t.jsonl") == {"pull": ["app"]}
+
+
+def test_warm_fills_a_destination_from_the_registry(
+    tmp_path: Path, name: str, registry: RegistryProcess, sandbox: DaemonProcess
+) -> None:
+    root = layered_project(tmp_path / "p", name, registry.host, sandbox.url)
+    rules = root / "planner.yaml"
+    env = {"PLANNER_CACHE_DIR": str(tmp_path / "cache")}
+    rules.write_text(rules.read_text().replace("destinations: [local, sandbox]", "destinations: [local]"))
+    assert run(root, "apply", "-q", env=env).returncode == 0
+    rules.write_text(rules.read_text().replace("destinations: [local]", "destinations: [local, sandbox]"))
+    warmed = run(root, "warm", "--destination", "sandbox", env=env)
+    assert warmed.returncode == 0, warmed.stderr
+    assert "pulled 1" in warmed.stderr
+    again = run(root, "warm", "--destination", "sandbox", env=env)
+    assert "pulled 0, already present 1" in again.stderr
+
+
+def test_gc_keeps_the_newest_keys(
+    tmp_path: Path, name: str, registry: RegistryProcess, sandbox: DaemonProcess
+) -> None:
+    root = layered_project(tmp_path / "p", name, registry.host, sandbox.url)
+    rules = root / "planner.yaml"
+    rules.write_text(rules.read_text().replace("destinations: [local, sandbox]", "destinations: [local]"))
+    env = {"PLANNER_CACHE_DIR": str(tmp_path / "cache")}
+    for version in range(3):
+        (root / "app/small.txt").write_text(f"{name} {version}\n")
+        assert run(root, "apply", "-q", env=env).returncode == 0
+    dry = run(root, "gc", "--keep", "1", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "keep 1, would remove 2" in dry.stdout
+    done = run(root, "gc", "--keep", "1", "--delete", env=env)
+    assert "keep 1, removed 2" in done.stdout, done.stdout + done.stderr
+    assert "keep 1, would remove 0" in run(root, "gc", "--keep", "1", env=env).stdout
+    # the current key is still there: a fresh session could still pull it
+    planned = __import__("json").loads(
+        run(root, "plan", "--format", "json", env={**env, "DOCKER_HOST": sandbox.url}).stdout
+    )
+    assert planned["nodes"][0]["action"] == "pull"
