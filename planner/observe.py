@@ -94,9 +94,9 @@ def previous_keys(graph: BuildGraph, local: DaemonView, manifests: dict[str, Man
         if labels.get(LABEL_PROJECT) != project:
             continue
         node = labels.get(LABEL_NODE)
-        if node in manifests and image.key != manifests[node].key:
-            if node not in found or image.created > found[node][0]:
-                found[node] = (image.created, image.key)
+        newer = node not in found or image.created > found[node][0]
+        if node in manifests and image.key != manifests[node].key and newer:
+            found[node] = (image.created, image.key)
     return {node: key for node, (_, key) in found.items()}
 
 

@@ -8,6 +8,7 @@ nothing new; no step records anything it did not finish.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -124,10 +125,8 @@ class Executor:
         self.cancel_event.set()
         for context in list(self._contexts.values()):
             for hook in context._cancel_hooks:
-                try:
+                with contextlib.suppress(Exception):
                     hook()
-                except Exception:
-                    pass
 
     def run(self) -> dict[str, StepResult]:
         pending = dict(self.steps)

@@ -43,9 +43,9 @@ def apply_layer(layer: Path, root: Path) -> None:
                 _remove(_safe_target(root, os.path.join(directory, base[len(WHITEOUT) :])))
                 continue
             target = _safe_target(root, member.name)
-            if target.exists() or target.is_symlink():
-                if not (member.isdir() and target.is_dir() and not target.is_symlink()):
-                    _remove(target)
+            keeps_folder = member.isdir() and target.is_dir() and not target.is_symlink()
+            if (target.exists() or target.is_symlink()) and not keeps_folder:
+                _remove(target)
             archive.extract(member, root, filter="fully_trusted", set_attrs=True)
 
 

@@ -70,7 +70,7 @@ class ApplyResult:
                     "error": r.error,
                 }
                 for r in self.results.values()
-            ],  # fmt: skip
+            ],
             "warnings": self.warnings,
             "plan": self.planned.plan.model_dump(),
         }

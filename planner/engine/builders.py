@@ -7,6 +7,7 @@ buildx; asking for them without it is a clear error before anything runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -176,10 +177,8 @@ def abort_response(response: Any) -> None:
     for candidate in candidates:
         sock = getattr(candidate, "sock", None) or getattr(candidate, "_sock", None)
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
     response.close()
 
 

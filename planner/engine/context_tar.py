@@ -131,9 +131,8 @@ def stream_context(
 
     def produce() -> None:
         try:
-            write_context(
-                io.BufferedWriter(_QueueWriter(chunks), _CHUNK), root, entries, expected, dockerfile
-            )  # type: ignore[type-var]
+            sink = io.BufferedWriter(_QueueWriter(chunks), _CHUNK)  # type: ignore[type-var]
+            write_context(sink, root, entries, expected, dockerfile)
             chunks.put(None)
         except BaseException as exc:
             chunks.put(exc)

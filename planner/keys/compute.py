@@ -195,9 +195,10 @@ class KeyComputer:
                 for entry in entries:
                     union.setdefault(entry.path, entry)
             hashes = self.cache.hashes(root, union.values())
-            for walk, entries in zip(group, listings, strict=True):
+            for walk, listing in zip(group, listings, strict=True):
+                entries = listing
                 if walk.hash_ignore is not None:
-                    entries = [e for e in entries if not walk.hash_ignore.excluded(e.path)]
+                    entries = [e for e in listing if not walk.hash_ignore.excluded(e.path)]
                 lines = tree_lines(entries, hashes)
                 files = {
                     e.path: (

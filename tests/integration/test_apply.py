@@ -218,7 +218,7 @@ def test_two_concurrent_applies_build_each_node_once(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for i in range(2)
     ]
     outputs = [p.communicate(timeout=120) for p in processes]

@@ -34,6 +34,7 @@ also on failure (a module teardown sweeps this run's tags and containers).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import os
@@ -437,10 +438,8 @@ def _build_and_list(client: Any, context: Path) -> set[Item] | str:
 
 
 def _remove_image(client: Any, ref: str) -> None:
-    try:
+    with contextlib.suppress(Exception):
         client.images.remove(ref, force=True)
-    except Exception:
-        pass
 
 
 @dataclass
