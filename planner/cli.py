@@ -335,6 +335,21 @@ def warm(
     raise typer.Exit(result.exit_code)
 
 
+shim_app = typer.Typer(help="The `docker` shim that routes `docker compose build` through planner.")
+app.add_typer(shim_app, name="shim")
+
+
+@shim_app.command("install")
+def shim_install(
+    folder: Annotated[Path, typer.Argument(help="Where to write `docker`; put it first on PATH.")],
+) -> None:
+    """Write the shim as FOLDER/docker."""
+    from planner.shim import install
+
+    target = install(folder)
+    typer.echo(f"wrote {target}; add it first on PATH: export PATH={target.parent}:$PATH")
+
+
 class SchemaName(StrEnum):
     rules = "rules"
     plan = "plan"

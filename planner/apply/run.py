@@ -15,7 +15,6 @@ from typing import Any, TextIO
 
 from planner.apply.executor import Events, Executor, Step, StepContext, StepResult
 from planner.apply.lock import lock_path, project_lock
-from planner.apply.progress import LiveProgress
 from planner.apply.steps import ApplyContext, make_steps
 from planner.apply.timing import TimingLog
 from planner.compose.options import ProjectOptions
@@ -155,6 +154,8 @@ def _execute(planned: Planned, apply_options: ApplyOptions, cache_dir: Path) -> 
             )
             results = executor.run()
         else:
+            from planner.apply.progress import LiveProgress  # rich only when there is something to show
+
             with LiveProgress(len(steps)) as progress:
                 events = progress.events()
                 shown = events.finished

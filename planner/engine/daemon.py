@@ -71,10 +71,22 @@ class Daemon:
         except Exception as exc:
             raise DaemonError(f"unreachable at {self.where}: {exception_text(exc)}") from None
 
+    def _read(self, path: str, params: dict[str, str] | None = None) -> Any:
+        """A read-only Engine API GET through the light client (docker-py only for TLS daemons)."""
+        from planner.engine.http import EngineHTTP, supported
+
+        if not supported(self.url):
+            return None
+        return EngineHTTP(self.url, API_VERSION, self.timeout).get(path, params)
+
     def keyed_images(self) -> dict[str, KeyedImage]:
         """Every image carrying a planner key label, by key (one list call)."""
+        import json
+
         try:
-            listing = self.api.images(filters={"label": LABEL_KEY})
+            listing = self._read("/images/json", {"filters": json.dumps({"label": [LABEL_KEY]})})
+            if listing is None:
+                listing = self.api.images(filters={"label": LABEL_KEY})
         except DaemonError:
             raise
         except Exception as exc:
@@ -96,26 +108,39 @@ class Daemon:
                 )
         return found
 
+    def inspect(self, ref: str) -> dict[str, Any] | None:
+        """`docker image inspect`, or None when the daemon has no such image."""
+        from urllib.parse import quote
+
+        from planner.engine.http import EngineHTTPError
+
+        try:
+            found = self._read(f"/images/{quote(ref, safe='')}/json")
+            if found is None:
+                import docker.errors
+
+                try:
+                    found = self.api.inspect_image(ref)
+                except docker.errors.ImageNotFound:
+                    return None
+        except EngineHTTPError as exc:
+            if exc.status == 404:
+                return None
+            raise DaemonError(f"daemon {self.name}: cannot inspect {ref}: {exc.message}") from None
+        except DaemonError:
+            raise
+        except Exception as exc:
+            raise DaemonError(f"daemon {self.name}: cannot inspect {ref}: {exception_text(exc)}") from None
+        return dict(found)
+
     def image_id(self, ref: str) -> str | None:
         """The local image ID a reference resolves to, or None."""
-        import docker.errors
-
-        try:
-            return str(self.api.inspect_image(ref)["Id"])
-        except docker.errors.ImageNotFound:
-            return None
-        except Exception as exc:
-            raise DaemonError(f"daemon {self.name}: cannot inspect {ref}: {exception_text(exc)}") from None
+        found = self.inspect(ref)
+        return str(found["Id"]) if found else None
 
     def image_key(self, ref: str) -> str | None:
-        import docker.errors
-
-        try:
-            labels = self.api.inspect_image(ref)["Config"].get("Labels") or {}
-        except docker.errors.ImageNotFound:
-            return None
-        except Exception as exc:
-            raise DaemonError(f"daemon {self.name}: cannot inspect {ref}: {exception_text(exc)}") from None
+        found = self.inspect(ref)
+        labels = ((found or {}).get("Config") or {}).get("Labels") or {}
         key = labels.get(LABEL_KEY)
         return str(key) if key else None
 

@@ -149,9 +149,8 @@ def walk_contexts(
         }
         modes = {e.path: e.mode for e in view.entries if e.kind == "d"}
         implicit = []
-        for folder in sorted(
-            needed, key=lambda f: f.count("/")
-        ):  # parents first: a mode passes its setgid on
+        # parents first: an implicit folder inside a setgid one gets the bit, and passes it on
+        for folder in sorted(needed, key=lambda f: f.count("/")):
             mode = IMPLICIT_DIR_MODE | (modes.get(posixpath.dirname(folder), 0) & stat.S_ISGID)
             modes[folder] = mode
             implicit.append(Entry(folder, "d", mode))

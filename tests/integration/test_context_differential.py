@@ -58,6 +58,7 @@ from hypothesis import strategies as st
 
 from planner.errors import InputError
 from planner.keys.ignore import load_matcher
+from planner.keys.statcache import StatCache
 from planner.keys.walk import walk_context
 from tests.conftest import docker_unavailable
 
@@ -248,14 +249,14 @@ def ignore_line(draw: st.DrawFn, paths: Sequence[tuple[str, ...]]) -> str:
         return draw(st.sampled_from(("", "   ", "\t")))
     if kind == 1:
         return "#" + draw(st.sampled_from(("", " comment", *NAMES)))
-    pattern = draw(st.sampled_from(SPECIAL_PATTERNS)) if kind <= 4 else draw(path_patterns(paths))
+    pattern: str = draw(st.sampled_from(SPECIAL_PATTERNS)) if kind <= 4 else draw(path_patterns(paths))
     if pattern.startswith("!"):
         return pattern
-    lead = draw(st.sampled_from(("",) * 12 + ("/", "/", "./", "//")))
-    trail = draw(st.sampled_from(("",) * 10 + ("/", "/", "/.")))
+    lead: str = draw(st.sampled_from(("",) * 12 + ("/", "/", "./", "//")))
+    trail: str = draw(st.sampled_from(("",) * 10 + ("/", "/", "/.")))
     pattern = lead + pattern + trail
-    bang = draw(st.sampled_from(("",) * 4 + ("!", "!", "! ")))
-    pad = draw(st.sampled_from(("",) * 12 + (" ", "\t")))
+    bang: str = draw(st.sampled_from(("",) * 4 + ("!", "!", "! ")))
+    pad: str = draw(st.sampled_from(("",) * 12 + (" ", "\t")))
     return pad + bang + pattern + pad
 
 
@@ -345,8 +346,11 @@ def after_legacy_copy(kind: str, mode: int) -> int:
 
 
 def planner_items(root: Path) -> set[Item] | str:
+    """What planner keys: the walk, and the content of its files read as the key reads them (so a file the user
+    cannot read fails on both sides when not running as root; the docker CLI refuses it too)."""
     try:
         entries = walk_context(root, load_matcher(root, root / "Dockerfile"))
+        StatCache(None).hashes(str(root), entries)
     except InputError as exc:
         return f"planner error: {exc}"
     return {
