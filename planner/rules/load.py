@@ -73,12 +73,13 @@ def locate(tree: Any, path: tuple[int | str, ...]) -> Location | None:
     found: Location | None = getattr(tree, "loc", None)
     node = tree
     for part in path:
-        if (isinstance(node, YMap) and isinstance(part, str) and part in node) or (
-            isinstance(node, YList) and isinstance(part, int) and 0 <= part < len(node)
-        ):
+        if isinstance(node, YMap) and isinstance(part, str) and part in node:
             found, node = location_in(node, part), node[part]
-        else:
-            break
+            continue
+        if isinstance(node, YList) and isinstance(part, int) and 0 <= part < len(node):
+            found, node = location_in(node, part), node[part]
+            continue
+        break
     return found
 
 
