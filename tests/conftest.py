@@ -25,11 +25,14 @@ def docker_unavailable(reason: str) -> NoReturn:
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[Any]:
     """`docker.from_env()` after a successful ping (API version negotiated with the engine)."""
+    reason = ""
     try:
         client = docker.from_env()
         client.ping()
-    except Exception as exc:
-        docker_unavailable(f"no Docker engine reachable: {exc}")
+    except Exception as exc:  # any failure to reach the engine means "no Docker here"
+        reason = f"no Docker engine reachable: {exc}"
+    if reason:
+        docker_unavailable(reason)  # outside the handler: no chained docker-py traceback in the report
     try:
         yield client
     finally:

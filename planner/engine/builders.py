@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from planner.engine.context_server import Served, context_server
 from planner.engine.context_tar import INJECTED_DOCKERFILE, stream_context
 from planner.engine.daemon import Daemon, DaemonError
 from planner.errors import InputError, RuntimeFailure, exception_text
@@ -85,6 +86,19 @@ class EngineBuilder:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
 
+    def _serves_locally(self) -> bool:
+        """A daemon on a local unix socket shares the host's loopback, so it can download from us."""
+        from planner.engine.http import resolve_host
+
+        return resolve_host(self.daemon.url).startswith("unix://")
+
+    def _discard(self, image_id: str | None, tags: list[str]) -> None:
+        for ref in [*tags, *([image_id] if image_id else [])]:
+            try:
+                self.daemon.api.remove_image(ref, force=True, noprune=False)
+            except Exception:  # noqa: S112 - already gone is fine
+                continue
+
     def check(self, request: BuildRequest) -> None:
         needs = []
         if request.additional_contexts:
@@ -128,10 +142,24 @@ class EngineBuilder:
             params["platform"] = request.platforms[0]
         if request.extra_hosts:
             params["extrahosts"] = request.extra_hosts
-        body = _cancellable(
-            stream_context(request.context, request.entries, request.expected, request.dockerfile_text),
-            cancel,
-        )
+
+        def produce() -> Iterator[bytes]:
+            return _cancellable(
+                stream_context(request.context, request.entries, request.expected, request.dockerfile_text),
+                cancel,
+            )
+
+        served: Served | None = None
+        token = None
+        if self._serves_locally():
+            # BuildKit downloads the context itself (see context_server: the request body would race)
+            server = context_server()
+            token, served = server.register(produce)
+            params["remote"] = server.url(token)
+            body: Iterator[bytes] | None = None
+        else:
+            params["version"] = "1"  # the classic builder reads the whole body before it answers
+            body = produce()
         image_id: str | None = None
         seen_vertices: set[bytes] = set()
         try:
@@ -145,6 +173,8 @@ class EngineBuilder:
             for event in api._stream_helper(response, decode=True):
                 if "error" in event or "errorDetail" in event:
                     detail = (event.get("errorDetail") or {}).get("message") or event.get("error")
+                    if served is not None and served.errors:
+                        detail = f"{served.errors[-1]} ({detail})"
                     log(f"ERROR: {detail}")
                     raise BuildFailed(f"{request.node}: build failed: {detail}")
                 if event.get("id") == "moby.image.id":
@@ -159,6 +189,13 @@ class EngineBuilder:
             if cancel is not None and cancel.cancel_event.is_set():
                 raise BuildCancelled(f"{request.node}: build cancelled") from None
             raise BuildFailed(f"{request.node}: build failed: {exception_text(exc)}") from None
+        finally:
+            if token is not None:
+                context_server().forget(token)
+        if served is not None and (served.errors or not served.complete):
+            self._discard(image_id, request.tags)
+            why = served.errors[-1] if served.errors else "the builder did not read the whole context"
+            raise BuildFailed(f"{request.node}: {why}; the image was not kept")
         if image_id is None:
             image_id = self.daemon.image_id(request.tags[0]) if request.tags else None
         if image_id is None:

@@ -133,6 +133,7 @@ def stream_context(
         try:
             sink = io.BufferedWriter(_QueueWriter(chunks), _CHUNK)  # type: ignore[type-var]
             write_context(sink, root, entries, expected, dockerfile)
+            sink.flush()  # the last partial chunk, before the end marker below
             chunks.put(None)
         except BaseException as exc:
             chunks.put(exc)

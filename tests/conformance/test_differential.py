@@ -185,13 +185,16 @@ class Scenario:
     def features(self) -> list[str]:
         """What this project exercises (reported by `pytest --hypothesis-show-statistics`)."""
         text = "\n".join(self.files.values())
+        own = "\n".join(
+            t for rel, t in self.files.items() if rel.count("/") == 1 and rel.endswith(("ml", ".yaml"))
+        )
         found = {
             "files: default discovery": not self.compose_files and "COMPOSE_FILE" not in text + str(self.env),
             "files: COMPOSE_FILE": "COMPOSE_FILE" in text + str(self.env),
             "files: several -f": len(self.compose_files) > 1,
             "files: override file": any("override" in rel for rel in self.files),
-            "extends: same file": bool(re.search(r'extends: "|service: "(web|api|db|worker)', text)),
-            "extends: other file": "sub/base.yaml" in text,
+            "extends: same file": bool(re.search(r'extends: "|service: "(web|api|db|worker)"', own)),
+            "extends: other file": "base.yaml" in own,
             "include": "include:" in text,
             "merge tag: !reset": "!reset" in text,
             "merge tag: !override": "!override" in text,

