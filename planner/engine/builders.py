@@ -96,7 +96,7 @@ class EngineBuilder:
         for ref in [*tags, *([image_id] if image_id else [])]:
             try:
                 self.daemon.api.remove_image(ref, force=True, noprune=False)
-            except Exception:  # noqa: S112 - already gone is fine
+            except Exception:
                 continue
 
     def check(self, request: BuildRequest) -> None:

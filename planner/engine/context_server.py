@@ -12,6 +12,7 @@ never taken for good.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -54,7 +55,7 @@ class _Handler(BaseHTTPRequestHandler):
             served.errors.append(getattr(exc, "message", None) or exception_text(exc))
             self.close_connection = True
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's signature
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
 
@@ -91,14 +92,15 @@ class ContextServer(ThreadingHTTPServer):
             self.contexts.pop(token, None)
 
 
-_server: ContextServer | None = None
 _server_lock = threading.Lock()
+
+
+@functools.cache
+def _the_server() -> ContextServer:
+    return ContextServer()
 
 
 def context_server() -> ContextServer:
     """The process-wide context server, started on first use."""
-    global _server
     with _server_lock:
-        if _server is None:
-            _server = ContextServer()
-        return _server
+        return _the_server()

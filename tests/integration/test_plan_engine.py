@@ -99,7 +99,7 @@ def test_plan_follows_what_each_daemon_and_the_registry_hold(
     key = first.manifests["app"].key
     assert first.plan.observed["local"] == "ok" and first.plan.observed["sandbox"] == "ok"
     assert (node_of(first).action, node_of(first).reasons[0].code) == ("build", "new")
-    assert modes(first) == {"local": "none", "sandbox": "registry"}
+    assert modes(first) == {"registry": "registry", "local": "none", "sandbox": "registry"}  # builds are shared
 
     # An image with the key in the session daemon: skip here, still send it to the sandbox.
     keyed_image(None, f"{name}-app:latest", key, "app", name)
@@ -160,4 +160,4 @@ def test_unreachable_registry_and_sandbox_are_reported_not_fatal(
     node = node_of(planned)
     assert node.action == "build"
     assert "registry-unreachable" in [r.code for r in node.reasons]
-    assert modes(planned) == {"local": "none", "sandbox": "unknown"}
+    assert modes(planned) == {"registry": "unknown", "local": "none", "sandbox": "unknown"}
