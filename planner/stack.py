@@ -69,6 +69,20 @@ class Stack:
         return Path(self.compose.working_dir)
 
 
+def _cleaned(build: BuildConfig) -> BuildConfig:
+    """Compose keeps absolute paths as written (`/a/../b/`); planner compares paths, so it cleans them."""
+
+    def clean(path: str) -> str:
+        return os.path.normpath(path) if os.path.isabs(path) else path
+
+    return build.model_copy(
+        update={
+            "context": clean(build.context),
+            "additional_contexts": {k: clean(v) for k, v in build.additional_contexts.items()},
+        }
+    )
+
+
 def load_stack(options: ProjectOptions, rules_option: str | None = None) -> Stack:
     compose = load_project(options)
     project_dir = Path(compose.working_dir)
@@ -108,7 +122,7 @@ class _Assembler:
                 name=name,
                 kind="image",
                 origin="compose",
-                build=service.build,
+                build=_cleaned(service.build),
                 image=self.compose.image_name(name),
                 rules=self._effective(name, inline),
                 location=Location(self.compose.config_files[0]),

@@ -18,7 +18,7 @@ from planner.compose.envfile import resolve_environment
 from planner.compose.interpolate import substitute
 from planner.compose.merge import key_value_pairs, merge, strip_resets
 from planner.compose.model import ComposeProject
-from planner.compose.normalize import ServiceNormalizer, build_project
+from planner.compose.normalize import ServiceNormalizer, build_project, normalize_services
 from planner.compose.options import ProjectOptions, normalize_project_name, resolve_options
 from planner.compose.yamltree import YList, YMap, deep_copy, load_yaml_file, location_in
 from planner.errors import ComposeFileError, EnvFileError, InterpolationError, Location
@@ -30,17 +30,22 @@ def load_project(options: ProjectOptions) -> ComposeProject:
     home = options.environ.get("HOME")
     loader = _FileLoader(resolved.environment, home, options.interpolate)
     model: Any = None
+    name_from_files: tuple[str, Location] | None = None
     for path in resolved.config_files:
         tree = loader.load(path, resolved.working_dir, include_chain=(path,))
         model = merge(model, tree) if model is not None else strip_resets(tree)
+        # Compose validates the merged model after each file: a wrong type fails even if a later file fixes it.
+        normalize_services(model, resolved.working_dir, resolved.environment, home)
+        if tree.raw_name:  # decided on the text as written, before interpolation (compose-go's projectName)
+            name_from_files = (str(tree.get("name") or ""), tree.loc_of("name"))
     if model is None:
         model = YMap(Location(str(resolved.config_files[0])))
     name = resolved.project_name
-    if name is None:
-        from_file = model.get("name")
-        if from_file is not None and not isinstance(from_file, str):
-            raise ComposeFileError("name must be a string", location_in(model, "name"))
-        name = normalize_project_name(from_file or "") or resolved.default_name
+    if name is None and name_from_files is not None:
+        name = normalize_project_name(name_from_files[0])
+        if not name:
+            raise ComposeFileError("project name must not be empty", name_from_files[1].at("name"))
+    name = name or resolved.default_name
     if not name:
         raise ComposeFileError("project name must not be empty", Location(str(resolved.working_dir)))
     return build_project(
@@ -78,6 +83,10 @@ class _FileLoader:
             raise ComposeFileError(
                 "top-level object must be a mapping", getattr(tree, "loc", Location(str(path)))
             )
+        raw_name = tree.get("name")
+        if raw_name is not None and not isinstance(raw_name, str):
+            raise ComposeFileError("name must be a string", location_in(tree, "name"))
+        tree.raw_name = raw_name or ""
         if self.interpolate:
             interpolate_tree(tree, environment, "")
         canonical_builds(tree)

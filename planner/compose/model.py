@@ -48,7 +48,9 @@ class BuildConfig(BaseModel):
     extensions: dict[str, Any] = Field(default_factory=dict)
 
     def to_config(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"context": self.context}
+        out: dict[str, Any] = (
+            {"context": self.context} if self.context else {}
+        )  # "" is omitted, as Compose does
         if self.dockerfile is not None:
             out["dockerfile"] = self.dockerfile
         if self.dockerfile_inline is not None:

@@ -30,6 +30,7 @@ _KNOWN_BUILD_KEYS = {
 }  # fmt: skip
 _TRUE = {"y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"}
 _FALSE = {"n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"}
+_SERVICE_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 _RAM = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
 _REMOTE_PREFIXES = ("https://", "http://", "git://", "ssh://", "github.com/", "git@")
 
@@ -83,8 +84,6 @@ def _expect_str(container: Any, key: str | int, path: str) -> str:
 
 def _expect_str_list(container: Any, key: str, path: str) -> list[str]:
     value = container[key]
-    if value is None:
-        return []
     if not isinstance(value, list):
         raise _type_error(f"{path} must be a list of strings", container, key, path)
     return [_expect_str(value, i, f"{path}[{i}]") for i in range(len(value))]
@@ -104,8 +103,6 @@ def _expect_bool(container: Any, key: str, path: str) -> bool:
 def _key_value_map(container: Any, key: str, path: str) -> YMap:
     """A list-or-dict field in map form; every value a scalar (None = key without value)."""
     value = container[key]
-    if value is None:
-        return YMap(location_in(container, key) or Location("<unknown>"))
     if not isinstance(value, dict | list):
         raise _type_error(f"{path} must be a mapping or a list", container, key, path)
     if isinstance(value, list):
@@ -145,9 +142,9 @@ class ServiceNormalizer:
         if is_remote_context(value):
             return value
         if value.startswith("~") and self.home is not None:
-            value = os.path.join(self.home, value[1:].lstrip("/"))
+            return os.path.normpath(os.path.join(self.home, value[1:].lstrip("/")))  # Go's Join cleans
         if os.path.isabs(value):
-            return os.path.normpath(value)
+            return value  # as written: Compose does not clean absolute paths (`/a/../b/` stays)
         return os.path.normpath(os.path.join(self.working_dir, value)) if value else value
 
     def service(self, name: str, services: YMap) -> Service:
@@ -157,7 +154,9 @@ class ServiceNormalizer:
             raw = YMap(services.loc_of(name))
         if not isinstance(raw, dict):
             raise _type_error(f"{path} must be a mapping", services, name, path)
-        image = _expect_str(raw, "image", f"{path}.image") if raw.get("image") is not None else None
+        if not _SERVICE_NAME.match(name):
+            raise _type_error(f"services additional properties '{name}' not allowed", services, name, path)
+        image = _expect_str(raw, "image", f"{path}.image") if "image" in raw else None
         build = self.build(raw, f"{path}.build") if "build" in raw else None
         return Service(
             name=name,
@@ -199,14 +198,15 @@ class ServiceNormalizer:
         fields: dict[str, Any] = {}
 
         def optional_str(key: str) -> str | None:
-            return _expect_str(raw, key, f"{path}.{key}") if raw.get(key) is not None else None
+            """Absent is None; a present key must hold a string (null included: Compose rejects it)."""
+            return _expect_str(raw, key, f"{path}.{key}") if key in raw else None
 
-        fields["context"] = self.resolve_path(optional_str("context") or ".")
+        context = optional_str("context")
+        fields["context"] = self.resolve_path("." if context is None else context)  # "" stays ""
         fields["dockerfile_inline"] = optional_str("dockerfile_inline")
         dockerfile = optional_str("dockerfile")
-        fields["dockerfile"] = (
-            dockerfile if dockerfile is not None or fields["dockerfile_inline"] else "Dockerfile"
-        )
+        neither = dockerfile is None and fields["dockerfile_inline"] is None
+        fields["dockerfile"] = "Dockerfile" if neither else dockerfile
         fields["target"] = optional_str("target")
         fields["network"] = optional_str("network")
         for key in _STRING_LISTS:
@@ -224,10 +224,10 @@ class ServiceNormalizer:
             fields["additional_contexts"] = {
                 k: self.resolve_path("" if v is None else go_string(v)) for k, v in contexts.items()
             }
-        if raw.get("shm_size") is not None:
+        if "shm_size" in raw:
             fields["shm_size"] = self._shm_size(raw, path)
         for key in ("no_cache", "pull"):
-            if raw.get(key) is not None:
+            if key in raw:
                 fields[key] = _expect_bool(raw, key, f"{path}.{key}")
         if raw.get("secrets") is not None:
             fields["secrets"] = self._secrets(raw, path)
@@ -305,6 +305,25 @@ def is_enabled(service: Service, profiles: tuple[str, ...]) -> bool:
     return not service.profiles or "*" in profiles or any(p in profiles for p in service.profiles)
 
 
+def _services_of(model: YMap) -> YMap:
+    raw_services = model.get("services")
+    if raw_services is None:
+        return YMap(model.loc)
+    if not isinstance(raw_services, YMap):
+        raise _type_error("services must be a mapping", model, "services", "services")
+    return raw_services
+
+
+def normalize_services(
+    model: YMap, working_dir: Path, environment: Mapping[str, str], home: str | None
+) -> dict[str, Service]:
+    """Every service of a (merged) model as typed models; type errors raise with file:line. Compose validates
+    after each file is merged in, so the loader calls this per file as well."""
+    raw_services = _services_of(model)
+    normalizer = ServiceNormalizer(working_dir, environment, home)
+    return {n: normalizer.service(n, raw_services) for n in raw_services}
+
+
 def build_project(
     model: YMap,
     name: str,
@@ -314,14 +333,23 @@ def build_project(
     environment: Mapping[str, str],
     home: str | None,
 ) -> ComposeProject:
-    raw_services = model.get("services")
-    if raw_services is None:
-        raw_services = YMap(model.loc)
-    if not isinstance(raw_services, dict):
-        raise _type_error("services must be a mapping", model, "services", "services")
-    normalizer = ServiceNormalizer(working_dir, environment, home)
-    services = {n: normalizer.service(n, raw_services) for n in raw_services}  # type: ignore[arg-type]
+    raw_services = _services_of(model)
+    services = normalize_services(model, working_dir, environment, home)
     enabled = {n: s for n, s in services.items() if is_enabled(s, profiles)}
+    for svc_name, svc in enabled.items():
+        where = location_in(raw_services, svc_name) or model.loc
+        if not svc.image and svc.build is None:
+            raise ComposeFileError(
+                f'service "{svc_name}" has neither an image nor a build context specified',
+                where.at(f"services.{svc_name}"),
+            )
+        if svc.build is not None and svc.build.dockerfile and svc.build.dockerfile_inline:
+            raise ComposeFileError(
+                f'service "{svc_name}" declares mutualy exclusive dockerfile and dockerfile_inline',  # sic, Compose's
+                _build_location(raw_services[svc_name], "dockerfile_inline", model.loc).at(
+                    f"services.{svc_name}.build"
+                ),
+            )
     for svc_name, svc in enabled.items():
         for dep in svc.depends_on:
             if dep in enabled or not _required_dependency(raw_services[svc_name], dep):
@@ -336,6 +364,14 @@ def build_project(
     for svc_name, svc in enabled.items():
         for context_name, value in (svc.build.additional_contexts if svc.build else {}).items():
             target = value.removeprefix("service:")
+            if value.startswith("service:") and target in enabled and enabled[target].build is None:
+                raise ComposeFileError(
+                    f'service "{svc_name}" declares non-buildable service "{target}" as additional contexts '
+                    f"{context_name}",
+                    _build_location(raw_services[svc_name], "additional_contexts", model.loc).at(
+                        f"services.{svc_name}.build.additional_contexts.{context_name}"
+                    ),
+                )
             if value.startswith("service:") and target not in enabled:
                 raise ComposeFileError(
                     f'service "{svc_name}" declares unknown service "{target}" as additional context '

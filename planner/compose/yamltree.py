@@ -43,6 +43,7 @@ class YMap(dict[str, Any]):
         self.loc = loc
         self.locs: dict[str, Location] = {}
         self.tags: dict[str, str] = {}  # key -> "!reset" / "!override" where the value carried that tag
+        self.raw_name = ""  # a compose file's `name:` as written (the loader sets it before interpolation)
 
     def put(self, key: str, value: Any, loc: Location | None = None) -> None:
         self[key] = value

@@ -99,7 +99,11 @@ def test_plan_follows_what_each_daemon_and_the_registry_hold(
     key = first.manifests["app"].key
     assert first.plan.observed["local"] == "ok" and first.plan.observed["sandbox"] == "ok"
     assert (node_of(first).action, node_of(first).reasons[0].code) == ("build", "new")
-    assert modes(first) == {"registry": "registry", "local": "none", "sandbox": "registry"}  # builds are shared
+    assert modes(first) == {
+        "registry": "registry",
+        "local": "none",
+        "sandbox": "registry",
+    }  # builds are shared
 
     # An image with the key in the session daemon: skip here, still send it to the sandbox.
     keyed_image(None, f"{name}-app:latest", key, "app", name)

@@ -266,7 +266,7 @@ services:
       no_cache: "true"
       pull: false
   other:
-    image: other
+    build: ./other
 """
         },
     )
@@ -388,7 +388,6 @@ services:
       tags: [t1, t2]
       platforms: [linux/amd64]
       labels: {x: "2"}
-      target: ~
 """,
         },
     )
@@ -557,14 +556,16 @@ def test_profiles(tmp_path: Path, profiles: tuple[str, ...], env: dict[str, str]
     assert set(load(tmp_path, env=env, profiles=profiles).services) == expected
 
 
-def test_service_context_must_name_an_enabled_service(tmp_path: Path) -> None:
-    write(
-        tmp_path,
-        {
-            "compose.yaml": PROFILED
-            + "  app:\n    build:\n      context: .\n      additional_contexts: {d: 'service:debug'}\n"
-        },
+def test_service_context_must_name_an_enabled_buildable_service(tmp_path: Path) -> None:
+    text = (
+        PROFILED + "  app:\n    build:\n      context: .\n      additional_contexts: {d: 'service:debug'}\n"
     )
+    write(tmp_path, {"compose.yaml": text})
+    with pytest.raises(InputError, match='unknown service "debug" as additional context d'):
+        load(tmp_path)
+    with pytest.raises(InputError, match='non-buildable service "debug" as additional contexts d'):
+        load(tmp_path, profiles=("debug",))
+    write(tmp_path, {"compose.yaml": text.replace("    image: d\n", "    build: ./d\n")})
     with pytest.raises(InputError, match='unknown service "debug" as additional context d'):
         load(tmp_path)
     assert build(load(tmp_path, profiles=("debug",)), "app")["additional_contexts"] == {"d": "service:debug"}
