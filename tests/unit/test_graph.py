@@ -216,7 +216,6 @@ def test_additional_contexts(tmp_path: Path) -> None:
                         svc: service:base
                         img: docker-image://base:1
                         dir: ./folder
-                        nobuild: service:db
                         base: ./folder
                 """,
             "plain": "FROM scratch\n",
