@@ -426,17 +426,19 @@ def _build_and_list(client: Any, context: Path) -> set[Item] | str:
         )
         if proc.returncode != 0:
             return f"docker build failed ({proc.returncode}): {proc.stderr.strip()}"
+        container = None
         try:
             container = client.containers.create(
                 tag, command=["/none"], labels={"planner.test": "1", RUN_LABEL: RUN_ID}
             )
-        except docker.errors.ImageNotFound as exc:
-            return f"image vanished: No such image: {exc}"
-        try:
             stream, _ = container.get_archive("/ctx")
             return tar_items(b"".join(stream))
+        except docker.errors.NotFound as exc:  # image or container removed by someone else meanwhile
+            return f"vanished: No such image or container: {exc}"
         finally:
-            container.remove(force=True)
+            if container is not None:
+                with contextlib.suppress(docker.errors.NotFound):
+                    container.remove(force=True)
     finally:
         _remove_image(client, tag)
 
