@@ -32,7 +32,9 @@ from tests.integration.services import start_dockerd, start_registry  # noqa: E4
 BASE = "planner-bench/busybox:1"
 
 
-def sh(command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None, check: bool = True) -> str:
+def sh(
+    command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None, check: bool = True
+) -> str:
     result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, check=False)
     if check and result.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
@@ -54,10 +56,17 @@ def make_base() -> None:
             (root / "bin" / applet).symlink_to("busybox")
         (root / "tmp").mkdir()
         archive = subprocess.run(["tar", "-C", str(root), "-c", "."], capture_output=True, check=True).stdout
-        subprocess.run(["docker", "import", "-c", "ENV PATH=/bin", "-", BASE], input=archive, capture_output=True, check=True)
+        subprocess.run(
+            ["docker", "import", "-c", "ENV PATH=/bin", "-", BASE],
+            input=archive,
+            capture_output=True,
+            check=True,
+        )
 
 
-def project(root: Path, name: str, layers: int, layer_mb: int, top_mb: int, registry: str, sandbox: str) -> None:
+def project(
+    root: Path, name: str, layers: int, layer_mb: int, top_mb: int, registry: str, sandbox: str
+) -> None:
     (root / "app").mkdir(parents=True)
     steps = [f"FROM {BASE}"]
     for index in range(layers):
@@ -105,7 +114,9 @@ def main() -> None:
         try:
             build_time, _ = planner(root, env, "apply", "-q", "--timing-log", str(tmp_path / "t0.jsonl"))
             size = json.loads(sh(["docker", "image", "inspect", image]))[0]["Size"]
-            print(f"image: {size / 1e6:.0f} MB in {args.layers + 1} layers; first apply (build, push, deliver) {build_time:.1f} s")
+            print(
+                f"image: {size / 1e6:.0f} MB in {args.layers + 1} layers; first apply (build, push, deliver) {build_time:.1f} s"
+            )
 
             # One changed top layer into the sandbox.
             (root / "app/top.bin").write_bytes(os.urandom(args.top_mb * 1024 * 1024))
@@ -120,26 +131,44 @@ def main() -> None:
                   f"ratio {moved / layer_bytes:.2f} (goal <= 1.2); push + pull {deliver:.2f} s")  # fmt: skip
             sh(["docker", "-H", sandbox.url, "image", "rm", "-f", image], check=False)
             start = time.perf_counter()
-            subprocess.run(f"docker save {image} | docker -H {sandbox.url} load", shell=True, check=True, capture_output=True)  # noqa: S602
+            subprocess.run(
+                f"docker save {image} | docker -H {sandbox.url} load",
+                shell=True,
+                check=True,
+                capture_output=True,
+            )
             full = time.perf_counter() - start
-            print(f"full docker save | docker load: {full:.2f} s; ratio planner/full {deliver / full:.3f} (goal <= 0.2)")
+            print(
+                f"full docker save | docker load: {full:.2f} s; ratio planner/full {deliver / full:.3f} (goal <= 0.2)"
+            )
 
             # Peak memory while streaming the whole image by save | load.
             rules = root / "planner.yaml"
             rules.write_text(rules.read_text() + "    transfer: tarball\n")
             sh(["docker", "-H", sandbox.url, "image", "rm", "-f", image], check=False)
             stream_time, peak = planner(root, env, "apply", "-q")
-            print(f"tarball delivery of {size / 1e6:.0f} MB: {stream_time:.1f} s, planner peak RSS {peak / 1024:.0f} MB (goal <= 150 MB)")
+            print(
+                f"tarball delivery of {size / 1e6:.0f} MB: {stream_time:.1f} s, planner peak RSS {peak / 1024:.0f} MB (goal <= 150 MB)"
+            )
             rules.write_text(rules.read_text().replace("    transfer: tarball\n", ""))
 
             # A cold session: a daemon with none of planner's images (the sandbox plays it), a warm registry. It has
             # the base image, as a session that can pull public bases would: a tag-based base resolves to the
             # local image ID in the key, so without it the key differs (see docs/design-notes.md).
-            refs = [f"{registry.host}/bench/{name}-big:{json.loads(sh([sys.executable, '-m', 'planner', 'plan', '--format', 'json'], env=env, cwd=root))['nodes'][0]['key']}"]
+            refs = [
+                f"{registry.host}/bench/{name}-big:{json.loads(sh([sys.executable, '-m', 'planner', 'plan', '--format', 'json'], env=env, cwd=root))['nodes'][0]['key']}"
+            ]
             sh(["docker", "-H", sandbox.url, "image", "rm", "-f", image, *refs], check=False)
             sh(["docker", "-H", sandbox.url, "image", "prune", "-af"], check=False)
-            rules.write_text(rules.read_text().replace("destinations: [local, sandbox]", "destinations: [local]"))
-            subprocess.run(f"docker save {BASE} | docker -H {sandbox.url} load", shell=True, check=True, capture_output=True)  # noqa: S602
+            rules.write_text(
+                rules.read_text().replace("destinations: [local, sandbox]", "destinations: [local]")
+            )
+            subprocess.run(
+                f"docker save {BASE} | docker -H {sandbox.url} load",
+                shell=True,
+                check=True,
+                capture_output=True,
+            )
             cold, _ = planner(root, sandbox_env, "apply", "-q")
             sh(["docker", "-H", sandbox.url, "image", "rm", "-f", image, *refs], check=False)
             start = time.perf_counter()

@@ -1,14 +1,18 @@
 """The `planner` command line: parse options, run the pipeline, hand the result to a renderer.
 
 Errors: a PlannerError prints one line (`file:line: message`, plus a hint) on stderr and exits with its code
-(2 for bad input, 1 for runtime failures); no traceback for anything the user can fix.
+(2 for bad input, 1 for runtime failures); no traceback for anything the user can fix. Heavy modules are
+imported inside the commands that need them, so a no-op run pays only for what it uses.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import sys
+import typing
 from collections.abc import Callable
 from enum import StrEnum
 from io import StringIO
@@ -16,10 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from ruamel.yaml import YAML
 
-from planner.compose.loader import load_project
-from planner.compose.model import ComposeProject
 from planner.compose.options import ProjectOptions
 from planner.errors import PlannerError
 
@@ -31,38 +32,69 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-FileOpt = Annotated[
-    list[str] | None,
-    typer.Option("--file", "-f", help="Compose file (repeatable); default: discovery or COMPOSE_FILE."),
-]
-ProjectNameOpt = Annotated[str | None, typer.Option("--project-name", "-p", help="Project name.")]
-ProjectDirOpt = Annotated[
-    str | None,
-    typer.Option("--project-directory", help="Project directory (default: the first file's folder)."),
-]
-ProfileOpt = Annotated[list[str] | None, typer.Option("--profile", help="Enable a profile (repeatable).")]
-EnvFileOpt = Annotated[
-    list[str] | None, typer.Option("--env-file", help="Env file (repeatable); default: .env.")
-]
-RulesOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--rules", help="Rules file (default: planner.yaml in the project directory, or $PLANNER_RULES)."
-    ),
-]
+NodesArg = Annotated[list[str] | None, typer.Argument(help="Only these nodes and what they need.")]
 
+# The `docker compose` options every project command takes (design.md's CLI contract).
+PROJECT_OPTIONS: list[tuple[str, Any]] = [
+    ("files", Annotated[list[str] | None, typer.Option("--file", "-f", help="Compose file (repeatable); default: discovery or COMPOSE_FILE.")]),
+    ("project_name", Annotated[str | None, typer.Option("--project-name", "-p", help="Project name.")]),
+    ("project_directory", Annotated[str | None, typer.Option("--project-directory", help="Project directory (default: the first file's folder).")]),
+    ("profile", Annotated[list[str] | None, typer.Option("--profile", help="Enable a profile (repeatable).")]),
+    ("env_file", Annotated[list[str] | None, typer.Option("--env-file", help="Env file (repeatable); default: .env.")]),
+]  # fmt: skip
+RULES_OPTION: tuple[str, Any] = (
+    "rules",
+    Annotated[str | None, typer.Option("--rules", help="Rules file (default: planner.yaml in the project directory, or $PLANNER_RULES).")],
+)  # fmt: skip
 
-@app.callback()
-def _root() -> None:
-    """Build and move a compose stack's images only where content keys say it is needed."""
-
-
-class ConfigFormat(StrEnum):
-    json = "json"
-    yaml = "yaml"
-
-
+F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
+
+
+def project_options(
+    files: list[str] | None = None,
+    project_name: str | None = None,
+    project_directory: str | None = None,
+    profile: list[str] | None = None,
+    env_file: list[str] | None = None,
+) -> ProjectOptions:
+    return ProjectOptions(
+        files=tuple(files or ()),
+        project_directory=project_directory,
+        project_name=project_name,
+        profiles=tuple(profile or ()),
+        env_files=tuple(env_file or ()),
+        environ=dict(os.environ),
+        cwd=os.getcwd(),
+    )
+
+
+def project_command(with_rules: bool = True) -> Callable[[F], F]:
+    """Give a command the compose options (and `--rules`); it receives them as `options` (and `rules`)."""
+
+    def decorate(func: F) -> F:
+        hints = typing.get_type_hints(func, include_extras=True)
+        own = [
+            p.replace(annotation=hints.get(p.name, p.annotation))
+            for p in inspect.signature(func).parameters.values()
+            if p.name not in ("options", "rules")
+        ]
+        shared = [*PROJECT_OPTIONS, *([RULES_OPTION] if with_rules else [])]
+        added = [
+            inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=a)
+            for n, a in shared
+        ]
+
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> Any:
+            options = project_options(**{name: kwargs.pop(name) for name, _ in PROJECT_OPTIONS})
+            return func(options=options, **kwargs)
+
+        own_kinds = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+        wrapper.__signature__ = inspect.Signature([*own_kinds, *added])  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def _run(action: Callable[[], T]) -> T:
@@ -76,26 +108,31 @@ def _run(action: Callable[[], T]) -> T:
         raise typer.Exit(exc.exit_code) from None
 
 
-def project_options(
-    files: list[str] | None,
-    project_name: str | None,
-    project_directory: str | None,
-    profiles: list[str] | None,
-    env_files: list[str] | None,
-) -> ProjectOptions:
-    return ProjectOptions(
-        files=tuple(files or ()),
-        project_directory=project_directory,
-        project_name=project_name,
-        profiles=tuple(profiles or ()),
-        env_files=tuple(env_files or ()),
-        environ=dict(os.environ),
-        cwd=os.getcwd(),
-    )
+@app.callback()
+def _root() -> None:
+    """Build and move a compose stack's images only where content keys say it is needed."""
+
+
+class ConfigFormat(StrEnum):
+    json = "json"
+    yaml = "yaml"
+
+
+class GraphFormat(StrEnum):
+    json = "json"
+    dot = "dot"
+    mermaid = "mermaid"
+
+
+class PlanFormat(StrEnum):
+    table = "table"
+    json = "json"
 
 
 def dump(data: Any, output_format: str) -> str:
     if output_format == "yaml":
+        from ruamel.yaml import YAML
+
         yaml = YAML(typ="safe", pure=True)
         yaml.default_flow_style = False
         yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
@@ -106,37 +143,31 @@ def dump(data: Any, output_format: str) -> str:
 
 
 @app.command()
+@project_command(with_rules=False)
 def config(
-    files: FileOpt = None,
-    project_name: ProjectNameOpt = None,
-    project_directory: ProjectDirOpt = None,
-    profile: ProfileOpt = None,
-    env_file: EnvFileOpt = None,
+    options: ProjectOptions,
     output_format: Annotated[
         ConfigFormat, typer.Option("--format", help="Output format.")
     ] = ConfigFormat.json,
+    show_secrets: Annotated[
+        bool, typer.Option("--show-secrets", help="Print secret-looking build args instead of masking them.")
+    ] = False,
 ) -> None:
     """Print the resolved, build-relevant compose model (like `docker compose config`)."""
-    options = project_options(files, project_name, project_directory, profile, env_file)
-    project: ComposeProject = _run(lambda: load_project(options))
-    sys.stdout.write(dump(project.to_config(), output_format.value))
+    from planner.compose.loader import load_project
+    from planner.secrets import mask_config
 
-
-class GraphFormat(StrEnum):
-    json = "json"
-    dot = "dot"
-    mermaid = "mermaid"
+    project = _run(lambda: load_project(options))
+    data = project.to_config()
+    sys.stdout.write(dump(data if show_secrets else mask_config(data), output_format.value))
 
 
 @app.command()
+@project_command()
 def graph(
-    nodes: Annotated[list[str] | None, typer.Argument(help="Only these nodes and what they need.")] = None,
-    files: FileOpt = None,
-    project_name: ProjectNameOpt = None,
-    project_directory: ProjectDirOpt = None,
-    profile: ProfileOpt = None,
-    env_file: EnvFileOpt = None,
-    rules: RulesOpt = None,
+    options: ProjectOptions,
+    rules: str | None,
+    nodes: NodesArg = None,
     output_format: Annotated[GraphFormat, typer.Option("--format", help="Output format.")] = GraphFormat.json,
 ) -> None:
     """Print the build graph: nodes, edges (with why), and the levels that can run in parallel."""
@@ -144,56 +175,48 @@ def graph(
     from planner.graph import build_graph
     from planner.stack import load_stack
 
-    options = project_options(files, project_name, project_directory, profile, env_file)
     built = _run(lambda: build_graph(load_stack(options, rules)).select(nodes or []))
     renderer = {"json": render.graph_json, "dot": render.graph_dot, "mermaid": render.graph_mermaid}
     sys.stdout.write(renderer[output_format.value](built))
 
 
-class PlanFormat(StrEnum):
-    table = "table"
-    json = "json"
-
-
-@app.command()
-def plan(
-    nodes: Annotated[list[str] | None, typer.Argument(help="Only these nodes and what they need.")] = None,
-    files: FileOpt = None,
-    project_name: ProjectNameOpt = None,
-    project_directory: ProjectDirOpt = None,
-    profile: ProfileOpt = None,
-    env_file: EnvFileOpt = None,
-    rules: RulesOpt = None,
-    offline: Annotated[bool, typer.Option("--offline", help="Do not query daemons or the registry.")] = False,
-    output_format: Annotated[PlanFormat, typer.Option("--format", help="Output format.")] = PlanFormat.table,
+def _print_plan(
+    options: ProjectOptions, rules: str | None, nodes: list[str], offline: bool, output: PlanFormat
 ) -> None:
-    """Say what apply would do per node and destination, and why (no side effects)."""
     from planner import render
     from planner.plan import make_plan
 
-    options = project_options(files, project_name, project_directory, profile, env_file)
-    planned = _run(lambda: make_plan(options, rules, nodes or [], offline))
-    if output_format is PlanFormat.json:
+    planned = _run(lambda: make_plan(options, rules, nodes, offline))
+    if output is PlanFormat.json:
         sys.stdout.write(planned.plan.model_dump_json(indent=2) + "\n")
     else:
         render.print_plan_table(planned.plan)
 
 
 @app.command()
+@project_command()
+def plan(
+    options: ProjectOptions,
+    rules: str | None,
+    nodes: NodesArg = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Do not query daemons or the registry.")] = False,
+    output_format: Annotated[PlanFormat, typer.Option("--format", help="Output format.")] = PlanFormat.table,
+) -> None:
+    """Say what apply would do per node and destination, and why (no side effects)."""
+    _print_plan(options, rules, nodes or [], offline, output_format)
+
+
+@app.command()
+@project_command()
 def explain(
+    options: ProjectOptions,
+    rules: str | None,
     node: Annotated[str, typer.Argument(help="The node to explain.")],
-    files: FileOpt = None,
-    project_name: ProjectNameOpt = None,
-    project_directory: ProjectDirOpt = None,
-    profile: ProfileOpt = None,
-    env_file: EnvFileOpt = None,
-    rules: RulesOpt = None,
     output_format: Annotated[PlanFormat, typer.Option("--format", help="Output format.")] = PlanFormat.table,
 ) -> None:
     """Which inputs differ from the build that is present (added / removed / changed files, args, upstream)."""
     from planner.explain_command import explain_node
 
-    options = project_options(files, project_name, project_directory, profile, env_file)
     report = _run(lambda: explain_node(options, rules, node))
     if output_format is PlanFormat.json:
         sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
@@ -202,49 +225,29 @@ def explain(
 
 
 @app.command()
+@project_command()
 def apply(
-    nodes: Annotated[list[str] | None, typer.Argument(help="Only these nodes and what they need.")] = None,
-    files: FileOpt = None,
-    project_name: ProjectNameOpt = None,
-    project_directory: ProjectDirOpt = None,
-    profile: ProfileOpt = None,
-    env_file: EnvFileOpt = None,
-    rules: RulesOpt = None,
-    jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", min=1, help="Steps run at once (default: CPUs, at least 2).")
-    ] = None,
-    keep_going: Annotated[
-        bool, typer.Option("--keep-going", help="Let independent branches finish after a failure.")
-    ] = False,
-    timing_log: Annotated[
-        Path | None, typer.Option("--timing-log", help="Append one JSON line per step here.")
-    ] = None,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Rebuild every selected node, without build cache.")
-    ] = False,
-    rebuild: Annotated[
-        list[str] | None,
-        typer.Option("--rebuild", help="Rebuild this node without build cache (repeatable)."),
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the plan and stop (same as `plan`).")
-    ] = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress display; only the summary.")
-    ] = False,
+    options: ProjectOptions,
+    rules: str | None,
+    nodes: NodesArg = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Steps run at once (default: CPUs, at least 2).")] = None,
+    keep_going: Annotated[bool, typer.Option("--keep-going", help="Let independent branches finish after a failure.")] = False,
+    timing_log: Annotated[Path | None, typer.Option("--timing-log", help="Append one JSON line per step here.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Rebuild every selected node, without build cache.")] = False,
+    rebuild: Annotated[list[str] | None, typer.Option("--rebuild", help="Rebuild this node without build cache (repeatable).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop (same as `plan`).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display; only the summary.")] = False,
     output_format: Annotated[PlanFormat, typer.Option("--format", help="Summary format.")] = PlanFormat.table,
-) -> None:
+) -> None:  # fmt: skip
     """Execute the plan: builds, exports, pulls and transfers in dependency order, in parallel."""
+    if dry_run:
+        _print_plan(options, rules, nodes or [], False, output_format)
+        return
     from planner.apply.run import ApplyOptions, print_summary
     from planner.apply.run import apply as run_apply
     from planner.decide import Forcing
 
     forcing = Forcing(everything=no_cache, nodes=frozenset(rebuild or []))
-    if dry_run:
-        plan(nodes, files, project_name, project_directory, profile, env_file, rules, False, output_format)
-        return
-    options = project_options(files, project_name, project_directory, profile, env_file)
-    unknown_rebuild = set(rebuild or [])
     apply_options = ApplyOptions(
         keep_going=keep_going,
         timing_log=timing_log,
@@ -254,7 +257,7 @@ def apply(
     if jobs is not None:
         apply_options.jobs = jobs
     result = _run(lambda: run_apply(options, rules, nodes or [], apply_options))
-    missing = unknown_rebuild - set(result.planned.graph.nodes)
+    missing = set(rebuild or []) - set(result.planned.graph.nodes)
     if missing:
         typer.echo(
             f"planner: warning: --rebuild names no selected node: {', '.join(sorted(missing))}", err=True
@@ -278,24 +281,16 @@ def report(
 
 
 @app.command()
+@project_command()
 def gc(
-    files: FileOpt = None,
-    project_name: ProjectNameOpt = None,
-    project_directory: ProjectDirOpt = None,
-    profile: ProfileOpt = None,
-    env_file: EnvFileOpt = None,
-    rules: RulesOpt = None,
-    keep: Annotated[
-        int, typer.Option("--keep", help="Keys kept per image (newest first; the current key always).")
-    ] = 3,
-    delete: Annotated[
-        bool, typer.Option("--delete", help="Really delete (default: only list what would go).")
-    ] = False,
-) -> None:
+    options: ProjectOptions,
+    rules: str | None,
+    keep: Annotated[int, typer.Option("--keep", help="Keys kept per image (newest first; the current key always).")] = 3,
+    delete: Annotated[bool, typer.Option("--delete", help="Really delete (default: only list what would go).")] = False,
+) -> None:  # fmt: skip
     """Remove this project's old content-addressed refs from the registry (dry run unless --delete)."""
     from planner.gc import collect
 
-    options = project_options(files, project_name, project_directory, profile, env_file)
     results = _run(lambda: collect(options, rules, keep, delete))
     verb = "removed" if delete else "would remove"
     for result in results:
@@ -312,24 +307,18 @@ def gc(
 
 
 @app.command()
+@project_command()
 def warm(
-    nodes: Annotated[list[str] | None, typer.Argument(help="Only these nodes and what they need.")] = None,
-    files: FileOpt = None,
-    project_name: ProjectNameOpt = None,
-    project_directory: ProjectDirOpt = None,
-    profile: ProfileOpt = None,
-    env_file: EnvFileOpt = None,
-    rules: RulesOpt = None,
-    destination: Annotated[
-        list[str] | None, typer.Option("--destination", "-d", help="Fill only this destination (repeatable).")
-    ] = None,
+    options: ProjectOptions,
+    rules: str | None,
+    nodes: NodesArg = None,
+    destination: Annotated[list[str] | None, typer.Option("--destination", "-d", help="Fill only this destination (repeatable).")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Pulls at once.")] = 4,
-) -> None:
+) -> None:  # fmt: skip
     """Fill destinations from the registry for the current keys, building nothing (for session start-up)."""
     from planner.warm import print_warm
     from planner.warm import warm as run_warm
 
-    options = project_options(files, project_name, project_directory, profile, env_file)
     result = _run(lambda: run_warm(options, rules, nodes or [], destination or [], jobs))
     print_warm(result)
     raise typer.Exit(result.exit_code)

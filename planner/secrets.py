@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
+from typing import Any
 
 MASK = "******"
 DEFAULT_SECRET_PATTERNS = (
@@ -20,3 +21,15 @@ def is_secret(name: str, extra: Iterable[str] = ()) -> bool:
 def mask_args(args: Mapping[str, str], extra: Iterable[str] = ()) -> dict[str, str]:
     extra = tuple(extra)
     return {k: (MASK if is_secret(k, extra) else v) for k, v in args.items()}
+
+
+def mask_config(config: dict[str, Any], extra: Iterable[str] = ()) -> dict[str, Any]:
+    """`planner config` output with secret-looking build arg values masked."""
+    services = {}
+    for name, service in (config.get("services") or {}).items():
+        build = service.get("build")
+        masked = service
+        if isinstance(build, dict) and build.get("args"):
+            masked = {**service, "build": {**build, "args": mask_args(build["args"], extra)}}
+        services[name] = masked
+    return {**config, "services": services}
