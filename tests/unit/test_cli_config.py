@@ -122,3 +122,17 @@ def test_real_process_prints_no_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith(f"planner: {tmp_path / 'compose.yaml'}:4:")
+
+
+def test_config_masks_secret_looking_args_unless_asked(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  s:\n    build:\n      context: .\n      args: {NPM_TOKEN: t0k3n, DB_PASSWORD: pw, VERSION: '1'}\n"
+    )
+    masked = json.loads(runner.invoke(app, ["config", "-f", str(tmp_path / "compose.yaml")]).stdout)
+    assert masked["services"]["s"]["build"]["args"] == {
+        "NPM_TOKEN": "******",
+        "DB_PASSWORD": "******",
+        "VERSION": "1",
+    }
+    shown = runner.invoke(app, ["config", "-f", str(tmp_path / "compose.yaml"), "--show-secrets"])
+    assert json.loads(shown.stdout)["services"]["s"]["build"]["args"]["NPM_TOKEN"] == "t0k3n"
