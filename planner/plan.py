@@ -11,6 +11,7 @@ from typing import Any
 
 from planner.compose.options import ProjectOptions
 from planner.decide import Forcing, decide
+from planner.engine.daemon import close_all
 from planner.graph import BuildGraph, build_graph
 from planner.keys.compute import Manifest, compute_keys
 from planner.keys.manifests import ManifestStore
@@ -129,12 +130,7 @@ def make_plan(
         )  # fmt: skip
         return Planned(graph, manifests, plan, observation, registry_refs)
     finally:
-        for daemon in daemons.values():
-            daemon.close()
-        if registry is not None:
-            registry.close()
-        if store is not None:
-            store.close()
+        close_all(daemons.values(), registry, store)
 
 
 def _resolver(daemon: Any) -> Any:

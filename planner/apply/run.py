@@ -20,7 +20,7 @@ from planner.apply.timing import TimingLog
 from planner.compose.options import ProjectOptions
 from planner.decide import SHARE, Forcing
 from planner.engine.builders import make_builder
-from planner.engine.daemon import LOCAL, Daemon
+from planner.engine.daemon import LOCAL, Daemon, close_all
 from planner.errors import RuntimeFailure
 from planner.keys.statcache import default_cache_dir, open_store
 from planner.observe import destinations_of, make_registry
@@ -171,12 +171,7 @@ def _execute(planned: Planned, apply_options: ApplyOptions, cache_dir: Path) -> 
     finally:
         if timing_handle is not None:
             timing_handle.close()
-        for daemon in daemons.values():
-            daemon.close()
-        if registry is not None:
-            registry.close()
-        if store is not None:
-            store.close()
+        close_all(daemons.values(), registry, store)
 
 
 def print_summary(result: ApplyResult, stream: TextIO = sys.stderr) -> None:

@@ -288,6 +288,32 @@ def _byte_counter(step: StepContext) -> Callable[[dict[str, Any]], None]:
     return on_event
 
 
+def _transfer_steps(ctx: ApplyContext, node: Node, planned: PlanNode, main: str) -> list[Step]:
+    """One push when some transfer needs the registry (or the build is shared), one delivery per destination."""
+    steps: list[Step] = []
+    push_id = f"push:{node.name}"
+
+    def push() -> str:
+        if not any(step.id == push_id for step in steps):
+            ref = ctx.registry_refs[node.name]
+            steps.append(Step(push_id, node.name, "push", _push_step(ctx, node), [main], ref))
+        return push_id
+
+    for transfer in planned.transfers:
+        if transfer.destination == SHARE and transfer.mode == "registry":
+            push()
+            continue
+        if transfer.destination in (LOCAL, SHARE) or transfer.mode in ("none", "unknown"):
+            continue
+        deps = [push()] if transfer.mode == "registry" and planned.action != "pull" else [main]
+        deliver = _deliver_step(ctx, node, transfer.destination, transfer.mode, node.rules.transfer == "auto")
+        step_id = f"transfer:{node.name}:{transfer.destination}"
+        steps.append(
+            Step(step_id, node.name, "transfer", deliver, deps, f"{transfer.mode} -> {transfer.destination}")
+        )
+    return steps
+
+
 def make_steps(ctx: ApplyContext, plan_nodes: list[PlanNode]) -> list[Step]:
     steps: list[Step] = []
     ready: dict[str, str] = {}  # node -> the step after which its image/output is ready locally
@@ -336,44 +362,5 @@ def make_steps(ctx: ApplyContext, plan_nodes: list[PlanNode]) -> list[Step]:
             continue
         steps.append(main)
         ready[node.name] = main.id
-        pushed = None
-        for transfer in planned.transfers:
-            if transfer.destination == SHARE and transfer.mode == "registry" and pushed is None:
-                pushed = f"push:{node.name}"
-                steps.append(
-                    Step(
-                        pushed,
-                        node.name,
-                        "push",
-                        _push_step(ctx, node),
-                        [main.id],
-                        ctx.registry_refs[node.name],
-                    )
-                )
-                continue
-            if transfer.destination in (LOCAL, SHARE) or transfer.mode in ("none", "unknown"):
-                continue
-            deps = [main.id]
-            if transfer.mode == "registry" and planned.action != "pull":
-                if pushed is None:
-                    pushed = f"push:{node.name}"
-                    steps.append(
-                        Step(
-                            pushed,
-                            node.name,
-                            "push",
-                            _push_step(ctx, node),
-                            [main.id],
-                            ctx.registry_refs[node.name],
-                        )
-                    )
-                deps = [pushed]
-            auto = node.rules.transfer == "auto"
-            steps.append(
-                Step(
-                    f"transfer:{node.name}:{transfer.destination}", node.name, "transfer",
-                    _deliver_step(ctx, node, transfer.destination, transfer.mode, auto), deps,
-                    f"{transfer.mode} -> {transfer.destination}",
-                )
-            )  # fmt: skip
+        steps += _transfer_steps(ctx, node, planned, main.id)
     return steps

@@ -212,3 +212,12 @@ class _Chunked:
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self.chunks)
+
+
+def close_all(daemons: Iterable[Daemon], *others: Any) -> None:
+    """Close daemon clients and any other closable (registry client, cache store); None is skipped."""
+    for daemon in daemons:
+        daemon.close()
+    for other in others:
+        if other is not None:
+            other.close()
