@@ -230,7 +230,7 @@ def apply(
     options: ProjectOptions,
     rules: str | None,
     nodes: NodesArg = None,
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Steps run at once (default: CPUs, at least 2).")] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Steps run at once (default: CPUs, at least 4).")] = None,
     keep_going: Annotated[bool, typer.Option("--keep-going", help="Let independent branches finish after a failure.")] = False,
     timing_log: Annotated[Path | None, typer.Option("--timing-log", help="Append one JSON line per step here.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Rebuild every selected node, without build cache.")] = False,

@@ -128,8 +128,25 @@ class Executor:
                 with contextlib.suppress(Exception):
                     hook()
 
+    def _priorities(self) -> dict[str, int]:
+        """How many steps wait on each step, transitively: ready steps start longest-chain first, so the
+        critical path is not queued behind independent work."""
+        dependents: dict[str, list[str]] = {s: [] for s in self.steps}
+        for step in self.steps.values():
+            for dep in step.deps:
+                dependents[dep].append(step.id)
+        depth: dict[str, int] = {}
+
+        def chain(step_id: str) -> int:
+            if step_id not in depth:
+                depth[step_id] = 1 + max((chain(d) for d in dependents[step_id]), default=0)
+            return depth[step_id]
+
+        return {step_id: chain(step_id) for step_id in self.steps}
+
     def run(self) -> dict[str, StepResult]:
-        pending = dict(self.steps)
+        priority = self._priorities()
+        pending = dict(sorted(self.steps.items(), key=lambda item: -priority[item[0]]))
         running: dict[Future[StepResult], Step] = {}
         stop_new = False
         with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="step") as pool:

@@ -30,7 +30,8 @@ from planner.plan_model import PlanNode
 
 @dataclass
 class ApplyOptions:
-    jobs: int = max(2, os.cpu_count() or 2)
+    # Builds run inside the daemon and transfers wait on I/O: more steps than cores keep both busy.
+    jobs: int = max(4, os.cpu_count() or 2)
     keep_going: bool = False
     timing_log: Path | None = None
     forcing: Forcing = field(default_factory=Forcing)
