@@ -144,21 +144,28 @@ def walk_contexts(
                 stack.append((path, full, children))
     results = []
     for view in filters:
-        needed = {
-            folder for e in view.entries for folder in _ancestors(e.path) if folder in view.active_excluded
-        }
-        modes = {e.path: e.mode for e in view.entries if e.kind == "d"}
-        implicit = []
-        # parents first: an implicit folder inside a setgid one gets the bit, and passes it on
-        for folder in sorted(needed, key=lambda f: f.count("/")):
-            mode = IMPLICIT_DIR_MODE | (modes.get(posixpath.dirname(folder), 0) & stat.S_ISGID)
-            modes[folder] = mode
-            implicit.append(Entry(folder, "d", mode))
+        implicit = _implicit_folders(view) if view.active_excluded else []
         # Folders that exist only to hold generated outputs appear once a producer ran: they are no input.
         holders = {folder for skipped in view.skip for folder in _ancestors(skipped)}
-        entries = [e for e in [*view.entries, *implicit] if not (e.kind == "d" and e.path in holders)]
-        results.append(sorted(entries, key=_path_key))
+        entries = [*view.entries, *implicit]
+        if holders:
+            entries = [e for e in entries if not (e.kind == "d" and e.path in holders)]
+        entries.sort(key=_path_key)
+        results.append(entries)
     return results
+
+
+def _implicit_folders(view: _Filter) -> list[Entry]:
+    """Excluded folders Docker still creates because re-included entries live in them."""
+    needed = {folder for e in view.entries for folder in _ancestors(e.path) if folder in view.active_excluded}
+    modes = {e.path: e.mode for e in view.entries if e.kind == "d"}
+    implicit = []
+    # parents first: an implicit folder inside a setgid one gets the bit, and passes it on
+    for folder in sorted(needed, key=lambda f: f.count("/")):
+        mode = IMPLICIT_DIR_MODE | (modes.get(posixpath.dirname(folder), 0) & stat.S_ISGID)
+        modes[folder] = mode
+        implicit.append(Entry(folder, "d", mode))
+    return implicit
 
 
 def _path_key(entry: Entry) -> str:
