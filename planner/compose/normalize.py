@@ -16,7 +16,7 @@ from typing import Any
 
 from planner.compose.merge import key_value_pairs
 from planner.compose.model import BuildConfig, BuildSecret, ComposeProject, Service
-from planner.compose.yamltree import YList, YMap, location_in
+from planner.compose.yamltree import YList, YMap, location_in, plain
 from planner.errors import ComposeFileError, Location
 
 _STRING_LISTS = ("tags", "platforms", "cache_from", "cache_to")
@@ -166,7 +166,7 @@ class ServiceNormalizer:
             profiles=_unique(_expect_str_list(raw, "profiles", f"{path}.profiles"))
             if "profiles" in raw
             else [],
-            extensions={k: _plain(v) for k, v in raw.items() if k.startswith("x-")},
+            extensions={k: plain(v) for k, v in raw.items() if k.startswith("x-")},
             extension_locations={k: raw.loc_of(k) for k in raw if k.startswith("x-")}
             if isinstance(raw, YMap)
             else {},
@@ -233,7 +233,7 @@ class ServiceNormalizer:
             fields["secrets"] = self._secrets(raw, path)
         if raw.get("ssh") is not None:
             fields["ssh"] = self._ssh(raw, path)
-        fields["extensions"] = {k: _plain(raw[k]) for k in raw if k.startswith("x-") or k in _PASSTHROUGH}
+        fields["extensions"] = {k: plain(raw[k]) for k in raw if k.startswith("x-") or k in _PASSTHROUGH}
         return BuildConfig(**fields)
 
     def _args(self, pairs: YMap) -> dict[str, str]:
@@ -291,14 +291,6 @@ class ServiceNormalizer:
 def _unique(items: list[str]) -> list[str]:
     """Compose keeps one of each entry of some lists (tags, profiles), at its first position."""
     return list(dict.fromkeys(items))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def is_enabled(service: Service, profiles: tuple[str, ...]) -> bool:
@@ -386,7 +378,7 @@ def build_project(
         config_files=config_files,
         profiles=list(profiles),
         services=enabled,
-        extensions={k: _plain(v) for k, v in model.items() if k.startswith("x-")},
+        extensions={k: plain(v) for k, v in model.items() if k.startswith("x-")},
         environment=dict(environment),
     )
 

@@ -18,7 +18,14 @@ pytestmark = pytest.mark.docker
 BIG = 6 * 1024 * 1024
 
 
-def layered_project(root: Path, name: str, registry: str, sandbox: str, share: bool = True) -> Path:
+def layered_project(
+    root: Path,
+    name: str,
+    registry: str,
+    sandbox: str,
+    share: bool = True,
+    destinations: str = "[local, sandbox]",
+) -> Path:
     (root / "app/big").mkdir(parents=True)
     (root / "app/big/blob").write_bytes(os.urandom(BIG))
     (root / "app/small.txt").write_text(f"{name} v1\n")
@@ -27,7 +34,7 @@ def layered_project(root: Path, name: str, registry: str, sandbox: str, share: b
     (root / "planner.yaml").write_text(
         f"registry:\n  url: {registry}\n  namespace: t\n  share: {str(share).lower()}\n"
         f"destinations:\n  sandbox:\n    host: {sandbox}\n"
-        "rules:\n  - match: '*'\n    destinations: [local, sandbox]\n"
+        f"rules:\n  - match: '*'\n    destinations: {destinations}\n"
     )
     return root
 
@@ -111,9 +118,7 @@ def test_unreachable_sandbox_fails_clearly_and_records_nothing(
 def test_fresh_daemon_gets_images_from_a_warm_registry_without_building(
     tmp_path: Path, name: str, registry: RegistryProcess, sandbox: DaemonProcess
 ) -> None:
-    root = layered_project(tmp_path / "p", name, registry.host, sandbox.url)
-    rules = root / "planner.yaml"
-    rules.write_text(rules.read_text().replace("destinations: [local, sandbox]", "destinations: [local]"))
+    root = layered_project(tmp_path / "p", name, registry.host, sandbox.url, destinations="[local]")
     env = {"PLANNER_CACHE_DIR": str(tmp_path / "cache")}
     assert run(root, "apply", "-q", env=env).returncode == 0  # built and shared (pushed)
 
@@ -147,9 +152,7 @@ def test_warm_fills_a_destination_from_the_registry(
 def test_gc_keeps_the_newest_keys(
     tmp_path: Path, name: str, registry: RegistryProcess, sandbox: DaemonProcess
 ) -> None:
-    root = layered_project(tmp_path / "p", name, registry.host, sandbox.url)
-    rules = root / "planner.yaml"
-    rules.write_text(rules.read_text().replace("destinations: [local, sandbox]", "destinations: [local]"))
+    root = layered_project(tmp_path / "p", name, registry.host, sandbox.url, destinations="[local]")
     env = {"PLANNER_CACHE_DIR": str(tmp_path / "cache")}
     for version in range(3):
         (root / "app/small.txt").write_text(f"{name} {version}\n")

@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from textwrap import dedent
 
 import pytest
 from typer.testing import CliRunner
@@ -20,18 +19,11 @@ from planner.graph import BuildGraph, GraphError, build_graph
 from planner.refs import normalize_ref
 from planner.render import graph_data, graph_dot
 from planner.stack import load_stack
+from tests.helpers import write_tree as write
 
 REPO = Path(__file__).resolve().parents[2]
 HELIX = REPO / "examples" / "compose" / "helix"
 BASIC = REPO / "examples" / "compose" / "basic"
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(dedent(text))
-    return root
 
 
 def graph(root: Path, files: dict[str, str], env: dict[str, str] | None = None) -> BuildGraph:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from textwrap import dedent
 
 import pytest
 from typer.testing import CliRunner
@@ -15,6 +14,7 @@ from planner.errors import InputError, UsageError
 from planner.rules.load import load_rules, rules_path
 from planner.rules.model import EffectiveRules, NodeRules, Rules, layer
 from planner.stack import Stack, load_stack
+from tests.helpers import write_tree as write
 
 COMPOSE = """\
 name: proj
@@ -27,14 +27,6 @@ services:
   db:
     image: postgres:16
 """
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(dedent(text))
-    return root
 
 
 def project(root: Path, rules: str | None = None, compose: str = COMPOSE, **files: str) -> Path:
