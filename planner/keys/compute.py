@@ -130,8 +130,23 @@ class KeyComputer:
                 skips.append(os.path.relpath(path, root).replace(os.sep, "/"))
         return tuple(skips)
 
+    def _check_symlinked(self, node: Node, context: str) -> None:
+        """A context reached through a symlink that leaves the project is refused: what it holds would change
+        without anything in the project changing (a context that simply lies outside is fine)."""
+        real = os.path.realpath(context)
+        project = os.path.realpath(self.graph.stack.project_dir)
+        if real != os.path.normpath(context) and not (real == project or real.startswith(project + os.sep)):
+            raise InputError(
+                f"{node.name}: build context {context} is a symlink to {real}, outside the project {project}",
+                node.location,
+                hint="point the context at the real folder",
+            )
+
     def _walks(self, node: Node) -> list[_Walk]:
         walks = []
+        for context in [node.build.context, *node.build.additional_contexts.values()]:
+            if os.path.isabs(context):
+                self._check_symlinked(node, context)
         extra = (
             PatternMatcher.from_lines(node.rules.ignore, f"{node.name}: hash.ignore")
             if node.rules.ignore

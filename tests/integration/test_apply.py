@@ -106,6 +106,25 @@ def test_first_apply_builds_second_does_nothing_edits_rebuild_exactly_what_chang
     assert phases(tmp_path / "t4.jsonl") == {"build": ["api", "web"]}  # web copies from api: it follows
 
 
+def test_explain_names_the_changed_inputs(basic: Path, tmp_path: Path) -> None:
+    cache = {"PLANNER_CACHE_DIR": str(tmp_path / "cache")}
+    assert run(basic, "apply", "-q", env=cache).returncode == 0
+    unchanged = run(basic, "explain", "web", env=cache)
+    assert unchanged.returncode == 0 and "exactly these inputs" in unchanged.stdout
+    (basic / "web/index.html").write_text("<h1>changed</h1>\n")
+    (basic / "web/new.css").write_text("h1 {}\n")
+    (basic / "api/app.txt").write_text("api v3\n")
+    explained = json.loads(run(basic, "explain", "web", "--format", "json", env=cache).stdout)
+    changes = {(c["change"], c["input"], c["name"]) for c in explained["changes"]}
+    assert changes == {
+        ("changed", "file", "index.html"),
+        ("added", "file", "new.css"),
+        ("changed", "upstream", "api"),
+    }
+    other_machine = run(basic, "explain", "web", env={"PLANNER_CACHE_DIR": str(tmp_path / "other")})
+    assert "not in this machine's cache" in other_machine.stdout
+
+
 def test_revert_moves_the_names_back_without_building(basic: Path, tmp_path: Path, project_name: str) -> None:
     import docker
 

@@ -269,3 +269,18 @@ def test_identical_trees_give_identical_keys_anywhere(
             path.write_bytes(data)
         results.append(keys(root))
     assert results[0] == results[1]
+
+
+def test_context_symlinked_outside_the_project_is_an_input_error(
+    stack: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    outside = tmp_path_factory.mktemp("outside")
+    (outside / "Dockerfile").write_text("FROM scratch\n")
+    shutil.rmtree(stack / "other")
+    (stack / "other").symlink_to(outside)
+    with pytest.raises(InputError, match=r"other is a symlink to .*outside.*, outside the project"):
+        keys(stack)
+    (stack / "other").unlink()
+    shutil.copytree(outside, stack / "elsewhere")
+    (stack / "other").symlink_to(stack / "elsewhere")  # a symlink that stays inside the project is fine
+    assert "other" in keys(stack)
