@@ -85,6 +85,13 @@ def project(
     )
 
 
+def wipe(url: str) -> None:
+    """Remove every image from a daemon (all tags, so no image survives under another name)."""
+    ids = sh(["docker", "-H", url, "images", "-aq"], check=False).split()
+    if ids:
+        sh(["docker", "-H", url, "image", "rm", "-f", *sorted(set(ids))], check=False)
+
+
 def planner(root: Path, env: dict[str, str], *args: str) -> tuple[float, int]:
     """Wall time and peak RSS (KiB) of one planner run."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -145,7 +152,7 @@ def main() -> None:
             # Peak memory while streaming the whole image by save | load.
             rules = root / "planner.yaml"
             rules.write_text(rules.read_text() + "    transfer: tarball\n")
-            sh(["docker", "-H", sandbox.url, "image", "rm", "-f", image], check=False)
+            wipe(sandbox.url)
             stream_time, peak = planner(root, env, "apply", "-q")
             print(
                 f"tarball delivery of {size / 1e6:.0f} MB: {stream_time:.1f} s, planner peak RSS {peak / 1024:.0f} MB (goal <= 150 MB)"
@@ -158,8 +165,7 @@ def main() -> None:
             refs = [
                 f"{registry.host}/bench/{name}-big:{json.loads(sh([sys.executable, '-m', 'planner', 'plan', '--format', 'json'], env=env, cwd=root))['nodes'][0]['key']}"
             ]
-            sh(["docker", "-H", sandbox.url, "image", "rm", "-f", image, *refs], check=False)
-            sh(["docker", "-H", sandbox.url, "image", "prune", "-af"], check=False)
+            wipe(sandbox.url)
             rules.write_text(
                 rules.read_text().replace("destinations: [local, sandbox]", "destinations: [local]")
             )
@@ -170,7 +176,7 @@ def main() -> None:
                 capture_output=True,
             )
             cold, _ = planner(root, sandbox_env, "apply", "-q")
-            sh(["docker", "-H", sandbox.url, "image", "rm", "-f", image, *refs], check=False)
+            wipe(sandbox.url)
             start = time.perf_counter()
             with ThreadPoolExecutor(max_workers=4) as pool:
                 list(pool.map(lambda ref: sh(["docker", "-H", sandbox.url, "pull", "-q", ref]), refs))
