@@ -106,6 +106,9 @@ def _run(action: Callable[[], T]) -> T:
         if exc.hint:
             typer.echo(f"  hint: {exc.hint}", err=True)
         raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:  # before apply's executor runs (it cancels its own steps): nothing was started
+        typer.echo("planner: interrupted", err=True)
+        raise typer.Exit(130) from None
 
 
 @app.callback()
