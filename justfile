@@ -20,6 +20,9 @@ fmt:
 
 bench:
     {{py}} bench/load_compose.py
+    {{py}} bench/plan_offline.py
+    {{py}} bench/apply_helix.py
+    {{py}} bench/transfer.py
 
 schemas:
     {{venv}}/bin/planner schema rules > schemas/rules.schema.json
