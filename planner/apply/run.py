@@ -44,6 +44,7 @@ class ApplyResult:
     results: dict[str, StepResult]
     interrupted: bool
     warnings: list[str]
+    logs: dict[str, Path] = field(default_factory=dict)  # step id -> its log file
 
     @property
     def failed(self) -> list[StepResult]:
@@ -168,11 +169,28 @@ def _execute(planned: Planned, apply_options: ApplyOptions, cache_dir: Path) -> 
                 events.finished = finished
                 executor = Executor(steps, apply_options.jobs, apply_options.keep_going, events)
                 results = executor.run()
-        return ApplyResult(planned, results, executor.interrupted, warnings)
+        logs = keep_logs(cache_dir / "logs" / graph.stack.compose.name, results)
+        return ApplyResult(planned, results, executor.interrupted, warnings, logs)
     finally:
         if timing_handle is not None:
             timing_handle.close()
         close_all(daemons.values(), registry, store)
+
+
+def keep_logs(folder: Path, results: dict[str, StepResult]) -> dict[str, Path]:
+    """Each step's log in its own file (the latest run of that step), for reading after the fact."""
+    kept = {}
+    for step_id, result in results.items():
+        if not result.log:
+            continue
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / (step_id.replace(":", "_").replace("/", "_") + ".log")
+            path.write_text("\n".join(result.log) + "\n")
+            kept[step_id] = path
+        except OSError:
+            continue  # logs are a convenience: a read-only cache must not fail the apply
+    return kept
 
 
 def print_summary(result: ApplyResult, stream: TextIO = sys.stderr) -> None:
@@ -191,5 +209,7 @@ def print_summary(result: ApplyResult, stream: TextIO = sys.stderr) -> None:
         print(f"  {failed.step.id} {failed.status}: {failed.error}", file=stream)
         for line in failed.log[-30:]:
             print(f"    | {line}", file=stream)
+        if failed.step.id in result.logs:
+            print(f"    full log: {result.logs[failed.step.id]}", file=stream)
     if result.interrupted:
         print("  interrupted: running steps were cancelled; nothing unfinished was recorded", file=stream)

@@ -169,6 +169,8 @@ def test_failure_stops_dependents_and_keep_going_finishes_the_rest(tmp_path: Pat
     assert status == {"build:a": "ok", "build:b": "ok", "build:c": "failed", "build:d": "not-run"}
     assert "build:c failed" in result.stderr
     assert "does-not-exist" in result.stderr  # the build log is shown on failure
+    log_file = Path(result.stderr.split("full log: ")[1].split()[0])
+    assert "does-not-exist" in log_file.read_text()  # and kept
 
     # Nothing is recorded for what failed: the next plan still builds c and d, and only them.
     planned = json.loads(run(root, "plan", "--format", "json", env=cache).stdout)
