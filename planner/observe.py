@@ -86,18 +86,23 @@ def _registry_view(registry: Registry, refs: list[str]) -> RegistryView:
 
 
 def previous_keys(graph: BuildGraph, local: DaemonView, manifests: dict[str, Manifest]) -> dict[str, str]:
-    """Per node, the key of the newest image of that node (by label) in the local daemon, if not the current one."""
+    """Per node, the key of the build present at home when it is not the current one: the image carrying the
+    node's name (what `compose up` runs), else the newest image labelled with the node. (Creation times alone
+    mislead: BuildKit stamps an image with when its build began, not when it finished.)"""
     project = graph.stack.compose.name
-    found: dict[str, tuple[int, str]] = {}
+    found: dict[str, tuple[bool, int, str]] = {}
     for image in local.images.values():
         labels: dict[str, Any] = image.labels
-        if labels.get(LABEL_PROJECT) != project:
-            continue
         node = labels.get(LABEL_NODE)
-        newer = node not in found or image.created > found[node][0]
-        if node in manifests and image.key != manifests[node].key and newer:
-            found[node] = (image.created, image.key)
-    return {node: key for node, (_, key) in found.items()}
+        if node not in manifests or image.key == manifests[node].key:
+            continue
+        named = bool(set(graph.nodes[node].image_names()) & set(image.tags)) if node in graph.nodes else False
+        if not named and labels.get(LABEL_PROJECT) != project:
+            continue
+        rank = (named, image.created, image.key)
+        if node not in found or rank > found[node]:
+            found[node] = rank
+    return {node: key for node, (_, _, key) in found.items()}
 
 
 def _needs_registry(

@@ -46,6 +46,13 @@ class Node:
     output_dest: str | None = None  # absolute
     location: Location | None = None
 
+    def image_names(self) -> list[str]:
+        """The names compose and users know the image by: `image:` (or `<project>-<service>`) and build tags,
+        each with an explicit tag (`:latest` when none)."""
+        names = [self.image] if self.image else []
+        names += [t for t in self.build.tags if t not in names]
+        return [n if ":" in n.rsplit("/", 1)[-1] or "@" in n else f"{n}:latest" for n in names]
+
 
 @dataclass(frozen=True)
 class StampSpec:

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from planner.apply.executor import Executor, Step, StepContext, StepResult
-from planner.apply.steps import image_names
 from planner.compose.options import ProjectOptions
 from planner.engine.daemon import LOCAL, Daemon
 from planner.errors import RuntimeFailure, UsageError
@@ -89,7 +88,7 @@ def _pull(daemon: Daemon, ref: str, node: Node, key: str) -> Callable[[StepConte
         daemon.pull(ref)
         if daemon.image_key(ref) != key:
             raise RuntimeFailure(f"{daemon.name}: {ref} does not carry key {key[:12]}")
-        for name in image_names(node):
+        for name in node.image_names():
             daemon.tag(ref, name)
 
     return run

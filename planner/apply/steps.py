@@ -54,13 +54,6 @@ class ApplyContext:
         return self.daemons[LOCAL]
 
 
-def image_names(node: Node) -> list[str]:
-    """The names compose and users know the image by: `image:` (or `<project>-<service>`) and build tags."""
-    names = [node.image] if node.image else []
-    names += [t for t in node.build.tags if t not in names]
-    return [n if ":" in n.rsplit("/", 1)[-1] or "@" in n else f"{n}:latest" for n in names]
-
-
 def _expected_hashes(manifest: Manifest) -> dict[str, str]:
     """Main-context file hashes the key was computed from (`f MODE HASH` lines)."""
     expected = {}
@@ -130,7 +123,7 @@ def _build_step(ctx: ApplyContext, node: Node) -> Callable[[StepContext], None]:
     key = ctx.manifests[node.name].key
 
     def run(step: StepContext) -> None:
-        names = image_names(node)
+        names = node.image_names()
         request = build_request(ctx, node, names, _labels(ctx, node))
         image_id = ctx.builder.build(request, step.log, step)
         step.check()
@@ -162,7 +155,7 @@ def _pull_step(ctx: ApplyContext, node: Node) -> Callable[[StepContext], None]:
         ref = ctx.registry_refs[node.name]
         ctx.local.pull(ref, _byte_counter(step))
         _verify(ctx.local, ref, key, f"pull {node.name}")
-        for name in image_names(node):
+        for name in node.image_names():
             ctx.local.tag(ref, name)
 
     return run
@@ -176,7 +169,7 @@ def _tag_step(ctx: ApplyContext, node: Node) -> Callable[[StepContext], None]:
         images = ctx.local.keyed_images()
         if key not in images:
             raise RuntimeFailure(f"{node.name}: the image with key {key[:12]} disappeared from {LOCAL}")
-        for name in image_names(node):
+        for name in node.image_names():
             ctx.local.tag(images[key].image_id, name)
 
     return run
@@ -213,7 +206,7 @@ def _push_step(ctx: ApplyContext, node: Node) -> Callable[[StepContext], None]:
     def run(step: StepContext) -> None:
         ref = ctx.registry_refs[node.name]
         try:
-            ctx.local.tag(image_names(node)[0], ref)
+            ctx.local.tag(node.image_names()[0], ref)
             ctx.local.push(ref, _byte_counter(step))
         except PlannerError as exc:
             if node.rules.transfer != "auto" or step.cancel_event.is_set():
@@ -232,7 +225,7 @@ def _deliver_step(
     key = ctx.manifests[node.name].key
 
     def by_tarball(step: StepContext) -> None:
-        names = image_names(node)
+        names = node.image_names()
         target = ctx.daemons[destination]
         counter = _byte_counter(step)
         moved = [0]
@@ -248,7 +241,7 @@ def _deliver_step(
 
     def by_registry(step: StepContext) -> None:
         ctx.daemons[destination].pull(ctx.registry_refs[node.name], _byte_counter(step))
-        for name in image_names(node):
+        for name in node.image_names():
             ctx.daemons[destination].tag(ctx.registry_refs[node.name], name)
 
     def run(step: StepContext) -> None:
@@ -266,7 +259,7 @@ def _deliver_step(
                 by_tarball(step)
         else:
             by_tarball(step)
-        _verify(ctx.daemons[destination], image_names(node)[0], key, f"deliver {node.name} to {destination}")
+        _verify(ctx.daemons[destination], node.image_names()[0], key, f"deliver {node.name} to {destination}")
 
     return run
 
@@ -354,7 +347,7 @@ def make_steps(ctx: ApplyContext, plan_nodes: list[PlanNode]) -> list[Step]:
                 ctx.registry_refs[node.name],
             )
         elif planned.action == "skip" and not node.rules.skip:
-            missing_names = set(image_names(node)) - set(ctx.local_tags.get(planned.key, ()))
+            missing_names = set(node.image_names()) - set(ctx.local_tags.get(planned.key, ()))
             if not missing_names and not [t for t in planned.transfers if t.mode not in ("none", "unknown")]:
                 continue  # present and named as it should be: nothing at all to do
             main = Step(f"tag:{node.name}", node.name, "tag", _tag_step(ctx, node), needs)

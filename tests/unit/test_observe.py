@@ -1,0 +1,41 @@
+"""Which earlier build `explain` and the rebuild reasons compare with: the one carrying the node's name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from planner.compose.options import ProjectOptions
+from planner.engine.daemon import KeyedImage
+from planner.engine.labels import LABEL_KEY, LABEL_NODE, LABEL_PROJECT
+from planner.graph import build_graph
+from planner.keys.compute import Manifest
+from planner.observe import DaemonView, previous_keys
+from planner.stack import load_stack
+from tests.helpers import write_tree
+
+
+def image(key: str, created: int, tags: tuple[str, ...] = (), project: str = "p") -> KeyedImage:
+    labels = {LABEL_KEY: key, LABEL_NODE: "app", LABEL_PROJECT: project}
+    return KeyedImage(f"sha256:{key}", key, tags, created, labels)
+
+
+def test_the_named_image_wins_over_a_newer_unnamed_one(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {"compose.yaml": "name: p\nservices:\n  app:\n    build: .\n", "Dockerfile": "FROM scratch\n"},
+    )
+    graph = build_graph(
+        load_stack(ProjectOptions(environ={"PATH": "/usr/bin", "HOME": str(tmp_path)}, cwd=str(tmp_path)))
+    )
+    current = {"app": Manifest("app", "current")}
+    # BuildKit stamps images with the start of their build: an older build can look newer.
+    view = DaemonView("local", images={
+        "named": image("named", created=100, tags=("p-app:latest",)),
+        "stale": image("stale", created=200),
+        "current": image("current", created=300),
+    })  # fmt: skip
+    assert previous_keys(graph, view, current) == {"app": "named"}
+    unnamed = DaemonView("local", images={"old": image("old", 100), "newer": image("newer", 200)})
+    assert previous_keys(graph, unnamed, current) == {"app": "newer"}
+    other_project = DaemonView("local", images={"x": image("x", 100, project="other")})
+    assert previous_keys(graph, other_project, current) == {}
