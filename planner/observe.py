@@ -69,6 +69,15 @@ def make_registry(graph: BuildGraph) -> Registry | None:
     return Registry(rules.url, rules.namespace, rules.insecure, rules.username, rules.password)
 
 
+def ref_at(graph: BuildGraph, registry: Registry | None, destination: str, ref: str) -> str:
+    """A registry ref as `destination` writes it: its own name for the registry (rules:
+    `destinations.NAME.registry`) when it reaches the registry under another host:port."""
+    configured = graph.stack.rules.destinations.get(destination)
+    if registry is None or configured is None:
+        return ref
+    return registry.ref_for(ref, configured.registry)
+
+
 def _daemon_view(daemon: Daemon) -> DaemonView:
     try:
         return DaemonView(daemon.name, images=daemon.keyed_images())

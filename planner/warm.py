@@ -43,9 +43,11 @@ def warm(
         raise UsageError(
             f"--destination: unknown destination(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
         )
-    from planner.observe import destinations_of
+    from planner.observe import destinations_of, make_registry, ref_at
 
     daemons = {name: Daemon(name, url) for name, url in destinations_of(planned.graph).items()}
+    client = make_registry(planned.graph)
+
     result = WarmResult()
     steps: list[Step] = []
     registry = observation.registry
@@ -72,7 +74,9 @@ def warm(
                         f"pull:{name}:{destination}",
                         name,
                         "pull",
-                        _pull(daemons[destination], ref, node, key),
+                        _pull(
+                            daemons[destination], ref_at(planned.graph, client, destination, ref), node, key
+                        ),
                     )
                 )
     try:

@@ -25,6 +25,7 @@ from planner.graph import BuildGraph, dockerfile_path, dockerfile_text
 from planner.keys.compute import Manifest
 from planner.keys.ignore import load_matcher
 from planner.keys.walk import walk_context
+from planner.observe import ref_at
 from planner.plan_model import PlanNode
 from planner.stack import Node, StampSpec
 
@@ -240,9 +241,10 @@ def _deliver_step(
         target.load(counted())
 
     def by_registry(step: StepContext) -> None:
-        ctx.daemons[destination].pull(ctx.registry_refs[node.name], _byte_counter(step))
+        ref = ref_at(ctx.graph, ctx.registry, destination, ctx.registry_refs[node.name])
+        ctx.daemons[destination].pull(ref, _byte_counter(step))
         for name in node.image_names():
-            ctx.daemons[destination].tag(ctx.registry_refs[node.name], name)
+            ctx.daemons[destination].tag(ref, name)
 
     def run(step: StepContext) -> None:
         if mode == "registry" and node.name in ctx.push_failed:

@@ -70,6 +70,12 @@ class Registry:
         """The content-addressed ref of an image with a key."""
         return f"{self.host}/{self.namespace}/{repository_path(image)}:{key}"
 
+    def ref_for(self, ref: str, seen_as: str | None) -> str:
+        """The same ref as a daemon that reaches this registry under another host:port writes it."""
+        if not seen_as or not ref.startswith(self.host + "/"):
+            return ref
+        return seen_as.rstrip("/") + ref[len(self.host) :]
+
     def ping(self) -> None:
         try:
             response = self.session.get(f"{self.base}/v2/", timeout=self.timeout)

@@ -44,6 +44,11 @@ class BuilderRules(Strict):
 
 class Destination(Strict):
     host: str = Field(description="Docker host URL, as DOCKER_HOST: unix:///path.sock, tcp://host:port")
+    registry: str | None = Field(
+        None,
+        description="host:port of the registry as this daemon reaches it, when it differs from `registry.url` "
+        "(a nested daemon often sees it under another name, e.g. registry:5000)",
+    )
 
 
 class HashRules(Strict):

@@ -96,6 +96,26 @@ def test_registry_killed_after_planning_falls_back_to_streaming(
     assert labels["io.planner.key"] == planned.manifests["app"].key  # the right image, by key
 
 
+def test_a_destination_reaches_the_registry_under_its_own_name(
+    tmp_path: Path, name: str, registry: RegistryProcess, sandbox: DaemonProcess
+) -> None:
+    """A nested daemon often sees the registry under another host:port; the delivery uses that name."""
+    root = layered_project(tmp_path / "p", name, registry.host, sandbox.url)
+    rules = root / "planner.yaml"
+    port = registry.host.rsplit(":", 1)[1]
+    rules.write_text(
+        rules.read_text().replace(
+            f"host: {sandbox.url}\n", f"host: {sandbox.url}\n    registry: localhost:{port}\n"
+        )
+    )
+    result = run(root, "apply", "-q", env={"PLANNER_CACHE_DIR": str(tmp_path / "cache")})
+    assert result.returncode == 0, result.stderr
+    import docker
+
+    tags = docker.APIClient(base_url=sandbox.url).inspect_image(f"{name}-app:latest")["RepoTags"]
+    assert any(tag.startswith(f"localhost:{port}/t/") for tag in tags), tags
+
+
 def test_unreachable_sandbox_fails_clearly_and_records_nothing(
     tmp_path: Path, name: str, registry: RegistryProcess
 ) -> None:
