@@ -17,7 +17,7 @@ from typing import Any
 from planner.compose.envfile import resolve_environment
 from planner.compose.interpolate import substitute
 from planner.compose.merge import key_value_pairs, merge, strip_resets
-from planner.compose.model import ComposeProject
+from planner.compose.model import ComposeProject, Service
 from planner.compose.normalize import ServiceNormalizer, build_project, normalize_services
 from planner.compose.options import ProjectOptions, normalize_project_name, resolve_options
 from planner.compose.yamltree import YList, YMap, deep_copy, load_yaml_file, location_in
@@ -30,12 +30,14 @@ def load_project(options: ProjectOptions) -> ComposeProject:
     home = options.environ.get("HOME")
     loader = _FileLoader(resolved.environment, home, options.interpolate)
     model: Any = None
+    services: dict[str, Service] = {}
     name_from_files: tuple[str, Location] | None = None
     for path in resolved.config_files:
         tree = loader.load(path, resolved.working_dir, include_chain=(path,))
         model = merge(model, tree) if model is not None else strip_resets(tree)
         # Compose validates the merged model after each file: a wrong type fails even if a later file fixes it.
-        normalize_services(model, resolved.working_dir, resolved.environment, home)
+        # The last file's result is the project's services.
+        services = normalize_services(model, resolved.working_dir, resolved.environment, home)
         if tree.raw_name:  # decided on the text as written, before interpolation (compose-go's projectName)
             name_from_files = (str(tree.get("name") or ""), tree.loc_of("name"))
     if model is None:
@@ -50,12 +52,12 @@ def load_project(options: ProjectOptions) -> ComposeProject:
         raise ComposeFileError("project name must not be empty", Location(str(resolved.working_dir)))
     return build_project(
         model,
+        services,
         name=name,
         working_dir=resolved.working_dir,
         config_files=[str(p) for p in resolved.config_files],
         profiles=resolved.profiles,
         environment=resolved.environment,
-        home=home,
     )
 
 

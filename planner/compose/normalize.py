@@ -318,15 +318,15 @@ def normalize_services(
 
 def build_project(
     model: YMap,
+    services: dict[str, Service],
     name: str,
     working_dir: Path,
     config_files: list[str],
     profiles: tuple[str, ...],
     environment: Mapping[str, str],
-    home: str | None,
 ) -> ComposeProject:
+    """The project from the merged model and its normalized services: profiles and consistency checks."""
     raw_services = _services_of(model)
-    services = normalize_services(model, working_dir, environment, home)
     enabled = {n: s for n, s in services.items() if is_enabled(s, profiles)}
     for svc_name, svc in enabled.items():
         where = location_in(raw_services, svc_name) or model.loc
