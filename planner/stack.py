@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from planner.compose.loader import load_project
 from planner.compose.model import BuildConfig, ComposeProject
-from planner.compose.normalize import ServiceNormalizer
+from planner.compose.normalize import resolve_path
 from planner.compose.options import ProjectOptions
 from planner.compose.yamltree import YMap, location_in
 from planner.errors import Location
@@ -105,9 +105,7 @@ class _Assembler:
         self.path = path
         self.tree = tree
         self.project_dir = Path(compose.working_dir)
-        self.resolver = ServiceNormalizer(
-            self.project_dir, compose.environment, compose.environment.get("HOME")
-        )
+        self.home = compose.environment.get("HOME")
         # each node's own rules layer: x-planner (with its location), or its images/artifacts entry (with its keys)
         self.own_rules: dict[str, tuple[NodeRules, Location | tuple[str, str]]] = {}
 
@@ -182,7 +180,7 @@ class _Assembler:
             elif key in self.compose.environment:
                 args[key] = self.compose.environment[key]
         return BuildConfig(
-            context=self.resolver.resolve_path(target.context),
+            context=resolve_path(target.context, self.project_dir, self.home),
             dockerfile=target.dockerfile or (None if target.dockerfile_inline else "Dockerfile"),
             dockerfile_inline=target.dockerfile_inline,
             args=args,
@@ -193,7 +191,7 @@ class _Assembler:
 
     def _context_value(self, value: str) -> str:
         """An additional context: `target:NODE` (a rules-file form) and remote forms as written, else a path."""
-        return value if value.startswith("target:") else self.resolver.resolve_path(value)
+        return value if value.startswith("target:") else resolve_path(value, self.project_dir, self.home)
 
     def _inside_project(self, relative: str, where: Location) -> str:
         path = os.path.normpath(self.project_dir / relative)

@@ -18,7 +18,7 @@ from planner.compose.envfile import resolve_environment
 from planner.compose.interpolate import substitute
 from planner.compose.merge import key_value_pairs, merge, strip_resets
 from planner.compose.model import ComposeProject, Service
-from planner.compose.normalize import ServiceNormalizer, build_project, normalize_services
+from planner.compose.normalize import build_project, normalize_services, resolve_path
 from planner.compose.options import ProjectOptions, normalize_project_name, resolve_options
 from planner.compose.yamltree import YList, YMap, deep_copy, load_yaml_file, location_in
 from planner.errors import ComposeFileError, EnvFileError, InterpolationError, Location
@@ -289,22 +289,21 @@ def rebase_service(service: YMap, directory: Path, home: str | None, default_con
 
     Included projects get their default context (`.`) first, so it is their own directory; a service taken by
     `extends` keeps no context, which later means the main project's directory (as in Compose)."""
-    resolver = ServiceNormalizer(directory, {}, home)
     build = service.get("build")
     if isinstance(build, str):
-        service["build"] = resolver.resolve_path(build)
+        service["build"] = resolve_path(build, directory, home)
         return
     if not isinstance(build, YMap):
         return
     if default_context and build.get("context") is None:
         build.put("context", ".")
     if isinstance(build.get("context"), str):
-        build["context"] = resolver.resolve_path(build["context"])
+        build["context"] = resolve_path(build["context"], directory, home)
     contexts = build.get("additional_contexts")
     if isinstance(contexts, YMap):
         for key, value in contexts.items():
             if isinstance(value, str):
-                contexts[key] = resolver.resolve_path(value)
+                contexts[key] = resolve_path(value, directory, home)
 
 
 def rebase_services(services: YMap, directory: Path, home: str | None) -> None:

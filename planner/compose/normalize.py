@@ -129,6 +129,17 @@ def parse_ram_bytes(text: str) -> int | None:
     return int(number * multiplier)
 
 
+def resolve_path(value: str, base: Path | str, home: str | None) -> str:
+    """Compose's absContextPath: remote references as written, `~` expanded, relative joined to `base`."""
+    if is_remote_context(value):
+        return value
+    if value.startswith("~") and home is not None:
+        return os.path.normpath(os.path.join(home, value[1:].lstrip("/")))  # Go's Join cleans
+    if os.path.isabs(value):
+        return value  # as written: Compose does not clean absolute paths (`/a/../b/` stays)
+    return os.path.normpath(os.path.join(base, value)) if value else value
+
+
 class ServiceNormalizer:
     """Turns merged service trees into `Service` models."""
 
@@ -138,14 +149,7 @@ class ServiceNormalizer:
         self.home = home
 
     def resolve_path(self, value: str) -> str:
-        """Compose's absContextPath: remote references as written, `~` expanded, relative joined to the dir."""
-        if is_remote_context(value):
-            return value
-        if value.startswith("~") and self.home is not None:
-            return os.path.normpath(os.path.join(self.home, value[1:].lstrip("/")))  # Go's Join cleans
-        if os.path.isabs(value):
-            return value  # as written: Compose does not clean absolute paths (`/a/../b/` stays)
-        return os.path.normpath(os.path.join(self.working_dir, value)) if value else value
+        return resolve_path(value, self.working_dir, self.home)
 
     def service(self, name: str, services: YMap) -> Service:
         raw = services[name]
