@@ -63,14 +63,6 @@ class Daemon:
     def where(self) -> str:
         return self.url or "DOCKER_HOST / default socket"
 
-    def ping(self) -> None:
-        try:
-            self.api.ping()
-        except DaemonError:
-            raise
-        except Exception as exc:
-            raise DaemonError(f"unreachable at {self.where}: {exception_text(exc)}") from None
-
     def _read(self, path: str, params: dict[str, str] | None = None) -> Any:
         """A read-only Engine API GET through the light client (docker-py only for TLS daemons)."""
         from planner.engine.http import EngineHTTP, supported

@@ -163,10 +163,6 @@ class PatternMatcher:
             patterns.append(pattern)
         return cls(patterns)
 
-    @property
-    def has_exclusions(self) -> bool:
-        return any(p.exclusion for p in self.patterns)
-
     def descend_into(self, directory: str) -> bool:
         """Whether Docker walks into an excluded directory: only when an exception pattern starts with it
         (the docker CLI's context walk: `strings.HasPrefix(pattern + "/", dir + "/")`). `!a/*/c` therefore does

@@ -166,11 +166,6 @@ def test_newlines_in_names_follow_go_regexp() -> None:
     check(matcher("a*/**"), ["ab/cd"], ["ab/c\nd"])
 
 
-def test_has_exclusions() -> None:
-    assert not matcher("a", "b").has_exclusions
-    assert matcher("a", "!b").has_exclusions
-
-
 # --- the context walk: descend_into / would_send ----------------------------------------------------
 
 
