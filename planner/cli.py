@@ -186,14 +186,46 @@ def graph(
 def _print_plan(
     options: ProjectOptions, rules: str | None, nodes: list[str], offline: bool, output: PlanFormat
 ) -> None:
-    from planner import render
+    if offline:
+        compute = functools.partial(_offline_plan, options, rules, nodes)
+        command_line = _invocation.args
+        if command_line is not None:  # remembered for the next identical command (memo.py)
+            from planner.memo import remember
+
+            text = _run(lambda: remember(command_line, options, output.value, compute))
+        else:
+            text = _run(compute)[0]
+        write_plan(text, output.value)
+        return
     from planner.plan import make_plan
 
-    planned = _run(lambda: make_plan(options, rules, nodes, offline))
-    if output is PlanFormat.json:
-        sys.stdout.write(planned.plan.model_dump_json(indent=2) + "\n")
-    else:
-        render.print_plan_table(planned.plan)
+    plan = _run(lambda: make_plan(options, rules, nodes, offline)).plan
+    write_plan(plan.model_dump_json(indent=2) + "\n", output.value)
+
+
+def write_plan(text: str, output_format: str) -> None:
+    """Print a plan given as its JSON, in the requested format."""
+    if output_format == PlanFormat.json.value:
+        sys.stdout.write(text)
+        return
+    from planner import render
+    from planner.plan_model import Plan
+
+    render.print_plan_table(Plan.model_validate_json(text))
+
+
+def _offline_plan(options: ProjectOptions, rules: str | None, nodes: list[str]) -> tuple[str, list[str], str]:
+    """The offline plan's JSON, the build roots it walked, and the project folder (what the memo witnesses)."""
+    from planner.plan import make_plan
+
+    planned = make_plan(options, rules, nodes, offline=True)
+    roots = [
+        path
+        for node in planned.graph.nodes.values()
+        for path in [node.build.context, *node.build.additional_contexts.values()]
+        if os.path.isabs(path)
+    ]
+    return planned.plan.model_dump_json(indent=2) + "\n", roots, str(planned.graph.stack.project_dir)
 
 
 @app.command()
@@ -355,9 +387,19 @@ def schema(name: Annotated[SchemaName, typer.Argument(help="Which schema.")]) ->
     sys.stdout.write(schema_json(name.value))
 
 
-def main() -> None:
-    app()
+class _Invocation:
+    """The command line as typed, while run() runs: the plan memo's key (None under a test runner)."""
+
+    args: list[str] | None = None
 
 
-if __name__ == "__main__":
-    main()
+_invocation = _Invocation()
+
+
+def run(args: list[str]) -> None:
+    """Run the CLI on `args`, remembering them for the plan memo (planner.main answers memo hits)."""
+    _invocation.args = args
+    try:
+        app(args=args, prog_name="planner")
+    finally:
+        _invocation.args = None

@@ -8,7 +8,8 @@ from typing import Any
 from planner.compose.options import ProjectOptions
 from planner.explain import Change, diff_manifests
 from planner.keys.manifests import ManifestStore
-from planner.keys.statcache import default_cache_dir, open_store
+from planner.keys.statcache import open_store
+from planner.localcache import default_cache_dir
 from planner.plan import make_plan
 
 

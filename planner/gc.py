@@ -15,7 +15,8 @@ from planner.engine.registry import RegistryError
 from planner.errors import UsageError
 from planner.graph import build_graph
 from planner.keys.compute import compute_keys
-from planner.keys.statcache import StatCache, default_cache_dir, open_store
+from planner.keys.statcache import StatCache, open_store
+from planner.localcache import default_cache_dir
 from planner.observe import make_registry
 from planner.stack import load_stack
 

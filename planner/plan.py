@@ -15,7 +15,8 @@ from planner.engine.daemon import close_all
 from planner.graph import BuildGraph, build_graph
 from planner.keys.compute import Manifest, compute_keys
 from planner.keys.manifests import ManifestStore
-from planner.keys.statcache import StatCache, default_cache_dir, open_store
+from planner.keys.statcache import StatCache, open_store
+from planner.localcache import default_cache_dir
 from planner.plan_model import Plan, PlanNode, Reason, Transfer
 from planner.stack import Stack, load_stack
 

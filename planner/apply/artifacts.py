@@ -13,8 +13,9 @@ from typing import Any
 from planner.errors import PlannerError
 from planner.keys.compute import tree_digest
 from planner.keys.ignore import PatternMatcher
-from planner.keys.statcache import StatCache, hash_file, warn
+from planner.keys.statcache import StatCache, hash_file
 from planner.keys.walk import walk_context
+from planner.localcache import warn
 from planner.stack import Node
 
 RECORD_VERSION = 1

@@ -22,7 +22,8 @@ from planner.decide import SHARE, Forcing
 from planner.engine.builders import make_builder
 from planner.engine.daemon import LOCAL, Daemon, close_all
 from planner.errors import RuntimeFailure
-from planner.keys.statcache import default_cache_dir, open_store
+from planner.keys.statcache import open_store
+from planner.localcache import default_cache_dir
 from planner.observe import destinations_of, make_registry
 from planner.plan import Planned, make_plan
 from planner.plan_model import PlanNode

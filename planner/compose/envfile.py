@@ -31,6 +31,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from planner import inputs
 from planner.compose.interpolate import substitute
 from planner.errors import EnvFileError, InterpolationError, Location
 
@@ -87,9 +88,9 @@ def resolve_environment(env_files: Sequence[Path], process_env: Mapping[str, str
 def _read_env_file(path: Path) -> str:
     location = Location.of_file(path)
     absolute = path.absolute()
-    if not path.exists():
+    if not inputs.exists(path):
         raise EnvFileError(f"couldn't find env file: {absolute}", location)
-    if path.is_dir():
+    if inputs.is_dir(path):
         raise EnvFileError(f"{absolute} is a directory", location)
     try:
         data = path.read_bytes()

@@ -25,6 +25,7 @@ import json
 import re
 from collections.abc import Callable
 
+from planner import inputs
 from planner.errors import InterpolationError
 
 Lookup = Callable[[str], str | None]
@@ -44,6 +45,8 @@ _ESCAPE_HINT = "You may need to escape any $ with another $."
 
 def substitute(template: str, lookup: Lookup) -> str:
     """Interpolate one string value. Raises planner.errors.InterpolationError (no location; the caller adds file:line)."""
+    if inputs.is_recording():
+        lookup = inputs.tracked(lookup)
     try:
         return _substitute(template, lookup)
     except RecursionError:

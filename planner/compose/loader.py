@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from planner import inputs
 from planner.compose.envfile import resolve_environment
 from planner.compose.interpolate import substitute
 from planner.compose.merge import key_value_pairs, merge, strip_resets
@@ -126,7 +127,7 @@ class _FileLoader:
             raise ComposeFileError("include entry has no path", loc.at("include"))
         files = [Path(os.path.normpath(base_dir / p)) for p in paths]
         for file in files:
-            if not file.is_file():
+            if not inputs.is_file(file):
                 raise ComposeFileError(f"included file {file} not found", loc.at("include.path"))
         if files[0] in chain:
             cycle = " -> ".join(str(p) for p in (*chain, files[0]))
@@ -140,9 +141,9 @@ class _FileLoader:
             env_files = [Path(os.path.normpath(base_dir / f)) for f in env_values if f != "/dev/null"]
         else:
             default = project_dir / ".env"
-            env_files = [default] if default.is_file() else []
+            env_files = [default] if inputs.is_file(default) else []
         for env_file in env_files:
-            if not env_file.is_file():
+            if not inputs.is_file(env_file):
                 raise EnvFileError("env file not found", loc.at("include.env_file"))
         # The including project's environment wins over the included project's .env.
         environment = resolve_environment(env_files, self.environment) if env_files else self.environment
@@ -188,7 +189,7 @@ class _Extends:
             base = self.resolve(ref, services, (*chain, link))
         else:
             other_path = Path(os.path.normpath(self.base_dir / ref_file))
-            if not other_path.is_file():
+            if not inputs.is_file(other_path):
                 raise ComposeFileError(
                     f'cannot extend service "{name}": file {other_path} not found',
                     service.loc_of("extends").at(f"services.{name}.extends.file"),

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from planner import inputs
 from planner.compose.envfile import resolve_environment
 from planner.errors import ComposeFileError, EnvFileError, Location, UsageError
 
@@ -92,7 +93,7 @@ def resolve_options(options: ProjectOptions) -> ResolvedOptions:
     environment = _load_env_files(env_files or _default_env_file(working_dir()), environment)
 
     for path in files:
-        if not path.exists():
+        if not inputs.exists(path):
             raise ComposeFileError(
                 "compose file not found", Location(str(path)), hint="check -f / COMPOSE_FILE"
             )
@@ -123,12 +124,12 @@ def _absolute(base: Path, path: str) -> Path:
 
 def _default_env_file(directory: Path) -> list[Path]:
     candidate = directory / ".env"
-    return [candidate] if candidate.is_file() else []
+    return [candidate] if inputs.is_file(candidate) else []
 
 
 def _load_env_files(paths: list[Path], environment: dict[str, str]) -> dict[str, str]:
     for path in paths:
-        if not path.is_file():
+        if not inputs.is_file(path):
             raise EnvFileError("env file not found", Location(str(path)), hint="check --env-file")
     return resolve_environment(paths, environment) if paths else environment
 
@@ -137,9 +138,9 @@ def _discover(start: Path) -> list[Path]:
     """Default files: the first directory from `start` upwards holding a compose file, plus its override."""
     directory = start
     while True:
-        found = [directory / n for n in DEFAULT_FILE_NAMES if (directory / n).is_file()]
+        found = [directory / n for n in DEFAULT_FILE_NAMES if inputs.is_file(directory / n)]
         if found:
-            overrides = [directory / n for n in DEFAULT_OVERRIDE_NAMES if (directory / n).is_file()]
+            overrides = [directory / n for n in DEFAULT_OVERRIDE_NAMES if inputs.is_file(directory / n)]
             return found[:1] + overrides[:1]
         if directory.parent == directory:
             raise ComposeFileError(

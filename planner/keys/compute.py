@@ -17,6 +17,7 @@ from pathlib import Path
 
 import xxhash
 
+from planner import inputs
 from planner.errors import InputError
 from planner.graph import BuildGraph, dockerfile_path, dockerfile_text
 from planner.keys.ignore import PatternMatcher, load_matcher
@@ -172,7 +173,7 @@ class KeyComputer:
         project_dir = self.graph.stack.project_dir
         for relative in node.rules.inputs:
             path = os.path.normpath(project_dir / relative)
-            if not os.path.exists(path):
+            if not inputs.exists(path):
                 raise InputError(f"{node.name}: hash input {relative} does not exist ({path})", node.location)
             walks.append(
                 _Walk(node.name, f"input:{relative}", path, PatternMatcher(), self._skips(path), extra)
@@ -194,12 +195,12 @@ class KeyComputer:
         """(node, label) -> (tree hash, file lines for the manifest); one traversal per distinct root."""
         by_root: dict[str, list[_Walk]] = {}
         for walk in walks:
-            if walk.label.startswith("input:") and os.path.isfile(walk.root):
+            if walk.label.startswith("input:") and inputs.is_file(walk.root):
                 continue
             by_root.setdefault(walk.root, []).append(walk)
         result: dict[tuple[str, str], tuple[str, dict[str, str]]] = {}
         for walk in walks:
-            if walk.label.startswith("input:") and os.path.isfile(walk.root):
+            if walk.label.startswith("input:") and inputs.is_file(walk.root):
                 digest = StatCache(None).hashes(os.path.dirname(walk.root), [_file_entry(walk.root)])
                 content = next(iter(digest.values()))
                 result[(walk.node, walk.label)] = (_digest([f"file {content}"]), {walk.label: content})

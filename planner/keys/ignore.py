@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from planner import inputs
 from planner.errors import InputError
 
 _REGEX_SPECIALS = set(".+()|{}$")
@@ -237,10 +238,10 @@ def ignore_file_for(context: Path, dockerfile: Path | None) -> Path | None:
     """BuildKit's choice: `<Dockerfile>.dockerignore` beside the Dockerfile wins over `<context>/.dockerignore`."""
     if dockerfile is not None:
         specific = dockerfile.with_name(dockerfile.name + ".dockerignore")
-        if specific.is_file():
+        if inputs.is_file(specific):
             return specific
     default = context / ".dockerignore"
-    return default if default.is_file() else None
+    return default if inputs.is_file(default) else None
 
 
 def load_matcher(context: Path, dockerfile: Path | None, extra: list[str] | None = None) -> PatternMatcher:

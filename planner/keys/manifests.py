@@ -10,7 +10,7 @@ import dataclasses
 from typing import Any
 
 from planner.keys.compute import Manifest
-from planner.keys.statcache import warn
+from planner.localcache import warn
 
 MANIFEST_VERSION = 1
 

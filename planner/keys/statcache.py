@@ -10,7 +10,6 @@ corrupt or unreadable cache directory is replaced with a warning, never trusted.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,19 +20,11 @@ import xxhash
 
 from planner.errors import InputError
 from planner.keys.walk import Entry
+from planner.localcache import RACY_WINDOW_NS, warn
 
 CACHE_VERSION = 1
-RACY_WINDOW_NS = 2_000_000_000
 CHUNK = 1 << 20
 Record = tuple[int, int, int, int, int, str]
-
-
-def default_cache_dir(environ: dict[str, str] | None = None) -> Path:
-    env = environ if environ is not None else dict(os.environ)
-    if env.get("PLANNER_CACHE_DIR"):
-        return Path(env["PLANNER_CACHE_DIR"])
-    base = env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME", "/tmp"), ".cache")
-    return Path(base) / "planner"
 
 
 def hash_file(path: str) -> str:
@@ -156,7 +147,3 @@ def open_store(directory: Path) -> Any:
         except Exception as second:
             warn(f"cache directory {directory} cannot be created ({second}); running without a cache")
             return None
-
-
-def warn(message: str) -> None:
-    print(f"planner: warning: {message}", file=sys.stderr)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from planner import inputs
 from planner.errors import InputError
 from planner.keys.ignore import PatternMatcher
 
@@ -98,11 +99,15 @@ def walk_contexts(
     `skips[i]` are context-relative paths left out for matcher i (outputs of upstream nodes, hashed by key)."""
     try:
         real_root = os.path.realpath(root)
-        if not os.path.isdir(real_root):
+        if not inputs.is_dir(real_root):
             raise InputError(f"build context is not a directory: {root}")
     except OSError as exc:
         raise InputError(f"cannot read build context {root}: {exc}") from None
     filters = [_Filter(m, s) for m, s in zip(matchers, skips, strict=True)]
+    recording = inputs.is_recording()
+    listed: list[tuple[str, inputs.Signature]] = (
+        [(real_root, inputs.signature(os.lstat(real_root)))] if recording else []
+    )
     no_hits: list[tuple[bool, ...]] = [tuple(False for _ in f.matcher.patterns) for f in filters]
     # (relative dir, absolute dir, {filter index: that filter's pattern hits for the dir})
     stack: list[tuple[str, str, dict[int, tuple[bool, ...]]]] = [
@@ -142,6 +147,8 @@ def walk_contexts(
                     children[index] = hits
             if kind == "d" and children:
                 stack.append((path, full, children))
+                if recording:
+                    listed.append((full, inputs.signature(st)))
     results = []
     for view in filters:
         implicit = _implicit_folders(view) if view.active_excluded else []
@@ -152,7 +159,19 @@ def walk_contexts(
             entries = [e for e in entries if not (e.kind == "d" and e.path in holders)]
         entries.sort(key=_path_key)
         results.append(entries)
+    if recording:
+        _report(real_root, listed, results)
     return results
+
+
+def _report(real_root: str, listed: list[tuple[str, inputs.Signature]], results: list[list[Entry]]) -> None:
+    """Tell the input log what this walk depended on: the folders it listed, the entries it sent."""
+    sent = {e.path: e for entries in results for e in entries if e.inode}  # implicit folders have no stat
+    inputs.note_tree((p for p, _ in listed), (s for _, s in listed))
+    inputs.note_tree(
+        (os.path.join(real_root, p) for p in sent),
+        ((e.inode, e.device, e.mtime_ns, e.ctime_ns, e.size) for e in sent.values()),
+    )
 
 
 def _implicit_folders(view: _Filter) -> list[Entry]:

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from planner import inputs
 from planner.compose.loader import interpolate_tree
 from planner.compose.yamltree import YList, YMap, load_yaml_file, location_in, plain
 from planner.errors import InputError, Location, UsageError
@@ -27,16 +28,16 @@ def rules_path(project_dir: Path, explicit: str | None, environ: Mapping[str, st
     """`--rules`, else $PLANNER_RULES, else planner.yaml in the project directory (optional)."""
     if explicit:
         path = cwd / explicit
-        if not path.is_file():
+        if not inputs.is_file(path):
             raise UsageError(f"--rules: no such file: {path}")
         return path
     if environ.get(RULES_ENV):
         path = cwd / environ[RULES_ENV]
-        if not path.is_file():
+        if not inputs.is_file(path):
             raise UsageError(f"{RULES_ENV}: no such file: {path}")
         return path
     default = project_dir / DEFAULT_RULES_FILE
-    return default if default.is_file() else None
+    return default if inputs.is_file(default) else None
 
 
 def load_rules(path: Path | None, environment: Mapping[str, str]) -> tuple[Rules, YMap | None]:

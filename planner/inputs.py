@@ -1,0 +1,145 @@
+"""What a planning run read, with the lstat signature each path had when it was read.
+
+Three sources feed the log while it records: every file opened for reading (a Python audit hook on `open`,
+so no reader can be forgotten: compose files, env files, rules, Dockerfiles, ignore files, hash inputs), every
+folder a context walk listed, and every entry a walk sent. The plan memo (memo.py) later proves that a run
+would read the same things by comparing the signatures again; see there for why lstat is enough.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+Signature = tuple[int, int, int, int, int]  # inode, device, mtime_ns, ctime_ns, size (regular files; else 0)
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_PSEUDO = ("/proc/", "/sys/", "/dev/")
+
+
+def signature(st: os.stat_result) -> Signature:
+    size = st.st_size if stat.S_ISREG(st.st_mode) else 0
+    return (st.st_ino, st.st_dev, st.st_mtime_ns, st.st_ctime_ns, size)
+
+
+def lstat_signature(path: str) -> Signature | None:
+    """The path's signature now; None when it cannot be read (missing, no permission)."""
+    try:
+        return signature(os.lstat(path))
+    except OSError:
+        return None
+
+
+class InputLog:
+    """Paths and their signatures, the first one seen kept (the state before the path was read)."""
+
+    def __init__(self, ignore_prefixes: Iterable[str] = ()) -> None:
+        self.seen: dict[str, Signature | None] = {}
+        self.looked_up: list[
+            str
+        ] = []  # files opened or probed by name: the folders searched are witnessed too
+        self.variables: set[str] = set()  # names interpolation looked up
+        self.ignore_prefixes = tuple(ignore_prefixes)
+
+    def note(self, path: str, sig: Signature | None) -> None:
+        self.seen.setdefault(path, sig)
+
+    def note_looked_up(self, path: str) -> None:
+        """A file opened or probed by name: its own signature, and its target's when it is a symlink (a
+        change of the target's content does not show on the link)."""
+        path = os.path.abspath(path)
+        if path in self.seen or path.startswith(_PSEUDO) or path.startswith(self.ignore_prefixes):
+            return
+        sig = lstat_signature(path)
+        self.seen[path] = sig
+        self.looked_up.append(path)
+        if sig is not None and stat.S_ISLNK(os.lstat(path).st_mode):
+            self.note_looked_up(os.path.realpath(path))
+
+
+class _State:
+    """The log being recorded into (one at a time), and whether the audit hook is in place."""
+
+    log: InputLog | None = None
+    hook_installed = False
+
+
+_state = _State()
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    log = _state.log
+    if log is None or event != "open":
+        return
+    path, mode, flags = args
+    if not isinstance(path, str):
+        return  # an fd or bytes path: nothing the planner reads by name
+    if isinstance(mode, str) and any(c in mode for c in "wax+"):
+        return
+    if isinstance(flags, int) and flags & _WRITE_FLAGS:
+        return
+    log.note_looked_up(path)
+
+
+@contextmanager
+def recording(log: InputLog) -> Iterator[InputLog]:
+    """Record into `log` while the block runs (audit hooks cannot be removed, so the hook checks this)."""
+    if not _state.hook_installed:
+        sys.addaudithook(_audit)
+        _state.hook_installed = True
+    previous, _state.log = _state.log, log
+    try:
+        yield log
+    finally:
+        _state.log = previous
+
+
+def note_tree(paths: Iterable[str], sigs: Iterable[Signature]) -> None:
+    """A context walk reports the folders it listed and the entries it sent (absolute paths)."""
+    log = _state.log
+    if log is None:
+        return
+    for path, sig in zip(paths, sigs, strict=True):
+        log.note(path, sig)
+
+
+def tracked(lookup: Callable[[str], str | None]) -> Callable[[str], str | None]:
+    """`lookup`, reporting each variable name it is asked for to the active log."""
+    log = _state.log
+
+    def recorded(name: str) -> str | None:
+        if log is not None:
+            log.variables.add(name)
+        return lookup(name)
+
+    return recorded
+
+
+def is_recording() -> bool:
+    return _state.log is not None
+
+
+def _probed(path: str | os.PathLike[str]) -> None:
+    log = _state.log
+    if log is not None:
+        log.note_looked_up(os.fspath(path))
+
+
+# Existence checks of loaders go through these, so a file that later appears where one was looked for is seen.
+def is_file(path: str | os.PathLike[str]) -> bool:
+    _probed(path)
+    return os.path.isfile(path)
+
+
+def is_dir(path: str | os.PathLike[str]) -> bool:
+    _probed(path)
+    return os.path.isdir(path)
+
+
+def exists(path: str | os.PathLike[str]) -> bool:
+    _probed(path)
+    return os.path.exists(path)

@@ -1,0 +1,272 @@
+"""Plan memo: a no-change `planner plan --offline` answers from the last run after proving, by lstat alone,
+that nothing the run depended on moved.
+
+An offline plan is a pure function of the invocation (options, working directory, the whole environment,
+planner's own code) and of the files it read. The slow path records every path it read with its lstat
+signature (inputs.py): files opened, folders listed by context walks, entries sent, and the folders in which
+files were looked up. A memo is used only when every signature is still the same:
+- a file's content cannot change without its mtime/ctime changing, nor be replaced without its inode or ctime;
+- a folder's entries cannot be added, removed or renamed without its mtime changing, so a file that did not
+  exist (`.env`, `compose.override.yaml`, `Dockerfile.dockerignore`, `planner.yaml`) cannot appear unseen;
+- a symlink cannot be retargeted without being replaced in its folder, which is witnessed too.
+A path written within the racy window of the save is not trusted: no memo is written then (git's racy-clean
+rule; a timestamp tick may hide a second write). Anything else - a changed signature, another environment, an
+unreadable memo - falls back to the full plan, which then writes a new memo.
+
+With 100k witnesses the check is split between two forked processes: lstat is a system call each, and on two
+cores two processes halve it (threads do not: the GIL).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import xxhash
+
+from planner import inputs
+from planner.localcache import RACY_WINDOW_NS, default_cache_dir, warn
+
+if TYPE_CHECKING:
+    from planner.compose.options import ProjectOptions
+
+MEMO_VERSION = 2
+# Set by the shell to each command's path, so it differs between `planner ...` and `time planner ...`: left
+# out of the invocation key, and checked only when interpolation used it.
+SHELL_VOLATILE = ("_",)
+KEEP_MEMOS = 16  # one per invocation (environment, options); the oldest go
+PARALLEL_FROM = 20_000  # witnesses; below this a fork costs more than it saves
+_SIGNATURE = struct.Struct("<QQqqQ")  # inode, device, mtime_ns, ctime_ns, size
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def invocation_key(args: Sequence[str], cwd: str, environ: Mapping[str, str]) -> str:
+    """Everything besides files that decides an offline plan: the command line as typed (two spellings of the
+    same options only miss), the working directory, the environment, planner's version."""
+    from planner import __version__
+
+    parts = [
+        f"memo/{MEMO_VERSION}",
+        __version__,
+        cwd,
+        repr(list(args)),
+        repr(sorted((k, v) for k, v in environ.items() if k not in SHELL_VOLATILE)),
+    ]
+    return xxhash.xxh3_128_hexdigest("\0".join(parts).encode("utf-8", "surrogateescape"))
+
+
+def memo_path(args: Sequence[str], cwd: str, environ: Mapping[str, str]) -> Path:
+    return default_cache_dir(dict(environ)) / "memo" / f"{invocation_key(args, cwd, environ)}.memo"
+
+
+def remembered(args: Sequence[str]) -> tuple[str, str] | None:
+    """(plan JSON, output format) for this exact command line, if a memo holds; read before parsing it."""
+    path = memo_path(args, os.getcwd(), os.environ)
+    return load(path, os.environ)
+
+
+def load(path: Path, environ: Mapping[str, str], parallel: bool | None = None) -> tuple[str, str] | None:
+    """The remembered output if every witness still holds; None otherwise."""
+    try:
+        with open(path, "rb") as handle:
+            data = pickle.load(handle)
+        if data.get("version") != MEMO_VERSION:
+            return None
+        paths: list[str] = data["paths"].split("\0")
+        digests: tuple[str, str] = data["digests"]
+        output: tuple[str, str] = (data["output"], data["format"])
+        if any(environ.get(name) != value for name, value in data["volatile"].items()):
+            return None
+    except FileNotFoundError:
+        return None
+    except Exception:  # damaged or foreign: a miss, and the full plan rewrites it
+        return None
+    return output if current_digests(paths, parallel) == digests else None
+
+
+def current_digests(paths: Sequence[str], parallel: bool | None = None) -> tuple[str, str] | None:
+    """The digests of the two halves' signatures as they are now (None when a path cannot be read).
+
+    Signatures are compared through xxh3-128 digests so that a memo holds no per-path objects to load."""
+    if parallel is None:
+        parallel = len(paths) >= PARALLEL_FROM and (os.cpu_count() or 1) > 1
+    middle = len(paths) // 2
+    if not parallel or threading.active_count() > 1:  # forking a threaded process is unsafe
+        return _pair(_digest(paths, 0, middle), _digest(paths, middle, len(paths)))
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child does the second half and reports its digest
+        try:
+            os.close(read_end)
+            os.write(write_end, (_digest(paths, middle, len(paths)) or "").encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    try:
+        mine = _digest(paths, 0, middle)
+        theirs = os.read(read_end, 64).decode()
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
+    return _pair(mine, theirs or None)
+
+
+def _pair(first: str | None, second: str | None) -> tuple[str, str] | None:
+    return (first, second) if first and second else None
+
+
+def _digest(paths: Sequence[str], start: int, stop: int) -> str | None:
+    lstat = os.lstat
+    pack = _SIGNATURE.pack
+    hasher = xxhash.xxh3_128()
+    update = hasher.update
+    regular = 0o100000
+    try:
+        for index in range(start, stop):
+            st = lstat(paths[index])
+            size = st.st_size if st.st_mode & 0o170000 == regular else 0
+            update(pack(st.st_ino, st.st_dev, st.st_mtime_ns, st.st_ctime_ns, size))
+    except (OSError, struct.error):
+        return None
+    return hasher.hexdigest()
+
+
+def recorded_digests(sigs: Sequence[inputs.Signature]) -> tuple[str, str] | None:
+    """The same digests over signatures recorded by the slow path."""
+    middle = len(sigs) // 2
+    halves = []
+    for part in (sigs[:middle], sigs[middle:]):
+        hasher = xxhash.xxh3_128()
+        try:
+            for sig in part:
+                hasher.update(_SIGNATURE.pack(*sig))
+        except struct.error:
+            return None
+        halves.append(hasher.hexdigest())
+    return halves[0], halves[1]
+
+
+def chain(path: str, anchor: str) -> list[str]:
+    """`path` and its parent folders up to the one it shares with `anchor` (symlinks along the way live in
+    these folders; a retarget changes one of them)."""
+    path, anchor = os.path.normpath(path), os.path.normpath(anchor)
+    common = os.path.commonpath([path, anchor])
+    folders = [path]
+    while path != common and path != os.path.dirname(path):
+        path = os.path.dirname(path)
+        folders.append(path)
+    return folders
+
+
+def witnesses(
+    log: inputs.InputLog, anchors: Sequence[str], project_dir: str
+) -> dict[str, inputs.Signature | None]:
+    """The log's paths plus the folders whose listings the run depended on, with their signatures."""
+    seen = dict(log.seen)
+    extra: set[str] = set(_installation())
+    for path in log.looked_up:
+        extra.update(chain(os.path.dirname(path), project_dir))
+    for anchor in anchors:
+        extra.update(chain(anchor, project_dir))
+    for path in sorted(extra - seen.keys()):
+        seen[path] = inputs.lstat_signature(path)
+    for folder, _, names in os.walk(
+        PACKAGE_DIR
+    ):  # planner's own code: an edit must not be answered by a memo
+        for name in names:
+            if name.endswith(".py"):
+                full = os.path.join(folder, name)
+                seen.setdefault(full, inputs.lstat_signature(full))
+    return seen
+
+
+def save(
+    path: Path,
+    seen: dict[str, inputs.Signature | None],
+    output: tuple[str, str],
+    volatile: Mapping[str, str | None],
+    racy_window_ns: int | None = None,
+) -> bool:
+    """Write the memo atomically; refuse (False) if a witness is missing or was written too recently."""
+    now = time.time_ns()
+    window = RACY_WINDOW_NS if racy_window_ns is None else racy_window_ns
+    paths: list[str] = []
+    sigs: list[inputs.Signature] = []
+    for witness, sig in seen.items():
+        if sig is None:  # looked for and absent: its folder is witnessed, so it cannot appear unseen
+            continue
+        if "\0" in witness:
+            return False
+        if now - max(sig[2], sig[3]) <= window:
+            return False
+        paths.append(witness)
+        sigs.append(sig)
+    digests = recorded_digests(sigs)
+    if digests is None:
+        return False
+    data = {
+        "version": MEMO_VERSION,
+        "paths": "\0".join(paths),
+        "digests": digests,
+        "output": output[0],
+        "format": output[1],
+        "volatile": dict(volatile),
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(temporary, "wb") as handle:
+            pickle.dump(data, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(temporary, path)
+        _prune(path.parent)
+    except OSError as exc:
+        warn(f"plan memo not saved ({exc}); the next run plans in full")
+        return False
+    return True
+
+
+def _prune(folder: Path) -> None:
+    memos = sorted(folder.glob("*.memo"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for old in memos[KEEP_MEMOS:]:
+        old.unlink(missing_ok=True)
+
+
+def remember(
+    args: Sequence[str],
+    options: ProjectOptions,
+    output_format: str,
+    compute: Callable[[], tuple[str, Sequence[str], str]],
+) -> str:
+    """Run `compute()` (the offline plan: its JSON, the build roots it walked, the project folder) recording
+    what it reads, and remember the JSON for this command line."""
+    path = memo_path(args, options.cwd, options.environ)
+    # planner's own cache (stat records, manifests) is read along the way; it is no input of the plan
+    ignored = [*_interpreter_prefixes(), str(path.parent.parent).rstrip(os.sep) + os.sep]
+    log = inputs.InputLog(ignore_prefixes=ignored)
+    start = os.path.abspath(os.path.join(options.cwd, options.project_directory or "."))
+    with inputs.recording(log):
+        output, roots, project_dir = compute()
+    volatile = {name: options.environ.get(name) for name in SHELL_VOLATILE if name in log.variables}
+    save(path, witnesses(log, [start, *roots], project_dir), (output, output_format), volatile)
+    return output
+
+
+def _installation() -> list[str]:
+    """The folders packages are installed in: an upgrade or removal changes them, and may change output."""
+    import sys
+    import sysconfig
+
+    return sorted(
+        {sys.prefix, sys.base_prefix, sys.exec_prefix, sysconfig.get_paths()["purelib"], PACKAGE_DIR}
+    )
+
+
+def _interpreter_prefixes() -> list[str]:
+    """Modules imported while recording are planner's installation, not the project's input."""
+    return [p.rstrip(os.sep) + os.sep for p in _installation() if p]

@@ -1,0 +1,373 @@
+"""The plan memo: an identical `plan --offline` is answered from the memo only while nothing it read moved.
+
+Every test compares against a full plan computed with the memo out of the way, so a stale answer fails."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import planner.plan
+from planner import inputs, memo
+from planner.main import main
+from tests.helpers import write_tree
+
+COMPOSE = """\
+    services:
+      api:
+        build:
+          context: ./api
+          args:
+            FLAVOUR: ${FLAVOUR:-plain}
+      web:
+        build: ./web
+"""
+DOCKERFILE = "FROM scratch\nCOPY . /app\n"
+ARGS = ["plan", "--offline", "--format", "json"]
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = write_tree(
+        tmp_path / "project",
+        {
+            "compose.yaml": COMPOSE,
+            "api/Dockerfile": DOCKERFILE,
+            "api/main.go": "package main\n",
+            "api/.dockerignore": "*.log\n",
+            "web/Dockerfile": DOCKERFILE,
+            "web/src/app.js": "console.log(1)\n",
+        },
+    )
+    monkeypatch.chdir(root)
+    (tmp_path / "cache").mkdir()  # made now, so that tmp_path is settled when a witness
+    monkeypatch.setenv("PLANNER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("FLAVOUR", raising=False)
+    # Tests edit files milliseconds after a plan; a short racy window keeps memos possible yet safe here.
+    monkeypatch.setattr(memo, "RACY_WINDOW_NS", 50_000_000)
+    settle()
+    return root
+
+
+def settle() -> None:
+    """Let freshly written files age past the test's racy window."""
+    time.sleep(0.06)
+
+
+class Runs:
+    """Runs `planner` in-process, counting the full plans behind it."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.full_plans = 0
+        original = planner.plan.make_plan
+
+        def counted(*args: object, **kwargs: object) -> planner.plan.Planned:
+            self.full_plans += 1
+            return original(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(planner.plan, "make_plan", counted)
+
+    def plan(self, capsys: pytest.CaptureFixture[str], args: list[str] = ARGS) -> tuple[str, bool]:
+        """(stdout, whether the memo answered)."""
+        before = self.full_plans
+        assert run_main(args) == 0
+        return capsys.readouterr().out, self.full_plans == before
+
+
+def run_main(args: list[str]) -> int:
+    """`planner ARGS` in-process, its exit code; a full run ends in SystemExit like the console script, a memo
+    hit returns."""
+    try:
+        main(args)
+    except SystemExit as exited:
+        return int(exited.code or 0)
+    return 0
+
+
+def fresh(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The full plan with an empty cache: what a memo must agree with."""
+    with monkeypatch.context() as scoped:
+        scoped.setenv("PLANNER_CACHE_DIR", str(tmp_path / "fresh" / str(time.monotonic_ns())))
+        assert run_main(ARGS) == 0
+    return capsys.readouterr().out
+
+
+@pytest.fixture
+def runs(monkeypatch: pytest.MonkeyPatch) -> Runs:
+    return Runs(monkeypatch)
+
+
+def test_identical_plan_is_answered_from_the_memo(
+    project: Path, runs: Runs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, first_hit = runs.plan(capsys)
+    second, second_hit = runs.plan(capsys)
+    assert (first_hit, second_hit) == (False, True)
+    assert second == first
+    assert '"key"' in second
+
+
+def test_table_format_is_rendered_from_the_memo(
+    project: Path, runs: Runs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["plan", "--offline"]
+    first, _ = runs.plan(capsys, args)
+    second, hit = runs.plan(capsys, args)
+    assert hit and second == first and "api" in second
+
+
+def test_another_command_line_is_another_memo(
+    project: Path, runs: Runs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs.plan(capsys)
+    only_api, hit = runs.plan(capsys, [*ARGS, "api"])
+    assert not hit and '"web"' not in only_api
+
+
+def _edit(path: str, text: str) -> Callable[[Path], None]:
+    def apply(root: Path) -> None:
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+
+    return apply
+
+
+def _chmod(root: Path) -> None:
+    (root / "api/main.go").chmod(0o755)
+
+
+def _remove(root: Path) -> None:
+    (root / "web/src/app.js").unlink()
+
+
+def _retarget_context(root: Path) -> None:
+    write_tree(root, {"web-other/Dockerfile": DOCKERFILE, "web-other/x": "other\n"})
+    (root / "web").unlink()
+    (root / "web").symlink_to("web-other")
+
+
+def _replace_by_symlink(root: Path) -> None:
+    (root / "api/main.go").unlink()
+    (root / "api/main.go").symlink_to("Dockerfile")
+
+
+MUTATIONS: dict[str, Callable[[Path], None]] = {
+    "context file, same size": _edit("api/main.go", "package mian\n"),
+    "file mode": _chmod,
+    "new context file": _edit("web/src/new.js", "new\n"),
+    "new ignored file": _edit("api/debug.log", "noise\n"),
+    "removed file": _remove,
+    "dockerignore": _edit("api/.dockerignore", "*.log\nmain.go\n"),
+    "Dockerfile-specific ignore file appears": _edit("api/Dockerfile.dockerignore", "main.go\n"),
+    "Dockerfile": _edit("api/Dockerfile", "FROM scratch\nCOPY . /srv\n"),
+    ".env appears": _edit(".env", "FLAVOUR=spicy\n"),
+    "override file appears": _edit(
+        "compose.override.yaml", "services:\n  web:\n    build:\n      target: t\n"
+    ),
+    "rules file appears": _edit("planner.yaml", "rules:\n  - match: web\n    hash:\n      env: [HOME]\n"),
+    "compose file": _edit("compose.yaml", COMPOSE.replace("plain", "mild")),
+    "context symlink retargeted": _retarget_context,
+    "file replaced by a symlink": _replace_by_symlink,
+}
+
+
+@pytest.mark.parametrize("mutation", MUTATIONS.values(), ids=MUTATIONS.keys())
+def test_any_change_to_what_the_plan_read_is_seen(
+    mutation: Callable[[Path], None],
+    project: Path,
+    runs: Runs,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if mutation is _retarget_context:  # start from a symlinked context
+        (project / "web").rename(project / "web-real")
+        (project / "web").symlink_to("web-real")
+        settle()
+    runs.plan(capsys)
+    assert runs.plan(capsys)[1], "the memo should hold before the change"
+    mutation(project)
+    after, hit = runs.plan(capsys)
+    assert not hit
+    assert after == fresh(capsys, tmp_path, monkeypatch)
+
+
+def test_changed_environment_is_another_invocation(
+    project: Path, runs: Runs, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain, _ = runs.plan(capsys)
+    monkeypatch.setenv("FLAVOUR", "hot")
+    hot, hit = runs.plan(capsys)
+    assert not hit and hot != plain
+
+
+def test_the_shells_underscore_counts_only_when_interpolated(
+    project: Path, runs: Runs, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("_", "/usr/bin/planner")
+    runs.plan(capsys)
+    monkeypatch.setenv("_", "/usr/bin/time")
+    assert runs.plan(capsys)[1], "`_` differs per command; unused, it must not defeat the memo"
+
+    write_tree(project, {"compose.yaml": COMPOSE.replace("${FLAVOUR:-plain}", "${_}")})
+    settle()
+    first, _ = runs.plan(capsys)
+    assert '"key"' in first
+    monkeypatch.setenv("_", "/usr/bin/planner")
+    second, hit = runs.plan(capsys)
+    assert not hit and second != first
+
+
+def test_symlinked_compose_file_target_edit_is_seen(
+    project: Path,
+    runs: Runs,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    elsewhere = write_tree(tmp_path / "elsewhere", {"compose.yaml": COMPOSE})
+    (tmp_path / "fresh").mkdir()  # fresh() caches go in here: tmp_path, a witness, stays put
+    (project / "compose.yaml").unlink()
+    (project / "compose.yaml").symlink_to(elsewhere / "compose.yaml")
+    settle()
+    runs.plan(capsys)
+    assert runs.plan(capsys)[1]
+    (elsewhere / "compose.yaml").write_text(COMPOSE.replace("plain", "sour"))
+    after, hit = runs.plan(capsys)
+    assert not hit and after == fresh(capsys, tmp_path, monkeypatch)
+
+
+def test_included_file_edit_is_seen(
+    project: Path,
+    runs: Runs,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write_tree(
+        project,
+        {
+            "compose.yaml": "include:\n  - path: parts/more.yaml\n" + COMPOSE,
+            "parts/more.yaml": "services:\n  extra:\n    build: ../web\n",
+        },
+    )
+    settle()
+    runs.plan(capsys)
+    assert runs.plan(capsys)[1]
+    _edit("parts/more.yaml", "services:\n  extra:\n    build: ../api\n")(project)
+    after, hit = runs.plan(capsys)
+    assert not hit and after == fresh(capsys, tmp_path, monkeypatch)
+
+
+def test_recently_written_inputs_are_not_memoized(
+    project: Path, runs: Runs, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(memo, "RACY_WINDOW_NS", 3_600 * 10**9)  # everything here is "just written"
+    runs.plan(capsys)
+    assert not runs.plan(capsys)[1]
+
+
+def test_a_damaged_memo_is_a_miss_and_is_rewritten(
+    project: Path, runs: Runs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    expected, _ = runs.plan(capsys)
+    path = memo.memo_path(ARGS, os.getcwd(), os.environ)
+    path.write_bytes(b"not a pickle")
+    again, hit = runs.plan(capsys)
+    assert not hit and again == expected
+    assert runs.plan(capsys)[1]
+
+
+def test_failed_plan_leaves_no_memo(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "api/Dockerfile").unlink()
+    with pytest.raises(SystemExit) as raised:
+        main(ARGS)
+    assert raised.value.code == 2
+    assert not memo.memo_path(ARGS, os.getcwd(), os.environ).exists()
+
+
+def test_parallel_and_serial_checks_agree(tmp_path: Path) -> None:
+    files = [tmp_path / f"f{i}" for i in range(50)]
+    for index, path in enumerate(files):
+        path.write_text(str(index))
+    paths = [str(p) for p in files]
+    recorded = memo.recorded_digests([inputs.lstat_signature(p) or (0, 0, 0, 0, 0) for p in paths])
+    assert memo.current_digests(paths, parallel=False) == recorded
+    assert memo.current_digests(paths, parallel=True) == recorded
+    files[-1].write_text("changed, in the half the child process checks")
+    assert memo.current_digests(paths, parallel=True) != recorded
+    files[-1].unlink()
+    assert memo.current_digests(paths, parallel=True) is None
+    assert memo.current_digests(paths, parallel=False) is None
+
+
+def test_memo_witnesses_planner_itself(project: Path, runs: Runs, capsys: pytest.CaptureFixture[str]) -> None:
+    runs.plan(capsys)
+    import pickle
+
+    data = pickle.loads(memo.memo_path(ARGS, os.getcwd(), os.environ).read_bytes())
+    witnessed = set(data["paths"].split("\0"))
+    assert memo.__file__ in witnessed
+    assert str(project) in witnessed and str(project / "api") in witnessed
+
+
+LOADERS = ["compose", "rules", "keys", "graph.py", "stack.py", "dockerfile.py"]
+RAW_PROBE = re.compile(r"\.(is_file|is_dir|exists)\(\)|os\.path\.(exists|isfile|isdir)\(")
+
+
+def test_loaders_probe_the_file_system_through_inputs() -> None:
+    """A probe that bypasses inputs.py would let a file appear unseen by the memo."""
+    package = Path(memo.__file__).parent
+    offenders = []
+    for name in LOADERS:
+        for path in sorted((package / name).rglob("*.py")) if (package / name).is_dir() else [package / name]:
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if RAW_PROBE.search(line):
+                    offenders.append(f"{path.relative_to(package)}:{number}: {line.strip()}")
+    assert offenders == []
+
+
+EDITS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["api/main.go", "api/sub/util.go", "web/src/app.js", "web/.dockerignore", "api/x.log", ".env"]
+        ),
+        st.sampled_from(["", "a\n", "b\n", "*.js\n", "FLAVOUR=x\n", "FLAVOUR=y\n", None]),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=EDITS)
+def test_memo_answers_equal_full_plans_through_any_edits(
+    edits: list[tuple[str, str | None]],
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert run_main(ARGS) == 0
+    capsys.readouterr()
+    for path, edit in edits:
+        text = (
+            "" if path == ".env" and edit and not edit.startswith("FLAVOUR=") else edit
+        )  # KEY=VALUE lines only
+        target = project / path
+        if text is None:
+            target.unlink(missing_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+        assert run_main(ARGS) == 0
+        answered = capsys.readouterr().out
+        assert answered == fresh(capsys, tmp_path, monkeypatch)
