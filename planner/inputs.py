@@ -43,6 +43,7 @@ class InputLog:
             str
         ] = []  # files opened or probed by name: the folders searched are witnessed too
         self.variables: set[str] = set()  # names interpolation looked up
+        self.folders: dict[str, Signature | None] = {}  # every folder above a looked-up path, at first look
         self.ignore_prefixes = tuple(ignore_prefixes)
 
     def note(self, path: str, sig: Signature | None) -> None:
@@ -57,6 +58,12 @@ class InputLog:
         sig = lstat_signature(path)
         self.seen[path] = sig
         self.looked_up.append(path)
+        folder = os.path.dirname(path)
+        while folder not in self.folders:  # as they were before the look-up: a file added later shows
+            self.folders[folder] = lstat_signature(folder)
+            if folder == os.path.dirname(folder):
+                break
+            folder = os.path.dirname(folder)
         if sig is not None and stat.S_ISLNK(os.lstat(path).st_mode):
             self.note_looked_up(os.path.realpath(path))
 

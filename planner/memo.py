@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import struct
 import threading
 import time
@@ -36,12 +37,13 @@ from planner.localcache import RACY_WINDOW_NS, default_cache_dir, warn
 if TYPE_CHECKING:
     from planner.compose.options import ProjectOptions
 
-MEMO_VERSION = 2
+MEMO_VERSION = 3
 # Set by the shell to each command's path, so it differs between `planner ...` and `time planner ...`: left
 # out of the invocation key, and checked only when interpolation used it.
 SHELL_VOLATILE = ("_",)
 KEEP_MEMOS = 16  # one per invocation (environment, options); the oldest go
 PARALLEL_FROM = 20_000  # witnesses; below this a fork costs more than it saves
+CHUNK = 2048  # witnesses per digest: a check stops at the first chunk that differs
 _SIGNATURE = struct.Struct("<QQqqQ")  # inode, device, mtime_ns, ctime_ns, size
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -79,7 +81,7 @@ def load(path: Path, environ: Mapping[str, str], parallel: bool | None = None) -
         if data.get("version") != MEMO_VERSION:
             return None
         paths: list[str] = data["paths"].split("\0")
-        digests: tuple[str, str] = data["digests"]
+        digests: list[str] = data["digests"]
         output: tuple[str, str] = (data["output"], data["format"])
         if any(environ.get(name) != value for name, value in data["volatile"].items()):
             return None
@@ -87,38 +89,46 @@ def load(path: Path, environ: Mapping[str, str], parallel: bool | None = None) -
         return None
     except Exception:  # damaged or foreign: a miss, and the full plan rewrites it
         return None
-    return output if current_digests(paths, parallel) == digests else None
+    if len(digests) != -(-len(paths) // CHUNK):
+        return None
+    return output if holds(paths, digests, parallel) else None
 
 
-def current_digests(paths: Sequence[str], parallel: bool | None = None) -> tuple[str, str] | None:
-    """The digests of the two halves' signatures as they are now (None when a path cannot be read).
+def holds(paths: Sequence[str], digests: Sequence[str], parallel: bool | None = None) -> bool:
+    """Whether every path still has its recorded signature (a path that cannot be read never does).
 
-    Signatures are compared through xxh3-128 digests so that a memo holds no per-path objects to load."""
+    Signatures are compared through one xxh3-128 digest per chunk of paths, so that a memo holds no per-path
+    objects to load and a check stops at the first chunk that differs."""
     if parallel is None:
         parallel = len(paths) >= PARALLEL_FROM and (os.cpu_count() or 1) > 1
-    middle = len(paths) // 2
+    middle = len(digests) // 2
     if not parallel or threading.active_count() > 1:  # forking a threaded process is unsafe
-        return _pair(_digest(paths, 0, middle), _digest(paths, middle, len(paths)))
+        return _chunks_hold(paths, digests, 0, len(digests))
     read_end, write_end = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the child does the second half and reports its digest
+    if pid == 0:  # the child checks the second half of the chunks and reports one byte
         try:
             os.close(read_end)
-            os.write(write_end, (_digest(paths, middle, len(paths)) or "").encode())
+            os.write(write_end, b"1" if _chunks_hold(paths, digests, middle, len(digests)) else b"0")
         finally:
             os._exit(0)
     os.close(write_end)
     try:
-        mine = _digest(paths, 0, middle)
-        theirs = os.read(read_end, 64).decode()
+        if not _chunks_hold(paths, digests, 0, middle):
+            os.kill(pid, signal.SIGKILL)  # the answer is known
+            return False
+        return os.read(read_end, 1) == b"1"
     finally:
         os.close(read_end)
         os.waitpid(pid, 0)
-    return _pair(mine, theirs or None)
 
 
-def _pair(first: str | None, second: str | None) -> tuple[str, str] | None:
-    return (first, second) if first and second else None
+def _chunks_hold(paths: Sequence[str], digests: Sequence[str], first: int, last: int) -> bool:
+    for chunk in range(first, last):
+        start = chunk * CHUNK
+        if _digest(paths, start, min(start + CHUNK, len(paths))) != digests[chunk]:
+            return False
+    return True
 
 
 def _digest(paths: Sequence[str], start: int, stop: int) -> str | None:
@@ -137,19 +147,18 @@ def _digest(paths: Sequence[str], start: int, stop: int) -> str | None:
     return hasher.hexdigest()
 
 
-def recorded_digests(sigs: Sequence[inputs.Signature]) -> tuple[str, str] | None:
-    """The same digests over signatures recorded by the slow path."""
-    middle = len(sigs) // 2
-    halves = []
-    for part in (sigs[:middle], sigs[middle:]):
+def recorded_digests(sigs: Sequence[inputs.Signature]) -> list[str] | None:
+    """The same digests, over signatures recorded by the slow path (None if one cannot be encoded)."""
+    digests = []
+    for start in range(0, len(sigs), CHUNK):
         hasher = xxhash.xxh3_128()
         try:
-            for sig in part:
+            for sig in sigs[start : start + CHUNK]:
                 hasher.update(_SIGNATURE.pack(*sig))
         except struct.error:
             return None
-        halves.append(hasher.hexdigest())
-    return halves[0], halves[1]
+        digests.append(hasher.hexdigest())
+    return digests
 
 
 def chain(path: str, anchor: str) -> list[str]:
@@ -168,14 +177,19 @@ def witnesses(
     log: inputs.InputLog, anchors: Sequence[str], project_dir: str
 ) -> dict[str, inputs.Signature | None]:
     """The log's paths plus the folders whose listings the run depended on, with their signatures."""
-    seen = dict(log.seen)
     extra: set[str] = set(_installation())
     for path in log.looked_up:
         extra.update(chain(os.path.dirname(path), project_dir))
     for anchor in anchors:
         extra.update(chain(anchor, project_dir))
-    for path in sorted(extra - seen.keys()):
-        seen[path] = inputs.lstat_signature(path)
+    # folders and files the loaders looked at come first: the usual edits show in the first chunks checked
+    seen = {
+        path: log.folders[path] if path in log.folders else inputs.lstat_signature(path)
+        for path in sorted(extra - log.seen.keys())
+    }
+    seen.update((path, log.seen[path]) for path in log.looked_up)
+    for path, sig in log.seen.items():
+        seen.setdefault(path, sig)
     for folder, _, names in os.walk(
         PACKAGE_DIR
     ):  # planner's own code: an edit must not be answered by a memo

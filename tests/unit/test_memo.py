@@ -267,6 +267,29 @@ def test_included_file_edit_is_seen(
     assert not hit and after == fresh(capsys, tmp_path, monkeypatch)
 
 
+def test_a_file_appearing_while_the_plan_runs_is_seen(
+    project: Path,
+    runs: Runs,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The folder where `.env` was looked for is witnessed as it was then, not as it is at the save."""
+    counted = planner.plan.make_plan
+
+    def racing(*args: object, **kwargs: object) -> planner.plan.Planned:
+        planned = counted(*args, **kwargs)  # type: ignore[arg-type]
+        (project / ".env").write_text("FLAVOUR=late\n")
+        settle()  # older than the racy window by the save: only the earlier signature can tell
+        return planned
+
+    monkeypatch.setattr(planner.plan, "make_plan", racing)
+    runs.plan(capsys)
+    monkeypatch.setattr(planner.plan, "make_plan", counted)
+    after, hit = runs.plan(capsys)
+    assert not hit and after == fresh(capsys, tmp_path, monkeypatch)
+
+
 def test_recently_written_inputs_are_not_memoized(
     project: Path, runs: Runs, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -294,19 +317,28 @@ def test_failed_plan_leaves_no_memo(project: Path, capsys: pytest.CaptureFixture
     assert not memo.memo_path(ARGS, os.getcwd(), os.environ).exists()
 
 
-def test_parallel_and_serial_checks_agree(tmp_path: Path) -> None:
+@pytest.mark.parametrize("parallel", [False, True])
+def test_checks_see_a_change_in_any_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool
+) -> None:
+    monkeypatch.setattr(memo, "CHUNK", 8)
     files = [tmp_path / f"f{i}" for i in range(50)]
     for index, path in enumerate(files):
         path.write_text(str(index))
     paths = [str(p) for p in files]
     recorded = memo.recorded_digests([inputs.lstat_signature(p) or (0, 0, 0, 0, 0) for p in paths])
-    assert memo.current_digests(paths, parallel=False) == recorded
-    assert memo.current_digests(paths, parallel=True) == recorded
-    files[-1].write_text("changed, in the half the child process checks")
-    assert memo.current_digests(paths, parallel=True) != recorded
+    assert recorded is not None and len(recorded) == 7
+    assert memo.holds(paths, recorded, parallel)
+    for changed in (
+        files[1],
+        files[-1],
+    ):  # the first chunk (the parent's) and the last (the child's when forked)
+        changed.write_text("changed")
+        assert not memo.holds(paths, recorded, parallel)
+        recorded = memo.recorded_digests([inputs.lstat_signature(p) or (0, 0, 0, 0, 0) for p in paths])
+        assert recorded is not None and memo.holds(paths, recorded, parallel)
     files[-1].unlink()
-    assert memo.current_digests(paths, parallel=True) is None
-    assert memo.current_digests(paths, parallel=False) is None
+    assert not memo.holds(paths, recorded, parallel)
 
 
 def test_memo_witnesses_planner_itself(project: Path, runs: Runs, capsys: pytest.CaptureFixture[str]) -> None:
