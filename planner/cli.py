@@ -187,14 +187,15 @@ def _print_plan(
     options: ProjectOptions, rules: str | None, nodes: list[str], offline: bool, output: PlanFormat
 ) -> None:
     if offline:
-        compute = functools.partial(_offline_plan, options, rules, nodes)
-        command_line = _invocation.args
-        if command_line is not None:  # remembered for the next identical command (memo.py)
-            from planner.memo import remember
-
-            text = _run(lambda: remember(command_line, options, output.value, compute))
+        recorder = _recorder(options)
+        if recorder is None:
+            text = _run(lambda: _offline_plan(options, rules, nodes))[0]
         else:
-            text = _run(compute)[0]
+            with recorder.recording():
+                text, graph = _run(lambda: _offline_plan(options, rules, nodes))
+            from planner.memo import Answer
+
+            recorder.save(Answer(text, table=output is not PlanFormat.json), *_walked(graph))
         write_plan(text, output.value)
         return
     from planner.plan import make_plan
@@ -214,18 +215,32 @@ def write_plan(text: str, output_format: str) -> None:
     render.print_plan_table(Plan.model_validate_json(text))
 
 
-def _offline_plan(options: ProjectOptions, rules: str | None, nodes: list[str]) -> tuple[str, list[str], str]:
-    """The offline plan's JSON, the build roots it walked, and the project folder (what the memo witnesses)."""
+def _offline_plan(options: ProjectOptions, rules: str | None, nodes: list[str]) -> tuple[str, Any]:
+    """The offline plan's JSON, and its graph."""
     from planner.plan import make_plan
 
     planned = make_plan(options, rules, nodes, offline=True)
+    return planned.plan.model_dump_json(indent=2) + "\n", planned.graph
+
+
+def _recorder(options: ProjectOptions) -> Any:
+    """A memo recorder when run from the command line (planner.main), which answers identical runs."""
+    if _invocation.args is None:
+        return None
+    from planner.memo import Recorder
+
+    return Recorder(_invocation.args, options)
+
+
+def _walked(graph: Any) -> tuple[list[str], str]:
+    """The build roots a plan walked, and the project folder: what a memo witnesses besides files read."""
     roots = [
         path
-        for node in planned.graph.nodes.values()
+        for node in graph.nodes.values()
         for path in [node.build.context, *node.build.additional_contexts.values()]
         if os.path.isabs(path)
     ]
-    return planned.plan.model_dump_json(indent=2) + "\n", roots, str(planned.graph.stack.project_dir)
+    return roots, str(graph.stack.project_dir)
 
 
 @app.command()
@@ -291,15 +306,27 @@ def apply(
     )
     if jobs is not None:
         apply_options.jobs = jobs
-    result = _run(lambda: run_apply(options, rules, nodes or [], apply_options))
+    # A no-op apply is remembered: the next identical one answers from the memo (planner.main).
+    recorder = _recorder(options) if timing_log is None and not (no_cache or rebuild) else None
+    if recorder is None:
+        result = _run(lambda: run_apply(options, rules, nodes or [], apply_options))
+    else:
+        with recorder.recording():
+            result = _run(lambda: run_apply(options, rules, nodes or [], apply_options))
     missing = set(rebuild or []) - set(result.planned.graph.nodes)
     if missing:
         typer.echo(
             f"planner: warning: --rebuild names no selected node: {', '.join(sorted(missing))}", err=True
         )
-    if output_format is PlanFormat.json:
-        sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
-    print_summary(result)
+    stdout = json.dumps(result.as_dict(), indent=2) + "\n" if output_format is PlanFormat.json else ""
+    summary = StringIO()
+    print_summary(result, summary)
+    sys.stdout.write(stdout)
+    sys.stderr.write(summary.getvalue())
+    if recorder is not None and result.exit_code == 0 and not result.results and not result.warnings:
+        from planner.memo import Answer
+
+        recorder.save(Answer(stdout, summary.getvalue()), *_walked(result.planned.graph))
     raise typer.Exit(result.exit_code)
 
 

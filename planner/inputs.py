@@ -1,9 +1,11 @@
 """What a planning run read, with the lstat signature each path had when it was read.
 
-Three sources feed the log while it records: every file opened for reading (a Python audit hook on `open`,
-so no reader can be forgotten: compose files, env files, rules, Dockerfiles, ignore files, hash inputs), every
-folder a context walk listed, and every entry a walk sent. The plan memo (memo.py) later proves that a run
-would read the same things by comparing the signatures again; see there for why lstat is enough.
+Sources feed the log while it records: every file opened for reading (a Python audit hook on `open`, so no
+reader can be forgotten: compose files, env files, rules, Dockerfiles, ignore files, hash inputs), every file
+looked for (loaders probe through `is_file`/`is_dir`/`exists` here), every folder a context walk listed and
+every entry it sent, the variables interpolation used, and every Engine API read with a digest of its answer.
+The memo (memo.py) later proves that a run would read the same things by comparing them again; see there for
+why lstat is enough.
 """
 
 from __future__ import annotations
@@ -13,9 +15,13 @@ import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 Signature = tuple[int, int, int, int, int]  # inode, device, mtime_ns, ctime_ns, size (regular files; else 0)
+Response = tuple[str, str, int, str]  # daemon host, request target, status, xxh3-128 of the body
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _PSEUDO = ("/proc/", "/sys/", "/dev/")
@@ -44,6 +50,8 @@ class InputLog:
         ] = []  # files opened or probed by name: the folders searched are witnessed too
         self.variables: set[str] = set()  # names interpolation looked up
         self.folders: dict[str, Signature | None] = {}  # every folder above a looked-up path, at first look
+        self.responses: list[Response] = []  # Engine API reads, to replay
+        self.opaque: list[str] = []  # what was consulted that cannot be replayed (then nothing is remembered)
         self.ignore_prefixes = tuple(ignore_prefixes)
 
     def note(self, path: str, sig: Signature | None) -> None:
@@ -124,6 +132,37 @@ def tracked(lookup: Callable[[str], str | None]) -> Callable[[str], str | None]:
         return lookup(name)
 
     return recorded
+
+
+def note_response(host: str, target: str, status: int, body: bytes) -> None:
+    """An Engine API GET and what it answered: a later run may reuse this run's decisions only if the same
+    request answers the same bytes."""
+    log = _state.log
+    if log is not None:
+        log.responses.append((host, target, status, response_digest(body)))
+
+
+def response_digest(body: bytes) -> str:
+    """xxh3-128 of an Engine API answer, blind to the order of listed items: the daemon lists images with
+    equal creation times in random order (its readers sort what they need)."""
+    import json
+
+    import xxhash
+
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return xxhash.xxh3_128_hexdigest(body)
+    if isinstance(data, list):
+        data = sorted(data, key=lambda item: json.dumps(item, sort_keys=True))
+    return xxhash.xxh3_128_hexdigest(json.dumps(data, sort_keys=True).encode())
+
+
+def note_opaque(what: str) -> None:
+    """Something was consulted that cannot be checked again cheaply (docker-py, the registry)."""
+    log = _state.log
+    if log is not None:
+        log.opaque.append(what)
 
 
 def is_recording() -> bool:

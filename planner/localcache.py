@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
 
 # A path written this recently is not trusted by signature: a second write in the same timestamp tick would
 # leave it unchanged (git's "racy clean" problem).
@@ -15,11 +19,17 @@ RACY_WINDOW_NS = 2_000_000_000
 
 
 def default_cache_dir(environ: dict[str, str] | None = None) -> Path:
-    env = environ if environ is not None else dict(os.environ)
-    if env.get("PLANNER_CACHE_DIR"):
-        return Path(env["PLANNER_CACHE_DIR"])
-    base = env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME", "/tmp"), ".cache")
-    return Path(base) / "planner"
+    from pathlib import Path
+
+    return Path(cache_root(environ if environ is not None else dict(os.environ)))
+
+
+def cache_root(environ: Mapping[str, str]) -> str:
+    """The cache folder as a string (the memo's hit path does without pathlib)."""
+    if environ.get("PLANNER_CACHE_DIR"):
+        return environ["PLANNER_CACHE_DIR"]
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(environ.get("HOME", "/tmp"), ".cache")
+    return os.path.join(base, "planner")
 
 
 def warn(message: str) -> None:

@@ -1,8 +1,10 @@
-"""Plan memo: a no-change `planner plan --offline` answers from the last run after proving, by lstat alone,
-that nothing the run depended on moved.
+"""Memo: a no-change `planner plan --offline` or no-op `planner apply` answers from the last identical run
+after proving, by lstat and a replay of its Engine API reads, that nothing the run depended on moved.
 
 An offline plan is a pure function of the invocation (options, working directory, the whole environment,
-planner's own code) and of the files it read. The slow path records every path it read with its lstat
+planner's own code) and of the files it read; a no-op apply also of what the daemons answered (a memo is
+kept only for an apply that had nothing to do, and only if every daemon read can be replayed: the same
+request must answer the same bytes, or the run is repeated in full). The slow path records every path it read with its lstat
 signature (inputs.py): files opened, folders listed by context walks, entries sent, and the folders in which
 files were looked up. A memo is used only when every signature is still the same:
 - a file's content cannot change without its mtime/ctime changing, nor be replaced without its inode or ctime;
@@ -19,25 +21,27 @@ cores two processes halve it (threads do not: the GIL).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
 import struct
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import xxhash
 
 from planner import inputs
-from planner.localcache import RACY_WINDOW_NS, default_cache_dir, warn
+from planner.localcache import RACY_WINDOW_NS, cache_root, warn
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from planner.compose.options import ProjectOptions
 
-MEMO_VERSION = 3
+MEMO_VERSION = 4
 # Set by the shell to each command's path, so it differs between `planner ...` and `time planner ...`: left
 # out of the invocation key, and checked only when interpolation used it.
 SHELL_VOLATILE = ("_",)
@@ -63,18 +67,30 @@ def invocation_key(args: Sequence[str], cwd: str, environ: Mapping[str, str]) ->
     return xxhash.xxh3_128_hexdigest("\0".join(parts).encode("utf-8", "surrogateescape"))
 
 
-def memo_path(args: Sequence[str], cwd: str, environ: Mapping[str, str]) -> Path:
-    return default_cache_dir(dict(environ)) / "memo" / f"{invocation_key(args, cwd, environ)}.memo"
+def memo_path(args: Sequence[str], cwd: str, environ: Mapping[str, str]) -> str:
+    return os.path.join(cache_root(environ), "memo", f"{invocation_key(args, cwd, environ)}.memo")
 
 
-def remembered(args: Sequence[str]) -> tuple[str, str] | None:
-    """(plan JSON, output format) for this exact command line, if a memo holds; read before parsing it."""
+class Answer:
+    """What an identical command printed: stdout, stderr; for a plan table, stdout holds the plan JSON to render.
+    (A plain class: the memo's hit path imports nothing it can do without, dataclasses included.)"""
+
+    __slots__ = ("stderr", "stdout", "table")
+
+    def __init__(self, stdout: str, stderr: str = "", table: bool = False) -> None:
+        self.stdout = stdout
+        self.stderr = stderr
+        self.table = table
+
+
+def remembered(args: Sequence[str]) -> Answer | None:
+    """The answer for this exact command line, if a memo holds; read before the command line is parsed."""
     path = memo_path(args, os.getcwd(), os.environ)
     return load(path, os.environ)
 
 
-def load(path: Path, environ: Mapping[str, str], parallel: bool | None = None) -> tuple[str, str] | None:
-    """The remembered output if every witness still holds; None otherwise."""
+def load(path: str, environ: Mapping[str, str], parallel: bool | None = None) -> Answer | None:
+    """The remembered answer if every witness and every daemon read still hold; None otherwise."""
     try:
         with open(path, "rb") as handle:
             data = pickle.load(handle)
@@ -82,16 +98,35 @@ def load(path: Path, environ: Mapping[str, str], parallel: bool | None = None) -
             return None
         paths: list[str] = data["paths"].split("\0")
         digests: list[str] = data["digests"]
-        output: tuple[str, str] = (data["output"], data["format"])
+        responses: list[inputs.Response] = data["responses"]
+        answer = Answer(data["stdout"], data["stderr"], data["table"])
         if any(environ.get(name) != value for name, value in data["volatile"].items()):
             return None
     except FileNotFoundError:
         return None
-    except Exception:  # damaged or foreign: a miss, and the full plan rewrites it
+    except Exception:  # damaged or foreign: a miss, and the full run rewrites it
         return None
     if len(digests) != -(-len(paths) // CHUNK):
         return None
-    return output if holds(paths, digests, parallel) else None
+    if not holds(paths, digests, parallel) or not replays(responses):
+        return None
+    return answer
+
+
+def replays(responses: Sequence[inputs.Response]) -> bool:
+    """Whether every recorded Engine API read answers the same now."""
+    if not responses:
+        return True
+    from planner.engine.http import EngineHTTP
+
+    try:
+        for host, target, status, digest in responses:
+            now_status, body = EngineHTTP(host, "", timeout=10).fetch(target)
+            if now_status != status or inputs.response_digest(body) != digest:
+                return False
+    except OSError:
+        return False
+    return True
 
 
 def holds(paths: Sequence[str], digests: Sequence[str], parallel: bool | None = None) -> bool:
@@ -201,10 +236,11 @@ def witnesses(
 
 
 def save(
-    path: Path,
+    path: str,
     seen: dict[str, inputs.Signature | None],
-    output: tuple[str, str],
+    answer: Answer,
     volatile: Mapping[str, str | None],
+    responses: Sequence[inputs.Response] = (),
     racy_window_ns: int | None = None,
 ) -> bool:
     """Write the memo atomically; refuse (False) if a witness is missing or was written too recently."""
@@ -228,47 +264,57 @@ def save(
         "version": MEMO_VERSION,
         "paths": "\0".join(paths),
         "digests": digests,
-        "output": output[0],
-        "format": output[1],
+        "stdout": answer.stdout,
+        "stderr": answer.stderr,
+        "table": answer.table,
+        "responses": list(responses),
         "volatile": dict(volatile),
     }
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        folder, name = os.path.split(path)
+        os.makedirs(folder, exist_ok=True)
+        temporary = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
         with open(temporary, "wb") as handle:
             pickle.dump(data, handle, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(temporary, path)
-        _prune(path.parent)
+        _prune(folder)
     except OSError as exc:
-        warn(f"plan memo not saved ({exc}); the next run plans in full")
+        warn(f"memo not saved ({exc}); the next identical run repeats the work")
         return False
     return True
 
 
-def _prune(folder: Path) -> None:
-    memos = sorted(folder.glob("*.memo"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+def _prune(folder: str) -> None:
+    memos = [os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".memo")]
+    memos.sort(key=lambda p: os.stat(p).st_mtime_ns, reverse=True)
     for old in memos[KEEP_MEMOS:]:
-        old.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(old)
 
 
-def remember(
-    args: Sequence[str],
-    options: ProjectOptions,
-    output_format: str,
-    compute: Callable[[], tuple[str, Sequence[str], str]],
-) -> str:
-    """Run `compute()` (the offline plan: its JSON, the build roots it walked, the project folder) recording
-    what it reads, and remember the JSON for this command line."""
-    path = memo_path(args, options.cwd, options.environ)
-    # planner's own cache (stat records, manifests) is read along the way; it is no input of the plan
-    ignored = [*_interpreter_prefixes(), str(path.parent.parent).rstrip(os.sep) + os.sep]
-    log = inputs.InputLog(ignore_prefixes=ignored)
-    start = os.path.abspath(os.path.join(options.cwd, options.project_directory or "."))
-    with inputs.recording(log):
-        output, roots, project_dir = compute()
-    volatile = {name: options.environ.get(name) for name in SHELL_VOLATILE if name in log.variables}
-    save(path, witnesses(log, [start, *roots], project_dir), (output, output_format), volatile)
-    return output
+class Recorder:
+    """Records what a run reads (while `recording()` is active), then remembers its answer."""
+
+    def __init__(self, args: Sequence[str], options: ProjectOptions) -> None:
+        self.args = list(args)
+        self.options = options
+        self.path = memo_path(args, options.cwd, options.environ)
+        # planner's own cache (stat records, manifests, locks) is read along the way; it is no input
+        ignored = [*_interpreter_prefixes(), os.path.dirname(os.path.dirname(self.path)) + os.sep]
+        self.log = inputs.InputLog(ignore_prefixes=ignored)
+
+    def recording(self) -> AbstractContextManager[inputs.InputLog]:
+        return inputs.recording(self.log)
+
+    def save(self, answer: Answer, roots: Sequence[str], project_dir: str) -> bool:
+        """Remember `answer` for this command line; `roots` are the build contexts, whose folders (up to the
+        project's) hold symlinks that decide what was walked."""
+        if self.log.opaque:
+            return False
+        start = os.path.abspath(os.path.join(self.options.cwd, self.options.project_directory or "."))
+        volatile = {n: self.options.environ.get(n) for n in SHELL_VOLATILE if n in self.log.variables}
+        seen = witnesses(self.log, [start, *roots], project_dir)
+        return save(self.path, seen, answer, volatile, self.log.responses)
 
 
 def _installation() -> list[str]:

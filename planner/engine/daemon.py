@@ -68,6 +68,9 @@ class Daemon:
         from planner.engine.http import EngineHTTP, supported
 
         if not supported(self.url):
+            from planner import inputs
+
+            inputs.note_opaque(f"docker-py for {self.where}")
             return None
         return EngineHTTP(self.url, API_VERSION, self.timeout).get(path, params)
 
@@ -84,7 +87,8 @@ class Daemon:
         except Exception as exc:
             raise DaemonError(f"unreachable at {self.where}: {exception_text(exc)}") from None
         found: dict[str, KeyedImage] = {}
-        for image in listing:
+        # newest first, ties by ID: the daemon's order among equal creation times is random
+        for image in sorted(listing, key=lambda i: (-int(i.get("Created") or 0), i["Id"])):
             labels = image.get("Labels") or {}
             key = labels.get(LABEL_KEY)
             if key:

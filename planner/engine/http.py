@@ -1,30 +1,19 @@
 """A minimal Engine API client for the read-only calls of every plan (list images, inspect), over the unix
-socket or plain TCP with nothing but the standard library: a no-op run must not pay for importing docker-py and
-requests (~0.1 s). TLS daemons (DOCKER_TLS_VERIFY / https) go through docker-py instead.
+socket or plain TCP with nothing but a socket: a no-op run must not pay for importing docker-py and requests
+(~0.1 s), nor even http.client (~40 ms, the memo's replay uses this too). TLS daemons (DOCKER_TLS_VERIFY /
+https) go through docker-py instead.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
-import urllib.parse
 from typing import Any
 
+from planner import inputs
+
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self.socket_path)
-        self.sock = sock
 
 
 class EngineHTTPError(Exception):
@@ -53,27 +42,44 @@ class EngineHTTP:
         self.prefix = f"/v{api_version}"
         self.timeout = timeout
 
-    def _connection(self) -> http.client.HTTPConnection:
-        if self.host.startswith("unix://"):
-            return _UnixConnection(self.host[len("unix://") :], self.timeout)
-        parsed = urllib.parse.urlparse(self.host.replace("tcp://", "http://", 1))
-        return http.client.HTTPConnection(
-            parsed.hostname or "localhost", parsed.port or 2375, timeout=self.timeout
-        )
-
     def get(self, path: str, params: dict[str, str] | None = None) -> Any:
+        import urllib.parse
+
         query = ("?" + urllib.parse.urlencode(params)) if params else ""
-        connection = self._connection()
-        try:
-            connection.request("GET", f"{self.prefix}{path}{query}")
-            response = connection.getresponse()
-            body = response.read()
-        finally:
-            connection.close()
-        if response.status >= 400:
+        target = f"{self.prefix}{path}{query}"
+        status, body = self.fetch(target)
+        inputs.note_response(self.host, target, status, body)
+        if status >= 400:
             try:
                 message = json.loads(body).get("message", "")
             except ValueError:
                 message = body.decode(errors="replace")
-            raise EngineHTTPError(response.status, message)
+            raise EngineHTTPError(status, message)
         return json.loads(body) if body else None
+
+    def fetch(self, target: str) -> tuple[int, bytes]:
+        """One GET: the status and the raw body. HTTP/1.0 with the connection closed after the answer, so the
+        body needs no chunked decoding (the engine answers a 1.0 request with a plain body)."""
+        if self.host.startswith("unix://"):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            address: Any = self.host[len("unix://") :]
+        else:
+            import urllib.parse
+
+            parsed = urllib.parse.urlparse(self.host.replace("tcp://", "http://", 1))
+            sock = socket.socket(socket.AF_INET6 if ":" in (parsed.hostname or "") else socket.AF_INET)
+            sock.settimeout(self.timeout)
+            address = (parsed.hostname or "localhost", parsed.port or 2375)
+        with sock:
+            sock.connect(address)
+            sock.sendall(f"GET {target} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
+            chunks = []
+            while chunk := sock.recv(1 << 16):
+                chunks.append(chunk)
+        head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+        try:
+            status = int(head.split(b" ", 2)[1])
+        except (IndexError, ValueError):
+            raise OSError(f"not an HTTP answer from {self.host}") from None
+        return status, body

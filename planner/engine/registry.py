@@ -59,6 +59,9 @@ class Registry:
 
     @property
     def session(self) -> Any:
+        from planner import inputs
+
+        inputs.note_opaque(f"registry {self.host}")
         if self._session is None:
             import requests
 

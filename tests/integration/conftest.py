@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from planner.engine.labels import LABEL_PROJECT
 from tests.conftest import docker_unavailable
 from tests.integration.services import (
     DaemonProcess,
@@ -16,6 +21,8 @@ from tests.integration.services import (
     start_registry,
     temp_root,
 )
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -86,3 +93,40 @@ def busybox_image(docker_client: Any) -> Iterator[str]:
     )  # fmt: skip
     yield BUSYBOX_IMAGE
     docker_client.api.remove_image(BUSYBOX_IMAGE, force=True)
+
+
+def remove_project_images(project: str, url: str | None = None) -> None:
+    import docker
+
+    client = docker.APIClient(base_url=url, timeout=120) if url else docker.from_env().api
+    try:
+        for image in client.images(filters={"label": f"{LABEL_PROJECT}={project}"}):
+            with contextlib.suppress(Exception):
+                client.remove_image(image["Id"], force=True)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def project_name(request: pytest.FixtureRequest) -> Iterator[str]:
+    name = f"pt{os.getpid()}-{request.node.name[:20].lower().replace('_', '')}"
+    yield name
+    remove_project_images(name)
+
+
+@pytest.fixture
+def basic(tmp_path: Path, project_name: str) -> Path:
+    root = tmp_path / "basic"
+    shutil.copytree(REPO / "examples/compose/basic", root)
+    compose = root / "compose.yaml"
+    compose.write_text(
+        compose.read_text()
+        .replace("name: basic", f"name: {project_name}")
+        .replace("basic-api", f"{project_name}-api")
+        .replace("basic/web", f"{project_name}/web")
+    )
+    web = root / "web/Dockerfile"
+    web.write_text(web.read_text().replace("basic-api", f"{project_name}-api"))
+    for context in ("api", "web"):  # keys are content addresses: make this test's content its own
+        (root / context / "test-id").write_text(project_name)
+    return root

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -10,36 +9,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from planner.engine.labels import LABEL_KEY, LABEL_PROJECT
+from planner.engine.labels import LABEL_KEY
+from tests.integration.conftest import remove_project_images
 from tests.integration.services import DaemonProcess, RegistryProcess
 
 pytestmark = pytest.mark.docker
 REPO = Path(__file__).resolve().parents[2]
-
-
-def remove_project_images(project: str, url: str | None = None) -> None:
-    import docker
-
-    client = docker.APIClient(base_url=url, timeout=120) if url else docker.from_env().api
-    try:
-        for image in client.images(filters={"label": f"{LABEL_PROJECT}={project}"}):
-            with contextlib.suppress(Exception):
-                client.remove_image(image["Id"], force=True)
-    finally:
-        client.close()
-
-
-@pytest.fixture
-def project_name(request: pytest.FixtureRequest) -> Iterator[str]:
-    name = f"pt{os.getpid()}-{request.node.name[:20].lower().replace('_', '')}"
-    yield name
-    remove_project_images(name)
 
 
 def run(
@@ -62,24 +42,6 @@ def phases(timing: Path) -> dict[str, list[str]]:
         if record["status"] == "ok":
             found.setdefault(record["phase"], []).append(record["node"])
     return {phase: sorted(nodes) for phase, nodes in found.items()}
-
-
-@pytest.fixture
-def basic(tmp_path: Path, project_name: str) -> Path:
-    root = tmp_path / "basic"
-    shutil.copytree(REPO / "examples/compose/basic", root)
-    compose = root / "compose.yaml"
-    compose.write_text(
-        compose.read_text()
-        .replace("name: basic", f"name: {project_name}")
-        .replace("basic-api", f"{project_name}-api")
-        .replace("basic/web", f"{project_name}/web")
-    )
-    web = root / "web/Dockerfile"
-    web.write_text(web.read_text().replace("basic-api", f"{project_name}-api"))
-    for context in ("api", "web"):  # keys are content addresses: make this test's content its own
-        (root / context / "test-id").write_text(project_name)
-    return root
 
 
 def test_first_apply_builds_second_does_nothing_edits_rebuild_exactly_what_changed(

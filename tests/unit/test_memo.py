@@ -302,7 +302,7 @@ def test_a_damaged_memo_is_a_miss_and_is_rewritten(
     project: Path, runs: Runs, capsys: pytest.CaptureFixture[str]
 ) -> None:
     expected, _ = runs.plan(capsys)
-    path = memo.memo_path(ARGS, os.getcwd(), os.environ)
+    path = Path(memo.memo_path(ARGS, os.getcwd(), os.environ))
     path.write_bytes(b"not a pickle")
     again, hit = runs.plan(capsys)
     assert not hit and again == expected
@@ -314,7 +314,7 @@ def test_failed_plan_leaves_no_memo(project: Path, capsys: pytest.CaptureFixture
     with pytest.raises(SystemExit) as raised:
         main(ARGS)
     assert raised.value.code == 2
-    assert not memo.memo_path(ARGS, os.getcwd(), os.environ).exists()
+    assert not Path(memo.memo_path(ARGS, os.getcwd(), os.environ)).exists()
 
 
 @pytest.mark.parametrize("parallel", [False, True])
@@ -345,7 +345,7 @@ def test_memo_witnesses_planner_itself(project: Path, runs: Runs, capsys: pytest
     runs.plan(capsys)
     import pickle
 
-    data = pickle.loads(memo.memo_path(ARGS, os.getcwd(), os.environ).read_bytes())
+    data = pickle.loads(Path(memo.memo_path(ARGS, os.getcwd(), os.environ)).read_bytes())
     witnessed = set(data["paths"].split("\0"))
     assert memo.__file__ in witnessed
     assert str(project) in witnessed and str(project / "api") in witnessed
