@@ -91,10 +91,10 @@ def main() -> None:
     argv = sys.argv[1:]
     planner_args = translate(argv)
     if planner_args is not None:
-        from planner.cli import app
+        from planner.main import main as planner_main  # a no-op build answers from the memo
 
         sys.argv = ["planner", *planner_args]
-        app()
+        planner_main(planner_args)
         return
     docker = real_docker()
     if docker is None:
