@@ -62,9 +62,12 @@ def settle() -> None:
 
 
 class Runs:
-    """Runs `planner` in-process, counting the full plans behind it."""
+    """Runs `planner` in-process, counting the full plans behind it, and compares with plans made afresh."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        self.capsys, self.tmp_path, self.monkeypatch = capsys, tmp_path, monkeypatch
         self.full_plans = 0
         original = planner.plan.make_plan
 
@@ -74,11 +77,27 @@ class Runs:
 
         monkeypatch.setattr(planner.plan, "make_plan", counted)
 
-    def plan(self, capsys: pytest.CaptureFixture[str], args: list[str] = ARGS) -> tuple[str, bool]:
+    def plan(self, args: list[str] = ARGS) -> tuple[str, bool]:
         """(stdout, whether the memo answered)."""
         before = self.full_plans
         assert run_main(args) == 0
-        return capsys.readouterr().out, self.full_plans == before
+        return self.capsys.readouterr().out, self.full_plans == before
+
+    def fresh(self) -> str:
+        """The full plan with an empty cache: what a memo must agree with."""
+        with self.monkeypatch.context() as scoped:
+            scoped.setenv("PLANNER_CACHE_DIR", str(self.tmp_path / "fresh" / str(time.monotonic_ns())))
+            assert run_main(ARGS) == 0
+        return self.capsys.readouterr().out
+
+    def change_is_seen(self, change: Callable[[], object]) -> None:
+        """With a memo in place, `change()` makes the next plan run in full, and agree with a fresh one."""
+        self.plan()
+        assert self.plan()[1], "the memo should hold before the change"
+        change()
+        after, hit = self.plan()
+        assert not hit
+        assert after == self.fresh()
 
 
 def run_main(args: list[str]) -> int:
@@ -91,43 +110,29 @@ def run_main(args: list[str]) -> int:
     return 0
 
 
-def fresh(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The full plan with an empty cache: what a memo must agree with."""
-    with monkeypatch.context() as scoped:
-        scoped.setenv("PLANNER_CACHE_DIR", str(tmp_path / "fresh" / str(time.monotonic_ns())))
-        assert run_main(ARGS) == 0
-    return capsys.readouterr().out
-
-
 @pytest.fixture
-def runs(monkeypatch: pytest.MonkeyPatch) -> Runs:
-    return Runs(monkeypatch)
+def runs(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Runs:
+    return Runs(capsys, tmp_path, monkeypatch)
 
 
-def test_identical_plan_is_answered_from_the_memo(
-    project: Path, runs: Runs, capsys: pytest.CaptureFixture[str]
-) -> None:
-    first, first_hit = runs.plan(capsys)
-    second, second_hit = runs.plan(capsys)
+def test_identical_plan_is_answered_from_the_memo(project: Path, runs: Runs) -> None:
+    first, first_hit = runs.plan()
+    second, second_hit = runs.plan()
     assert (first_hit, second_hit) == (False, True)
     assert second == first
     assert '"key"' in second
 
 
-def test_table_format_is_rendered_from_the_memo(
-    project: Path, runs: Runs, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_table_format_is_rendered_from_the_memo(project: Path, runs: Runs) -> None:
     args = ["plan", "--offline"]
-    first, _ = runs.plan(capsys, args)
-    second, hit = runs.plan(capsys, args)
+    first, _ = runs.plan(args)
+    second, hit = runs.plan(args)
     assert hit and second == first and "api" in second
 
 
-def test_another_command_line_is_another_memo(
-    project: Path, runs: Runs, capsys: pytest.CaptureFixture[str]
-) -> None:
-    runs.plan(capsys)
-    only_api, hit = runs.plan(capsys, [*ARGS, "api"])
+def test_another_command_line_is_another_memo(project: Path, runs: Runs) -> None:
+    runs.plan()
+    only_api, hit = runs.plan([*ARGS, "api"])
     assert not hit and '"web"' not in only_api
 
 
@@ -181,77 +186,51 @@ MUTATIONS: dict[str, Callable[[Path], None]] = {
 
 @pytest.mark.parametrize("mutation", MUTATIONS.values(), ids=MUTATIONS.keys())
 def test_any_change_to_what_the_plan_read_is_seen(
-    mutation: Callable[[Path], None],
-    project: Path,
-    runs: Runs,
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    mutation: Callable[[Path], None], project: Path, runs: Runs
 ) -> None:
     if mutation is _retarget_context:  # start from a symlinked context
         (project / "web").rename(project / "web-real")
         (project / "web").symlink_to("web-real")
         settle()
-    runs.plan(capsys)
-    assert runs.plan(capsys)[1], "the memo should hold before the change"
-    mutation(project)
-    after, hit = runs.plan(capsys)
-    assert not hit
-    assert after == fresh(capsys, tmp_path, monkeypatch)
+    runs.change_is_seen(lambda: mutation(project))
 
 
 def test_changed_environment_is_another_invocation(
-    project: Path, runs: Runs, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    project: Path, runs: Runs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    plain, _ = runs.plan(capsys)
+    plain, _ = runs.plan()
     monkeypatch.setenv("FLAVOUR", "hot")
-    hot, hit = runs.plan(capsys)
+    hot, hit = runs.plan()
     assert not hit and hot != plain
 
 
 def test_the_shells_underscore_counts_only_when_interpolated(
-    project: Path, runs: Runs, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    project: Path, runs: Runs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("_", "/usr/bin/planner")
-    runs.plan(capsys)
+    runs.plan()
     monkeypatch.setenv("_", "/usr/bin/time")
-    assert runs.plan(capsys)[1], "`_` differs per command; unused, it must not defeat the memo"
+    assert runs.plan()[1], "`_` differs per command; unused, it must not defeat the memo"
 
     write_tree(project, {"compose.yaml": COMPOSE.replace("${FLAVOUR:-plain}", "${_}")})
     settle()
-    first, _ = runs.plan(capsys)
+    first, _ = runs.plan()
     assert '"key"' in first
     monkeypatch.setenv("_", "/usr/bin/planner")
-    second, hit = runs.plan(capsys)
+    second, hit = runs.plan()
     assert not hit and second != first
 
 
-def test_symlinked_compose_file_target_edit_is_seen(
-    project: Path,
-    runs: Runs,
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_symlinked_compose_file_target_edit_is_seen(project: Path, runs: Runs, tmp_path: Path) -> None:
     elsewhere = write_tree(tmp_path / "elsewhere", {"compose.yaml": COMPOSE})
     (tmp_path / "fresh").mkdir()  # fresh() caches go in here: tmp_path, a witness, stays put
     (project / "compose.yaml").unlink()
     (project / "compose.yaml").symlink_to(elsewhere / "compose.yaml")
     settle()
-    runs.plan(capsys)
-    assert runs.plan(capsys)[1]
-    (elsewhere / "compose.yaml").write_text(COMPOSE.replace("plain", "sour"))
-    after, hit = runs.plan(capsys)
-    assert not hit and after == fresh(capsys, tmp_path, monkeypatch)
+    runs.change_is_seen(lambda: (elsewhere / "compose.yaml").write_text(COMPOSE.replace("plain", "sour")))
 
 
-def test_included_file_edit_is_seen(
-    project: Path,
-    runs: Runs,
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_included_file_edit_is_seen(project: Path, runs: Runs) -> None:
     write_tree(
         project,
         {
@@ -260,19 +239,11 @@ def test_included_file_edit_is_seen(
         },
     )
     settle()
-    runs.plan(capsys)
-    assert runs.plan(capsys)[1]
-    _edit("parts/more.yaml", "services:\n  extra:\n    build: ../api\n")(project)
-    after, hit = runs.plan(capsys)
-    assert not hit and after == fresh(capsys, tmp_path, monkeypatch)
+    runs.change_is_seen(lambda: _edit("parts/more.yaml", "services:\n  extra:\n    build: ../api\n")(project))
 
 
 def test_a_file_appearing_while_the_plan_runs_is_seen(
-    project: Path,
-    runs: Runs,
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    project: Path, runs: Runs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The folder where `.env` was looked for is witnessed as it was then, not as it is at the save."""
     counted = planner.plan.make_plan
@@ -284,29 +255,27 @@ def test_a_file_appearing_while_the_plan_runs_is_seen(
         return planned
 
     monkeypatch.setattr(planner.plan, "make_plan", racing)
-    runs.plan(capsys)
+    runs.plan()
     monkeypatch.setattr(planner.plan, "make_plan", counted)
-    after, hit = runs.plan(capsys)
-    assert not hit and after == fresh(capsys, tmp_path, monkeypatch)
+    after, hit = runs.plan()
+    assert not hit and after == runs.fresh()
 
 
 def test_recently_written_inputs_are_not_memoized(
-    project: Path, runs: Runs, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    project: Path, runs: Runs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(memo, "RACY_WINDOW_NS", 3_600 * 10**9)  # everything here is "just written"
-    runs.plan(capsys)
-    assert not runs.plan(capsys)[1]
+    runs.plan()
+    assert not runs.plan()[1]
 
 
-def test_a_damaged_memo_is_a_miss_and_is_rewritten(
-    project: Path, runs: Runs, capsys: pytest.CaptureFixture[str]
-) -> None:
-    expected, _ = runs.plan(capsys)
+def test_a_damaged_memo_is_a_miss_and_is_rewritten(project: Path, runs: Runs) -> None:
+    expected, _ = runs.plan()
     path = Path(memo.memo_path(ARGS, os.getcwd(), os.environ))
     path.write_bytes(b"not a pickle")
-    again, hit = runs.plan(capsys)
+    again, hit = runs.plan()
     assert not hit and again == expected
-    assert runs.plan(capsys)[1]
+    assert runs.plan()[1]
 
 
 def test_failed_plan_leaves_no_memo(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -341,8 +310,8 @@ def test_checks_see_a_change_in_any_chunk(
     assert not memo.holds(paths, recorded, parallel)
 
 
-def test_memo_witnesses_planner_itself(project: Path, runs: Runs, capsys: pytest.CaptureFixture[str]) -> None:
-    runs.plan(capsys)
+def test_memo_witnesses_planner_itself(project: Path, runs: Runs) -> None:
+    runs.plan()
     import pickle
 
     data = pickle.loads(Path(memo.memo_path(ARGS, os.getcwd(), os.environ)).read_bytes())
@@ -382,24 +351,16 @@ EDITS = st.lists(
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(edits=EDITS)
 def test_memo_answers_equal_full_plans_through_any_edits(
-    edits: list[tuple[str, str | None]],
-    project: Path,
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    edits: list[tuple[str, str | None]], project: Path, runs: Runs
 ) -> None:
-    assert run_main(ARGS) == 0
-    capsys.readouterr()
+    runs.plan()
     for path, edit in edits:
-        text = (
-            "" if path == ".env" and edit and not edit.startswith("FLAVOUR=") else edit
-        )  # KEY=VALUE lines only
+        text = "" if path == ".env" and edit and not edit.startswith("FLAVOUR=") else edit  # KEY=VALUE lines
         target = project / path
         if text is None:
             target.unlink(missing_ok=True)
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text)
-        assert run_main(ARGS) == 0
-        answered = capsys.readouterr().out
-        assert answered == fresh(capsys, tmp_path, monkeypatch)
+        answered, _ = runs.plan()
+        assert answered == runs.fresh()
