@@ -24,6 +24,7 @@ from planner.localcache import RACY_WINDOW_NS, warn
 
 CACHE_VERSION = 1
 CHUNK = 1 << 20
+PARALLEL_FROM_BYTES = 1 << 20  # files this large are hashed in parallel
 Record = tuple[int, int, int, int, int, str]
 
 
@@ -42,6 +43,22 @@ def hash_file(path: str) -> str:
         raise InputError(f"cannot read {path}: permission denied (Docker could not send it either)") from None
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _hash_all(paths: list[str], sizes: list[int], jobs: int) -> list[str]:
+    """Content hashes in order. Large files are hashed on a thread pool (xxhash is CPU-bound there); small ones
+    in order on this thread: their cost is the read's latency, and on a cold cache parallel readers were
+    measured slower than one (bench/plan_offline.py, cold hashing)."""
+    digests: list[str | None] = [None] * len(paths)
+    large = [i for i, size in enumerate(sizes) if size >= PARALLEL_FROM_BYTES]
+    if len(large) > 1 and jobs > 1:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for index, digest in zip(large, pool.map(hash_file, [paths[i] for i in large]), strict=True):
+                digests[index] = digest
+    for index, path in enumerate(paths):
+        if digests[index] is None:
+            digests[index] = hash_file(path)
+    return [d for d in digests if d is not None]
 
 
 class StatCache:
@@ -88,12 +105,7 @@ class StatCache:
             else:
                 missing.append(entry)
         if missing:
-            paths = [os.path.join(root, e.path) for e in missing]
-            if len(missing) > 8 and jobs > 1:
-                with ThreadPoolExecutor(max_workers=jobs) as pool:
-                    digests = list(pool.map(hash_file, paths, chunksize=16))
-            else:
-                digests = [hash_file(p) for p in paths]
+            digests = _hash_all([os.path.join(root, e.path) for e in missing], [e.size for e in missing], jobs)
             for entry, digest in zip(missing, digests, strict=True):
                 result[entry.path] = digest
                 self.files_hashed += 1

@@ -14,7 +14,8 @@ from planner.compose.options import ProjectOptions
 from planner.errors import InputError
 from planner.graph import build_graph
 from planner.keys.compute import compute_keys
-from planner.keys.statcache import StatCache
+from planner.keys.statcache import StatCache, hash_file
+from planner.keys.walk import Entry
 from planner.stack import load_stack
 
 STACK = {
@@ -284,3 +285,21 @@ def test_context_symlinked_outside_the_project_is_an_input_error(
     shutil.copytree(outside, stack / "elsewhere")
     (stack / "other").symlink_to(stack / "elsewhere")  # a symlink that stays inside the project is fine
     assert "other" in keys(stack)
+
+
+def test_large_and_small_files_hash_to_their_own_content_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large files go to a thread pool, small ones stay on this thread: each result still lands on its file."""
+    from planner.keys import statcache
+
+    monkeypatch.setattr(statcache, "PARALLEL_FROM_BYTES", 100)
+    sizes = [5, 500, 7, 300, 0, 1000, 99, 100]
+    entries = []
+    for index, size in enumerate(sizes):
+        path = tmp_path / f"f{index}"
+        path.write_bytes(bytes([index]) * size)
+        entries.append(Entry(path.name, "f", 0o644, size))
+    hashes = StatCache(None).hashes(str(tmp_path), entries, jobs=4)
+    assert [hashes[e.path] for e in entries] == [hash_file(str(tmp_path / e.path)) for e in entries]
+    assert len(set(hashes.values())) == len(sizes)
