@@ -44,25 +44,26 @@ class InputLog:
     """Paths and their signatures, the first one seen kept (the state before the path was read)."""
 
     def __init__(self, ignore_prefixes: Iterable[str] = ()) -> None:
-        self.seen: dict[str, Signature | None] = {}
-        self.looked_up: list[
-            str
-        ] = []  # files opened or probed by name: the folders searched are witnessed too
+        self.seen: dict[str, Signature | None] = {}  # files opened or probed by name
+        self.looked_up: list[str] = []  # the same, in order: the folders searched are witnessed too
+        self.trees: list[tuple[list[str], list[Signature]]] = []  # what context walks listed and sent
+        self.in_trees: set[str] = set()
         self.variables: set[str] = set()  # names interpolation looked up
         self.folders: dict[str, Signature | None] = {}  # every folder above a looked-up path, at first look
         self.responses: list[Response] = []  # Engine API reads, to replay
         self.opaque: list[str] = []  # what was consulted that cannot be replayed (then nothing is remembered)
         self.ignore_prefixes = tuple(ignore_prefixes)
 
-    def note(self, path: str, sig: Signature | None) -> None:
-        self.seen.setdefault(path, sig)
+    def note_tree(self, paths: list[str], sigs: list[Signature]) -> None:
+        self.trees.append((paths, sigs))
+        self.in_trees.update(paths)
 
     def note_looked_up(self, path: str) -> None:
         """A file opened or probed by name: its own signature, and its target's when it is a symlink (a
         change of the target's content does not show on the link)."""
         path = os.path.abspath(path)
-        if path in self.seen or path.startswith(_PSEUDO) or path.startswith(self.ignore_prefixes):
-            return
+        if path in self.seen or path in self.in_trees or path.startswith((*_PSEUDO, *self.ignore_prefixes)):
+            return  # a walk's signature came first: hashing opens what walks listed
         sig = lstat_signature(path)
         self.seen[path] = sig
         self.looked_up.append(path)
@@ -113,13 +114,11 @@ def recording(log: InputLog) -> Iterator[InputLog]:
         _state.log = previous
 
 
-def note_tree(paths: Iterable[str], sigs: Iterable[Signature]) -> None:
+def note_tree(paths: list[str], sigs: list[Signature]) -> None:
     """A context walk reports the folders it listed and the entries it sent (absolute paths)."""
     log = _state.log
-    if log is None:
-        return
-    for path, sig in zip(paths, sigs, strict=True):
-        log.note(path, sig)
+    if log is not None:
+        log.note_tree(paths, sigs)
 
 
 def tracked(lookup: Callable[[str], str | None]) -> Callable[[str], str | None]:

@@ -210,8 +210,9 @@ def chain(path: str, anchor: str) -> list[str]:
 
 def witnesses(
     log: inputs.InputLog, anchors: Sequence[str], project_dir: str
-) -> dict[str, inputs.Signature | None]:
-    """The log's paths plus the folders whose listings the run depended on, with their signatures."""
+) -> dict[str, inputs.Signature | None] | None:
+    """The log's paths plus the folders whose listings the run depended on, with their signatures; None when
+    a path was seen with two signatures (it changed during the run)."""
     extra: set[str] = set(_installation())
     for path in log.looked_up:
         extra.update(chain(os.path.dirname(path), project_dir))
@@ -223,8 +224,6 @@ def witnesses(
         for path in sorted(extra - log.seen.keys())
     }
     seen.update((path, log.seen[path]) for path in log.looked_up)
-    for path, sig in log.seen.items():
-        seen.setdefault(path, sig)
     for folder, _, names in os.walk(
         PACKAGE_DIR
     ):  # planner's own code: an edit must not be answered by a memo
@@ -232,6 +231,12 @@ def witnesses(
             if name.endswith(".py"):
                 full = os.path.join(folder, name)
                 seen.setdefault(full, inputs.lstat_signature(full))
+    walked: dict[str, inputs.Signature] = {}
+    for paths, sigs in reversed(log.trees):  # where walks overlap, the first walk's signature stays
+        walked.update(zip(paths, sigs, strict=True))
+    if any(walked.get(path, sig) != sig for path, sig in seen.items() if path in walked):
+        return None
+    seen.update({path: sig for path, sig in walked.items() if path not in seen})
     return seen
 
 
@@ -314,7 +319,7 @@ class Recorder:
         start = os.path.abspath(os.path.join(self.options.cwd, self.options.project_directory or "."))
         volatile = {n: self.options.environ.get(n) for n in SHELL_VOLATILE if n in self.log.variables}
         seen = witnesses(self.log, [start, *roots], project_dir)
-        return save(self.path, seen, answer, volatile, self.log.responses)
+        return seen is not None and save(self.path, seen, answer, volatile, self.log.responses)
 
 
 def _installation() -> list[str]:

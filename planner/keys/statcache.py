@@ -105,7 +105,9 @@ class StatCache:
             else:
                 missing.append(entry)
         if missing:
-            digests = _hash_all([os.path.join(root, e.path) for e in missing], [e.size for e in missing], jobs)
+            digests = _hash_all(
+                [os.path.join(root, e.path) for e in missing], [e.size for e in missing], jobs
+            )
             for entry, digest in zip(missing, digests, strict=True):
                 result[entry.path] = digest
                 self.files_hashed += 1

@@ -167,11 +167,12 @@ def walk_contexts(
 def _report(real_root: str, listed: list[tuple[str, inputs.Signature]], results: list[list[Entry]]) -> None:
     """Tell the input log what this walk depended on: the folders it listed, the entries it sent."""
     sent = {e.path: e for entries in results for e in entries if e.inode}  # implicit folders have no stat
-    inputs.note_tree((p for p, _ in listed), (s for _, s in listed))
-    inputs.note_tree(
-        (os.path.join(real_root, p) for p in sent),
-        ((e.inode, e.device, e.mtime_ns, e.ctime_ns, e.size) for e in sent.values()),
-    )
+    join = os.path.join
+    paths = [p for p, _ in listed] + [join(real_root, p) for p in sent]
+    sigs = [s for _, s in listed] + [
+        (e.inode, e.device, e.mtime_ns, e.ctime_ns, e.size) for e in sent.values()
+    ]
+    inputs.note_tree(paths, sigs)
 
 
 def _implicit_folders(view: _Filter) -> list[Entry]:
