@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -257,6 +258,29 @@ def test_a_file_appearing_while_the_plan_runs_is_seen(
     monkeypatch.setattr(planner.plan, "make_plan", racing)
     runs.plan()
     monkeypatch.setattr(planner.plan, "make_plan", counted)
+    after, hit = runs.plan()
+    assert not hit and after == runs.fresh()
+
+
+def test_a_file_changed_between_its_reading_and_the_walk_is_seen(
+    project: Path, runs: Runs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Dockerfile is read while the graph is built and changes before the walk lists it: the key holds
+    the old text, so no memo may vouch for the new file (the earlier signature is kept, or none)."""
+    import planner.keys.compute
+
+    walk = planner.keys.compute.walk_contexts
+
+    def editing_walk(*args: Any, **kwargs: Any) -> Any:
+        dockerfile = project / "api/Dockerfile"
+        if "COPY . /app" in dockerfile.read_text():
+            dockerfile.write_text(DOCKERFILE.replace("/app", "/srv"))
+            settle()
+        return walk(*args, **kwargs)
+
+    monkeypatch.setattr(planner.keys.compute, "walk_contexts", editing_walk)
+    runs.plan()
+    monkeypatch.setattr(planner.keys.compute, "walk_contexts", walk)
     after, hit = runs.plan()
     assert not hit and after == runs.fresh()
 
