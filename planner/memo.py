@@ -1,19 +1,19 @@
-"""Memo: a no-change `planner plan --offline` or no-op `planner apply` answers from the last identical run
-after proving, by lstat and a replay of its Engine API reads, that nothing the run depended on moved.
+"""Memo: an identical `planner plan --offline`, or an identical `planner apply` whose last run had nothing to
+do, answers from that run after proving that nothing the run depended on has moved.
 
-An offline plan is a pure function of the invocation (options, working directory, the whole environment,
-planner's own code) and of the files it read; a no-op apply also of what the daemons answered (a memo is
-kept only for an apply that had nothing to do, and only if every daemon read can be replayed: the same
-request must answer the same bytes, or the run is repeated in full). The slow path records every path it read with its lstat
-signature (inputs.py): files opened, folders listed by context walks, entries sent, and the folders in which
-files were looked up. A memo is used only when every signature is still the same:
+Such a run is a function of the invocation (command line, working directory, environment, planner's code), of
+the files it read, and (for apply) of what the daemons answered. The full run records all of it (inputs.py):
+files opened or probed, the folders they were looked for in, the folders context walks listed and the entries
+they sent, each with its lstat signature; and every Engine API read with a digest of its answer. A memo is
+used only when every signature is the same and every read answers the same:
 - a file's content cannot change without its mtime/ctime changing, nor be replaced without its inode or ctime;
 - a folder's entries cannot be added, removed or renamed without its mtime changing, so a file that did not
   exist (`.env`, `compose.override.yaml`, `Dockerfile.dockerignore`, `planner.yaml`) cannot appear unseen;
 - a symlink cannot be retargeted without being replaced in its folder, which is witnessed too.
-A path written within the racy window of the save is not trusted: no memo is written then (git's racy-clean
-rule; a timestamp tick may hide a second write). Anything else - a changed signature, another environment, an
-unreadable memo - falls back to the full plan, which then writes a new memo.
+Nothing is remembered when a witness was written within the racy window of the save (git's racy-clean rule: a
+timestamp tick may hide a second write), when a read cannot be replayed (docker-py, the registry), or after a
+failure. Anything else - a changed signature, another environment, an unreadable memo - runs in full, and the
+full run writes a new memo.
 
 With 100k witnesses the check is split between two forked processes: lstat is a system call each, and on two
 cores two processes halve it (threads do not: the GIL).
@@ -53,8 +53,8 @@ PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def invocation_key(args: Sequence[str], cwd: str, environ: Mapping[str, str]) -> str:
-    """Everything besides files that decides an offline plan: the command line as typed (two spellings of the
-    same options only miss), the working directory, the environment, planner's version."""
+    """Everything besides files and daemons that decides a run: the command line as typed (two spellings of
+    the same options only miss), the working directory, the environment, planner's version."""
     from planner import __version__
 
     parts = [
@@ -121,7 +121,7 @@ def replays(responses: Sequence[inputs.Response]) -> bool:
 
     try:
         for host, target, status, digest in responses:
-            now_status, body = EngineHTTP(host, "", timeout=10).fetch(target)
+            now_status, body = EngineHTTP(host, "", timeout=10).fetch(target)  # targets carry the API version
             if now_status != status or inputs.response_digest(body) != digest:
                 return False
     except OSError:
@@ -224,9 +224,8 @@ def witnesses(
         for path in sorted(extra - log.seen.keys())
     }
     seen.update((path, log.seen[path]) for path in log.looked_up)
-    for folder, _, names in os.walk(
-        PACKAGE_DIR
-    ):  # planner's own code: an edit must not be answered by a memo
+    # planner's own code: an edit of it must not be answered by a memo
+    for folder, _, names in os.walk(PACKAGE_DIR):
         for name in names:
             if name.endswith(".py"):
                 full = os.path.join(folder, name)
@@ -301,7 +300,6 @@ class Recorder:
     """Records what a run reads (while `recording()` is active), then remembers its answer."""
 
     def __init__(self, args: Sequence[str], options: ProjectOptions) -> None:
-        self.args = list(args)
         self.options = options
         self.path = memo_path(args, options.cwd, options.environ)
         # planner's own cache (stat records, manifests, locks) is read along the way; it is no input
