@@ -128,7 +128,16 @@ def decide_transfers(
             )
             continue
         if view.has(key):
-            transfers.append(Transfer(destination=destination, mode="none", reason="present"))
+            # present by key, but compose there runs it by name: a lost name is put back, nothing moved
+            unnamed = sorted(set(node.image_names()) - set(view.images[key].tags))
+            if unnamed:
+                transfers.append(
+                    Transfer(
+                        destination=destination, mode="tag", reason=f"present, not named {', '.join(unnamed)}"
+                    )
+                )
+            else:
+                transfers.append(Transfer(destination=destination, mode="none", reason="present"))
             continue
         mode, reason = _transfer_mode(node.rules.transfer, registry_configured, registry_ok)
         transfers.append(Transfer(destination=destination, mode=mode, reason=reason))

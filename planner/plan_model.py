@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Action = Literal["skip", "build", "pull", "unknown"]
-TransferMode = Literal["none", "registry", "tarball", "unknown"]
+TransferMode = Literal["none", "tag", "registry", "tarball", "unknown"]
 
 
 class Frozen(BaseModel):

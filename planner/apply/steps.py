@@ -162,16 +162,17 @@ def _pull_step(ctx: ApplyContext, node: Node) -> Callable[[StepContext], None]:
     return run
 
 
-def _tag_step(ctx: ApplyContext, node: Node) -> Callable[[StepContext], None]:
-    """A skipped image keeps its names pointing at the image with the current key (a revert moves them back)."""
+def _tag_step(ctx: ApplyContext, node: Node, daemon: str = LOCAL) -> Callable[[StepContext], None]:
+    """A skipped image keeps its names pointing at the image with the current key (a revert moves them back;
+    a destination that lost a name gets it back)."""
     key = ctx.manifests[node.name].key
 
     def run(step: StepContext) -> None:
-        images = ctx.local.keyed_images()
+        images = ctx.daemons[daemon].keyed_images()
         if key not in images:
-            raise RuntimeFailure(f"{node.name}: the image with key {key[:12]} disappeared from {LOCAL}")
+            raise RuntimeFailure(f"{node.name}: the image with key {key[:12]} disappeared from {daemon}")
         for name in node.image_names():
-            ctx.local.tag(images[key].image_id, name)
+            ctx.daemons[daemon].tag(images[key].image_id, name)
 
     return run
 
@@ -299,6 +300,10 @@ def _transfer_steps(ctx: ApplyContext, node: Node, planned: PlanNode, main: str)
             push()
             continue
         if transfer.destination in (LOCAL, SHARE) or transfer.mode in ("none", "unknown"):
+            continue
+        if transfer.mode == "tag":
+            tag = _tag_step(ctx, node, transfer.destination)
+            steps.append(Step(f"tag:{node.name}:{transfer.destination}", node.name, "tag", tag, [main]))
             continue
         deps = [push()] if transfer.mode == "registry" and planned.action != "pull" else [main]
         deliver = _deliver_step(ctx, node, transfer.destination, transfer.mode, node.rules.transfer == "auto")

@@ -1,8 +1,8 @@
 """The decision table, with an in-memory double of what the daemons and the registry hold.
 
 Every combination of (key present locally) × (registry: none configured / unreachable / holds the key / lacks it)
-× (sandbox: holds the key / lacks it / unreachable) × (transfer rule) is checked against the rules written out
-below as a specification.
+× (sandbox: holds the key under the node's name / holds it but lost the name / lacks it / unreachable) × (transfer
+rule) is checked against the rules written out below as a specification.
 """
 
 from __future__ import annotations
@@ -31,7 +31,11 @@ def image_node(transfer: str = "auto", **rules: object) -> Node:
 def daemon(name: str, state: str) -> DaemonView:
     if state == "unreachable":
         return DaemonView(name, error="unreachable at unix:///x.sock: No such file or directory")
-    images = {KEY: KeyedImage("sha256:1", KEY)} if state == "present" else {}
+    images = {}
+    if state == "present":
+        images = {KEY: KeyedImage("sha256:1", KEY, ("app:latest", REF))}
+    elif state == "unnamed":  # e.g. `docker rmi app` there: only the registry ref still names it
+        images = {KEY: KeyedImage("sha256:1", KEY, (REF,))}
     return DaemonView(name, images=images)
 
 
@@ -56,6 +60,8 @@ def expected_sandbox_mode(sandbox: str, registry: str, rule: str) -> str:
         return "unknown"
     if sandbox == "present":
         return "none"
+    if sandbox == "unnamed":
+        return "tag"  # nothing moves; the name is put back
     if rule == "tarball":
         return "tarball"
     registry_usable = registry in ("has", "lacks")
@@ -68,7 +74,7 @@ COMBINATIONS = list(
     itertools.product(
         ["present", "absent"],
         ["none", "unreachable", "has", "lacks"],
-        ["present", "absent", "unreachable"],
+        ["present", "unnamed", "absent", "unreachable"],
         ["auto", "registry", "tarball"],
     )
 )
