@@ -7,6 +7,7 @@ imported inside the commands that need them, so a no-op run pays only for what i
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
@@ -17,12 +18,18 @@ from collections.abc import Callable
 from enum import StrEnum
 from io import StringIO
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from planner.compose.options import ProjectOptions
 from planner.errors import PlannerError
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from planner.graph import BuildGraph
+    from planner.memo import Recorder
 
 app = typer.Typer(
     name="planner",
@@ -188,11 +195,9 @@ def _print_plan(
 ) -> None:
     if offline:
         recorder = _recorder(options)
-        if recorder is None:
-            text = _run(lambda: _offline_plan(options, rules, nodes))[0]
-        else:
-            with recorder.recording():
-                text, graph = _run(lambda: _offline_plan(options, rules, nodes))
+        with _recording(recorder):
+            text, graph = _run(lambda: _offline_plan(options, rules, nodes))
+        if recorder is not None:
             from planner.memo import Answer
 
             recorder.save(Answer(text, table=output is not PlanFormat.json), *_walked(graph))
@@ -215,7 +220,7 @@ def write_plan(text: str, output_format: str) -> None:
     render.print_plan_table(Plan.model_validate_json(text))
 
 
-def _offline_plan(options: ProjectOptions, rules: str | None, nodes: list[str]) -> tuple[str, Any]:
+def _offline_plan(options: ProjectOptions, rules: str | None, nodes: list[str]) -> tuple[str, BuildGraph]:
     """The offline plan's JSON, and its graph."""
     from planner.plan import make_plan
 
@@ -223,7 +228,7 @@ def _offline_plan(options: ProjectOptions, rules: str | None, nodes: list[str]) 
     return planned.plan.model_dump_json(indent=2) + "\n", planned.graph
 
 
-def _recorder(options: ProjectOptions) -> Any:
+def _recorder(options: ProjectOptions) -> Recorder | None:
     """A memo recorder when run from the command line (planner.main), which answers identical runs."""
     if _invocation.args is None:
         return None
@@ -232,7 +237,11 @@ def _recorder(options: ProjectOptions) -> Any:
     return Recorder(_invocation.args, options)
 
 
-def _walked(graph: Any) -> tuple[list[str], str]:
+def _recording(recorder: Recorder | None) -> AbstractContextManager[object]:
+    return recorder.recording() if recorder is not None else contextlib.nullcontext()
+
+
+def _walked(graph: BuildGraph) -> tuple[list[str], str]:
     """The build roots a plan walked, and the project folder: what a memo witnesses besides files read."""
     roots = [
         path
@@ -308,11 +317,8 @@ def apply(
         apply_options.jobs = jobs
     # A no-op apply is remembered: the next identical one answers from the memo (planner.main).
     recorder = _recorder(options) if timing_log is None and not (no_cache or rebuild) else None
-    if recorder is None:
+    with _recording(recorder):
         result = _run(lambda: run_apply(options, rules, nodes or [], apply_options))
-    else:
-        with recorder.recording():
-            result = _run(lambda: run_apply(options, rules, nodes or [], apply_options))
     missing = set(rebuild or []) - set(result.planned.graph.nodes)
     if missing:
         typer.echo(
