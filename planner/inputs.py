@@ -121,6 +121,13 @@ def note_tree(paths: list[str], sigs: list[Signature]) -> None:
         log.note_tree(paths, sigs)
 
 
+def note_variables(names: Iterable[str]) -> None:
+    """Environment variables read by name (rules' `hash.env`), like those interpolation looks up."""
+    log = _state.log
+    if log is not None:
+        log.variables.update(names)
+
+
 def tracked(lookup: Callable[[str], str | None]) -> Callable[[str], str | None]:
     """`lookup`, reporting each variable name it is asked for to the active log."""
     log = _state.log

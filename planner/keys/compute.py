@@ -240,6 +240,7 @@ class KeyComputer:
         build = node.build
         volatile = set(node.rules.volatile_args)
         text = dockerfile_text(node)
+        inputs.note_variables(node.rules.env)
         manifest = Manifest(
             node=node.name,
             dockerfile=xxhash.xxh3_128_hexdigest(text.encode("utf-8", "surrogateescape"))

@@ -222,6 +222,18 @@ def test_the_shells_underscore_counts_only_when_interpolated(
     assert not hit and second != first
 
 
+def test_the_shells_underscore_counts_when_rules_hash_it(
+    project: Path, runs: Runs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_tree(project, {"planner.yaml": "rules:\n  - match: api\n    hash:\n      env: [_]\n"})
+    settle()
+    monkeypatch.setenv("_", "/usr/bin/planner")
+    first, _ = runs.plan()
+    monkeypatch.setenv("_", "/usr/bin/time")
+    second, hit = runs.plan()
+    assert not hit and second != first
+
+
 def test_symlinked_compose_file_target_edit_is_seen(project: Path, runs: Runs, tmp_path: Path) -> None:
     elsewhere = write_tree(tmp_path / "elsewhere", {"compose.yaml": COMPOSE})
     (tmp_path / "fresh").mkdir()  # fresh() caches go in here: tmp_path, a witness, stays put
