@@ -15,8 +15,7 @@ timestamp tick may hide a second write), when a read cannot be replayed (docker-
 failure. Anything else - a changed signature, another environment, an unreadable memo - runs in full, and the
 full run writes a new memo.
 
-With 100k witnesses the check is split between two forked processes: lstat is a system call each, and on two
-cores two processes halve it (threads do not: the GIL).
+The signatures are checked by signatures.py (chunk digests, two processes for large sets).
 """
 
 from __future__ import annotations
@@ -24,9 +23,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-import signal
-import struct
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -35,6 +31,7 @@ import xxhash
 
 from planner import inputs
 from planner.localcache import RACY_WINDOW_NS, cache_root, warn
+from planner.signatures import CHUNK, holds, recorded_digests
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -46,9 +43,6 @@ MEMO_VERSION = 4
 # out of the invocation key, and checked only when interpolation used it.
 SHELL_VOLATILE = ("_",)
 KEEP_MEMOS = 16  # one per invocation (environment, options); the oldest go
-PARALLEL_FROM = 20_000  # witnesses; below this a fork costs more than it saves
-CHUNK = 2048  # witnesses per digest: a check stops at the first chunk that differs
-_SIGNATURE = struct.Struct("<QQqqQ")  # inode, device, mtime_ns, ctime_ns, size
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -127,73 +121,6 @@ def replays(responses: Sequence[inputs.Response]) -> bool:
     except OSError:
         return False
     return True
-
-
-def holds(paths: Sequence[str], digests: Sequence[str], parallel: bool | None = None) -> bool:
-    """Whether every path still has its recorded signature (a path that cannot be read never does).
-
-    Signatures are compared through one xxh3-128 digest per chunk of paths, so that a memo holds no per-path
-    objects to load and a check stops at the first chunk that differs."""
-    if parallel is None:
-        parallel = len(paths) >= PARALLEL_FROM and (os.cpu_count() or 1) > 1
-    middle = len(digests) // 2
-    if not parallel or threading.active_count() > 1:  # forking a threaded process is unsafe
-        return _chunks_hold(paths, digests, 0, len(digests))
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child checks the second half of the chunks and reports one byte
-        try:
-            os.close(read_end)
-            os.write(write_end, b"1" if _chunks_hold(paths, digests, middle, len(digests)) else b"0")
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    try:
-        if not _chunks_hold(paths, digests, 0, middle):
-            os.kill(pid, signal.SIGKILL)  # the answer is known
-            return False
-        return os.read(read_end, 1) == b"1"
-    finally:
-        os.close(read_end)
-        os.waitpid(pid, 0)
-
-
-def _chunks_hold(paths: Sequence[str], digests: Sequence[str], first: int, last: int) -> bool:
-    for chunk in range(first, last):
-        start = chunk * CHUNK
-        if _digest(paths, start, min(start + CHUNK, len(paths))) != digests[chunk]:
-            return False
-    return True
-
-
-def _digest(paths: Sequence[str], start: int, stop: int) -> str | None:
-    lstat = os.lstat
-    pack = _SIGNATURE.pack
-    hasher = xxhash.xxh3_128()
-    update = hasher.update
-    regular = 0o100000
-    try:
-        for index in range(start, stop):
-            st = lstat(paths[index])
-            size = st.st_size if st.st_mode & 0o170000 == regular else 0
-            update(pack(st.st_ino, st.st_dev, st.st_mtime_ns, st.st_ctime_ns, size))
-    except (OSError, struct.error):
-        return None
-    return hasher.hexdigest()
-
-
-def recorded_digests(sigs: Sequence[inputs.Signature]) -> list[str] | None:
-    """The same digests, over signatures recorded by the slow path (None if one cannot be encoded)."""
-    digests = []
-    for start in range(0, len(sigs), CHUNK):
-        hasher = xxhash.xxh3_128()
-        try:
-            for sig in sigs[start : start + CHUNK]:
-                hasher.update(_SIGNATURE.pack(*sig))
-        except struct.error:
-            return None
-        digests.append(hasher.hexdigest())
-    return digests
 
 
 def chain(path: str, anchor: str) -> list[str]:

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import planner.plan
-from planner import inputs, memo
+from planner import memo
 from planner.main import main
 from tests.helpers import write_tree
 
@@ -320,30 +320,6 @@ def test_failed_plan_leaves_no_memo(project: Path, capsys: pytest.CaptureFixture
         main(ARGS)
     assert raised.value.code == 2
     assert not Path(memo.memo_path(ARGS, os.getcwd(), os.environ)).exists()
-
-
-@pytest.mark.parametrize("parallel", [False, True])
-def test_checks_see_a_change_in_any_chunk(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool
-) -> None:
-    monkeypatch.setattr(memo, "CHUNK", 8)
-    files = [tmp_path / f"f{i}" for i in range(50)]
-    for index, path in enumerate(files):
-        path.write_text(str(index))
-    paths = [str(p) for p in files]
-    recorded = memo.recorded_digests([inputs.lstat_signature(p) or (0, 0, 0, 0, 0) for p in paths])
-    assert recorded is not None and len(recorded) == 7
-    assert memo.holds(paths, recorded, parallel)
-    for changed in (
-        files[1],
-        files[-1],
-    ):  # the first chunk (the parent's) and the last (the child's when forked)
-        changed.write_text("changed")
-        assert not memo.holds(paths, recorded, parallel)
-        recorded = memo.recorded_digests([inputs.lstat_signature(p) or (0, 0, 0, 0, 0) for p in paths])
-        assert recorded is not None and memo.holds(paths, recorded, parallel)
-    files[-1].unlink()
-    assert not memo.holds(paths, recorded, parallel)
 
 
 def test_memo_witnesses_planner_itself(project: Path, runs: Runs) -> None:
