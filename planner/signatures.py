@@ -20,7 +20,7 @@ from planner.inputs import Signature
 
 PARALLEL_FROM = 20_000  # paths; below this a fork costs more than it saves
 CHUNK = 2048  # paths per digest
-_SIGNATURE = struct.Struct("<QQqqQ")
+PACKED = struct.Struct("<QQqqQ")  # a signature as bytes
 
 
 def holds(paths: Sequence[str], digests: Sequence[str], parallel: bool | None = None) -> bool:
@@ -62,7 +62,7 @@ def _chunks_hold(paths: Sequence[str], digests: Sequence[str], first: int, last:
 
 def _digest(paths: Sequence[str], start: int, stop: int) -> str | None:
     lstat = os.lstat
-    pack = _SIGNATURE.pack
+    pack = PACKED.pack
     hasher = xxhash.xxh3_128()
     update = hasher.update
     regular = 0o100000
@@ -83,7 +83,7 @@ def recorded_digests(sigs: Sequence[Signature]) -> list[str] | None:
         hasher = xxhash.xxh3_128()
         try:
             for sig in sigs[start : start + CHUNK]:
-                hasher.update(_SIGNATURE.pack(*sig))
+                hasher.update(PACKED.pack(*sig))
         except struct.error:
             return None
         digests.append(hasher.hexdigest())

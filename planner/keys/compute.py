@@ -20,9 +20,10 @@ import xxhash
 from planner import inputs
 from planner.errors import InputError
 from planner.graph import BuildGraph, dockerfile_path, dockerfile_text
+from planner.keys import snapshot
 from planner.keys.ignore import PatternMatcher, load_matcher
 from planner.keys.statcache import StatCache
-from planner.keys.walk import Entry, walk_contexts
+from planner.keys.walk import Entry, Witnesses, walk_contexts
 from planner.stack import Node
 
 KEY_VERSION = "planner-key/1"
@@ -205,7 +206,15 @@ class KeyComputer:
                 content = next(iter(digest.values()))
                 result[(walk.node, walk.label)] = (_digest([f"file {content}"]), {walk.label: content})
         for root, group in by_root.items():
-            listings = walk_contexts(Path(root), [w.matcher for w in group], [w.skip for w in group])
+            key = snapshot.snapshot_key(os.path.realpath(root), [_decides(w) for w in group])
+            reused = snapshot.reuse(self.cache.store, key)
+            if reused is not None:
+                result.update(reused)
+                continue
+            witnesses: Witnesses = ([], [])
+            listings = walk_contexts(
+                Path(root), [w.matcher for w in group], [w.skip for w in group], witnesses
+            )
             union: dict[str, Entry] = {}
             for entries in listings:
                 for entry in entries:
@@ -225,6 +234,12 @@ class KeyComputer:
                     for e in entries
                 }
                 result[(walk.node, walk.label)] = (_digest(lines), files)
+            snapshot.remember(
+                self.cache.store,
+                key,
+                witnesses,
+                {(w.node, w.label): result[(w.node, w.label)] for w in group},
+            )
         return result
 
     def _base_identity(self, ref: str) -> str:
@@ -278,6 +293,13 @@ class KeyComputer:
             manifest.contexts["."] = build.context
         manifest.key = _digest(manifest.lines(context_trees))
         return manifest
+
+
+def _decides(walk: _Walk) -> tuple[object, ...]:
+    """Everything besides the files that decides a walk's result (a snapshot's key)."""
+    patterns = [(p.text, p.exclusion) for p in walk.matcher.patterns]
+    ignored = [(p.text, p.exclusion) for p in walk.hash_ignore.patterns] if walk.hash_ignore else None
+    return (KEY_VERSION, walk.node, walk.label, patterns, walk.skip, ignored)
 
 
 BaseResolver = Callable[[str], "str | None"]

@@ -92,11 +92,16 @@ class _Filter:
 
 
 def walk_contexts(
-    root: Path, matchers: Sequence[PatternMatcher], skips: Sequence[Sequence[str]]
+    root: Path,
+    matchers: Sequence[PatternMatcher],
+    skips: Sequence[Sequence[str]],
+    witnesses: Witnesses | None = None,
 ) -> list[list[Entry]]:
     """Entries of `root` as each matcher would send them (sorted by path), from one traversal.
 
-    `skips[i]` are context-relative paths left out for matcher i (outputs of upstream nodes, hashed by key)."""
+    `skips[i]` are context-relative paths left out for matcher i (outputs of upstream nodes, hashed by key).
+    `witnesses`, when given, receives what the result depends on: the folders listed and the entries sent,
+    with their signatures (the input log gets the same while it records)."""
     try:
         real_root = os.path.realpath(root)
         if not inputs.is_dir(real_root):
@@ -104,7 +109,7 @@ def walk_contexts(
     except OSError as exc:
         raise InputError(f"cannot read build context {root}: {exc}") from None
     filters = [_Filter(m, s) for m, s in zip(matchers, skips, strict=True)]
-    recording = inputs.is_recording()
+    recording = inputs.is_recording() or witnesses is not None
     listed: list[tuple[str, inputs.Signature]] = (
         [(real_root, inputs.signature(os.lstat(real_root)))] if recording else []
     )
@@ -160,19 +165,28 @@ def walk_contexts(
         entries.sort(key=_path_key)
         results.append(entries)
     if recording:
-        _report(real_root, listed, results)
+        paths, sigs = _depends_on(real_root, listed, results)
+        inputs.note_tree(paths, sigs)
+        if witnesses is not None:
+            witnesses[0].extend(paths)
+            witnesses[1].extend(sigs)
     return results
 
 
-def _report(real_root: str, listed: list[tuple[str, inputs.Signature]], results: list[list[Entry]]) -> None:
-    """Tell the input log what this walk depended on: the folders it listed, the entries it sent."""
+Witnesses = tuple[list[str], list["inputs.Signature"]]  # absolute paths, and their signatures
+
+
+def _depends_on(
+    real_root: str, listed: list[tuple[str, inputs.Signature]], results: list[list[Entry]]
+) -> Witnesses:
+    """What this walk's result depends on: the folders it listed, the entries it sent."""
     sent = {e.path: e for entries in results for e in entries if e.inode}  # implicit folders have no stat
     join = os.path.join
     paths = [p for p, _ in listed] + [join(real_root, p) for p in sent]
     sigs = [s for _, s in listed] + [
         (e.inode, e.device, e.mtime_ns, e.ctime_ns, e.size) for e in sent.values()
     ]
-    inputs.note_tree(paths, sigs)
+    return paths, sigs
 
 
 def _implicit_folders(view: _Filter) -> list[Entry]:

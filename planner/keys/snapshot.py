@@ -1,0 +1,80 @@
+"""Snapshots of context walks: a root whose listed folders and sent entries all keep their lstat signatures
+would be walked and hashed to the same result, so the last result is reused.
+
+Why that is exact: the walk's result is decided by the names and kinds in each folder it listed (a folder's
+mtime changes when an entry is added, removed or renamed), by each sent entry's mode, content or link target
+(its ctime or inode changes with any of them) and by the ignore patterns, skips and hash-ignore rules, which
+are part of the snapshot's key. So a snapshot is used only when every witness holds (signatures.py), and kept
+only when no witness was written within the racy window. A root with one changed file is walked again whole
+(with the stat cache, only that file is read); the other roots are not walked at all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import xxhash
+
+from planner import inputs, signatures
+from planner.localcache import RACY_WINDOW_NS, warn
+
+SNAPSHOT_VERSION = 1
+TreeResults = dict[
+    tuple[str, str], tuple[str, dict[str, str]]
+]  # (node, label) -> (tree hash, manifest lines)
+
+
+def snapshot_key(real_root: str, walks: Sequence[object]) -> tuple[str, int, str]:
+    """The store key of a root walked for `walks` (each described by all that decides its result)."""
+    return ("tree", SNAPSHOT_VERSION, xxhash.xxh3_128_hexdigest(repr((real_root, list(walks))).encode()))
+
+
+def reuse(store: Any, key: tuple[str, int, str]) -> TreeResults | None:
+    """The snapshot's results if all its witnesses hold (and reported to the input log); else None."""
+    if store is None:
+        return None
+    try:
+        data = store.get(key)
+        if not isinstance(data, dict):
+            return None
+        paths: list[str] = data["paths"].split("\0")
+        digests: list[str] = data["digests"]
+        packed: bytes = data["signatures"]
+        results: TreeResults = data["results"]
+    except Exception:  # damaged or foreign: walk again
+        return None
+    if len(packed) != signatures.PACKED.size * len(paths) or not signatures.holds(paths, digests):
+        return None
+    if inputs.is_recording():
+        inputs.note_tree(paths, list(signatures.PACKED.iter_unpack(packed)))
+    return results
+
+
+def remember(
+    store: Any,
+    key: tuple[str, int, str],
+    witnesses: tuple[list[str], list[inputs.Signature]],
+    results: TreeResults,
+) -> None:
+    """Keep the results of a walk, unless a witness is too recent to be trusted."""
+    paths, sigs = witnesses
+    if store is None or not paths or any("\0" in p for p in paths):
+        return
+    now = time.time_ns()
+    if any(now - max(sig[2], sig[3]) <= RACY_WINDOW_NS for sig in sigs):
+        return
+    digests = signatures.recorded_digests(sigs)
+    if digests is None:
+        return
+    data = {
+        "paths": "\0".join(paths),
+        "digests": digests,
+        "signatures": b"".join(signatures.PACKED.pack(*sig) for sig in sigs),
+        "results": results,
+    }
+    try:
+        store.set(key, data)
+    except Exception as exc:
+        warn(f"walk snapshot not saved ({exc}); the next run walks again")
