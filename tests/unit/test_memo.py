@@ -205,7 +205,7 @@ def test_changed_environment_is_another_invocation(
     assert not hit and hot != plain
 
 
-def test_the_shells_underscore_counts_only_when_interpolated(
+def test_the_shells_underscore_does_not_count_unread(
     project: Path, runs: Runs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("_", "/usr/bin/planner")
@@ -213,19 +213,19 @@ def test_the_shells_underscore_counts_only_when_interpolated(
     monkeypatch.setenv("_", "/usr/bin/time")
     assert runs.plan()[1], "`_` differs per command; unused, it must not defeat the memo"
 
-    write_tree(project, {"compose.yaml": COMPOSE.replace("${FLAVOUR:-plain}", "${_}")})
-    settle()
-    first, _ = runs.plan()
-    assert '"key"' in first
-    monkeypatch.setenv("_", "/usr/bin/planner")
-    second, hit = runs.plan()
-    assert not hit and second != first
 
-
-def test_the_shells_underscore_counts_when_rules_hash_it(
-    project: Path, runs: Runs, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"compose.yaml": COMPOSE.replace("${FLAVOUR:-plain}", "${_}")},  # interpolated
+        {"planner.yaml": "rules:\n  - match: api\n    hash:\n      env: [_]\n"},  # hashed by a rule
+    ],
+    ids=["interpolated", "hash-env"],
+)
+def test_the_shells_underscore_counts_when_read(
+    files: dict[str, str], project: Path, runs: Runs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_tree(project, {"planner.yaml": "rules:\n  - match: api\n    hash:\n      env: [_]\n"})
+    write_tree(project, files)
     settle()
     monkeypatch.setenv("_", "/usr/bin/planner")
     first, _ = runs.plan()
