@@ -119,6 +119,9 @@ class KeyComputer:
         self.cache = cache
         self.environ = environ
         self.generated = self._generated_paths()
+        self.pending: list[
+            tuple[tuple[str, int, str], Witnesses, snapshot.TreeResults]
+        ] = []  # snapshots to keep
 
     def _generated_paths(self) -> list[str]:
         paths = [n.output_dest for n in self.graph.nodes.values() if n.output_dest]
@@ -190,6 +193,9 @@ class KeyComputer:
             manifest = self._manifest(node, plan[name], trees, manifests)
             manifests[name] = manifest
         self.cache.save()
+        for key, witnesses, walked in self.pending:  # kept only once every key is computed (bad input: none)
+            snapshot.remember(self.cache.store, key, witnesses, walked)
+        self.pending.clear()
         return manifests
 
     def _hash_trees(self, walks: list[_Walk]) -> dict[tuple[str, str], tuple[str, dict[str, str]]]:
@@ -234,12 +240,8 @@ class KeyComputer:
                     for e in entries
                 }
                 result[(walk.node, walk.label)] = (_digest(lines), files)
-            snapshot.remember(
-                self.cache.store,
-                key,
-                witnesses,
-                {(w.node, w.label): result[(w.node, w.label)] for w in group},
-            )
+            walked = {(w.node, w.label): result[(w.node, w.label)] for w in group}
+            self.pending.append((key, witnesses, walked))
         return result
 
     def _base_identity(self, ref: str) -> str:

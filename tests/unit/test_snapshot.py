@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import planner.keys.compute
 from planner.compose.options import ProjectOptions
-from planner.errors import PlannerError
+from planner.errors import InputError, PlannerError
 from planner.graph import build_graph
 from planner.keys import snapshot
 from planner.keys.compute import Manifest, compute_keys
@@ -161,3 +161,23 @@ def test_keys_with_snapshots_equal_keys_from_scratch(
                 settle()  # half the runs let the tree age, so snapshots are kept between edits
     finally:
         cache.close()
+
+
+def test_a_failed_computation_keeps_no_snapshot(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = StatCache(tmp_path / "cache")
+    hashes = StatCache.hashes
+    calls: list[str] = []
+
+    def failing_second(self: StatCache, root: str, *args: Any, **kwargs: Any) -> dict[str, str]:
+        calls.append(root)
+        if len(calls) == 2:
+            raise InputError(f"cannot read {root}/x: permission denied")
+        return hashes(self, root, *args, **kwargs)
+
+    monkeypatch.setattr(StatCache, "hashes", failing_second)
+    with pytest.raises(InputError):
+        manifests(project, cache)
+    assert not [key for key in cache.store.iterkeys() if key[0] == "tree"]
+    cache.close()
