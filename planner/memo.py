@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -31,7 +30,7 @@ import xxhash
 
 from planner import inputs
 from planner.localcache import RACY_WINDOW_NS, cache_root, warn
-from planner.signatures import CHUNK, holds, recorded_digests
+from planner.signatures import holds, seal
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -99,8 +98,6 @@ def load(path: str, environ: Mapping[str, str], parallel: bool | None = None) ->
     except FileNotFoundError:
         return None
     except Exception:  # damaged or foreign: a miss, and the full run rewrites it
-        return None
-    if len(digests) != -(-len(paths) // CHUNK):
         return None
     if not holds(paths, digests, parallel) or not replays(responses):
         return None
@@ -172,29 +169,17 @@ def save(
     answer: Answer,
     volatile: Mapping[str, str | None],
     responses: Sequence[inputs.Response] = (),
-    racy_window_ns: int | None = None,
 ) -> bool:
-    """Write the memo atomically; refuse (False) if a witness is missing or was written too recently."""
-    now = time.time_ns()
-    window = RACY_WINDOW_NS if racy_window_ns is None else racy_window_ns
-    paths: list[str] = []
-    sigs: list[inputs.Signature] = []
-    for witness, sig in seen.items():
-        if sig is None:  # looked for and absent: its folder is witnessed, so it cannot appear unseen
-            continue
-        if "\0" in witness:
-            return False
-        if now - max(sig[2], sig[3]) <= window:
-            return False
-        paths.append(witness)
-        sigs.append(sig)
-    digests = recorded_digests(sigs)
-    if digests is None:
+    """Write the memo atomically; refuse (False) if a witness was written too recently."""
+    # a path looked for and absent has no signature: its folder is witnessed, so it cannot appear unseen
+    present = {witness: sig for witness, sig in seen.items() if sig is not None}
+    sealed = seal(list(present), list(present.values()), RACY_WINDOW_NS)
+    if sealed is None:
         return False
     data = {
         "version": MEMO_VERSION,
-        "paths": "\0".join(paths),
-        "digests": digests,
+        "paths": sealed[0],
+        "digests": sealed[1],
         "stdout": answer.stdout,
         "stderr": answer.stderr,
         "table": answer.table,

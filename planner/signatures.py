@@ -12,6 +12,7 @@ import os
 import signal
 import struct
 import threading
+import time
 from collections.abc import Sequence
 
 import xxhash
@@ -28,6 +29,8 @@ def holds(paths: Sequence[str], digests: Sequence[str], parallel: bool | None = 
 
     Signatures are compared through one xxh3-128 digest per chunk of paths, so that a memo holds no per-path
     objects to load and a check stops at the first chunk that differs."""
+    if len(digests) != -(-len(paths) // CHUNK):
+        return False  # recorded for another list of paths
     if parallel is None:
         parallel = len(paths) >= PARALLEL_FROM and (os.cpu_count() or 1) > 1
     middle = len(digests) // 2
@@ -88,3 +91,16 @@ def recorded_digests(sigs: Sequence[Signature]) -> list[str] | None:
             return None
         digests.append(hasher.hexdigest())
     return digests
+
+
+def seal(
+    paths: Sequence[str], sigs: Sequence[Signature], racy_window_ns: int
+) -> tuple[str, list[str]] | None:
+    """The paths joined for storage and their chunk digests; None when they cannot be trusted later: a path
+    written within the racy window (a second write in the same timestamp tick would not show), or one that
+    cannot be stored."""
+    now = time.time_ns()
+    if any(now - max(sig[2], sig[3]) <= racy_window_ns for sig in sigs) or any("\0" in p for p in paths):
+        return None
+    digests = recorded_digests(sigs)
+    return None if digests is None else ("\0".join(paths), digests)

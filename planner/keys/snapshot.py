@@ -11,7 +11,6 @@ only when no witness was written within the racy window. A root with one changed
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,17 +59,12 @@ def remember(
 ) -> None:
     """Keep the results of a walk, unless a witness is too recent to be trusted."""
     paths, sigs = witnesses
-    if store is None or not paths or any("\0" in p for p in paths):
-        return
-    now = time.time_ns()
-    if any(now - max(sig[2], sig[3]) <= RACY_WINDOW_NS for sig in sigs):
-        return
-    digests = signatures.recorded_digests(sigs)
-    if digests is None:
+    sealed = None if store is None or not paths else signatures.seal(paths, sigs, RACY_WINDOW_NS)
+    if sealed is None:
         return
     data = {
-        "paths": "\0".join(paths),
-        "digests": digests,
+        "paths": sealed[0],
+        "digests": sealed[1],
         "signatures": b"".join(signatures.PACKED.pack(*sig) for sig in sigs),
         "results": results,
     }
