@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from planner.graph import BuildGraph
     from planner.memo import Recorder
+    from planner.plan_model import Plan
 
 app = typer.Typer(
     name="planner",
@@ -205,8 +206,7 @@ def _print_plan(
         return
     from planner.plan import make_plan
 
-    plan = _run(lambda: make_plan(options, rules, nodes, offline)).plan
-    write_plan(plan.model_dump_json(indent=2) + "\n", output.value)
+    write_plan(_plan_json(_run(lambda: make_plan(options, rules, nodes, offline)).plan), output.value)
 
 
 def write_plan(text: str, output_format: str) -> None:
@@ -225,7 +225,12 @@ def _offline_plan(options: ProjectOptions, rules: str | None, nodes: list[str]) 
     from planner.plan import make_plan
 
     planned = make_plan(options, rules, nodes, offline=True)
-    return planned.plan.model_dump_json(indent=2) + "\n", planned.graph
+    return _plan_json(planned.plan), planned.graph
+
+
+def _plan_json(plan: Plan) -> str:
+    """`plan --format json` output (a memo keeps and replays these exact bytes)."""
+    return plan.model_dump_json(indent=2) + "\n"
 
 
 def _recorder(options: ProjectOptions) -> Recorder | None:

@@ -64,7 +64,11 @@ class InputLog:
         path = os.path.abspath(path)
         if path in self.seen or path in self.in_trees or path.startswith((*_PSEUDO, *self.ignore_prefixes)):
             return  # a walk's signature came first: hashing opens what walks listed
-        sig = lstat_signature(path)
+        try:
+            st: os.stat_result | None = os.lstat(path)
+        except OSError:
+            st = None
+        sig = signature(st) if st is not None else None
         self.seen[path] = sig
         self.looked_up.append(path)
         folder = os.path.dirname(path)
@@ -73,7 +77,7 @@ class InputLog:
             if folder == os.path.dirname(folder):
                 break
             folder = os.path.dirname(folder)
-        if sig is not None and stat.S_ISLNK(os.lstat(path).st_mode):
+        if st is not None and stat.S_ISLNK(st.st_mode):
             self.note_looked_up(os.path.realpath(path))
 
 
