@@ -99,6 +99,7 @@ class DaemonProcess:
     root: Path
     process: subprocess.Popen[bytes]
     log: Path
+    bridge: str | None = None
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -108,6 +109,8 @@ class DaemonProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
+        if self.bridge is not None:
+            remove_bridge(self.bridge)
 
 
 def host_storage_driver() -> str:
@@ -124,11 +127,41 @@ def host_storage_driver() -> str:
     return out or "vfs"
 
 
+def _own_bridge() -> tuple[str, str]:
+    """A Linux bridge for the sandbox daemon alone, and its address.
+
+    Never `--bridge=none`: a dockerd started so removes any interface named `docker0` in its network namespace
+    (moby's removeDefaultBridgeInterface), which breaks every later `RUN` of the host daemon's builds. A bridge
+    of its own, made here and removed when the daemon stops, leaves the host's networking alone.
+    """
+    ip = shutil.which("ip")
+    if ip is None:
+        raise RuntimeError("the `ip` command (Debian iproute2) is needed to give the sandbox daemon a bridge")
+    taken = subprocess.run([ip, "-o", "addr"], capture_output=True, text=True, check=False).stdout
+    for index in range(200):
+        name = f"plsbx{os.getpid() % 10000}-{index}"[:15]
+        subnet = f"10.213.{index}."
+        if f" {name}:" in taken or f"inet {subnet}" in taken:
+            continue
+        made = subprocess.run([ip, "link", "add", "name", name, "type", "bridge"], capture_output=True, check=False)
+        if made.returncode != 0:
+            continue
+        subprocess.run([ip, "addr", "add", f"{subnet}1/24", "dev", name], check=True, capture_output=True)
+        subprocess.run([ip, "link", "set", name, "up"], check=True, capture_output=True)
+        return name, f"{subnet}1/24"
+    raise RuntimeError("no free bridge name or subnet for the sandbox daemon")
+
+
+def remove_bridge(name: str) -> None:
+    subprocess.run(["ip", "link", "delete", name, "type", "bridge"], capture_output=True, check=False)
+
+
 def start_dockerd(root: Path) -> DaemonProcess:
-    """A second dockerd that shares nothing with the session daemon but the kernel."""
+    """A second dockerd that shares nothing with the session daemon but the kernel, on a bridge of its own."""
     binary = shutil.which("dockerd")
     if binary is None:
         raise RuntimeError("dockerd is not installed")
+    bridge, _ = _own_bridge()
     for sub in ("data", "exec"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     config = root / "daemon.json"
@@ -137,7 +170,7 @@ def start_dockerd(root: Path) -> DaemonProcess:
     log = root / "dockerd.log"
     command = [
         binary, "--config-file", str(config), "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-        "--pidfile", str(root / "docker.pid"), "-H", f"unix://{sock}", "--bridge=none", "--iptables=false",
+        "--pidfile", str(root / "docker.pid"), "-H", f"unix://{sock}", "--bridge", bridge, "--iptables=false",
         "--ip-masq=false", "--storage-driver", host_storage_driver(), "--containerd-namespace", "planner-sandbox",
         "--containerd-plugins-namespace", "planner-sandbox-plugins",
     ]  # fmt: skip
@@ -159,8 +192,10 @@ def start_dockerd(root: Path) -> DaemonProcess:
         wait_for(up, 60, "sandbox dockerd")
     except RuntimeError:
         process.kill()
+        process.wait()
+        remove_bridge(bridge)
         raise RuntimeError(f"second dockerd did not start: {log.read_text()[-3000:]}") from None
-    return DaemonProcess(url, root, process, log)
+    return DaemonProcess(url, root, process, log, bridge)
 
 
 @contextlib.contextmanager
