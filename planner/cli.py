@@ -1,4 +1,5 @@
-"""The `planner` command line: parse options, run the pipeline, hand the result to a renderer.
+"""The `planner` command line, typer wiring only: parse options, call the pipeline or a command, hand the
+result to render.py.
 
 Errors: a PlannerError prints one line (`file:line: message`, plus a hint) on stderr and exits with its code
 (2 for bad input, 1 for runtime failures); no traceback for anything the user can fix. Heavy modules are
@@ -10,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import json
 import os
 import sys
 import typing
@@ -28,9 +28,7 @@ from planner.errors import PlannerError
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
-    from planner.graph import BuildGraph
     from planner.memo import Recorder
-    from planner.plan_model import Plan
 
 app = typer.Typer(
     name="planner",
@@ -140,19 +138,6 @@ class PlanFormat(StrEnum):
     json = "json"
 
 
-def dump(data: Any, output_format: str) -> str:
-    if output_format == "yaml":
-        from ruamel.yaml import YAML
-
-        yaml = YAML(typ="safe", pure=True)
-        yaml.default_flow_style = False
-        yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
-        buffer = StringIO()
-        yaml.dump(data, buffer)
-        return buffer.getvalue()
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-
-
 @app.command()
 @project_command(with_rules=False)
 def config(
@@ -170,7 +155,9 @@ def config(
 
     project = _run(lambda: load_project(options))
     data = project.to_config()
-    sys.stdout.write(dump(data if show_secrets else mask_config(data), output_format.value))
+    from planner.render import document
+
+    sys.stdout.write(document(data if show_secrets else mask_config(data), output_format.value))
 
 
 @app.command()
@@ -194,43 +181,18 @@ def graph(
 def _print_plan(
     options: ProjectOptions, rules: str | None, nodes: list[str], offline: bool, output: PlanFormat
 ) -> None:
-    if offline:
-        recorder = _recorder(options)
-        with _recording(recorder):
-            text, graph = _run(lambda: _offline_plan(options, rules, nodes))
-        if recorder is not None:
-            from planner.memo import Answer
+    from planner.pipeline import make_plan
+    from planner.render import plan_json, write_plan
 
-            recorder.save(Answer(text, table=output is not PlanFormat.json), *_walked(graph))
-        write_plan(text, output.value)
-        return
-    from planner.plan import make_plan
+    recorder = _recorder(options) if offline else None
+    with _recording(recorder):
+        planned = _run(lambda: make_plan(options, rules, nodes, offline))
+        text = plan_json(planned.plan)
+    if recorder is not None:
+        from planner.memo import Answer
 
-    write_plan(_plan_json(_run(lambda: make_plan(options, rules, nodes, offline)).plan), output.value)
-
-
-def write_plan(text: str, output_format: str) -> None:
-    """Print a plan given as its JSON, in the requested format."""
-    if output_format == PlanFormat.json.value:
-        sys.stdout.write(text)
-        return
-    from planner import render
-    from planner.plan_model import Plan
-
-    render.print_plan_table(Plan.model_validate_json(text))
-
-
-def _offline_plan(options: ProjectOptions, rules: str | None, nodes: list[str]) -> tuple[str, BuildGraph]:
-    """The offline plan's JSON, and its graph."""
-    from planner.plan import make_plan
-
-    planned = make_plan(options, rules, nodes, offline=True)
-    return _plan_json(planned.plan), planned.graph
-
-
-def _plan_json(plan: Plan) -> str:
-    """`plan --format json` output (a memo keeps and replays these exact bytes)."""
-    return plan.model_dump_json(indent=2) + "\n"
+        recorder.save_for(Answer(text, table=output is not PlanFormat.json), planned.graph)
+    write_plan(text, output.value)
 
 
 def _recorder(options: ProjectOptions) -> Recorder | None:
@@ -244,17 +206,6 @@ def _recorder(options: ProjectOptions) -> Recorder | None:
 
 def _recording(recorder: Recorder | None) -> AbstractContextManager[object]:
     return recorder.recording() if recorder is not None else contextlib.nullcontext()
-
-
-def _walked(graph: BuildGraph) -> tuple[list[str], str]:
-    """The build roots a plan walked, and the project folder: what a memo witnesses besides files read."""
-    roots = [
-        path
-        for node in graph.nodes.values()
-        for path in [node.build.context, *node.build.additional_contexts.values()]
-        if os.path.isabs(path)
-    ]
-    return roots, str(graph.stack.project_dir)
 
 
 @app.command()
@@ -279,13 +230,12 @@ def explain(
     output_format: Annotated[PlanFormat, typer.Option("--format", help="Output format.")] = PlanFormat.table,
 ) -> None:
     """Which inputs differ from the build that is present (added / removed / changed files, args, upstream)."""
-    from planner.explain_command import explain_node
+    from planner import render
+    from planner.commands.explain import explain_node
 
     report = _run(lambda: explain_node(options, rules, node))
-    if output_format is PlanFormat.json:
-        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
-    else:
-        sys.stdout.write(report.text())
+    text = render.explanation_json if output_format is PlanFormat.json else render.explanation_text
+    sys.stdout.write(text(report))
 
 
 @app.command()
@@ -307,7 +257,8 @@ def apply(
     if dry_run:
         _print_plan(options, rules, nodes or [], False, output_format)
         return
-    from planner.apply.run import ApplyOptions, print_summary
+    from planner import render
+    from planner.apply.run import ApplyOptions
     from planner.apply.run import apply as run_apply
     from planner.decide import Forcing
 
@@ -329,15 +280,15 @@ def apply(
         typer.echo(
             f"planner: warning: --rebuild names no selected node: {', '.join(sorted(missing))}", err=True
         )
-    stdout = json.dumps(result.as_dict(), indent=2) + "\n" if output_format is PlanFormat.json else ""
+    stdout = render.apply_json(result) if output_format is PlanFormat.json else ""
     summary = StringIO()
-    print_summary(result, summary)
+    render.apply_summary(result, summary)
     sys.stdout.write(stdout)
     sys.stderr.write(summary.getvalue())
     if recorder is not None and result.exit_code == 0 and not result.results and not result.warnings:
         from planner.memo import Answer
 
-        recorder.save(Answer(stdout, summary.getvalue()), *_walked(result.planned.graph))
+        recorder.save_for(Answer(stdout, summary.getvalue()), result.planned.graph)
     raise typer.Exit(result.exit_code)
 
 
@@ -362,19 +313,11 @@ def gc(
     delete: Annotated[bool, typer.Option("--delete", help="Really delete (default: only list what would go).")] = False,
 ) -> None:  # fmt: skip
     """Remove this project's old content-addressed refs from the registry (dry run unless --delete)."""
-    from planner.gc import collect
+    from planner import render
+    from planner.commands.gc import collect
 
     results = _run(lambda: collect(options, rules, keep, delete))
-    verb = "removed" if delete else "would remove"
-    for result in results:
-        typer.echo(f"{result.repository}: keep {len(result.kept)}, {verb} {len(result.removed)}")
-        for tag in result.removed:
-            typer.echo(f"  - {tag}")
-        for error in result.errors:
-            typer.echo(f"  ! {error}", err=True)
-    if delete and any(r.removed for r in results):
-        typer.echo("the registry frees the space when its garbage collector runs: "
-                   "docker-registry garbage-collect <config.yml>")  # fmt: skip
+    render.gc_listing(results, delete, sys.stdout, sys.stderr)
     if any(r.errors for r in results):
         raise typer.Exit(1)
 
@@ -389,11 +332,11 @@ def warm(
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Pulls at once.")] = 4,
 ) -> None:  # fmt: skip
     """Fill destinations from the registry for the current keys, building nothing (for session start-up)."""
-    from planner.warm import print_warm
-    from planner.warm import warm as run_warm
+    from planner import render
+    from planner.commands.warm import warm as run_warm
 
     result = _run(lambda: run_warm(options, rules, nodes or [], destination or [], jobs))
-    print_warm(result)
+    render.warm_summary(result, sys.stderr)
     raise typer.Exit(result.exit_code)
 
 
@@ -406,7 +349,7 @@ def shim_install(
     folder: Annotated[Path, typer.Argument(help="Where to write `docker`; put it first on PATH.")],
 ) -> None:
     """Write the shim as FOLDER/docker."""
-    from planner.shim import install
+    from planner.commands.shim import install
 
     target = install(folder)
     typer.echo(f"wrote {target}; add it first on PATH: export PATH={target.parent}:$PATH")

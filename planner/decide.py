@@ -1,20 +1,22 @@
-"""The decision (pure): per node skip | build | pull, per destination none | registry | tarball, with reasons.
+"""The decision (pure): per node skip | build | pull, per destination none | tag | registry | tarball, with
+reasons, and the steps that carry them out.
 
-Judged at each destination, never at the source: an image present locally still travels to a sandbox that
-lacks it, and a sandbox that holds the key gets nothing even when the local daemon lost it.
+This is the only place planner decides anything: `apply` maps the steps one to one onto executor steps and
+`warm` runs the subset that only pulls, so `planner plan` tells the whole truth about both. Judged at each
+destination, never at the source: an image present locally still travels to a sandbox that lacks it, and a
+sandbox that holds the key gets nothing even when the local daemon lost it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from planner.engine.daemon import LOCAL
-from planner.explain import diff_manifests, reasons_from
-from planner.keys.compute import Manifest
+from planner.keys.manifest import Manifest
+from planner.manifest_diff import diff_manifests, reasons_from
 from planner.observe import Observation
-from planner.plan_model import Action, PlanNode, Reason, Transfer, TransferMode
-from planner.stack import Node
+from planner.plan_model import LOCAL, SHARE, Action, PlanNode, PlanStep, Reason, Transfer, TransferMode
+from planner.stack import Node, StampSpec
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,26 @@ def _change_reasons(
     return [Reason(code="new", detail="no image with this key here or in the registry")]
 
 
+def builder_problem(node: Node, builder_kind: str) -> Reason | None:
+    """What the Engine API builder (BuildKit inside dockerd, `POST /build`) cannot drive: reported by the plan,
+    and apply refuses to start (exit 2) rather than failing halfway."""
+    if builder_kind != "docker":
+        return None
+    build = node.build
+    needs = [
+        what
+        for what, used in (
+            ("additional_contexts", build.additional_contexts), ("build secrets", build.secrets),
+            ("ssh", build.ssh), ("cache_to", build.cache_to), ("several platforms", len(build.platforms) > 1),
+        )
+        if used
+    ]  # fmt: skip
+    if not needs:
+        return None
+    detail = f"{node.name}: {', '.join(needs)} need BuildKit through buildx, which the Engine API builder cannot drive"
+    return Reason(code="builder-unsupported", detail=detail)
+
+
 def decide_action(
     node: Node,
     manifest: Manifest,
@@ -56,6 +78,12 @@ def decide_action(
     forcing: Forcing,
 ) -> tuple[Action, list[Reason]]:
     """What to do at the home daemon (local) for one node."""
+    if observation.offline:
+        reasons = [Reason(code="offline", detail="daemons and registry not queried")]
+        unresolved = [ref for ref, identity in manifest.bases.items() if identity == "unresolved"]
+        if unresolved:
+            reasons.append(Reason(code="base-unresolved", detail=", ".join(unresolved)))
+        return "unknown", reasons
     if node.rules.skip:
         return "skip", [Reason(code="rules-skip", detail="rules say never build this node")]
     if node.rules.always:
@@ -86,9 +114,6 @@ def decide_action(
     return "build", reasons
 
 
-SHARE = "registry"  # the pseudo-destination of a build pushed for other sessions and CI
-
-
 def decide_transfers(
     node: Node,
     key: str,
@@ -100,6 +125,8 @@ def decide_transfers(
     """How the image reaches each of its destinations (and, with `share`, the registry after a build)."""
     if node.kind != "image":
         return []
+    if observation.offline:
+        return [Transfer(destination=d, mode="unknown", reason="offline") for d in node.rules.destinations]
     transfers = []
     if share and action == "build" and registry_configured:
         usable = observation.registry is not None and observation.registry.reachable
@@ -116,7 +143,7 @@ def decide_transfers(
                     Transfer(destination=LOCAL, mode="registry", reason="pulled from the registry")
                 )
             elif action == "skip":
-                transfers.append(Transfer(destination=LOCAL, mode="none", reason="present"))
+                transfers.append(_named(node, LOCAL, observation, key))
             else:
                 transfers.append(Transfer(destination=LOCAL, mode="none", reason="built here"))
             continue
@@ -128,20 +155,23 @@ def decide_transfers(
             )
             continue
         if view.has(key):
-            # present by key, but compose there runs it by name: a lost name is put back, nothing moved
-            unnamed = sorted(set(node.image_names()) - set(view.images[key].tags))
-            if unnamed:
-                transfers.append(
-                    Transfer(
-                        destination=destination, mode="tag", reason=f"present, not named {', '.join(unnamed)}"
-                    )
-                )
-            else:
-                transfers.append(Transfer(destination=destination, mode="none", reason="present"))
+            transfers.append(_named(node, destination, observation, key))
             continue
         mode, reason = _transfer_mode(node.rules.transfer, registry_configured, registry_ok)
         transfers.append(Transfer(destination=destination, mode=mode, reason=reason))
     return transfers
+
+
+def _named(node: Node, destination: str, observation: Observation, key: str) -> Transfer:
+    """Present by key; compose there runs it by name, so a name that is missing (or points at another build)
+    is put back: mode `tag`, nothing moves."""
+    view = observation.daemons[destination]
+    unnamed = sorted(set(node.image_names()) - set(view.images[key].tags))
+    if unnamed:
+        return Transfer(
+            destination=destination, mode="tag", reason=f"present, not named {', '.join(unnamed)}"
+        )
+    return Transfer(destination=destination, mode="none", reason="present")
 
 
 def _transfer_mode(rule: str, configured: bool, reachable: bool) -> tuple[TransferMode, str]:
@@ -171,6 +201,7 @@ def decide(
     forcing: Forcing,
     registry_configured: bool,
     share: bool = False,
+    builder_kind: str = "docker",
 ) -> list[PlanNode]:
     planned = []
     for name in order:
@@ -179,6 +210,9 @@ def decide(
         action, reasons = decide_action(
             node, manifests[name], observation, registry_refs.get(name), previous.get(name), forcing
         )
+        problem = builder_problem(node, builder_kind) if action == "build" else None
+        if problem is not None:
+            reasons = [*reasons, problem]
         planned.append(
             PlanNode(
                 name=name,
@@ -192,3 +226,129 @@ def decide(
             )
         )
     return planned
+
+
+@dataclass(frozen=True)
+class StampState:
+    """A stamp, whether the file already holds the text for the current key, and the nodes that read it."""
+
+    spec: StampSpec
+    current: bool
+    consumers: tuple[str, ...]
+
+
+def decide_steps(
+    planned: Sequence[PlanNode],
+    nodes: Mapping[str, Node],
+    stamps: Sequence[StampState],
+    observation: Observation,
+    registry_refs: Mapping[str, str],
+) -> list[PlanStep]:
+    """Every step apply runs, in order: stamps first, then per node its main step (build, export, pull, or a
+    local name restore), the push it needs, and one step per destination that must change."""
+    if observation.offline:
+        return []
+    steps: list[PlanStep] = []
+    ready: dict[str, str] = {}  # node -> the step after which its image/output is ready locally
+    stamp_steps: dict[str, list[str]] = {}  # consumer node -> stamp steps it needs
+    for state in stamps:
+        if state.current:
+            continue
+        step_id = f"stamp:{state.spec.name}"
+        steps.append(
+            PlanStep(id=step_id, node=state.spec.source, kind="stamp", path=state.spec.path,
+                     detail=f"write {state.spec.source}'s identity")
+        )  # fmt: skip
+        for consumer in state.consumers:
+            stamp_steps.setdefault(consumer, []).append(step_id)
+    for plan_node in planned:
+        node = nodes[plan_node.name]
+        name = node.name
+        needs = [ready[n] for n in plan_node.needs if n in ready] + stamp_steps.get(name, [])
+        if node.kind == "artifact":
+            if plan_node.action == "build":
+                steps.append(
+                    PlanStep(id=f"export:{name}", node=name, kind="export", needs=needs, destination=LOCAL,
+                             path=node.output_dest, detail=f"{node.output_type} output")
+                )  # fmt: skip
+                ready[name] = f"export:{name}"
+            continue
+        main: PlanStep | None = None
+        if plan_node.action == "build":
+            main = PlanStep(id=f"build:{name}", node=name, kind="build", needs=needs, destination=LOCAL)
+        elif plan_node.action == "pull":
+            # a pulled image is final: it waits for no upstream build or stamp
+            main = PlanStep(
+                id=f"pull:{name}", node=name, kind="pull", destination=LOCAL, ref=registry_refs[name]
+            )
+        elif plan_node.action == "skip":
+            local = next((t for t in plan_node.transfers if t.destination == LOCAL), None)
+            if local is not None and local.mode == "tag":
+                main = PlanStep(
+                    id=f"tag:{name}",
+                    node=name,
+                    kind="tag",
+                    needs=needs,
+                    destination=LOCAL,
+                    detail=local.reason,
+                )
+        if main is not None:
+            steps.append(main)
+            ready[name] = main.id
+        steps += _transfer_steps(node, plan_node, main, observation, registry_refs.get(name))
+    return steps
+
+
+def _transfer_steps(
+    node: Node, planned: PlanNode, main: PlanStep | None, observation: Observation, ref: str | None
+) -> list[PlanStep]:
+    """One push when the build is shared or a destination pulls a ref the registry lacks; one step per
+    destination that lacks the image or its name."""
+    steps: list[PlanStep] = []
+    after = [main.id] if main is not None else []
+    fallback = "tarball" if node.rules.transfer == "auto" else None
+    name = node.name
+    registry = observation.registry
+    in_registry = ref is not None and registry is not None and ref in registry.present
+
+    def push() -> list[str]:
+        if in_registry or planned.action == "pull":
+            return after  # the registry holds this key already: nothing to push
+        step_id = f"push:{name}"
+        if not any(step.id == step_id for step in steps):
+            steps.append(
+                PlanStep(id=step_id, node=name, kind="push", needs=after, destination=SHARE, ref=ref,
+                         fallback=fallback)
+            )  # fmt: skip
+        return [step_id]
+
+    for transfer in planned.transfers:
+        destination = transfer.destination
+        if destination == SHARE:
+            if transfer.mode == "registry":
+                push()
+            continue  # an unshared build is no failure
+        if destination == LOCAL or transfer.mode == "none":
+            continue
+        if transfer.mode == "unknown":
+            steps.append(
+                PlanStep(id=f"transfer:{name}:{destination}", node=name, kind="transfer",
+                         destination=destination, mode="unknown", detail=transfer.reason)
+            )  # fmt: skip
+            continue
+        if transfer.mode == "tag":
+            steps.append(
+                PlanStep(id=f"tag:{name}:{destination}", node=name, kind="tag", needs=after,
+                         destination=destination, detail=transfer.reason)
+            )  # fmt: skip
+            continue
+        registry_mode = transfer.mode == "registry"
+        steps.append(
+            PlanStep(
+                id=f"transfer:{name}:{destination}", node=name, kind="transfer",
+                needs=push() if registry_mode else after, destination=destination, mode=transfer.mode,
+                fallback=fallback if registry_mode else None, ref=ref if registry_mode else None,
+                detail=f"{transfer.mode} -> {destination}",
+            )
+        )  # fmt: skip
+    return steps

@@ -20,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         answer = remembered(args)
         if answer is not None:
             if answer.table:
-                from planner.cli import write_plan
+                from planner.render import write_plan
 
                 write_plan(answer.stdout, "table")
             else:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
     from planner.compose.options import ProjectOptions
+    from planner.graph import BuildGraph
 
 MEMO_VERSION = 4
 # Set by the shell to each command's path, so it differs between `planner ...` and `time planner ...`: left
@@ -230,6 +231,16 @@ class Recorder:
         volatile = {n: self.options.environ.get(n) for n in SHELL_VOLATILE if n in self.log.variables}
         seen = witnesses(self.log, [start, *roots], project_dir)
         return seen is not None and save(self.path, seen, answer, volatile, self.log.responses)
+
+    def save_for(self, answer: Answer, graph: BuildGraph) -> bool:
+        """`save` with the build roots a plan of `graph` walked and its project folder."""
+        roots = [
+            path
+            for node in graph.nodes.values()
+            for path in [node.build.context, *node.build.additional_contexts.values()]
+            if os.path.isabs(path)
+        ]
+        return self.save(answer, roots, str(graph.stack.project_dir))
 
 
 def _installation() -> list[str]:

@@ -10,12 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from planner.engine.daemon import LOCAL, Daemon, KeyedImage
+from planner.engine.daemon import Daemon, KeyedImage
 from planner.engine.labels import LABEL_NODE, LABEL_PROJECT
 from planner.engine.registry import Registry
 from planner.errors import PlannerError
 from planner.graph import BuildGraph
-from planner.keys.compute import Manifest
+from planner.keys.manifest import Manifest
+from planner.plan_model import LOCAL
 
 
 @dataclass(frozen=True)
@@ -50,32 +51,22 @@ class Observation:
     registry: RegistryView | None
     artifacts: dict[str, bool] = field(default_factory=dict)  # node -> output on disk holds its key
     previous_keys: dict[str, str] = field(default_factory=dict)  # node -> newest other key held locally
+    stamps: dict[str, bool] = field(default_factory=dict)  # stamp -> the file holds the current text
+    offline: bool = False  # nothing was queried: every action and transfer is unknown
+
+    @classmethod
+    def nothing(cls) -> Observation:
+        """An offline plan's observation: no daemon, registry or output was looked at."""
+        return cls(daemons={}, registry=None, offline=True)
 
 
-def destinations_of(graph: BuildGraph) -> dict[str, str | None]:
-    """Destination name -> daemon URL (None = the local default) for every destination the nodes use."""
+def destinations_of(graph: BuildGraph) -> list[str]:
+    """Every daemon the nodes use: `local` and each image node's destinations."""
     wanted = {LOCAL}
     for node in graph.nodes.values():
         if node.kind == "image":
             wanted.update(node.rules.destinations)
-    configured = graph.stack.rules.destinations
-    return {name: (None if name == LOCAL else configured[name].host) for name in sorted(wanted)}
-
-
-def make_registry(graph: BuildGraph) -> Registry | None:
-    rules = graph.stack.rules.registry
-    if rules is None:
-        return None
-    return Registry(rules.url, rules.namespace, rules.insecure, rules.username, rules.password)
-
-
-def ref_at(graph: BuildGraph, registry: Registry | None, destination: str, ref: str) -> str:
-    """A registry ref as `destination` writes it: its own name for the registry (rules:
-    `destinations.NAME.registry`) when it reaches the registry under another host:port."""
-    configured = graph.stack.rules.destinations.get(destination)
-    if registry is None or configured is None:
-        return ref
-    return registry.ref_for(ref, configured.registry)
+    return sorted(wanted)
 
 
 def _daemon_view(daemon: Daemon) -> DaemonView:
@@ -152,4 +143,17 @@ def observe(
             if node.kind == "artifact":
                 artifacts[name] = bool(artifact_check(node, manifests[name].key))
     local = daemon_views.get(LOCAL, DaemonView(LOCAL, error="not queried"))
-    return Observation(daemon_views, registry_view, artifacts, previous_keys(graph, local, manifests))
+    stamps = {
+        name: _holds(stamp.path, stamp.text(manifests[stamp.source].key, graph.nodes[stamp.source]))
+        for name, stamp in graph.stack.stamps.items()
+    }
+    return Observation(daemon_views, registry_view, artifacts, previous_keys(graph, local, manifests), stamps)
+
+
+def _holds(path: str, text: str) -> bool:
+    """Whether a stamp file already holds `text` (read-only)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read() == text
+    except (OSError, UnicodeDecodeError):
+        return False

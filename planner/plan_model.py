@@ -6,6 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+LOCAL = "local"  # the session daemon: where planner builds, and a destination by default
+SHARE = "registry"  # the pseudo-destination of a build pushed for other sessions and CI
+
 Action = Literal["skip", "build", "pull", "unknown"]
 TransferMode = Literal["none", "tag", "registry", "tarball", "unknown"]
 
@@ -36,6 +39,30 @@ class PlanNode(Frozen):
     transfers: list[Transfer] = Field(default_factory=list)
 
 
+StepKind = Literal["build", "export", "pull", "tag", "stamp", "push", "transfer"]
+
+
+class PlanStep(Frozen):
+    """One instruction `apply` carries out as it is written (the executor's step with the same id)."""
+
+    id: str = Field(description="Unique: `<kind>:<node>` or `<kind>:<node>:<destination>`, `stamp:<name>`")
+    node: str = Field(description="The node the step serves (a stamp: the node whose identity it carries)")
+    kind: StepKind
+    needs: list[str] = Field(default_factory=list, description="Step ids that must succeed first")
+    destination: str | None = Field(
+        None, description="Where the step acts: a daemon name, or `registry` for a push"
+    )
+    mode: TransferMode | None = Field(
+        None, description="transfer: how the image moves (`unknown`: the step fails with `detail`)"
+    )
+    fallback: Literal["tarball"] | None = Field(
+        None, description="transfer/push through the registry: what a failure falls back to (rules: auto)"
+    )
+    ref: str | None = Field(None, description="Registry ref pulled or pushed")
+    path: str | None = Field(None, description="File or folder written (stamp, artifact export)")
+    detail: str = ""
+
+
 class Plan(Frozen):
     version: Literal[1] = 1
     project: str
@@ -47,3 +74,7 @@ class Plan(Frozen):
         description="State of each daemon and of the registry as observed: ok, or the error",
     )
     summary: dict[str, int] = Field(default_factory=dict, description="Counts per action and transfer mode")
+    steps: list[PlanStep] = Field(
+        default_factory=list,
+        description="Every step apply runs, in order, with what each needs first (empty offline)",
+    )

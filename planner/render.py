@@ -1,17 +1,54 @@
-"""Text renderings for people and scripts: graph JSON / DOT / Mermaid (plans join later)."""
+"""Everything planner prints: plan tables and JSON, graphs (JSON / DOT / Mermaid), apply and warm summaries,
+explanations, gc listings, the timing report and `config` documents. Commands compute; this module shows.
+
+rich is imported only by the table renderers, so a JSON answer does not pay for it.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import sys
+from io import StringIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
-
-from planner.apply.timing import PHASES, Report
-from planner.graph import BuildGraph
 from planner.plan_model import Plan
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from planner.apply.run import ApplyResult
+    from planner.apply.timing import Report
+    from planner.commands.explain import Explanation
+    from planner.commands.gc import RepositoryGc
+    from planner.commands.warm import WarmResult
+    from planner.graph import BuildGraph
+
+
+def document(data: Any, output_format: str) -> str:
+    """A JSON or YAML document (`config`, explain JSON, apply JSON)."""
+    if output_format == "yaml":
+        from ruamel.yaml import YAML
+
+        yaml = YAML(typ="safe", pure=True)
+        yaml.default_flow_style = False
+        yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
+        buffer = StringIO()
+        yaml.dump(data, buffer)
+        return buffer.getvalue()
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def plan_json(plan: Plan) -> str:
+    """`plan --format json` output (a memo keeps and replays these exact bytes)."""
+    return plan.model_dump_json(indent=2) + "\n"
+
+
+def write_plan(text: str, output_format: str) -> None:
+    """Print a plan given as its JSON, in the requested format (table or json)."""
+    if output_format == "json":
+        sys.stdout.write(text)
+        return
+    print_plan_table(Plan.model_validate_json(text))
 
 
 def graph_data(graph: BuildGraph) -> dict[str, Any]:
@@ -65,6 +102,10 @@ def graph_mermaid(graph: BuildGraph) -> str:
 
 def print_plan_table(plan: Plan, console: Console | None = None) -> None:
     """One row per node, grouped by level: action, key, needs, destinations, why; totals below."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
     if console is None:
         console = Console()
         if not console.is_terminal:
@@ -102,10 +143,24 @@ def print_plan_table(plan: Plan, console: Console | None = None) -> None:
     console.print(table)
     totals = ", ".join(f"{count} {name}" for name, count in plan.summary.items())
     console.print(f"{len(plan.nodes)} nodes in {len(plan.levels)} levels: {totals}")
+    if plan.steps:
+        console.print(f"apply runs {len(plan.steps)} step(s):")
+        for step in plan.steps:
+            what = step.detail or step.ref or step.path or ""
+            after = f"  (after {', '.join(step.needs)})" if step.needs else ""
+            console.print(f"  {step.id}" + (f": {what}" if what else "") + after, highlight=False)
+    elif not plan.offline:
+        console.print("apply has nothing to do")
 
 
 def print_report(report: Report, console: Console | None = None) -> None:
     """The per-phase table of a timing log, with totals, wall time and the critical path."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from planner.apply.timing import PHASES
+
     console = console or Console()
     phases = [p for p in PHASES if p in report.totals]
     table = Table(title="planner report", title_justify="left", box=box.SIMPLE_HEAD)
@@ -131,3 +186,88 @@ def print_report(report: Report, console: Console | None = None) -> None:
         + (f"; moved: {moved}" if moved else "")
     )
     console.print(f"critical path {report.critical_seconds:.2f} s: " + " -> ".join(report.critical_path))
+
+
+def apply_summary(result: ApplyResult, stream: TextIO) -> None:
+    counts: dict[str, int] = {}
+    for step in result.results.values():
+        counts[step.status] = counts.get(step.status, 0) + 1
+    actions: dict[str, int] = {}
+    for node in result.planned.plan.nodes:
+        actions[node.action] = actions.get(node.action, 0) + 1
+    plan_part = ", ".join(f"{n} {a}" for a, n in sorted(actions.items()))
+    step_part = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to do"
+    print(f"planner apply: {result.planned.plan.project}: {plan_part}; steps: {step_part}", file=stream)
+    for warning in result.warnings:
+        print(f"  warning: {warning}", file=stream)
+    for failed in result.failed:
+        print(f"  {failed.step.id} {failed.status}: {failed.error}", file=stream)
+        for line in failed.log[-30:]:
+            print(f"    | {line}", file=stream)
+        if failed.step.id in result.logs:
+            print(f"    full log: {result.logs[failed.step.id]}", file=stream)
+    if result.interrupted:
+        print("  interrupted: running steps were cancelled; nothing unfinished was recorded", file=stream)
+
+
+def apply_json(result: ApplyResult) -> str:
+    data = {
+        "project": result.planned.plan.project,
+        "interrupted": result.interrupted,
+        "steps": [
+            {
+                "step": r.step.id,
+                "node": r.step.node,
+                "phase": r.step.phase,
+                "status": r.status,
+                "duration": round(r.duration, 3),
+                "bytes": r.bytes,
+                "error": r.error,
+            }
+            for r in result.results.values()
+        ],
+        "warnings": result.warnings,
+        "plan": result.planned.plan.model_dump(),
+    }
+    return json.dumps(data, indent=2) + "\n"
+
+
+def warm_summary(result: WarmResult, stream: TextIO) -> None:
+    failed = [r for r in result.results.values() if r.status != "ok"]
+    print(f"planner warm: pulled {len(result.pulled) - len(failed)}, already present {len(result.present)}, "
+          f"not in the registry {len(result.unavailable)}, failed {len(failed)}", file=stream)  # fmt: skip
+    for label in result.unavailable:
+        print(f"  not in the registry (apply builds it): {label}", file=stream)
+    for item in failed:
+        print(f"  {item.step.id} failed: {item.error}", file=stream)
+
+
+def explanation_text(explanation: Explanation) -> str:
+    lines = [f"{explanation.node}: key {explanation.key[:12]}, action {explanation.action}", explanation.note]
+    lines += [f"  {c.line()}" for c in explanation.changes]
+    return "\n".join(lines) + "\n"
+
+
+def explanation_json(explanation: Explanation) -> str:
+    data = {
+        "node": explanation.node,
+        "key": explanation.key,
+        "action": explanation.action,
+        "compared_with": explanation.compared_with,
+        "note": explanation.note,
+        "changes": [{"change": c.kind, "input": c.what, "name": c.name} for c in explanation.changes],
+    }
+    return json.dumps(data, indent=2) + "\n"
+
+
+def gc_listing(results: list[RepositoryGc], delete: bool, out: TextIO, err: TextIO) -> None:
+    verb = "removed" if delete else "would remove"
+    for result in results:
+        print(f"{result.repository}: keep {len(result.kept)}, {verb} {len(result.removed)}", file=out)
+        for tag in result.removed:
+            print(f"  - {tag}", file=out)
+        for error in result.errors:
+            print(f"  ! {error}", file=err)
+    if delete and any(r.removed for r in results):
+        print("the registry frees the space when its garbage collector runs: "
+              "docker-registry garbage-collect <config.yml>", file=out)  # fmt: skip

@@ -1,7 +1,7 @@
 """The `docker` shim: `docker compose [options] build [services]` runs `planner apply` instead; every other
 command goes to the real docker unchanged (exec, so exit codes, signals and terminals behave as before).
 
-Install: `planner shim install DIR` writes DIR/docker; put DIR first on PATH. The real docker is found on PATH
+Install: `planner shim install DIR` (commands/shim.py) writes DIR/docker; put DIR first on PATH. The real docker is found on PATH
 past the shim's own folder, or named by $PLANNER_REAL_DOCKER. A build with options planner does not take
 (e.g. `--build-arg`, `--push`, `--ssh`) goes to the real `docker compose build`, with a note on stderr, so the
 shim never changes what a build means.
@@ -10,9 +10,10 @@ shim never changes what a build means.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
+
+from planner.commands.shim import SHIM_DIR_ENV
 
 # docker compose global options that take a value, and how they map to planner's
 COMPOSE_VALUE_OPTIONS = {
@@ -28,9 +29,6 @@ BUILD_FLAGS = {
     "--pull": None,
     "--with-dependencies": None,
 }
-
-
-SHIM_DIR_ENV = "PLANNER_SHIM_DIR"
 
 
 def real_docker() -> str | None:
@@ -106,18 +104,6 @@ def main() -> None:
             file=sys.stderr,
         )
     os.execv(docker, [docker, *argv])
-
-
-def install(folder: Path) -> Path:
-    """Write the shim as `folder/docker` (a small launcher of this module's main)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / "docker"
-    launcher = shutil.which("planner-docker-shim")
-    command = f'"{launcher}"' if launcher else f'"{sys.executable}" -m planner.shim'
-    body = f'#!/bin/sh\n# planner docker shim: `docker compose build` runs `planner apply`\n{SHIM_DIR_ENV}="{folder.resolve()}" exec {command} "$@"\n'
-    target.write_text(body)
-    target.chmod(0o755)
-    return target
 
 
 if __name__ == "__main__":

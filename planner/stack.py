@@ -16,8 +16,9 @@ from planner.compose.loader import load_project
 from planner.compose.model import BuildConfig, ComposeProject
 from planner.compose.normalize import resolve_path
 from planner.compose.options import ProjectOptions
-from planner.compose.yamltree import YMap, location_in
+from planner.compose.yamltree import YMap
 from planner.errors import Location
+from planner.plan_model import LOCAL
 from planner.rules.load import RulesError, load_rules, locate, rules_path, validate
 from planner.rules.model import (
     ArtifactTarget,
@@ -28,8 +29,6 @@ from planner.rules.model import (
     Rules,
     layer,
 )
-
-LOCAL = "local"
 
 
 @dataclass(frozen=True)
@@ -56,11 +55,16 @@ class Node:
 
 @dataclass(frozen=True)
 class StampSpec:
+    """A file planner writes with a node's identity (its key), so that another build can carry it."""
+
     name: str
     path: str  # absolute
     source: str
     template: str
     location: Location | None = None
+
+    def text(self, key: str, source: Node) -> str:
+        return self.template.format(key=key, short_key=key[:12], image=source.image or "", name=source.name)
 
 
 @dataclass(frozen=True)
@@ -247,6 +251,3 @@ class _Assembler:
             )
             stamps[name] = StampSpec(name, path, stamp.source, stamp.template, where)
         return stamps
-
-
-__all__ = ["LOCAL", "Node", "Stack", "StampSpec", "load_stack", "location_in"]

@@ -16,13 +16,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import xxhash
-
-
-def lock_path(cache_dir: Path, project_dir: str, project: str) -> Path:
-    name = f"{project}-{xxhash.xxh3_64_hexdigest(project_dir.encode())}.lock"
-    return cache_dir / "locks" / name
-
 
 @contextmanager
 def project_lock(path: Path, wait_message: bool = True) -> Iterator[bool]:

@@ -1,7 +1,9 @@
-"""From a plan to executable steps: stamp, build / export / pull / tag, push, and one delivery per destination.
+"""From a plan's steps to executable steps, one to one: nothing here decides what to do (decide.py does), only
+how each kind of step is carried out.
 
 Every step that puts an image somewhere verifies afterwards that the image there carries the node's key; a
-transfer through the registry that fails falls back to streaming `save | load` (auto mode), with a warning.
+push or a transfer through the registry that fails falls back to streaming `save | load` where the plan says so
+(`fallback: tarball`, rules `transfer: auto`), with a warning.
 """
 
 from __future__ import annotations
@@ -12,22 +14,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from planner.apply.artifacts import record_artifact
 from planner.apply.executor import Step, StepContext
 from planner.apply.export import export_image
-from planner.decide import SHARE
+from planner.artifacts import record_artifact
 from planner.engine.builders import INJECTED_DOCKERFILE, Builder, BuildRequest
-from planner.engine.daemon import LOCAL, Daemon
+from planner.engine.connect import Engines
+from planner.engine.daemon import Daemon
 from planner.engine.labels import LABEL_KEY, LABEL_NODE, LABEL_PROJECT
-from planner.engine.registry import Registry
 from planner.errors import PlannerError, RuntimeFailure
 from planner.graph import BuildGraph, dockerfile_path, dockerfile_text
-from planner.keys.compute import Manifest
 from planner.keys.ignore import load_matcher
+from planner.keys.manifest import Manifest
 from planner.keys.walk import walk_context
-from planner.observe import ref_at
-from planner.plan_model import PlanNode
-from planner.stack import Node, StampSpec
+from planner.plan_model import LOCAL, PlanStep
+from planner.stack import Node
+from planner.store import Store
 
 WarningSink = Callable[[str], None]
 
@@ -36,12 +37,9 @@ WarningSink = Callable[[str], None]
 class ApplyContext:
     graph: BuildGraph
     manifests: dict[str, Manifest]
-    daemons: dict[str, Daemon]
-    registry: Registry | None
+    engines: Engines
     builder: Builder
-    store: Any
-    registry_refs: dict[str, str]
-    local_tags: dict[str, tuple[str, ...]] = field(default_factory=dict)  # key -> names the local image has
+    store: Store
     no_cache: set[str] = field(default_factory=set)
     warn: WarningSink = lambda message: None
     push_failed: dict[str, str] = field(default_factory=dict)  # node -> why its push failed (auto mode)
@@ -52,7 +50,10 @@ class ApplyContext:
 
     @property
     def local(self) -> Daemon:
-        return self.daemons[LOCAL]
+        return self.engines.local
+
+    def daemon(self, name: str) -> Daemon:
+        return self.engines.daemons[name]
 
 
 def _expected_hashes(manifest: Manifest) -> dict[str, str]:
@@ -149,11 +150,10 @@ def _export_step(ctx: ApplyContext, node: Node) -> Callable[[StepContext], None]
     return run
 
 
-def _pull_step(ctx: ApplyContext, node: Node) -> Callable[[StepContext], None]:
+def _pull_step(ctx: ApplyContext, node: Node, ref: str) -> Callable[[StepContext], None]:
     key = ctx.manifests[node.name].key
 
     def run(step: StepContext) -> None:
-        ref = ctx.registry_refs[node.name]
         ctx.local.pull(ref, _byte_counter(step))
         _verify(ctx.local, ref, key, f"pull {node.name}")
         for name in node.image_names():
@@ -168,31 +168,20 @@ def _tag_step(ctx: ApplyContext, node: Node, daemon: str = LOCAL) -> Callable[[S
     key = ctx.manifests[node.name].key
 
     def run(step: StepContext) -> None:
-        images = ctx.daemons[daemon].keyed_images()
+        images = ctx.daemon(daemon).keyed_images()
         if key not in images:
             raise RuntimeFailure(f"{node.name}: the image with key {key[:12]} disappeared from {daemon}")
         for name in node.image_names():
-            ctx.daemons[daemon].tag(images[key].image_id, name)
+            ctx.daemon(daemon).tag(images[key].image_id, name)
 
     return run
 
 
-def stamp_text(ctx: ApplyContext, stamp: StampSpec) -> str:
-    source = ctx.graph.nodes[stamp.source]
-    key = ctx.manifests[stamp.source].key
-    return stamp.template.format(key=key, short_key=key[:12], image=source.image or "", name=source.name)
+def _stamp_step(ctx: ApplyContext, name: str) -> Callable[[StepContext], None]:
+    stamp = ctx.graph.stack.stamps[name]
 
-
-def _stamp_current(ctx: ApplyContext, stamp: StampSpec) -> bool:
-    try:
-        return Path(stamp.path).read_text() == stamp_text(ctx, stamp)
-    except OSError:
-        return False
-
-
-def _stamp_step(ctx: ApplyContext, stamp: StampSpec) -> Callable[[StepContext], None]:
     def run(step: StepContext) -> None:
-        text = stamp_text(ctx, stamp)
+        text = stamp.text(ctx.manifests[stamp.source].key, ctx.graph.nodes[stamp.source])
         path = Path(stamp.path)
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -202,16 +191,16 @@ def _stamp_step(ctx: ApplyContext, stamp: StampSpec) -> Callable[[StepContext], 
     return run
 
 
-def _push_step(ctx: ApplyContext, node: Node) -> Callable[[StepContext], None]:
-    """One push per node; in auto mode a failed push is not fatal: the deliveries stream instead."""
+def _push_step(ctx: ApplyContext, node: Node, planned: PlanStep) -> Callable[[StepContext], None]:
+    """One push per node; with a tarball fallback a failed push is not fatal: the deliveries stream instead."""
+    ref = str(planned.ref)
 
     def run(step: StepContext) -> None:
-        ref = ctx.registry_refs[node.name]
         try:
             ctx.local.tag(node.image_names()[0], ref)
             ctx.local.push(ref, _byte_counter(step))
         except PlannerError as exc:
-            if node.rules.transfer != "auto" or step.cancel_event.is_set():
+            if planned.fallback is None or step.cancel_event.is_set():
                 raise
             ctx.push_failed[node.name] = exc.message
             ctx.warn(
@@ -221,14 +210,14 @@ def _push_step(ctx: ApplyContext, node: Node) -> Callable[[StepContext], None]:
     return run
 
 
-def _deliver_step(
-    ctx: ApplyContext, node: Node, destination: str, mode: str, auto: bool
-) -> Callable[[StepContext], None]:
+def _deliver_step(ctx: ApplyContext, node: Node, planned: PlanStep) -> Callable[[StepContext], None]:
     key = ctx.manifests[node.name].key
+    destination = str(planned.destination)
+    mode = planned.mode
 
     def by_tarball(step: StepContext) -> None:
         names = node.image_names()
-        target = ctx.daemons[destination]
+        target = ctx.daemon(destination)
         counter = _byte_counter(step)
         moved = [0]
 
@@ -242,10 +231,10 @@ def _deliver_step(
         target.load(counted())
 
     def by_registry(step: StepContext) -> None:
-        ref = ref_at(ctx.graph, ctx.registry, destination, ctx.registry_refs[node.name])
-        ctx.daemons[destination].pull(ref, _byte_counter(step))
+        ref = ctx.engines.ref_at(destination, str(planned.ref))
+        ctx.daemon(destination).pull(ref, _byte_counter(step))
         for name in node.image_names():
-            ctx.daemons[destination].tag(ref, name)
+            ctx.daemon(destination).tag(ref, name)
 
     def run(step: StepContext) -> None:
         if mode == "registry" and node.name in ctx.push_failed:
@@ -254,7 +243,7 @@ def _deliver_step(
             try:
                 by_registry(step)
             except PlannerError as exc:
-                if not auto or step.cancel_event.is_set():
+                if planned.fallback is None or step.cancel_event.is_set():
                     raise
                 ctx.warn(
                     f"{node.name} -> {destination}: registry transfer failed ({exc.message}); streaming save | load"
@@ -262,7 +251,7 @@ def _deliver_step(
                 by_tarball(step)
         else:
             by_tarball(step)
-        _verify(ctx.daemons[destination], node.image_names()[0], key, f"deliver {node.name} to {destination}")
+        _verify(ctx.daemon(destination), node.image_names()[0], key, f"deliver {node.name} to {destination}")
 
     return run
 
@@ -284,83 +273,38 @@ def _byte_counter(step: StepContext) -> Callable[[dict[str, Any]], None]:
     return on_event
 
 
-def _transfer_steps(ctx: ApplyContext, node: Node, planned: PlanNode, main: str) -> list[Step]:
-    """One push when some transfer needs the registry (or the build is shared), one delivery per destination."""
-    steps: list[Step] = []
-    push_id = f"push:{node.name}"
+def _failing(message: str) -> Callable[[StepContext], None]:
+    def run(step: StepContext) -> None:
+        raise RuntimeFailure(message)
 
-    def push() -> str:
-        if not any(step.id == push_id for step in steps):
-            ref = ctx.registry_refs[node.name]
-            steps.append(Step(push_id, node.name, "push", _push_step(ctx, node), [main], ref))
-        return push_id
-
-    for transfer in planned.transfers:
-        if transfer.destination == SHARE and transfer.mode == "registry":
-            push()
-            continue
-        if transfer.destination in (LOCAL, SHARE) or transfer.mode in ("none", "unknown"):
-            continue
-        if transfer.mode == "tag":
-            tag = _tag_step(ctx, node, transfer.destination)
-            steps.append(Step(f"tag:{node.name}:{transfer.destination}", node.name, "tag", tag, [main]))
-            continue
-        deps = [push()] if transfer.mode == "registry" and planned.action != "pull" else [main]
-        deliver = _deliver_step(ctx, node, transfer.destination, transfer.mode, node.rules.transfer == "auto")
-        step_id = f"transfer:{node.name}:{transfer.destination}"
-        steps.append(
-            Step(step_id, node.name, "transfer", deliver, deps, f"{transfer.mode} -> {transfer.destination}")
-        )
-    return steps
+    return run
 
 
-def make_steps(ctx: ApplyContext, plan_nodes: list[PlanNode]) -> list[Step]:
-    steps: list[Step] = []
-    ready: dict[str, str] = {}  # node -> the step after which its image/output is ready locally
-    stamp_steps: dict[str, list[str]] = {}  # consumer node -> stamp steps it needs
-    for stamp in ctx.graph.stack.stamps.values():
-        if _stamp_current(ctx, stamp):
-            continue
-        step_id = f"stamp:{stamp.name}"
-        steps.append(Step(step_id, stamp.source, "stamp", _stamp_step(ctx, stamp), [], stamp.path))
-        for consumer in ctx.graph.dag.successors(stamp.source):
-            stamp_steps.setdefault(consumer, []).append(step_id)
-    for planned in plan_nodes:
-        node = ctx.graph.nodes[planned.name]
-        needs = [ready[n] for n in planned.needs if n in ready] + stamp_steps.get(node.name, [])
-        if node.kind == "artifact":
-            if planned.action == "build":
-                steps.append(
-                    Step(
-                        f"export:{node.name}",
-                        node.name,
-                        "export",
-                        _export_step(ctx, node),
-                        needs,
-                        str(node.output_dest),
-                    )
-                )
-                ready[node.name] = f"export:{node.name}"
-            continue
-        if planned.action == "build":
-            main = Step(f"build:{node.name}", node.name, "build", _build_step(ctx, node), needs)
-        elif planned.action == "pull":
-            main = Step(
-                f"pull:{node.name}",
-                node.name,
-                "pull",
-                _pull_step(ctx, node),
-                needs,
-                ctx.registry_refs[node.name],
-            )
-        elif planned.action == "skip" and not node.rules.skip:
-            missing_names = set(node.image_names()) - set(ctx.local_tags.get(planned.key, ()))
-            if not missing_names and not [t for t in planned.transfers if t.mode not in ("none", "unknown")]:
-                continue  # present and named as it should be: nothing at all to do
-            main = Step(f"tag:{node.name}", node.name, "tag", _tag_step(ctx, node), needs)
-        else:
-            continue
-        steps.append(main)
-        ready[node.name] = main.id
-        steps += _transfer_steps(ctx, node, planned, main.id)
-    return steps
+def executable(ctx: ApplyContext, planned: PlanStep) -> Step:
+    """The executor step for one plan step: same id, phase, dependencies; `run` carries it out."""
+    node = ctx.graph.nodes.get(planned.node)
+    run: Callable[[StepContext], None]
+    detail = planned.detail
+    if planned.kind == "stamp":
+        run, detail = _stamp_step(ctx, planned.id.split(":", 1)[1]), str(planned.path)
+    elif node is None:
+        raise RuntimeFailure(f"plan step {planned.id} names unknown node {planned.node}")
+    elif planned.kind == "build":
+        run = _build_step(ctx, node)
+    elif planned.kind == "export":
+        run, detail = _export_step(ctx, node), str(node.output_dest)
+    elif planned.kind == "pull":
+        run, detail = _pull_step(ctx, node, str(planned.ref)), str(planned.ref)
+    elif planned.kind == "tag":
+        run = _tag_step(ctx, node, planned.destination or LOCAL)
+    elif planned.kind == "push":
+        run, detail = _push_step(ctx, node, planned), str(planned.ref)
+    elif planned.mode == "unknown":
+        run = _failing(f"{node.name} -> {planned.destination}: {planned.detail}")
+    else:
+        run = _deliver_step(ctx, node, planned)
+    return Step(planned.id, planned.node, planned.kind, run, list(planned.needs), detail)
+
+
+def make_steps(ctx: ApplyContext, planned: list[PlanStep]) -> list[Step]:
+    return [executable(ctx, step) for step in planned]

@@ -73,7 +73,8 @@ class BuildRequest:
 class Builder(Protocol):
     name: str
 
-    def check(self, request: BuildRequest) -> None: ...
+    def ready(self) -> None:
+        """Raise InputError when this builder cannot run here at all (what it can build, decide.py knows)."""
 
     def build(self, request: BuildRequest, log: LogSink, cancel: Cancellation | None = None) -> str: ...
 
@@ -99,24 +100,8 @@ class EngineBuilder:
             except Exception:
                 continue
 
-    def check(self, request: BuildRequest) -> None:
-        needs = []
-        if request.additional_contexts:
-            needs.append("additional_contexts")
-        if request.secrets:
-            needs.append("build secrets")
-        if request.ssh:
-            needs.append("ssh")
-        if request.cache_to:
-            needs.append("cache_to")
-        if len(request.platforms) > 1:
-            needs.append("several platforms")
-        if needs:
-            raise InputError(
-                f"{request.node}: {', '.join(needs)} need BuildKit through buildx, which the Engine API builder "
-                "cannot drive",
-                hint="set `builder: {kind: buildx}` in planner.yaml (needs the docker buildx plugin)",
-            )
+    def ready(self) -> None:
+        """The Engine API builder is the daemon itself; what it cannot build, the plan reports (decide.py)."""
 
     def build(self, request: BuildRequest, log: LogSink, cancel: Cancellation | None = None) -> str:
         api = self.daemon.api
@@ -304,10 +289,10 @@ class BuildxBuilder:
         probe = subprocess.run([docker, "buildx", "version"], capture_output=True, text=True, check=False)
         return probe.returncode == 0
 
-    def check(self, request: BuildRequest) -> None:
+    def ready(self) -> None:
         if not self.available():
             raise InputError(
-                f"{request.node}: the rules ask for the buildx builder but `docker buildx` is not installed",
+                "the rules ask for the buildx builder but `docker buildx` is not installed",
                 hint="install the docker buildx plugin, or use `builder: {kind: docker}`",
             )
 

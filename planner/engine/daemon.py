@@ -14,7 +14,6 @@ from planner.engine.labels import LABEL_KEY
 from planner.errors import RuntimeFailure, exception_text
 from planner.refs import split_tag
 
-LOCAL = "local"
 API_VERSION = "1.41"
 Progress = Callable[[dict[str, Any]], None]
 
@@ -208,12 +207,3 @@ class _Chunked:
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self.chunks)
-
-
-def close_all(daemons: Iterable[Daemon], *others: Any) -> None:
-    """Close daemon clients and any other closable (registry client, cache store); None is skipped."""
-    for daemon in daemons:
-        daemon.close()
-    for other in others:
-        if other is not None:
-            other.close()

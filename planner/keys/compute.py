@@ -11,8 +11,8 @@ producer's key stands for them, so a plan never depends on stale generated files
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import xxhash
@@ -22,62 +22,10 @@ from planner.errors import InputError
 from planner.graph import BuildGraph, dockerfile_path, dockerfile_text
 from planner.keys import snapshot
 from planner.keys.ignore import PatternMatcher, load_matcher
+from planner.keys.manifest import KEY_VERSION, Manifest, digest_lines, value_hash
 from planner.keys.statcache import StatCache
 from planner.keys.walk import Entry, Witnesses, walk_contexts
 from planner.stack import Node
-
-KEY_VERSION = "planner-key/1"
-
-
-def _digest(lines: Iterable[str]) -> str:
-    hasher = xxhash.xxh3_128()
-    for line in lines:
-        hasher.update(line.encode("utf-8", "surrogateescape"))
-        hasher.update(b"\n")
-    return hasher.hexdigest()
-
-
-def value_hash(value: str) -> str:
-    return xxhash.xxh3_64_hexdigest(value.encode("utf-8", "surrogateescape"))
-
-
-@dataclass
-class Manifest:
-    """What a key was computed from, kept per key for `planner explain`."""
-
-    node: str
-    key: str = ""
-    files: dict[str, str] = field(default_factory=dict)  # "<context>/<path>" -> "kind mode hash-or-target"
-    dockerfile: str = ""
-    args: dict[str, str] = field(default_factory=dict)  # name -> value hash (values may be secrets)
-    volatile_args: list[str] = field(default_factory=list)
-    target: str | None = None
-    platforms: list[str] = field(default_factory=list)
-    labels: dict[str, str] = field(default_factory=dict)
-    contexts: dict[str, str] = field(
-        default_factory=dict
-    )  # additional context -> tree hash / remote reference
-    inputs: dict[str, str] = field(default_factory=dict)  # extra input path -> tree hash
-    env: dict[str, str] = field(default_factory=dict)  # variable -> value hash ("" when unset)
-    upstream: dict[str, str] = field(default_factory=dict)  # node -> key
-    bases: dict[str, str] = field(
-        default_factory=dict
-    )  # external image ref -> identity (image ID, pinned, ...)
-    output: str | None = None
-
-    def lines(self, trees: dict[str, str]) -> list[str]:
-        out = [KEY_VERSION, f"dockerfile {self.dockerfile}"]
-        out += [f"target {self.target or ''}", f"platforms {','.join(sorted(self.platforms))}"]
-        out += [f"arg {k}={v}" for k, v in sorted(self.args.items())]
-        out += [f"label {k}={value_hash(v)}" for k, v in sorted(self.labels.items())]
-        out += [f"context {name} {digest}" for name, digest in sorted(trees.items())]
-        out += [f"additional {name} {value}" for name, value in sorted(self.contexts.items())]
-        out += [f"input {path} {digest}" for path, digest in sorted(self.inputs.items())]
-        out += [f"env {name} {digest}" for name, digest in sorted(self.env.items())]
-        out += [f"upstream {name} {key}" for name, key in sorted(self.upstream.items())]
-        out += [f"base {ref} {identity}" for ref, identity in sorted(self.bases.items())]
-        out.append(f"output {self.output or ''}")
-        return out
 
 
 def tree_lines(entries: list[Entry], hashes: dict[str, str]) -> list[str]:
@@ -89,7 +37,7 @@ def tree_lines(entries: list[Entry], hashes: dict[str, str]) -> list[str]:
 
 
 def tree_digest(entries: list[Entry], hashes: dict[str, str]) -> str:
-    return _digest(tree_lines(entries, hashes))
+    return digest_lines(tree_lines(entries, hashes))
 
 
 @dataclass(frozen=True)
@@ -210,7 +158,7 @@ class KeyComputer:
             if walk.label.startswith("input:") and inputs.is_file(walk.root):
                 digest = StatCache(None).hashes(os.path.dirname(walk.root), [_file_entry(walk.root)])
                 content = next(iter(digest.values()))
-                result[(walk.node, walk.label)] = (_digest([f"file {content}"]), {walk.label: content})
+                result[(walk.node, walk.label)] = (digest_lines([f"file {content}"]), {walk.label: content})
         for root, group in by_root.items():
             key = snapshot.snapshot_key(os.path.realpath(root), [_decides(w) for w in group])
             reused = snapshot.reuse(self.cache.store, key)
@@ -239,7 +187,7 @@ class KeyComputer:
                     )
                     for e in entries
                 }
-                result[(walk.node, walk.label)] = (_digest(lines), files)
+                result[(walk.node, walk.label)] = (digest_lines(lines), files)
             walked = {(w.node, w.label): result[(w.node, w.label)] for w in group}
             self.pending.append((key, witnesses, walked))
         return result
@@ -293,7 +241,7 @@ class KeyComputer:
                 )
         if not os.path.isabs(build.context):
             manifest.contexts["."] = build.context
-        manifest.key = _digest(manifest.lines(context_trees))
+        manifest.key = digest_lines(manifest.lines(context_trees))
         return manifest
 
 

@@ -12,12 +12,12 @@ only when no witness was written within the racy window. A root with one changed
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import xxhash
 
 from planner import inputs, signatures
-from planner.localcache import RACY_WINDOW_NS, warn
+from planner.localcache import RACY_WINDOW_NS
+from planner.store import Store
 
 SNAPSHOT_VERSION = 1
 TreeResults = dict[
@@ -30,12 +30,10 @@ def snapshot_key(real_root: str, walks: Sequence[object]) -> tuple[str, int, str
     return ("tree", SNAPSHOT_VERSION, xxhash.xxh3_128_hexdigest(repr((real_root, list(walks))).encode()))
 
 
-def reuse(store: Any, key: tuple[str, int, str]) -> TreeResults | None:
+def reuse(store: Store, key: tuple[str, int, str]) -> TreeResults | None:
     """The snapshot's results if all its witnesses hold (and reported to the input log); else None."""
-    if store is None:
-        return None
     try:
-        data = store.get(key)
+        data = store.get(key, "walk snapshot")
         if not isinstance(data, dict):
             return None
         paths: list[str] = data["paths"].split("\0")
@@ -52,14 +50,14 @@ def reuse(store: Any, key: tuple[str, int, str]) -> TreeResults | None:
 
 
 def remember(
-    store: Any,
+    store: Store,
     key: tuple[str, int, str],
     witnesses: tuple[list[str], list[inputs.Signature]],
     results: TreeResults,
 ) -> None:
     """Keep the results of a walk, unless a witness is too recent to be trusted."""
     paths, sigs = witnesses
-    sealed = None if store is None or not paths else signatures.seal(paths, sigs, RACY_WINDOW_NS)
+    sealed = None if store.cache is None or not paths else signatures.seal(paths, sigs, RACY_WINDOW_NS)
     if sealed is None:
         return
     data = {
@@ -68,7 +66,4 @@ def remember(
         "signatures": b"".join(signatures.PACKED.pack(*sig) for sig in sigs),
         "results": results,
     }
-    try:
-        store.set(key, data)
-    except Exception as exc:
-        warn(f"walk snapshot not saved ({exc}); the next run walks again")
+    store.set(key, data, "walk snapshot (the next run walks again)")

@@ -14,13 +14,13 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import xxhash
 
 from planner.errors import InputError
 from planner.keys.walk import Entry
-from planner.localcache import RACY_WINDOW_NS, warn
+from planner.localcache import RACY_WINDOW_NS
+from planner.store import Store
 
 CACHE_VERSION = 1
 CHUNK = 1 << 20
@@ -65,12 +65,12 @@ class StatCache:
     """Per-root stat → content-hash records on top of diskcache (or in memory when no directory is given)."""
 
     def __init__(
-        self, directory: Path | None, racy_window_ns: int = RACY_WINDOW_NS, store: Any = None
+        self, directory: Path | None, racy_window_ns: int = RACY_WINDOW_NS, store: Store | None = None
     ) -> None:
         self.racy_window_ns = racy_window_ns
-        self.store: Any = store
-        if store is None and directory is not None:
-            self.store = open_store(directory)
+        if store is None:
+            store = Store.open(directory) if directory is not None else Store.memory()
+        self.store = store
         self.loaded: dict[str, dict[str, Record]] = {}
         self.dirty: set[str] = set()
         self.files_hashed = 0
@@ -78,13 +78,7 @@ class StatCache:
 
     def _records(self, root: str) -> dict[str, Record]:
         if root not in self.loaded:
-            records: Any = None
-            if self.store is not None:
-                try:
-                    records = self.store.get(("stat", CACHE_VERSION, root))
-                except Exception as exc:  # a damaged sqlite file or pickle: start over, never trust it
-                    warn(f"stat cache unreadable ({exc}); rebuilding it")
-                    records = None
+            records = self.store.get(("stat", CACHE_VERSION, root), "stat cache")
             self.loaded[root] = records if isinstance(records, dict) else {}
         return self.loaded[root]
 
@@ -129,35 +123,11 @@ class StatCache:
 
     def save(self) -> None:
         """Write back the roots whose records changed."""
-        if self.store is None:
-            return
         for root in self.dirty:
-            try:
-                self.store.set(("stat", CACHE_VERSION, root), self.loaded[root])
-            except Exception as exc:
-                warn(f"stat cache not saved ({exc}); the next run hashes again")
+            self.store.set(
+                ("stat", CACHE_VERSION, root), self.loaded[root], "stat cache (the next run hashes again)"
+            )
         self.dirty.clear()
 
     def close(self) -> None:
-        if self.store is not None:
-            self.store.close()
-
-
-def open_store(directory: Path) -> Any:
-    """The diskcache behind planner's local cache; a damaged one is recreated, an impossible one disabled."""
-    import shutil
-
-    import diskcache
-
-    try:
-        store = diskcache.Cache(str(directory), size_limit=2**30)
-        store.get(("probe",))
-        return store
-    except Exception as exc:
-        warn(f"cache directory {directory} is unusable ({exc}); recreating it")
-        shutil.rmtree(directory, ignore_errors=True)
-        try:
-            return diskcache.Cache(str(directory), size_limit=2**30)
-        except Exception as second:
-            warn(f"cache directory {directory} cannot be created ({second}); running without a cache")
-            return None
+        self.store.close()

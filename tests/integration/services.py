@@ -143,7 +143,9 @@ def _own_bridge() -> tuple[str, str]:
         subnet = f"10.213.{index}."
         if f" {name}:" in taken or f"inet {subnet}" in taken:
             continue
-        made = subprocess.run([ip, "link", "add", "name", name, "type", "bridge"], capture_output=True, check=False)
+        made = subprocess.run(
+            [ip, "link", "add", "name", name, "type", "bridge"], capture_output=True, check=False
+        )
         if made.returncode != 0:
             continue
         subprocess.run([ip, "addr", "add", f"{subnet}1/24", "dev", name], check=True, capture_output=True)

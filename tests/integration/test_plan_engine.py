@@ -17,7 +17,7 @@ import pytest
 
 from planner.compose.options import ProjectOptions
 from planner.engine.labels import LABEL_KEY, LABEL_NODE, LABEL_PROJECT
-from planner.plan import Planned, make_plan
+from planner.pipeline import Planned, make_plan
 from tests.integration.services import TEST_LABEL, DaemonProcess, RegistryProcess, remove_test_images
 
 pytestmark = pytest.mark.docker

@@ -10,7 +10,7 @@ import pytest
 
 from planner.apply.run import ApplyOptions, _execute
 from planner.compose.options import ProjectOptions
-from planner.plan import make_plan
+from planner.pipeline import make_plan
 from tests.integration.services import DaemonProcess, RegistryProcess, start_registry, temp_root
 from tests.integration.test_apply import phases, remove_project_images, run, steps
 

@@ -11,11 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import planner.pipeline
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import planner.plan
 from planner import memo
 from planner.main import main
 from tests.helpers import write_tree
@@ -70,13 +70,13 @@ class Runs:
     ) -> None:
         self.capsys, self.tmp_path, self.monkeypatch = capsys, tmp_path, monkeypatch
         self.full_plans = 0
-        original = planner.plan.make_plan
+        original = planner.pipeline.make_plan
 
-        def counted(*args: object, **kwargs: object) -> planner.plan.Planned:
+        def counted(*args: object, **kwargs: object) -> planner.pipeline.Planned:
             self.full_plans += 1
             return original(*args, **kwargs)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(planner.plan, "make_plan", counted)
+        monkeypatch.setattr(planner.pipeline, "make_plan", counted)
 
     def plan(self, args: list[str] = ARGS) -> tuple[str, bool]:
         """(stdout, whether the memo answered)."""
@@ -259,17 +259,17 @@ def test_a_file_appearing_while_the_plan_runs_is_seen(
     project: Path, runs: Runs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The folder where `.env` was looked for is witnessed as it was then, not as it is at the save."""
-    counted = planner.plan.make_plan
+    counted = planner.pipeline.make_plan
 
-    def racing(*args: object, **kwargs: object) -> planner.plan.Planned:
+    def racing(*args: object, **kwargs: object) -> planner.pipeline.Planned:
         planned = counted(*args, **kwargs)  # type: ignore[arg-type]
         (project / ".env").write_text("FLAVOUR=late\n")
         settle()  # older than the racy window by the save: only the earlier signature can tell
         return planned
 
-    monkeypatch.setattr(planner.plan, "make_plan", racing)
+    monkeypatch.setattr(planner.pipeline, "make_plan", racing)
     runs.plan()
-    monkeypatch.setattr(planner.plan, "make_plan", counted)
+    monkeypatch.setattr(planner.pipeline, "make_plan", counted)
     after, hit = runs.plan()
     assert not hit and after == runs.fresh()
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from planner.shim import install, translate
+from planner.commands.shim import install
+from planner.shim import translate
 
 
 @pytest.mark.parametrize(

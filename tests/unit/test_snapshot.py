@@ -16,7 +16,8 @@ from planner.compose.options import ProjectOptions
 from planner.errors import InputError, PlannerError
 from planner.graph import build_graph
 from planner.keys import snapshot
-from planner.keys.compute import Manifest, compute_keys
+from planner.keys.compute import compute_keys
+from planner.keys.manifest import Manifest
 from planner.keys.statcache import StatCache
 from planner.stack import load_stack
 from tests.helpers import write_tree
@@ -115,9 +116,9 @@ def test_a_damaged_snapshot_is_walked_again(
 ) -> None:
     cache = StatCache(tmp_path / "cache")
     expected = keys_and_files(manifests(project, cache))
-    for key in list(cache.store.iterkeys()):
+    for key in list(cache.store.cache.iterkeys()):
         if key[0] == "tree":
-            cache.store.set(key, {"paths": "x", "digests": [], "signatures": b"", "results": {}})
+            cache.store.cache.set(key, {"paths": "x", "digests": [], "signatures": b"", "results": {}})
     walks = Walks(monkeypatch)
     assert walks.during(lambda: manifests(project, cache)) == ["api", "p", "web"]
     assert keys_and_files(manifests(project, cache)) == expected
@@ -179,5 +180,5 @@ def test_a_failed_computation_keeps_no_snapshot(
     monkeypatch.setattr(StatCache, "hashes", failing_second)
     with pytest.raises(InputError):
         manifests(project, cache)
-    assert not [key for key in cache.store.iterkeys() if key[0] == "tree"]
+    assert not [key for key in cache.store.cache.iterkeys() if key[0] == "tree"]
     cache.close()

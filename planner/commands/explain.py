@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from planner.compose.options import ProjectOptions
-from planner.explain import Change, diff_manifests
-from planner.keys.manifests import ManifestStore
-from planner.keys.statcache import open_store
-from planner.localcache import default_cache_dir
-from planner.plan import make_plan
+from planner.manifest_diff import Change, diff_manifests
+from planner.pipeline import make_plan
+from planner.store import Store
 
 
 @dataclass
@@ -22,29 +19,17 @@ class Explanation:
     note: str
     changes: list[Change] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "node": self.node,
-            "key": self.key,
-            "action": self.action,
-            "compared_with": self.compared_with,
-            "note": self.note,
-            "changes": [{"change": c.kind, "input": c.what, "name": c.name} for c in self.changes],
-        }
-
-    def text(self) -> str:
-        lines = [f"{self.node}: key {self.key[:12]}, action {self.action}"]
-        lines.append(self.note)
-        lines += [f"  {c.line()}" for c in self.changes]
-        return "\n".join(lines) + "\n"
-
 
 def explain_node(options: ProjectOptions, rules: str | None, node: str) -> Explanation:
-    planned = make_plan(options, rules, [node], offline=False)
+    with Store.for_environ(options.environ) as store:
+        return _explain(options, rules, node, store)
+
+
+def _explain(options: ProjectOptions, rules: str | None, node: str, store: Store) -> Explanation:
+    planned = make_plan(options, rules, [node], offline=False, store=store)
     current = planned.manifests[node]
     planned_node = next(n for n in planned.plan.nodes if n.name == node)
-    observation = planned.observation
-    previous_key = observation.previous_keys.get(node) if observation is not None else None
+    previous_key = planned.observation.previous_keys.get(node)
     if planned_node.action == "skip" and previous_key is None:
         return Explanation(
             node, current.key, "skip", current.key, "the present build has exactly these inputs"
@@ -54,12 +39,7 @@ def explain_node(options: ProjectOptions, rules: str | None, node: str) -> Expla
             node, current.key, planned_node.action, None,
             "no earlier build of this node is present at its home daemon: nothing to compare with",
         )  # fmt: skip
-    store = open_store(default_cache_dir(dict(options.environ)))
-    try:
-        previous = ManifestStore(store).get(previous_key)
-    finally:
-        if store is not None:
-            store.close()
+    previous = store.manifest(previous_key)
     if previous is None:
         return Explanation(
             node, current.key, planned_node.action, previous_key,

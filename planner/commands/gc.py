@@ -11,14 +11,10 @@ import re
 from dataclasses import dataclass, field
 
 from planner.compose.options import ProjectOptions
+from planner.engine.connect import open_engines
 from planner.engine.registry import RegistryError
 from planner.errors import UsageError
-from planner.graph import build_graph
-from planner.keys.compute import compute_keys
-from planner.keys.statcache import StatCache, open_store
-from planner.localcache import default_cache_dir
-from planner.observe import make_registry
-from planner.stack import load_stack
+from planner.pipeline import make_plan
 
 KEY_TAG = re.compile(r"^[0-9a-f]{32}$")
 
@@ -34,17 +30,12 @@ class RepositoryGc:
 def collect(options: ProjectOptions, rules: str | None, keep: int, delete: bool) -> list[RepositoryGc]:
     if keep < 1:
         raise UsageError("--keep must be at least 1")
-    stack = load_stack(options, rules)
-    graph = build_graph(stack)
-    registry = make_registry(graph)
+    # The current keys are the ones apply would use (bases resolved by the local daemon), from the same plan.
+    planned = make_plan(options, rules, [], offline=False)
+    graph, manifests = planned.graph, planned.manifests
+    registry = open_engines(graph.stack.rules, []).registry
     if registry is None:
         raise UsageError("no registry in the rules file: nothing to collect")
-    store = open_store(default_cache_dir(dict(options.environ)))
-    try:
-        manifests = compute_keys(graph, StatCache(None, store=store), dict(stack.compose.environment))
-    finally:
-        if store is not None:
-            store.close()
     results = []
     try:
         registry.ping()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from planner.keys.compute import Manifest
+from planner.keys.manifest import Manifest
 from planner.plan_model import Reason
 
 ChangeKind = Literal["added", "removed", "changed"]

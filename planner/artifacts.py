@@ -8,21 +8,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from planner.errors import PlannerError
 from planner.keys.compute import tree_digest
 from planner.keys.ignore import PatternMatcher
 from planner.keys.statcache import StatCache, hash_file
 from planner.keys.walk import walk_context
-from planner.localcache import warn
 from planner.stack import Node
-
-RECORD_VERSION = 1
-
-
-def _record_key(node: Node) -> tuple[str, int, str]:
-    return ("artifact", RECORD_VERSION, str(node.output_dest))
+from planner.store import Store
 
 
 def output_digest(node: Node) -> str | None:
@@ -36,15 +29,9 @@ def output_digest(node: Node) -> str | None:
     return "tree:" + tree_digest(entries, StatCache(None).hashes(dest, entries))
 
 
-def artifact_current(store: Any, node: Node, key: str) -> bool:
-    if store is None:
-        return False
-    try:
-        record = store.get(_record_key(node))
-    except Exception as exc:
-        warn(f"artifact records unreadable ({exc})")
-        return False
-    if not isinstance(record, dict) or record.get("key") != key:
+def artifact_current(store: Store, node: Node, key: str) -> bool:
+    record = store.artifact_record(str(node.output_dest))
+    if record is None or record.get("key") != key:
         return False
     try:
         return output_digest(node) == record.get("digest")
@@ -52,6 +39,5 @@ def artifact_current(store: Any, node: Node, key: str) -> bool:
         return False
 
 
-def record_artifact(store: Any, node: Node, key: str) -> None:
-    if store is not None:
-        store.set(_record_key(node), {"key": key, "digest": output_digest(node)})
+def record_artifact(store: Store, node: Node, key: str) -> None:
+    store.record_artifact(str(node.output_dest), key, output_digest(node))

@@ -1,0 +1,1 @@
+"""Commands on top of the pipeline: each takes the plan (or its parts) and does one job."""

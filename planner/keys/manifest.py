@@ -1,0 +1,65 @@
+"""The input manifest of a content key: everything the key was computed from, in a canonical encoding.
+
+Kept per key in the local cache (store.py) so that `explain` and a rebuild's reasons can say which inputs
+differ; the key itself is the digest of `Manifest.lines`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import xxhash
+
+KEY_VERSION = "planner-key/1"
+
+
+def digest_lines(lines: Iterable[str]) -> str:
+    hasher = xxhash.xxh3_128()
+    for line in lines:
+        hasher.update(line.encode("utf-8", "surrogateescape"))
+        hasher.update(b"\n")
+    return hasher.hexdigest()
+
+
+def value_hash(value: str) -> str:
+    return xxhash.xxh3_64_hexdigest(value.encode("utf-8", "surrogateescape"))
+
+
+@dataclass
+class Manifest:
+    """What a key was computed from, kept per key for `planner explain`."""
+
+    node: str
+    key: str = ""
+    files: dict[str, str] = field(default_factory=dict)  # "<context>/<path>" -> "kind mode hash-or-target"
+    dockerfile: str = ""
+    args: dict[str, str] = field(default_factory=dict)  # name -> value hash (values may be secrets)
+    volatile_args: list[str] = field(default_factory=list)
+    target: str | None = None
+    platforms: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    contexts: dict[str, str] = field(
+        default_factory=dict
+    )  # additional context -> tree hash / remote reference
+    inputs: dict[str, str] = field(default_factory=dict)  # extra input path -> tree hash
+    env: dict[str, str] = field(default_factory=dict)  # variable -> value hash ("" when unset)
+    upstream: dict[str, str] = field(default_factory=dict)  # node -> key
+    bases: dict[str, str] = field(
+        default_factory=dict
+    )  # external image ref -> identity (image ID, pinned, ...)
+    output: str | None = None
+
+    def lines(self, trees: dict[str, str]) -> list[str]:
+        out = [KEY_VERSION, f"dockerfile {self.dockerfile}"]
+        out += [f"target {self.target or ''}", f"platforms {','.join(sorted(self.platforms))}"]
+        out += [f"arg {k}={v}" for k, v in sorted(self.args.items())]
+        out += [f"label {k}={value_hash(v)}" for k, v in sorted(self.labels.items())]
+        out += [f"context {name} {digest}" for name, digest in sorted(trees.items())]
+        out += [f"additional {name} {value}" for name, value in sorted(self.contexts.items())]
+        out += [f"input {path} {digest}" for path, digest in sorted(self.inputs.items())]
+        out += [f"env {name} {digest}" for name, digest in sorted(self.env.items())]
+        out += [f"upstream {name} {key}" for name, key in sorted(self.upstream.items())]
+        out += [f"base {ref} {identity}" for ref, identity in sorted(self.bases.items())]
+        out.append(f"output {self.output or ''}")
+        return out

@@ -1,0 +1,145 @@
+"""The planning pipeline, run in order: load → graph → keys → observe → decide → Plan.
+
+Side effects: reads only, plus the local cache (stat records, snapshots, manifests). An offline plan runs the
+same decide with an observation of nothing, so every plan, online or not, comes from one decider.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from planner.compose.options import ProjectOptions
+from planner.decide import Forcing, StampState, decide, decide_steps
+from planner.graph import BuildGraph, build_graph
+from planner.keys.compute import BaseResolver, compute_keys
+from planner.keys.manifest import Manifest
+from planner.keys.statcache import StatCache
+from planner.observe import Observation
+from planner.plan_model import Plan, PlanNode
+from planner.stack import Stack, load_stack
+from planner.store import Store
+
+
+@dataclass
+class Planned:
+    """A plan and what it was made from (apply, warm and explain read these, never decide again)."""
+
+    graph: BuildGraph
+    manifests: dict[str, Manifest]
+    plan: Plan
+    observation: Observation = field(default_factory=Observation.nothing)
+    registry_refs: dict[str, str] = field(default_factory=dict)
+
+
+def summarize(nodes: Sequence[PlanNode]) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    for node in nodes:
+        counts[node.action] += 1
+        for transfer in node.transfers:
+            if transfer.mode != "none":
+                counts[f"transfer-{transfer.mode}"] += 1
+    return dict(sorted(counts.items()))
+
+
+def make_plan(
+    options: ProjectOptions,
+    rules: str | None,
+    selected: Sequence[str],
+    offline: bool,
+    forcing: Forcing | None = None,
+    store: Store | None = None,
+    stack: Stack | None = None,
+) -> Planned:
+    stack = stack or load_stack(options, rules)
+    graph = build_graph(stack).select(selected)
+    owned = store is None
+    store = store or Store.for_environ(options.environ)
+    try:
+        return _plan(graph, store, offline, forcing or Forcing())
+    finally:
+        if owned:
+            store.close()
+
+
+def _plan(graph: BuildGraph, store: Store, offline: bool, forcing: Forcing) -> Planned:
+    stack = graph.stack
+    cache = StatCache(None, store=store)
+    environ = dict(stack.compose.environment)
+    if offline:
+        manifests = compute_keys(graph, cache, environ)
+        store.put_manifests(manifests)
+        return _decided(graph, store, manifests, Observation.nothing(), {}, forcing)
+    from planner.artifacts import artifact_current
+    from planner.engine.connect import open_engines
+    from planner.observe import destinations_of, observe
+
+    with open_engines(stack.rules, destinations_of(graph)) as engines:
+        manifests = compute_keys(graph, cache, environ, resolve_base=_resolver(engines.local))
+        store.put_manifests(manifests)
+        registry = engines.registry
+        registry_refs = {
+            name: registry.ref(node.image, manifests[name].key)
+            for name, node in graph.nodes.items()
+            if registry is not None and node.kind == "image" and node.image
+        }
+        observation = observe(
+            graph, manifests, engines.daemons, registry, lambda node, key: artifact_current(store, node, key)
+        )
+    return _decided(graph, store, manifests, observation, registry_refs, forcing)
+
+
+def _decided(
+    graph: BuildGraph,
+    store: Store,
+    manifests: dict[str, Manifest],
+    observation: Observation,
+    registry_refs: dict[str, str],
+    forcing: Forcing,
+) -> Planned:
+    rules = graph.stack.rules
+    previous = {name: store.manifest(key) for name, key in observation.previous_keys.items()}
+    nodes = decide(
+        graph.nodes, graph.order(), {n: graph.upstream(n) for n in graph.nodes}, manifests, observation,
+        registry_refs, previous, forcing, rules.registry is not None,
+        share=rules.registry is not None and rules.registry.share, builder_kind=rules.builder.kind,
+    )  # fmt: skip
+    stamps = [
+        StampState(
+            spec, observation.stamps.get(name, False), tuple(sorted(graph.dag.successors(spec.source)))
+        )
+        for name, spec in sorted(graph.stack.stamps.items())
+    ]
+    steps = decide_steps(nodes, graph.nodes, stamps, observation, registry_refs)
+    plan = Plan(
+        project=graph.stack.compose.name, offline=observation.offline, nodes=nodes, levels=graph.levels(),
+        summary=summarize(nodes), observed=_observed(observation), steps=steps,
+    )  # fmt: skip
+    return Planned(graph, manifests, plan, observation, registry_refs)
+
+
+def _observed(observation: Observation) -> dict[str, str]:
+    observed = {name: view.error or "ok" for name, view in observation.daemons.items()}
+    if observation.registry is not None:
+        state = observation.registry.error or "ok"
+        if not observation.registry.checked:
+            state = "not queried (every destination holds its keys)"
+        observed[f"registry({observation.registry.host})"] = state
+    return observed
+
+
+def _resolver(daemon: object) -> BaseResolver:
+    """Base images resolve to the local daemon's image IDs; an unreachable daemon leaves them `unresolved`."""
+    from planner.engine.daemon import Daemon
+    from planner.errors import PlannerError
+
+    assert isinstance(daemon, Daemon)
+
+    def resolve(ref: str) -> str | None:
+        try:
+            return daemon.image_id(ref)
+        except PlannerError:
+            return "unresolved"
+
+    return resolve

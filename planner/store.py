@@ -1,0 +1,139 @@
+"""The one owner of planner's local cache: where it is, what it holds, and how it fails.
+
+The cache only accelerates (stat records, walk snapshots) and explains (input manifests); the truth lives in the
+daemons and the registry. So every read that fails is "not there" and every write that fails is a warning:
+deleting or breaking the cache costs time, never correctness. Its namespaces, each versioned in its key:
+
+- `stat`      per context root, path -> (stat signature, content hash)          (keys/statcache.py)
+- `tree`      per root and walk set, the walk's results and its witnesses       (keys/snapshot.py)
+- `manifest`  per content key, the inputs it was computed from                 (explain, rebuild reasons)
+- `artifact`  per artifact output path, the key it was exported for            (observe, apply)
+
+Beside the diskcache folder it owns the per-project apply locks (`locks/`), the kept step logs (`logs/`) and
+the memos (`memo/`, read without this module on the fast path: localcache.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Hashable, Mapping
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+from planner.keys.manifest import Manifest
+from planner.localcache import default_cache_dir, warn
+
+MANIFEST_VERSION = 1
+ARTIFACT_VERSION = 1
+SIZE_LIMIT = 2**30
+
+
+class Store:
+    """The local cache folder; `store.cache` is None when it cannot be used (planner then runs without it)."""
+
+    def __init__(self, directory: Path, cache: Any) -> None:
+        self.directory = directory
+        self.cache = cache
+
+    @classmethod
+    def open(cls, directory: Path) -> Store:
+        """Open the cache; a damaged one is recreated, an impossible one disabled (both with a warning)."""
+        import diskcache
+
+        try:
+            cache = diskcache.Cache(str(directory), size_limit=SIZE_LIMIT)
+            cache.get(("probe",))
+            return cls(directory, cache)
+        except Exception as exc:
+            warn(f"cache directory {directory} is unusable ({exc}); recreating it")
+        shutil.rmtree(directory, ignore_errors=True)
+        try:
+            return cls(directory, diskcache.Cache(str(directory), size_limit=SIZE_LIMIT))
+        except Exception as second:
+            warn(f"cache directory {directory} cannot be created ({second}); running without a cache")
+            return cls(directory, None)
+
+    @classmethod
+    def for_environ(cls, environ: Mapping[str, str]) -> Store:
+        return cls.open(default_cache_dir(dict(environ)))
+
+    @classmethod
+    def memory(cls) -> Store:
+        """No cache at all (tests, and callers that must not write one)."""
+        return cls(Path("/nonexistent-planner-cache"), None)
+
+    # -- raw namespaced access (each namespace's module owns its key and value format) --
+
+    def get(self, key: Hashable, what: str = "cache") -> Any:
+        if self.cache is None:
+            return None
+        try:
+            return self.cache.get(key)
+        except Exception as exc:  # a damaged sqlite file or pickle: as good as missing
+            warn(f"{what} unreadable ({exc})")
+            return None
+
+    def set(self, key: Hashable, value: Any, what: str = "cache") -> None:
+        if self.cache is None:
+            return
+        try:
+            self.cache.set(key, value)
+        except Exception as exc:
+            warn(f"{what} not saved ({exc})")
+
+    def __contains__(self, key: Hashable) -> bool:
+        if self.cache is None:
+            return False
+        try:
+            return key in self.cache
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- input manifests, per key --
+
+    def manifest(self, key: str) -> Manifest | None:
+        data = self.get(("manifest", MANIFEST_VERSION, key), "manifest cache")
+        if not isinstance(data, dict):
+            return None
+        try:
+            return Manifest(**data)
+        except TypeError:
+            return None  # written by another version: as good as missing
+
+    def put_manifests(self, manifests: Mapping[str, Manifest]) -> None:
+        """Keep the manifests of keys not kept yet (one existence check per node)."""
+        for manifest in manifests.values():
+            cache_key = ("manifest", MANIFEST_VERSION, manifest.key)
+            if cache_key not in self:
+                self.set(cache_key, dataclasses.asdict(manifest), "manifests (explain may lack them)")
+
+    # -- artifact records, per output path --
+
+    def artifact_record(self, output: str) -> dict[str, Any] | None:
+        record = self.get(("artifact", ARTIFACT_VERSION, output), "artifact records")
+        return record if isinstance(record, dict) else None
+
+    def record_artifact(self, output: str, key: str, digest: str | None) -> None:
+        self.set(("artifact", ARTIFACT_VERSION, output), {"key": key, "digest": digest}, "artifact record")
+
+    # -- files beside the cache --
+
+    def lock_path(self, project_dir: str, project: str) -> Path:
+        name = f"{project}-{xxhash.xxh3_64_hexdigest(project_dir.encode())}.lock"
+        return self.directory / "locks" / name
+
+    def logs_dir(self, project: str) -> Path:
+        return self.directory / "logs" / project
