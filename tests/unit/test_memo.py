@@ -11,11 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import planner.pipeline
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import planner.pipeline
 from planner import memo
 from planner.main import main
 from tests.helpers import write_tree
