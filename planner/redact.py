@@ -1,14 +1,22 @@
-"""Secret build args beyond the default patterns: the rules' `secret_args` globs, for the outputs that show
-args."""
+"""Secret build arg values kept out of outputs beyond `planner config`: plan reasons, explain changes, apply's
+step logs and errors. A secret arg is one whose name matches secrets.DEFAULT_SECRET_PATTERNS or the rules'
+`secret_args`; its value (when at least secrets.MIN_SECRET_LENGTH long) is masked wherever it appears, e.g. in a
+base image ref built from it (`FROM ${BASE}`) or in a build log line that echoes it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from planner.secrets import mask_text, secret_values
+
 if TYPE_CHECKING:
+    from planner.apply.executor import Step
     from planner.compose.model import ComposeProject
     from planner.compose.options import ProjectOptions
+    from planner.graph import BuildGraph
 
 
 def config_secret_args(
@@ -20,3 +28,18 @@ def config_secret_args(
     path = rules_path(Path(project.working_dir), rules_option, options.environ, Path(options.cwd))
     rules, _ = load_rules(path, project.environment)
     return list(rules.secret_args)
+
+
+def node_secrets(graph: BuildGraph) -> dict[str, tuple[str, ...]]:
+    """Each node's secret arg values (every node of the stack, selected or not)."""
+    extra = graph.stack.rules.secret_args
+    return {name: secret_values(node.build.args, extra) for name, node in graph.stack.nodes.items()}
+
+
+def mask_steps(steps: Iterable[Step], graph: BuildGraph) -> None:
+    """Have each step mask its node's secret values in the log lines it keeps and in its error."""
+    secrets = node_secrets(graph)
+    for step in steps:
+        values = secrets.get(step.node, ())
+        if values:
+            step.redact = partial(mask_text, values=values)

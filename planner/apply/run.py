@@ -27,6 +27,7 @@ from planner.localcache import default_cache_dir
 from planner.observe import destinations_of, make_registry
 from planner.plan import Planned, make_plan
 from planner.plan_model import PlanNode
+from planner.redact import mask_steps
 
 
 @dataclass
@@ -142,6 +143,7 @@ def _execute(planned: Planned, apply_options: ApplyOptions, cache_dir: Path) -> 
             warn=warnings.append,
         )  # fmt: skip
         steps = make_steps(ctx, planned.plan.nodes) + _unreachable_steps(planned.plan.nodes)
+        mask_steps(steps, graph)  # secret arg values never reach printed or kept logs, nor errors
         for node in planned.plan.nodes:
             if node.action == "build":
                 from planner.apply.steps import build_request

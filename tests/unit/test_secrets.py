@@ -1,0 +1,84 @@
+"""Secret build arg values (default patterns plus the rules' `secret_args`) stay out of apply's logs, errors and
+summaries. No Docker: apply runs a stand-in build step through the real executor path."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from planner.apply import run
+from planner.apply.executor import Step, StepContext
+from planner.compose.options import ProjectOptions
+from planner.errors import RuntimeFailure
+from planner.plan import make_plan
+from planner.secrets import MASK, mask_text, secret_values
+from tests.helpers import write_tree
+
+SECRET = "s3cr3t-t0ken"
+SEED = "seed-value-42"
+COMPOSE = f"""\
+services:
+  s:
+    build:
+      context: .
+      args: {{NPM_TOKEN: {SECRET}, MY_SEED: {SEED}, SHORT_TOKEN: abc, VERSION: "1.2"}}
+"""
+
+
+def options(root: Path) -> ProjectOptions:
+    environ = {"PATH": "/usr/bin:/bin", "HOME": str(root), "PLANNER_CACHE_DIR": str(root / "cache")}
+    return ProjectOptions(project_directory=str(root), environ=environ, cwd=str(root))
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return write_tree(
+        tmp_path,
+        {
+            "compose.yaml": COMPOSE,
+            "planner.yaml": 'secret_args: ["*_SEED"]\n',
+            "Dockerfile": "FROM scratch\n",
+        },
+    )
+
+
+def test_secret_values_skip_short_and_non_secret_values() -> None:
+    args = {"NPM_TOKEN": SECRET, "MY_SEED": SEED, "SHORT_TOKEN": "abc", "VERSION": "1.2.3.4"}
+    assert secret_values(args) == (SECRET,)
+    assert secret_values(args, ["*_SEED"]) == (SEED, SECRET)  # longest first
+    line = f"echo {SECRET} {SEED} abc 1.2.3.4"
+    assert mask_text(line, secret_values(args, ["*_SEED"])) == f"echo {MASK} {MASK} abc 1.2.3.4"
+    assert mask_text("x", ()) == "x"
+
+
+def test_apply_masks_secret_values_in_printed_and_kept_logs(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    planned = make_plan(options(root), None, [], offline=True, cache_dir=root / "cache")
+    nodes = [n.model_copy(update={"transfers": []}) for n in planned.plan.nodes]
+    planned.plan = planned.plan.model_copy(update={"nodes": nodes})
+    planned.observation = SimpleNamespace(daemons={"local": SimpleNamespace(images={})})
+
+    def build(step: StepContext) -> None:
+        step.log(f"#5 [2/2] RUN echo {SECRET}")
+        step.log(f"{SECRET}")
+        step.log(f"seed is {SEED}, short is abc")
+        raise RuntimeFailure(f"s: build failed: token {SECRET} refused")
+
+    monkeypatch.setattr(run, "make_steps", lambda ctx, plan_nodes: [Step("build:s", "s", "build", build)])
+    result = run._execute(planned, run.ApplyOptions(quiet=True), root / "cache")
+
+    printed = StringIO()
+    run.print_summary(result, printed)
+    kept = result.logs["build:s"].read_text()
+    summary = json.dumps(result.as_dict())
+    for text in (printed.getvalue(), kept, summary):
+        assert SECRET not in text and SEED not in text
+        assert MASK in text
+    assert "short is abc" in printed.getvalue() and "short is abc" in kept  # short values stay
+    assert kept.splitlines() == [f"#5 [2/2] RUN echo {MASK}", MASK, f"seed is {MASK}, short is abc"]
+    assert result.results["build:s"].error == f"s: build failed: token {MASK} refused"
