@@ -11,6 +11,7 @@ from planner.keys.manifests import ManifestStore
 from planner.keys.statcache import open_store
 from planner.localcache import default_cache_dir
 from planner.plan import make_plan
+from planner.redact import mask_changes, node_secrets
 
 
 @dataclass
@@ -66,7 +67,7 @@ def explain_node(options: ProjectOptions, rules: str | None, node: str) -> Expla
             f"the present build (key {previous_key[:12]}) was made elsewhere: its input manifest is not in this "
             "machine's cache",
         )  # fmt: skip
-    changes = diff_manifests(previous, current)
+    changes = mask_changes(diff_manifests(previous, current), node_secrets(planned.graph).get(node, ()))
     return Explanation(
         node, current.key, planned_node.action, previous_key,
         f"compared with the present build (key {previous_key[:12]}): {len(changes)} input(s) differ",

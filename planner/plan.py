@@ -18,6 +18,7 @@ from planner.keys.manifests import ManifestStore
 from planner.keys.statcache import StatCache, open_store
 from planner.localcache import default_cache_dir
 from planner.plan_model import Plan, PlanNode, Reason, Transfer
+from planner.redact import mask_plan
 from planner.stack import Stack, load_stack
 
 
@@ -94,7 +95,7 @@ def make_plan(
                 levels=graph.levels(),
                 summary=summarize(nodes),
             )
-            return Planned(graph, manifests, plan)
+            return Planned(graph, manifests, mask_plan(plan, graph))
         from planner.apply.artifacts import artifact_current
         from planner.engine.daemon import LOCAL, Daemon
         from planner.observe import destinations_of, make_registry, observe
@@ -129,7 +130,7 @@ def make_plan(
             project=stack.compose.name, offline=False, nodes=nodes, levels=graph.levels(),
             summary=summarize(nodes), observed=observed,
         )  # fmt: skip
-        return Planned(graph, manifests, plan, observation, registry_refs)
+        return Planned(graph, manifests, mask_plan(plan, graph), observation, registry_refs)
     finally:
         close_all(daemons.values(), registry, store)
 

@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     from planner.apply.executor import Step
     from planner.compose.model import ComposeProject
     from planner.compose.options import ProjectOptions
+    from planner.explain import Change
     from planner.graph import BuildGraph
+    from planner.plan_model import Plan
 
 
 def config_secret_args(
@@ -34,6 +36,28 @@ def node_secrets(graph: BuildGraph) -> dict[str, tuple[str, ...]]:
     """Each node's secret arg values (every node of the stack, selected or not)."""
     extra = graph.stack.rules.secret_args
     return {name: secret_values(node.build.args, extra) for name, node in graph.stack.nodes.items()}
+
+
+def mask_plan(plan: Plan, graph: BuildGraph) -> Plan:
+    """The plan with each node's secret values masked in its reasons and transfer reasons."""
+    secrets = node_secrets(graph)
+    if not any(secrets.values()):
+        return plan
+    nodes = []
+    for node in plan.nodes:
+        values = secrets.get(node.name, ())
+        reasons = [r.model_copy(update={"detail": mask_text(r.detail, values)}) for r in node.reasons]
+        transfers = [t.model_copy(update={"reason": mask_text(t.reason, values)}) for t in node.transfers]
+        nodes.append(node.model_copy(update={"reasons": reasons, "transfers": transfers}))
+    return plan.model_copy(update={"nodes": nodes})
+
+
+def mask_changes(changes: Iterable[Change], values: Iterable[str]) -> list[Change]:
+    """`planner explain`'s changes with secret values masked in their names (e.g. a base ref)."""
+    from dataclasses import replace
+
+    values = tuple(values)
+    return [replace(c, name=mask_text(c.name, values)) for c in changes]
 
 
 def mask_steps(steps: Iterable[Step], graph: BuildGraph) -> None:

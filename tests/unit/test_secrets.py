@@ -1,5 +1,5 @@
-"""Secret build arg values (default patterns plus the rules' `secret_args`) stay out of apply's logs, errors and
-summaries. No Docker: apply runs a stand-in build step through the real executor path."""
+"""Secret build arg values (default patterns plus the rules' `secret_args`) stay out of plan, explain and apply's
+logs, errors and summaries. No Docker: apply runs a stand-in build step through the real executor path."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from planner.apply import run
 from planner.apply.executor import Step, StepContext
 from planner.compose.options import ProjectOptions
 from planner.errors import RuntimeFailure
+from planner.explain import Change
 from planner.plan import make_plan
+from planner.redact import mask_changes, node_secrets
 from planner.secrets import MASK, mask_text, secret_values
 from tests.helpers import write_tree
 
@@ -41,7 +43,7 @@ def root(tmp_path: Path) -> Path:
         {
             "compose.yaml": COMPOSE,
             "planner.yaml": 'secret_args: ["*_SEED"]\n',
-            "Dockerfile": "FROM scratch\n",
+            "Dockerfile": "ARG NPM_TOKEN\nFROM example.com/${NPM_TOKEN}/base\n",
         },
     )
 
@@ -82,3 +84,14 @@ def test_apply_masks_secret_values_in_printed_and_kept_logs(
     assert "short is abc" in printed.getvalue() and "short is abc" in kept  # short values stay
     assert kept.splitlines() == [f"#5 [2/2] RUN echo {MASK}", MASK, f"seed is {MASK}, short is abc"]
     assert result.results["build:s"].error == f"s: build failed: token {MASK} refused"
+
+
+def test_plan_and_explain_mask_a_secret_value_in_a_base_ref(root: Path) -> None:
+    planned = make_plan(options(root), None, [], offline=True, cache_dir=root / "cache")
+    (node,) = planned.plan.nodes
+    assert f"example.com/{SECRET}/base" in planned.manifests["s"].bases  # the arg reached the base ref
+    assert [r.detail for r in node.reasons if r.code == "base-unresolved"] == [f"example.com/{MASK}/base"]
+    assert SECRET not in planned.plan.model_dump_json()
+    changes = [Change("changed", "base", f"example.com/{SECRET}/base")]
+    masked = mask_changes(changes, node_secrets(planned.graph)["s"])
+    assert masked == [Change("changed", "base", f"example.com/{MASK}/base")]
