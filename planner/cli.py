@@ -139,9 +139,10 @@ class PlanFormat(StrEnum):
 
 
 @app.command()
-@project_command(with_rules=False)
+@project_command()
 def config(
     options: ProjectOptions,
+    rules: str | None,
     output_format: Annotated[
         ConfigFormat, typer.Option("--format", help="Output format.")
     ] = ConfigFormat.json,
@@ -151,13 +152,15 @@ def config(
 ) -> None:
     """Print the resolved, build-relevant compose model (like `docker compose config`)."""
     from planner.compose.loader import load_project
+    from planner.redact import config_secret_args
     from planner.secrets import mask_config
 
     project = _run(lambda: load_project(options))
+    secret_args = _run(lambda: config_secret_args(project, options, rules))
     data = project.to_config()
     from planner.render import document
 
-    sys.stdout.write(document(data if show_secrets else mask_config(data), output_format.value))
+    sys.stdout.write(document(data if show_secrets else mask_config(data, secret_args), output_format.value))
 
 
 @app.command()

@@ -18,6 +18,7 @@ from planner.keys.manifest import Manifest
 from planner.keys.statcache import StatCache
 from planner.observe import Observation
 from planner.plan_model import Plan, PlanNode
+from planner.redact import mask_plan
 from planner.stack import Stack, load_stack
 from planner.store import Store
 
@@ -116,7 +117,7 @@ def _decided(
         project=graph.stack.compose.name, offline=observation.offline, nodes=nodes, levels=graph.levels(),
         summary=summarize(nodes), observed=_observed(observation), steps=steps,
     )  # fmt: skip
-    return Planned(graph, manifests, plan, observation, registry_refs)
+    return Planned(graph, manifests, mask_plan(plan, graph), observation, registry_refs)
 
 
 def _observed(observation: Observation) -> dict[str, str]:

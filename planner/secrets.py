@@ -33,3 +33,22 @@ def mask_config(config: dict[str, Any], extra: Iterable[str] = ()) -> dict[str, 
             masked = {**service, "build": {**build, "args": mask_args(build["args"], extra)}}
         services[name] = masked
     return {**config, "services": services}
+
+
+MIN_SECRET_LENGTH = 4  # shorter values ("1", "yes") would mask unrelated text
+
+
+def secret_values(args: Mapping[str, str], extra: Iterable[str] = ()) -> tuple[str, ...]:
+    """The values of secret-looking args worth masking in free text, longest first (so a value that contains
+    another is masked whole)."""
+    extra = tuple(extra)
+    values = {v for k, v in args.items() if is_secret(k, extra) and len(v) >= MIN_SECRET_LENGTH}
+    return tuple(sorted(values, key=lambda v: (-len(v), v)))
+
+
+def mask_text(text: str, values: Iterable[str]) -> str:
+    """`text` with every occurrence of the given secret values replaced by the mask."""
+    for value in values:
+        if value in text:
+            text = text.replace(value, MASK)
+    return text

@@ -54,6 +54,8 @@ class Step:
     run: Callable[[StepContext], None]
     deps: list[str] = field(default_factory=list)
     detail: str = ""
+    # applied to every log line the step keeps and to its error (apply masks secret arg values with it)
+    redact: Callable[[str], str] = lambda text: text
 
 
 @dataclass
@@ -99,7 +101,9 @@ class Executor:
             counted[0] = total
             self.events.progress(step, total)
 
-        context = StepContext(step, self.cancel_event, report, result.log.append)
+        context = StepContext(
+            step, self.cancel_event, report, lambda line: result.log.append(step.redact(line))
+        )
         self._contexts[step.id] = context
         began = time.monotonic()
         self.events.started(step)
@@ -115,6 +119,8 @@ class Executor:
         except Exception as exc:  # a library error inside a step: report it, keep the others consistent
             status: Status = "cancelled" if self.cancel_event.is_set() else "failed"
             result.status, result.error = status, exception_text(exc)
+        if result.error is not None:
+            result.error = step.redact(result.error)
         result.duration = time.monotonic() - began
         result.bytes = counted[0]
         self._contexts.pop(step.id, None)

@@ -24,6 +24,7 @@ from planner.errors import InputError, RuntimeFailure
 from planner.observe import destinations_of
 from planner.pipeline import Planned, make_plan
 from planner.plan_model import Plan
+from planner.redact import mask_steps
 from planner.store import Store
 
 
@@ -110,6 +111,7 @@ def execute(planned: Planned, apply_options: ApplyOptions, store: Store) -> Appl
                 warn=warnings.append,
             )  # fmt: skip
             steps = make_steps(ctx, planned.plan.steps)
+            mask_steps(steps, graph)  # secret arg values never reach printed or kept logs, nor errors
             if any(step.kind in ("build", "export") for step in planned.plan.steps):
                 ctx.builder.ready()
             if apply_options.timing_log is not None:

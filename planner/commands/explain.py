@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from planner.compose.options import ProjectOptions
 from planner.manifest_diff import Change, diff_manifests
 from planner.pipeline import make_plan
+from planner.redact import mask_changes, node_secrets
 from planner.store import Store
 
 
@@ -46,7 +47,7 @@ def _explain(options: ProjectOptions, rules: str | None, node: str, store: Store
             f"the present build (key {previous_key[:12]}) was made elsewhere: its input manifest is not in this "
             "machine's cache",
         )  # fmt: skip
-    changes = diff_manifests(previous, current)
+    changes = mask_changes(diff_manifests(previous, current), node_secrets(planned.graph).get(node, ()))
     return Explanation(
         node, current.key, planned_node.action, previous_key,
         f"compared with the present build (key {previous_key[:12]}): {len(changes)} input(s) differ",

@@ -136,3 +136,46 @@ def test_config_masks_secret_looking_args_unless_asked(runner: CliRunner, tmp_pa
     }
     shown = runner.invoke(app, ["config", "-f", str(tmp_path / "compose.yaml"), "--show-secrets"])
     assert json.loads(shown.stdout)["services"]["s"]["build"]["args"]["NPM_TOKEN"] == "t0k3n"
+
+
+def test_config_masks_the_rules_secret_args_too(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  s:\n    build:\n      context: .\n"
+        "      args: {MY_SEED: s33d-value, NPM_TOKEN: t0k3n, VERSION: '1'}\n"
+    )
+    (tmp_path / "planner.yaml").write_text('secret_args: ["*_SEED"]\n')
+    compose = str(tmp_path / "compose.yaml")
+    masked = runner.invoke(app, ["config", "-f", compose])
+    assert masked.exit_code == 0, masked.output
+    assert json.loads(masked.stdout)["services"]["s"]["build"]["args"] == {
+        "MY_SEED": "******",
+        "NPM_TOKEN": "******",
+        "VERSION": "1",
+    }
+    shown = runner.invoke(app, ["config", "-f", compose, "--show-secrets", "--format", "yaml"])
+    assert shown.exit_code == 0, shown.output
+    assert YAML(typ="safe").load(shown.stdout)["services"]["s"]["build"]["args"] == {
+        "MY_SEED": "s33d-value",
+        "NPM_TOKEN": "t0k3n",
+        "VERSION": "1",
+    }
+    # --rules names another file; without any rules file only the default patterns apply
+    (tmp_path / "planner.yaml").unlink()
+    (tmp_path / "other.yaml").write_text('secret_args: ["VERSION"]\n')
+    named = runner.invoke(app, ["config", "-f", compose, "--rules", str(tmp_path / "other.yaml")])
+    assert json.loads(named.stdout)["services"]["s"]["build"]["args"] == {
+        "MY_SEED": "s33d-value",
+        "NPM_TOKEN": "******",
+        "VERSION": "******",
+    }
+    bare = runner.invoke(app, ["config", "-f", compose])
+    assert json.loads(bare.stdout)["services"]["s"]["build"]["args"]["MY_SEED"] == "s33d-value"
+
+
+def test_config_with_a_broken_rules_file_exits_2_at_its_line(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text("services:\n  s:\n    build: .\n")
+    (tmp_path / "planner.yaml").write_text("# rules\nsecret_args: 7\n")
+    result = runner.invoke(app, ["config", "-f", str(tmp_path / "compose.yaml")])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"planner: {tmp_path / 'planner.yaml'}:2:")
