@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from planner.dockerignore import PatternMatcher
 from planner.errors import PlannerError
 from planner.keys.compute import tree_digest
-from planner.keys.ignore import PatternMatcher
 from planner.keys.statcache import StatCache, hash_file
 from planner.keys.walk import walk_context
 from planner.stack import Node

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from planner.keys.manifest import Manifest
 from planner.manifest_diff import diff_manifests, reasons_from
-from planner.observe import Observation
+from planner.observation import Observation
 from planner.plan_model import LOCAL, SHARE, Action, PlanNode, PlanStep, Reason, Transfer, TransferMode
 from planner.stack import Node, StampSpec
 

@@ -10,17 +10,15 @@ Edges (`from` must be ready before `to`):
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import networkx as nx
 
-from planner.dockerfile import ImageRef, parse_dockerfile
+from planner.buildfiles import BuildFiles, read_all
+from planner.dockerfile import ImageRef
 from planner.errors import InputError, Location, UsageError
-from planner.keys.ignore import PatternMatcher, load_matcher
 from planner.refs import normalize_ref
 from planner.stack import Node, Stack
 
@@ -28,7 +26,7 @@ Via = Literal["FROM", "COPY --from", "RUN --mount", "additional_contexts", "arti
 
 
 class GraphError(InputError):
-    """The nodes cannot be ordered (a cycle) or a Dockerfile cannot be read."""
+    """The nodes cannot be ordered (a cycle)."""
 
 
 @dataclass(frozen=True)
@@ -62,65 +60,18 @@ class _ImageIndex:
         return next(iter(candidates)) if len(candidates) == 1 else None
 
 
-def dockerfile_text(node: Node) -> str | None:
-    """The node's Dockerfile text; None for remote contexts. A missing file is an input error."""
-    build = node.build
-    if build.dockerfile_inline is not None:
-        return build.dockerfile_inline
-    if "://" in build.context or build.context.startswith(("git@", "github.com/")):
-        return None
-    path = Path(build.context) / (build.dockerfile or "Dockerfile")
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        raise GraphError(f"{node.name}: Dockerfile not found: {path}", node.location) from None
-    except OSError as exc:
-        raise GraphError(f"{node.name}: cannot read Dockerfile {path}: {exc}", node.location) from None
-
-
-def _inside(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
-
-
-def dockerfile_path(node: Node) -> Path | None:
-    if node.build.dockerfile_inline is not None or not os.path.isabs(node.build.context):
-        return None
-    return Path(node.build.context) / (node.build.dockerfile or "Dockerfile")
-
-
-class _ContextView:
-    """Whether a path would be sent in a node's build contexts (main and additional), .dockerignore applied."""
-
-    def __init__(self, node: Node) -> None:
-        self.contexts: list[tuple[str, PatternMatcher]] = []
-        main = node.build.context
-        if os.path.isabs(main):
-            self.contexts.append((main, load_matcher(Path(main), dockerfile_path(node))))
-        for value in node.build.additional_contexts.values():
-            if os.path.isabs(value):
-                self.contexts.append((value, load_matcher(Path(value), None)))
-
-    def sees(self, path: str) -> bool:
-        for folder, matcher in self.contexts:
-            if not _inside(path, folder):
-                continue
-            relative = os.path.relpath(path, folder).replace(os.sep, "/")
-            # An excluded folder may still have re-included entries under it: keep the edge then.
-            if relative == "." or matcher.would_send(relative) or matcher.descend_into(relative):
-                return True
-        return False
-
-
-def find_edges(stack: Stack, external: dict[str, list[str]] | None = None) -> list[Edge]:
+def find_edges(
+    stack: Stack, files: Mapping[str, BuildFiles], external: dict[str, list[str]] | None = None
+) -> list[Edge]:
     """All edges; `external` (when given) receives each node's image references no node produces."""
     nodes = stack.nodes
     index = _ImageIndex(nodes.values())
     edges: list[Edge] = []
     outside: dict[str, list[str]] = {name: [] for name in nodes}
     for node in nodes.values():
-        text = dockerfile_text(node)
-        if text is not None:
-            refs: list[ImageRef] = parse_dockerfile(text, node.build.args).image_refs
+        info = files[node.name].info
+        if info is not None:
+            refs: list[ImageRef] = info.image_refs
             for ref in refs:
                 if ref.ref in node.build.additional_contexts:
                     continue  # a named context, not an image
@@ -145,16 +96,15 @@ def find_edges(stack: Stack, external: dict[str, list[str]] | None = None) -> li
                 edges.append(Edge(producer, node.name, "additional_contexts", f"{context_name}={value}"))
         for dep in node.rules.depends_on:
             edges.append(Edge(dep, node.name, "depends_on", "rules"))
-    views = {name: _ContextView(node) for name, node in nodes.items()}
     for artifact in nodes.values():
         if artifact.output_dest is None:
             continue
         for consumer in nodes.values():
-            if consumer.name != artifact.name and views[consumer.name].sees(artifact.output_dest):
+            if consumer.name != artifact.name and files[consumer.name].sees(artifact.output_dest):
                 edges.append(Edge(artifact.name, consumer.name, "artifact", artifact.output_dest))
     for stamp in stack.stamps.values():
         for consumer in nodes.values():
-            if consumer.name != stamp.source and views[consumer.name].sees(stamp.path):
+            if consumer.name != stamp.source and files[consumer.name].sees(stamp.path):
                 edges.append(Edge(stamp.source, consumer.name, "stamp", stamp.path))
     if external is not None:
         external.update({name: sorted(set(refs)) for name, refs in outside.items()})
@@ -162,10 +112,18 @@ def find_edges(stack: Stack, external: dict[str, list[str]] | None = None) -> li
 
 
 class BuildGraph:
-    """A DAG of nodes; `levels()` are the sets that can run together."""
+    """A DAG of nodes; `levels()` are the sets that can run together. `files` holds what each node's build
+    reads (buildfiles.py), read once for the graph, the keys and apply."""
 
-    def __init__(self, stack: Stack, edges: list[Edge], external: dict[str, list[str]] | None = None) -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        edges: list[Edge],
+        external: dict[str, list[str]] | None = None,
+        files: Mapping[str, BuildFiles] | None = None,
+    ) -> None:
         self.stack = stack
+        self.files = dict(files) if files is not None else read_all(stack.nodes)
         self.external = {
             name: (external or {}).get(name, []) for name in stack.nodes
         }  # base images from outside
@@ -208,7 +166,10 @@ class BuildGraph:
             {k: s for k, s in self.stack.stamps.items() if s.source in keep},
         )
         return BuildGraph(
-            sub, [e for e in self.edges if e.source in keep and e.target in keep], self.external
+            sub,
+            [e for e in self.edges if e.source in keep and e.target in keep],
+            self.external,
+            {n: self.files[n] for n in keep},
         )
 
     def levels(self) -> list[list[str]]:
@@ -223,6 +184,7 @@ class BuildGraph:
 
 
 def build_graph(stack: Stack) -> BuildGraph:
+    files = read_all(stack.nodes)
     external: dict[str, list[str]] = {}
-    edges = find_edges(stack, external)
-    return BuildGraph(stack, edges, external)
+    edges = find_edges(stack, files, external)
+    return BuildGraph(stack, edges, external, files)

@@ -7,57 +7,16 @@ registry is recorded with its error for the plan to report, never raised.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
-from planner.engine.daemon import Daemon, KeyedImage
+from planner.engine.daemon import Daemon
 from planner.engine.labels import LABEL_NODE, LABEL_PROJECT
 from planner.engine.registry import Registry
 from planner.errors import PlannerError
 from planner.graph import BuildGraph
 from planner.keys.manifest import Manifest
+from planner.observation import DaemonView, Observation, RegistryView
 from planner.plan_model import LOCAL
-
-
-@dataclass(frozen=True)
-class DaemonView:
-    name: str
-    error: str | None = None
-    images: dict[str, KeyedImage] = field(default_factory=dict)  # key -> image
-
-    @property
-    def reachable(self) -> bool:
-        return self.error is None
-
-    def has(self, key: str) -> bool:
-        return key in self.images
-
-
-@dataclass(frozen=True)
-class RegistryView:
-    host: str
-    error: str | None = None
-    present: frozenset[str] = frozenset()
-    checked: bool = True  # False: every destination held its keys, nothing needed the registry
-
-    @property
-    def reachable(self) -> bool:
-        return self.error is None
-
-
-@dataclass(frozen=True)
-class Observation:
-    daemons: dict[str, DaemonView]
-    registry: RegistryView | None
-    artifacts: dict[str, bool] = field(default_factory=dict)  # node -> output on disk holds its key
-    previous_keys: dict[str, str] = field(default_factory=dict)  # node -> newest other key held locally
-    stamps: dict[str, bool] = field(default_factory=dict)  # stamp -> the file holds the current text
-    offline: bool = False  # nothing was queried: every action and transfer is unknown
-
-    @classmethod
-    def nothing(cls) -> Observation:
-        """An offline plan's observation: no daemon, registry or output was looked at."""
-        return cls(daemons={}, registry=None, offline=True)
 
 
 def destinations_of(graph: BuildGraph) -> list[str]:

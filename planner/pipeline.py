@@ -16,7 +16,7 @@ from planner.graph import BuildGraph, build_graph
 from planner.keys.compute import BaseResolver, compute_keys
 from planner.keys.manifest import Manifest
 from planner.keys.statcache import StatCache
-from planner.observe import Observation
+from planner.observation import Observation
 from planner.plan_model import Plan, PlanNode
 from planner.redact import mask_plan
 from planner.stack import Stack, load_stack

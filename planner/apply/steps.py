@@ -17,13 +17,14 @@ from typing import Any
 from planner.apply.executor import Step, StepContext
 from planner.apply.export import export_image
 from planner.artifacts import record_artifact
+from planner.buildfiles import MAIN
+from planner.dockerignore import PatternMatcher
 from planner.engine.builders import INJECTED_DOCKERFILE, Builder, BuildRequest
 from planner.engine.connect import Engines
 from planner.engine.daemon import Daemon
 from planner.engine.labels import LABEL_KEY, LABEL_NODE, LABEL_PROJECT
 from planner.errors import PlannerError, RuntimeFailure
-from planner.graph import BuildGraph, dockerfile_path, dockerfile_text
-from planner.keys.ignore import load_matcher
+from planner.graph import BuildGraph
 from planner.keys.manifest import Manifest
 from planner.keys.walk import walk_context
 from planner.plan_model import LOCAL, PlanStep
@@ -71,8 +72,9 @@ def _expected_hashes(manifest: Manifest) -> dict[str, str]:
 def build_request(ctx: ApplyContext, node: Node, tags: list[str], labels: dict[str, str]) -> BuildRequest:
     build = node.build
     context = Path(build.context)
-    df_path = dockerfile_path(node)
-    matcher = load_matcher(context, df_path)
+    files = ctx.graph.files[node.name]
+    df_path = files.dockerfile_path
+    matcher = files.contexts[MAIN][1] if MAIN in files.contexts else PatternMatcher()
     entries = walk_context(context, matcher)  # generated outputs included: upstream steps made them
     sent = {e.path for e in entries}
     relative_df = None
@@ -82,8 +84,7 @@ def build_request(ctx: ApplyContext, node: Node, tags: list[str], labels: dict[s
             relative_df = relative
     injected = None
     if relative_df is None:
-        text = dockerfile_text(node)
-        injected = (text or "").encode("utf-8", "surrogateescape")
+        injected = (files.dockerfile_text or "").encode("utf-8", "surrogateescape")
     return BuildRequest(
         node=node.name,
         context=context,

@@ -7,11 +7,11 @@ store changes those on every rebuild).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from planner.engine.labels import LABEL_KEY
 from planner.errors import RuntimeFailure, exception_text
+from planner.observation import KeyedImage
 from planner.refs import split_tag
 
 API_VERSION = "1.41"
@@ -20,15 +20,6 @@ Progress = Callable[[dict[str, Any]], None]
 
 class DaemonError(RuntimeFailure):
     """A daemon is unreachable or refused an operation."""
-
-
-@dataclass(frozen=True)
-class KeyedImage:
-    image_id: str
-    key: str
-    tags: tuple[str, ...] = ()
-    created: int = 0
-    labels: dict[str, str] = field(default_factory=dict)
 
 
 class Daemon:

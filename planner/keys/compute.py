@@ -18,10 +18,10 @@ from pathlib import Path
 import xxhash
 
 from planner import inputs
+from planner.dockerignore import PatternMatcher
 from planner.errors import InputError
-from planner.graph import BuildGraph, dockerfile_path, dockerfile_text
+from planner.graph import BuildGraph
 from planner.keys import snapshot
-from planner.keys.ignore import PatternMatcher, load_matcher
 from planner.keys.manifest import KEY_VERSION, Manifest, digest_lines, value_hash
 from planner.keys.statcache import StatCache
 from planner.keys.walk import Entry, Witnesses, walk_contexts
@@ -105,23 +105,8 @@ class KeyComputer:
             if node.rules.ignore
             else None
         )
-        if os.path.isabs(node.build.context):
-            root = node.build.context
-            walks.append(
-                _Walk(
-                    node.name,
-                    ".",
-                    root,
-                    load_matcher(Path(root), dockerfile_path(node)),
-                    self._skips(root),
-                    extra,
-                )
-            )
-        for name, value in node.build.additional_contexts.items():
-            if os.path.isabs(value):
-                walks.append(
-                    _Walk(node.name, name, value, load_matcher(Path(value), None), self._skips(value), extra)
-                )
+        for label, (root, matcher) in self.graph.files[node.name].contexts.items():
+            walks.append(_Walk(node.name, label, root, matcher, self._skips(root), extra))
         project_dir = self.graph.stack.project_dir
         for relative in node.rules.inputs:
             path = os.path.normpath(project_dir / relative)
@@ -204,7 +189,7 @@ class KeyComputer:
     ) -> Manifest:
         build = node.build
         volatile = set(node.rules.volatile_args)
-        text = dockerfile_text(node)
+        text = self.graph.files[node.name].dockerfile_text
         inputs.note_variables(node.rules.env)
         manifest = Manifest(
             node=node.name,

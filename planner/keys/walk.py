@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from planner import inputs
+from planner.dockerignore import PatternMatcher
 from planner.errors import InputError
-from planner.keys.ignore import PatternMatcher
 
 IMPLICIT_DIR_MODE = 0o755
 

@@ -13,9 +13,8 @@ import pytest
 
 from planner.compose.model import BuildConfig
 from planner.decide import Forcing, decide, decide_action, decide_transfers
-from planner.engine.daemon import KeyedImage
 from planner.keys.manifest import Manifest
-from planner.observe import DaemonView, Observation, RegistryView
+from planner.observation import DaemonView, KeyedImage, Observation, RegistryView
 from planner.rules.model import EffectiveRules
 from planner.stack import Node
 

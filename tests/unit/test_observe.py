@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from planner.compose.options import ProjectOptions
-from planner.engine.daemon import KeyedImage
 from planner.engine.labels import LABEL_KEY, LABEL_NODE, LABEL_PROJECT
 from planner.graph import build_graph
 from planner.keys.manifest import Manifest
-from planner.observe import DaemonView, previous_keys
+from planner.observation import DaemonView, KeyedImage
+from planner.observe import previous_keys
 from planner.stack import load_stack
 from tests.helpers import write_tree
 
