@@ -284,11 +284,11 @@ def decide_steps(
         elif plan_node.action == "skip":
             local = next((t for t in plan_node.transfers if t.destination == LOCAL), None)
             if local is not None and local.mode == "tag":
+                # the image is there already: naming it waits for nothing
                 main = PlanStep(
                     id=f"tag:{name}",
                     node=name,
                     kind="tag",
-                    needs=needs,
                     destination=LOCAL,
                     detail=local.reason,
                 )

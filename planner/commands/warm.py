@@ -69,7 +69,8 @@ def warm_steps(planned: Planned, only: Sequence[str]) -> tuple[list[PlanStep], W
             if wanted and destination not in wanted:
                 continue
             label = f"{node.name} -> {destination}"
-            present = modes.get(destination) == "none" or (destination == LOCAL and node.action == "skip")
+            held = node.action == "skip" if destination == LOCAL else True
+            present = held and modes.get(destination) == "none"
             if (node.name, destination) in by_target:
                 result.pulled.append(label)
             elif present:

@@ -47,7 +47,7 @@ def registry_view(state: str) -> RegistryView | None:
 
 
 def expected_action(local: str, registry: str) -> str:
-    if local == "present":
+    if local in ("present", "unnamed"):
         return "skip"
     if registry == "has":
         return "pull"
@@ -71,7 +71,7 @@ def expected_sandbox_mode(sandbox: str, registry: str, rule: str) -> str:
 
 COMBINATIONS = list(
     itertools.product(
-        ["present", "absent"],
+        ["present", "unnamed", "absent"],
         ["none", "unreachable", "has", "lacks"],
         ["present", "unnamed", "absent", "unreachable"],
         ["auto", "registry", "tarball"],
@@ -93,7 +93,7 @@ def test_decision_table(local: str, registry: str, sandbox: str, rule: str) -> N
     transfers = decide_transfers(node, KEY, action, observation, registry != "none")
     by_destination = {t.destination: t for t in transfers}
     assert set(by_destination) == {"local", "sandbox"}
-    expected_local = "registry" if action == "pull" else "none"
+    expected_local = {"pull": "registry", "skip": "tag" if local == "unnamed" else "none"}.get(action, "none")
     assert by_destination["local"].mode == expected_local
     assert by_destination["sandbox"].mode == expected_sandbox_mode(sandbox, registry, rule)
     assert all(t.reason for t in transfers)

@@ -1,0 +1,240 @@
+"""The plan is the whole instruction set: decide makes every step, apply runs exactly those, warm runs the
+subset that only pulls, and each build file is read once per plan. No Docker: observations are doubles; the
+executor is replaced by one that records what it was handed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from planner.apply import run
+from planner.compose.options import ProjectOptions
+from planner.decide import Forcing
+from planner.observation import DaemonView, KeyedImage, Observation, RegistryView
+from planner.pipeline import Planned, _decided, make_plan
+from planner.plan_model import Plan
+from planner.store import Store
+from tests.helpers import write_tree
+
+REGISTRY = "127.0.0.1:5999"
+
+FILES = {
+    "compose.yaml": """\
+        services:
+          api:
+            build: ./api
+            image: stack/api
+          web:
+            build: ./web
+            image: stack/web
+        """,
+    "api/Dockerfile": "FROM scratch\nCOPY . /api\n",
+    "api/main.txt": "api\n",
+    "api/.dockerignore": "*.md\n",
+    "web/Dockerfile": "FROM stack/api\nCOPY . /web\n",
+    "web/index.txt": "web\n",
+    "tool/Dockerfile": "FROM scratch\nCOPY . /tool\n",
+    "tool/t.txt": "t\n",
+    "planner.yaml": f"""\
+        registry: {{url: "{REGISTRY}"}}
+        destinations:
+          sandbox: {{host: "unix:///nonexistent/sandbox.sock"}}
+        artifacts:
+          tool:
+            context: tool
+            output: {{type: local, dest: web/generated}}
+        stamps:
+          version:
+            from: api
+            path: web/version.txt
+            template: "{{key}}"
+        rules:
+          - match: web
+            destinations: [local, sandbox]
+        """,
+}
+
+
+def options(root: Path) -> ProjectOptions:
+    return ProjectOptions(environ={"PATH": "/usr/bin", "HOME": str(root)}, cwd=str(root))
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return write_tree(tmp_path / "p", FILES)
+
+
+def planned_with(root: Path, local: dict[str, str], sandbox: dict[str, str], registry: set[str]) -> Planned:
+    """A plan for `root` as decide makes it, given what each daemon holds (node -> "present" | "unnamed")
+    and which nodes the registry holds."""
+    offline = make_plan(options(root), None, [], offline=True, store=Store.memory())
+    keys = {name: m.key for name, m in offline.manifests.items()}
+    refs = {n: f"{REGISTRY}/planner/stack/{n}:{keys[n]}" for n in ("api", "web")}
+
+    def view(name: str, held: dict[str, str]) -> DaemonView:
+        images = {}
+        for node, state in held.items():
+            tags = (f"stack/{node}:latest",) if state == "present" else ()
+            images[keys[node]] = KeyedImage(f"sha256:{node}", keys[node], tags)
+        return DaemonView(name, images=images)
+
+    observation = Observation(
+        daemons={"local": view("local", local), "sandbox": view("sandbox", sandbox)},
+        registry=RegistryView(REGISTRY, present=frozenset(refs[n] for n in registry)),
+    )
+    return _decided(offline.graph, Store.memory(), offline.manifests, observation, refs, Forcing())
+
+
+def steps_of(plan: Plan) -> dict[str, tuple[str, list[str]]]:
+    return {step.id: (step.kind, step.needs) for step in plan.steps}
+
+
+def test_a_cold_plan_lists_every_step_with_its_order(project: Path) -> None:
+    plan = planned_with(project, {}, {}, set()).plan
+    assert steps_of(plan) == {
+        "stamp:version": ("stamp", []),
+        "export:tool": ("export", []),
+        "build:api": ("build", []),
+        "push:api": ("push", ["build:api"]),  # shared for other sessions
+        "build:web": ("build", ["build:api", "export:tool", "stamp:version"]),
+        "push:web": ("push", ["build:web"]),
+        "transfer:web:sandbox": ("transfer", ["push:web"]),
+    }
+    transfer = next(s for s in plan.steps if s.id == "transfer:web:sandbox")
+    assert (transfer.mode, transfer.fallback, transfer.destination) == ("registry", "tarball", "sandbox")
+    assert transfer.ref is not None and transfer.ref.startswith(f"{REGISTRY}/planner/stack/web:")
+
+
+def test_a_key_the_registry_holds_is_pulled_not_pushed_and_waits_for_nothing(project: Path) -> None:
+    plan = planned_with(project, {}, {}, {"api", "web"}).plan
+    steps = steps_of(plan)
+    assert steps["pull:api"] == ("pull", [])
+    assert steps["pull:web"] == ("pull", [])  # not after api's pull, the stamp or the artifact
+    assert steps["transfer:web:sandbox"] == ("transfer", ["pull:web"])
+    assert not [s for s in steps if s.startswith(("push:", "build:"))]
+
+
+def test_a_present_image_goes_to_the_sandbox_without_a_push_when_the_registry_has_it(project: Path) -> None:
+    plan = planned_with(project, {"api": "present", "web": "present"}, {}, {"web"}).plan
+    steps = steps_of(plan)
+    assert steps["transfer:web:sandbox"] == ("transfer", [])
+    assert "push:web" not in steps and "tag:web" not in steps
+
+
+def test_a_name_lost_at_home_or_in_the_sandbox_is_put_back_and_said(project: Path) -> None:
+    planned = planned_with(project, {"api": "present", "web": "unnamed"}, {"web": "unnamed"}, set())
+    steps = steps_of(planned.plan)
+    assert steps["tag:web"] == ("tag", [])
+    assert steps["tag:web:sandbox"] == ("tag", ["tag:web"])
+    web = next(n for n in planned.plan.nodes if n.name == "web")
+    assert {(t.destination, t.mode) for t in web.transfers} == {("local", "tag"), ("sandbox", "tag")}
+
+
+def test_nothing_to_do_is_an_empty_step_list(project: Path) -> None:
+    planned = planned_with(project, {"api": "present", "web": "present"}, {"web": "present"}, set())
+    stamp = project / "web/version.txt"
+    stamp.write_text(planned.manifests["api"].key)
+    observation = Observation(
+        daemons=planned.observation.daemons, registry=planned.observation.registry,
+        artifacts={"tool": True}, stamps={"version": True},
+    )  # fmt: skip
+    again = _decided(
+        planned.graph, Store.memory(), planned.manifests, observation, planned.registry_refs, Forcing()
+    )
+    assert again.plan.steps == []
+
+
+def test_an_unreachable_destination_is_a_step_that_fails_with_the_reason(project: Path) -> None:
+    planned = planned_with(project, {"api": "present", "web": "present"}, {}, set())
+    daemons = dict(planned.observation.daemons)
+    daemons["sandbox"] = DaemonView("sandbox", error="unreachable at unix:///nonexistent/sandbox.sock")
+    observation = Observation(daemons=daemons, registry=planned.observation.registry)
+    plan = _decided(
+        planned.graph, Store.memory(), planned.manifests, observation, planned.registry_refs, Forcing()
+    ).plan
+    failing = next(s for s in plan.steps if s.id == "transfer:web:sandbox")
+    assert failing.mode == "unknown" and "unreachable" in failing.detail
+
+
+def test_an_offline_plan_comes_from_the_same_decide_and_has_no_steps(project: Path) -> None:
+    plan = make_plan(options(project), None, [], offline=True, store=Store.memory()).plan
+    assert plan.offline and plan.steps == []
+    assert {n.action for n in plan.nodes} == {"unknown"}
+    assert all(n.reasons[0].code == "offline" for n in plan.nodes)
+
+
+def test_apply_runs_exactly_the_plans_steps(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every executor step apply makes is a plan step (same id, phase and dependencies), and none is added."""
+    planned = planned_with(project, {"api": "present", "web": "unnamed"}, {}, set())
+    handed: list[Any] = []
+
+    class Recording:
+        interrupted = False
+
+        def __init__(self, steps: list[Any], *args: Any, **kwargs: Any) -> None:
+            handed.extend(steps)
+
+        def run(self) -> dict[str, Any]:
+            return {}
+
+    monkeypatch.setattr(run, "Executor", Recording)
+    run.execute(planned, run.ApplyOptions(quiet=True), Store.memory())
+    assert [(s.id, s.phase, s.deps) for s in handed] == [(s.id, s.kind, s.needs) for s in planned.plan.steps]
+    assert {s.kind for s in planned.plan.steps} >= {"stamp", "export", "tag", "push", "transfer"}
+
+
+def test_warm_runs_only_the_pulls_the_registry_can_serve(project: Path) -> None:
+    from planner.commands.warm import warm_steps
+
+    planned = planned_with(project, {}, {}, {"web"})  # api must be built; web is in the registry
+    steps, result = warm_steps(planned, [])
+    assert [s.id for s in steps] == ["pull:web", "transfer:web:sandbox"]
+    assert sorted(result.pulled) == ["web -> local", "web -> sandbox"]
+    assert result.unavailable == ["api -> local"]
+    only_sandbox, result = warm_steps(planned, ["sandbox"])
+    assert [(s.id, s.needs) for s in only_sandbox] == [("transfer:web:sandbox", [])]
+    assert result.pulled == ["web -> sandbox"] and result.unavailable == []
+
+
+def test_each_build_file_is_read_once_per_plan(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[str] = []
+    original = Path.read_text
+
+    def counted(self: Path, *args: Any, **kwargs: Any) -> str:
+        reads.append(str(self.relative_to(project)) if self.is_relative_to(project) else str(self))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counted)
+    make_plan(options(project), None, [], offline=True, store=Store.memory())
+    build_files = sorted(r for r in reads if r.endswith(("Dockerfile", ".dockerignore")))
+    assert build_files == ["api/.dockerignore", "api/Dockerfile", "tool/Dockerfile", "web/Dockerfile"]
+
+
+def test_a_build_the_engine_builder_cannot_drive_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    root = write_tree(
+        tmp_path / "p",
+        {
+            "compose.yaml": """\
+                services:
+                  app:
+                    build:
+                      context: ./app
+                      additional_contexts: {extra: ./extra}
+                """,
+            "app/Dockerfile": "FROM scratch\nCOPY --from=extra . /x\n",
+            "extra/e.txt": "e\n",
+        },
+    )
+    offline = make_plan(options(root), None, [], offline=True, store=Store.memory())
+    observation = Observation(daemons={"local": DaemonView("local")}, registry=None)
+    plan = _decided(offline.graph, Store.memory(), offline.manifests, observation, {}, Forcing()).plan
+    (node,) = plan.nodes
+    problem = [r for r in node.reasons if r.code == "builder-unsupported"]
+    assert problem and "additional_contexts" in problem[0].detail
+    from planner.errors import InputError
+
+    with pytest.raises(InputError) as refused:
+        run.refuse_unrunnable(plan)
+    assert refused.value.exit_code == 2
