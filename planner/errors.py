@@ -46,12 +46,6 @@ class PlannerError(Exception):
         self.location = location
         self.hint = hint
 
-    def with_location(self, location: Location) -> PlannerError:
-        """Return this error with a location attached, unless it already has one."""
-        if self.location is None:
-            self.location = location
-        return self
-
     def one_line(self) -> str:
         """The single line the CLI prints: `file:line: message (at key.path)`."""
         text = self.message

@@ -37,7 +37,6 @@ class Node:
 
     name: str
     kind: Literal["image", "artifact"]
-    origin: Literal["compose", "rules"]
     build: BuildConfig
     image: str | None
     rules: EffectiveRules
@@ -130,7 +129,6 @@ class _Assembler:
             nodes[name] = Node(
                 name=name,
                 kind="image",
-                origin="compose",
                 build=_cleaned(service.build),
                 image=self.compose.image_name(name),
                 rules=self._effective(name, inline),
@@ -168,13 +166,13 @@ class _Assembler:
         if isinstance(target, ArtifactTarget):
             dest_site = self.where(section, name, "output", "dest")
             dest = self._inside_project(target.output.dest, dest_site.at(f"{section}.{name}.output.dest"))
-            return Node(name, "artifact", "rules", build, None, self._effective(name, target),
+            return Node(name, "artifact", build, None, self._effective(name, target),
                         target.output.type, dest, where)  # fmt: skip
         assert isinstance(target, ImageTarget)
         image = target.image or f"{self.compose.name}-{name}"
         if target.tags:
             build = build.model_copy(update={"tags": list(target.tags)})
-        return Node(name, "image", "rules", build, image, self._effective(name, target), location=where)
+        return Node(name, "image", build, image, self._effective(name, target), location=where)
 
     def _build_config(self, target: BuildTarget) -> BuildConfig:
         args = {}

@@ -19,8 +19,9 @@ from planner.apply.export import export_image
 from planner.artifacts import record_artifact
 from planner.buildfiles import MAIN
 from planner.dockerignore import PatternMatcher
-from planner.engine.builders import INJECTED_DOCKERFILE, Builder, BuildRequest
+from planner.engine.builders import Builder, BuildRequest
 from planner.engine.connect import Engines
+from planner.engine.context_tar import INJECTED_DOCKERFILE
 from planner.engine.daemon import Daemon
 from planner.engine.labels import LABEL_KEY, LABEL_NODE, LABEL_PROJECT
 from planner.errors import PlannerError, RuntimeFailure

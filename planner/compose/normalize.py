@@ -16,7 +16,7 @@ from typing import Any
 
 from planner.compose.merge import key_value_pairs
 from planner.compose.model import BuildConfig, BuildSecret, ComposeProject, Service
-from planner.compose.yamltree import YList, YMap, location_in, plain
+from planner.compose.yamltree import YMap, location_in, plain
 from planner.errors import ComposeFileError, Location
 
 _STRING_LISTS = ("tags", "platforms", "cache_from", "cache_to")
@@ -397,6 +397,3 @@ def _required_dependency(raw_service: Any, dep: str) -> bool:
     if isinstance(value, dict) and isinstance(value.get(dep), dict):
         return value[dep].get("required", True) is not False
     return True
-
-
-__all__ = ["YList", "build_project", "go_float", "go_string", "is_remote_context", "parse_ram_bytes"]

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from planner.engine.context_server import Served, context_server
-from planner.engine.context_tar import INJECTED_DOCKERFILE, stream_context
-from planner.engine.daemon import Daemon, DaemonError
+from planner.engine.context_tar import stream_context
+from planner.engine.daemon import Daemon
 from planner.errors import InputError, RuntimeFailure, exception_text
 from planner.keys.walk import Entry
 from planner.streams import reader
@@ -356,6 +356,3 @@ def make_builder(kind: str, name: str | None, daemon: Daemon) -> Builder:
     if kind == "buildx":
         return BuildxBuilder(name, daemon.url)
     return EngineBuilder(daemon)
-
-
-__all__ = ["INJECTED_DOCKERFILE", "BuildFailed", "BuildRequest", "Builder", "DaemonError", "make_builder"]

@@ -24,7 +24,7 @@ REF = f"127.0.0.1:5000/planner/app:{KEY}"
 
 def image_node(transfer: str = "auto", **rules: object) -> Node:
     effective = EffectiveRules(destinations=["local", "sandbox"], transfer=transfer, **rules)  # type: ignore[arg-type]
-    return Node("app", "image", "compose", BuildConfig(context="/ctx"), "app", effective)
+    return Node("app", "image", BuildConfig(context="/ctx"), "app", effective)
 
 
 def daemon(name: str, state: str) -> DaemonView:
@@ -186,9 +186,7 @@ def test_missing_previous_manifest_is_said_plainly() -> None:
 
 
 def test_artifacts_are_judged_by_their_output_on_disk() -> None:
-    node = Node(
-        "tool", "artifact", "rules", BuildConfig(context="/ctx"), None, EffectiveRules(), "local", "/out"
-    )
+    node = Node("tool", "artifact", BuildConfig(context="/ctx"), None, EffectiveRules(), "local", "/out")
     present = Observation(
         daemons={"local": daemon("local", "absent")}, registry=None, artifacts={"tool": True}
     )

@@ -78,7 +78,7 @@ def test_defaults_without_a_rules_file(tmp_path: Path) -> None:
     assert (api.rules.always, api.rules.skip) == (False, False)
     assert (api.rules.inputs, api.rules.ignore, api.rules.env, api.rules.volatile_args) == ([], [], [], [])
     assert api.rules.depends_on == []
-    assert (api.kind, api.origin, api.image) == ("image", "compose", "proj-api")
+    assert (api.kind, api.image) == ("image", "proj-api")
 
 
 def test_an_empty_rules_file_is_all_defaults(tmp_path: Path) -> None:
@@ -176,7 +176,7 @@ def test_every_field_is_parsed_and_applied(tmp_path: Path) -> None:
     assert rules.secret_args == ["*_TOKEN"]
 
     desktop = stack.nodes["desktop"]
-    assert (desktop.kind, desktop.origin, desktop.image) == ("image", "rules", "registry.local/desktop")
+    assert (desktop.kind, desktop.image) == ("image", "registry.local/desktop")
     build = desktop.build
     assert build.context == str(root / "desktop")
     assert build.dockerfile == "Dockerfile.desktop"
