@@ -11,7 +11,8 @@ import pytest
 from planner.apply.run import ApplyOptions, _execute
 from planner.compose.options import ProjectOptions
 from planner.plan import make_plan
-from tests.integration.services import DaemonProcess, RegistryProcess, start_registry, temp_root
+from tests.integration.conftest import registry_or_skip
+from tests.integration.services import DaemonProcess, RegistryProcess, temp_root
 from tests.integration.test_apply import phases, remove_project_images, run, steps
 
 pytestmark = pytest.mark.docker
@@ -74,7 +75,7 @@ def test_registry_killed_after_planning_falls_back_to_streaming(
     tmp_path: Path, name: str, sandbox: DaemonProcess
 ) -> None:
     with temp_root("planner-reg2-") as reg_root:
-        doomed = start_registry(reg_root)
+        doomed = registry_or_skip(reg_root)  # its own registry, to kill: skips like the fixture when absent
         root = layered_project(tmp_path / "p", name, doomed.host, sandbox.url)
         environ = {"PATH": os.environ.get("PATH", ""), "HOME": str(root)}
         cache = tmp_path / "cache"
