@@ -1,6 +1,9 @@
 """Shared fixtures. `docker_client`: a pinged docker-py client for tests marked `docker`.
 
 Without a reachable engine those tests are skipped with the reason, or fail when PLANNER_REQUIRE_DOCKER=1 (CI).
+Every test that needs a service (the engine, a registry, a second dockerd, busybox, `ip`, the Docker Compose v2
+binary) reaches it through a fixture or helper that calls `docker_unavailable`, never by starting it bare: a
+test marked `docker` gets `docker_client` whatever fixtures it names, and one marked `oracle` gets the binary.
 """
 
 from __future__ import annotations
@@ -20,6 +23,18 @@ def docker_unavailable(reason: str) -> NoReturn:
     if os.environ.get(REQUIRE_DOCKER_ENV) == "1":
         pytest.fail(f"{reason}; required because {REQUIRE_DOCKER_ENV}=1")
     pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _services_of_markers(request: pytest.FixtureRequest) -> None:
+    """A test marked `docker` needs the engine, one marked `oracle` the Compose v2 binary, even when none of
+    its fixtures asks for them: without them it skips (or fails under PLANNER_REQUIRE_DOCKER=1)."""
+    if request.node.get_closest_marker("docker") is not None:
+        request.getfixturevalue("docker_client")
+    if request.node.get_closest_marker("oracle") is not None:
+        from tests.oracle import require_compose_v2
+
+        require_compose_v2()
 
 
 @pytest.fixture(scope="session")

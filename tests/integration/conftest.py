@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -23,15 +23,35 @@ from tests.integration.services import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
+Service = TypeVar("Service")
+
+
+def _or_skip(start: Callable[[Path], Service], root: Path) -> Service:
+    started: Service | None = None
+    reason = ""
+    try:
+        started = start(root)
+    except RuntimeError as exc:
+        reason = str(exc)
+    if started is None:
+        docker_unavailable(reason)  # outside the handler: no chained traceback in the report
+    return started
+
+
+def registry_or_skip(root: Path) -> RegistryProcess:
+    """`start_registry`, or skip the calling test with the reason (fail it under PLANNER_REQUIRE_DOCKER=1)."""
+    return _or_skip(start_registry, root)
+
+
+def dockerd_or_skip(root: Path) -> DaemonProcess:
+    """`start_dockerd`, or skip the calling test with the reason (fail it under PLANNER_REQUIRE_DOCKER=1)."""
+    return _or_skip(start_dockerd, root)
 
 
 @pytest.fixture(scope="session")
 def registry(docker_client: Any) -> Iterator[RegistryProcess]:
     with temp_root("planner-reg-") as root:
-        try:
-            process = start_registry(root)
-        except RuntimeError as exc:
-            docker_unavailable(str(exc))
+        process = registry_or_skip(root)
         try:
             yield process
         finally:
@@ -41,10 +61,7 @@ def registry(docker_client: Any) -> Iterator[RegistryProcess]:
 @pytest.fixture(scope="session")
 def sandbox(docker_client: Any) -> Iterator[DaemonProcess]:
     with temp_root("pl-sbx-") as root:
-        try:
-            process = start_dockerd(root)
-        except RuntimeError as exc:
-            docker_unavailable(str(exc))
+        process = dockerd_or_skip(root)
         try:
             yield process
         finally:
@@ -108,7 +125,7 @@ def remove_project_images(project: str, url: str | None = None) -> None:
 
 
 @pytest.fixture
-def project_name(request: pytest.FixtureRequest) -> Iterator[str]:
+def project_name(request: pytest.FixtureRequest, docker_client: Any) -> Iterator[str]:
     name = f"pt{os.getpid()}-{request.node.name[:20].lower().replace('_', '')}"
     yield name
     remove_project_images(name)

@@ -1,8 +1,14 @@
 """Real services for integration tests: a Debian `docker-registry` on 127.0.0.1 and a second `dockerd` (the
 "sandbox" daemon) with its own data root, exec root, pid file, socket and managed containerd.
 
-Both are started once per test session, in temp folders, and stopped at the end. When they cannot be started the
-tests that need them skip with the reason (or fail under PLANNER_REQUIRE_DOCKER=1).
+Both are started once per test session, in temp folders, and stopped at the end. Whatever keeps one from
+starting (a binary or command missing, no permission, a crash) raises RuntimeError with the reason; tests reach
+them only through `registry_or_skip` / `dockerd_or_skip` (tests/integration/conftest.py) and the fixtures built
+on them, so they skip with that reason (or fail under PLANNER_REQUIRE_DOCKER=1). bench/ calls these directly.
+
+`PLANNER_TEST_REGISTRY_BINARY` names the registry binary instead of `docker-registry` on PATH; a path that is not
+an executable file counts as "not installed", e.g. `PLANNER_TEST_REGISTRY_BINARY=/nonexistent` runs the suite as
+on a machine without the Debian package.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 TEST_LABEL = "planner.test"
+REGISTRY_BINARY_ENV = "PLANNER_TEST_REGISTRY_BINARY"
 
 
 def free_port() -> int:
@@ -65,10 +72,30 @@ class RegistryProcess:
         return sum(p.stat().st_size for p in blobs.rglob("data")) if blobs.exists() else 0
 
 
-def start_registry(root: Path, port: int | None = None) -> RegistryProcess:
+def registry_binary() -> str:
+    """The registry binary: $PLANNER_TEST_REGISTRY_BINARY, else `docker-registry` on PATH; RuntimeError if none."""
+    override = os.environ.get(REGISTRY_BINARY_ENV)
+    if override:
+        if not (os.path.isfile(override) and os.access(override, os.X_OK)):
+            raise RuntimeError(
+                f"docker-registry is not installed: {REGISTRY_BINARY_ENV}={override} is not executable"
+            )
+        return override
     binary = shutil.which("docker-registry")
     if binary is None:
         raise RuntimeError("docker-registry is not installed (Debian package docker-registry)")
+    return binary
+
+
+def _spawn(command: list[str], log: Path, what: str, **kwargs: Any) -> subprocess.Popen[bytes]:
+    try:
+        return subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, **kwargs)
+    except OSError as exc:
+        raise RuntimeError(f"{what} could not be started: {exc}") from None
+
+
+def start_registry(root: Path, port: int | None = None) -> RegistryProcess:
+    binary = registry_binary()
     port = port or free_port()
     storage = root / "storage"
     storage.mkdir(parents=True, exist_ok=True)
@@ -79,9 +106,7 @@ def start_registry(root: Path, port: int | None = None) -> RegistryProcess:
         f"http:\n  addr: 127.0.0.1:{port}\n"
     )
     log = root / "registry.log"
-    process = subprocess.Popen(
-        [binary, "serve", str(config)], stdout=log.open("wb"), stderr=subprocess.STDOUT
-    )
+    process = _spawn([binary, "serve", str(config)], log, "docker-registry")
     host = f"127.0.0.1:{port}"
     try:
         wait_for(
@@ -144,12 +169,17 @@ def _own_bridge() -> tuple[str, str]:
         if f" {name}:" in taken or f"inet {subnet}" in taken:
             continue
         made = subprocess.run(
-            [ip, "link", "add", "name", name, "type", "bridge"], capture_output=True, check=False
+            [ip, "link", "add", "name", name, "type", "bridge"], capture_output=True, text=True, check=False
         )
         if made.returncode != 0:
-            continue
-        subprocess.run([ip, "addr", "add", f"{subnet}1/24", "dev", name], check=True, capture_output=True)
-        subprocess.run([ip, "link", "set", name, "up"], check=True, capture_output=True)
+            if "exists" in made.stderr:
+                continue  # taken meanwhile: try the next name
+            raise RuntimeError(f"cannot add a bridge for the sandbox daemon: {made.stderr.strip()}")
+        for command in ([ip, "addr", "add", f"{subnet}1/24", "dev", name], [ip, "link", "set", name, "up"]):
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                remove_bridge(name)
+                raise RuntimeError(f"cannot set up the sandbox daemon's bridge: {done.stderr.strip()}")
         return name, f"{subnet}1/24"
     raise RuntimeError("no free bridge name or subnet for the sandbox daemon")
 
@@ -176,9 +206,11 @@ def start_dockerd(root: Path) -> DaemonProcess:
         "--ip-masq=false", "--storage-driver", host_storage_driver(), "--containerd-namespace", "planner-sandbox",
         "--containerd-plugins-namespace", "planner-sandbox-plugins",
     ]  # fmt: skip
-    process = subprocess.Popen(
-        command, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
-    )
+    try:
+        process = _spawn(command, log, "dockerd", start_new_session=True)
+    except RuntimeError:
+        remove_bridge(bridge)
+        raise
     url = f"unix://{sock}"
 
     def up() -> bool:

@@ -18,6 +18,7 @@ import pytest
 from planner.compose.options import ProjectOptions
 from planner.engine.labels import LABEL_KEY, LABEL_NODE, LABEL_PROJECT
 from planner.pipeline import Planned, make_plan
+from planner.store import Store
 from tests.integration.services import TEST_LABEL, DaemonProcess, RegistryProcess, remove_test_images
 
 pytestmark = pytest.mark.docker
@@ -77,9 +78,10 @@ def plan(root: Path, cache: Path, **kwargs: Any) -> Planned:
     environ = {"PATH": os.environ.get("PATH", ""), "HOME": str(root)}
     if "DOCKER_HOST" in os.environ:
         environ["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
-    return make_plan(
-        ProjectOptions(environ=environ, cwd=str(root)), None, [], offline=False, cache_dir=cache, **kwargs
-    )
+    with Store.open(cache) as store:
+        return make_plan(
+            ProjectOptions(environ=environ, cwd=str(root)), None, [], offline=False, store=store, **kwargs
+        )
 
 
 def node_of(planned: Planned) -> Any:

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from planner.apply.run import ApplyOptions, _execute
+from planner.apply.run import ApplyOptions, execute
 from planner.compose.options import ProjectOptions
 from planner.pipeline import make_plan
-from tests.integration.services import DaemonProcess, RegistryProcess, start_registry, temp_root
+from planner.store import Store
+from tests.integration.conftest import registry_or_skip
+from tests.integration.services import DaemonProcess, RegistryProcess, temp_root
 from tests.integration.test_apply import phases, remove_project_images, run, steps
 
 pytestmark = pytest.mark.docker
@@ -74,17 +76,18 @@ def test_registry_killed_after_planning_falls_back_to_streaming(
     tmp_path: Path, name: str, sandbox: DaemonProcess
 ) -> None:
     with temp_root("planner-reg2-") as reg_root:
-        doomed = start_registry(reg_root)
+        doomed = registry_or_skip(reg_root)  # its own registry, to kill: skips like the fixture when absent
         root = layered_project(tmp_path / "p", name, doomed.host, sandbox.url)
         environ = {"PATH": os.environ.get("PATH", ""), "HOME": str(root)}
         cache = tmp_path / "cache"
+        store = Store.open(cache)
         planned = make_plan(
-            ProjectOptions(environ=environ, cwd=str(root)), None, [], offline=False, cache_dir=cache
+            ProjectOptions(environ=environ, cwd=str(root)), None, [], offline=False, store=store
         )
         node = planned.plan.nodes[0]
         assert {t.destination: t.mode for t in node.transfers}["sandbox"] == "registry"
         doomed.stop()
-        result = _execute(planned, ApplyOptions(quiet=True), cache)
+        result = execute(planned, ApplyOptions(quiet=True), store)
     assert result.exit_code == 0, [(r.step.id, r.error) for r in result.results.values()]
     assert any("stream save | load" in w for w in result.warnings), (
         result.warnings,
@@ -188,3 +191,56 @@ def test_gc_keeps_the_newest_keys(
         run(root, "plan", "--format", "json", env={**env, "DOCKER_HOST": sandbox.url}).stdout
     )
     assert planned["nodes"][0]["action"] == "pull"
+
+
+def test_gc_keeps_the_current_key_of_an_image_built_on_a_tagged_base(
+    tmp_path: Path, project_name: str, registry: RegistryProcess, busybox_image: str, clean_images: None
+) -> None:
+    """The current key is the one `apply` computes, with the tagged base resolved through the local daemon.
+
+    Keys A, B, C are applied and pushed in turn, then the file goes back to A: A is current but the oldest
+    ref in the registry, so `--keep 1` keeps C (newest) and A (current), and removes only B.
+    """
+    import json
+    import urllib.request
+
+    from planner.refs import repository_path
+
+    root = tmp_path / "p"
+    (root / "app").mkdir(parents=True)
+    (root / "app/Dockerfile").write_text(
+        f"FROM {busybox_image}\nLABEL planner.test=1\nCOPY small.txt /small.txt\n"
+    )
+    (root / "compose.yaml").write_text(f"name: {project_name}\nservices:\n  app:\n    build: ./app\n")
+    (root / "planner.yaml").write_text(
+        f"registry:\n  url: {registry.host}\n  namespace: t\n  share: true\n"
+        "rules:\n  - match: '*'\n    destinations: [local]\n"
+    )
+    env = {"PLANNER_CACHE_DIR": str(tmp_path / "cache")}
+
+    def current_key() -> str:
+        planned = run(root, "plan", "--format", "json", env=env)
+        assert planned.returncode == 0, planned.stderr
+        return str(json.loads(planned.stdout)["nodes"][0]["key"])
+
+    def tags() -> set[str]:
+        url = f"http://{registry.host}/v2/t/{repository_path(f'{project_name}-app')}/tags/list"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return set(json.load(response).get("tags") or [])
+
+    keys = []
+    for version in ("A", "B", "C"):
+        (root / "app/small.txt").write_text(f"{project_name} {version}\n")
+        applied = run(root, "apply", "-q", env=env)
+        assert applied.returncode == 0, applied.stderr
+        keys.append(current_key())
+    a, b, c = keys
+    assert len(set(keys)) == 3 and tags() == {a, b, c}
+
+    (root / "app/small.txt").write_text(f"{project_name} A\n")  # back to A: current again, and the oldest ref
+    assert run(root, "apply", "-q", env=env).returncode == 0
+    assert current_key() == a
+    done = run(root, "gc", "--keep", "1", "--delete", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "keep 2, removed 1" in done.stdout and f"- {b}" in done.stdout, done.stdout
+    assert tags() == {a, c}
