@@ -355,7 +355,10 @@ def test_a_real_sigint_while_waiting_cancels_the_run(monkeypatch: pytest.MonkeyP
 
     def blocking_wait(fs: Any, timeout: float | None = None, return_when: str = futures.ALL_COMPLETED) -> Any:
         waiting.set()
-        return real_wait(fs, timeout=None, return_when=return_when)  # no periodic return: no gap
+        while True:  # returns only with a step done: a pending KeyboardInterrupt is raised in here
+            found = real_wait(fs, timeout=0.05, return_when=return_when)
+            if found.done:
+                return found
 
     def interrupt() -> None:
         steps.all_running.wait()
