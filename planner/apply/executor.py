@@ -145,6 +145,7 @@ class Executor:
 
         def chain(step_id: str) -> int:
             if step_id not in depth:
+                depth[step_id] = 1  # provisional: a cycle stops here, and run() reports it as stuck
                 depth[step_id] = 1 + max((chain(d) for d in dependents[step_id]), default=0)
             return depth[step_id]
 

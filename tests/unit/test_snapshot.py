@@ -139,29 +139,44 @@ def outcome(root: Path, cache: StatCache) -> object:
         return exc.one_line()
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(edits=EDITS)
 def test_keys_with_snapshots_equal_keys_from_scratch(
-    edits: list[tuple[str, str | None]], project: Path, tmp_path: Path
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cache = StatCache(tmp_path / "cache")
-    try:
-        outcome(project, cache)
-        for path, edit in edits:
-            target = project / path
-            if edit is None:
-                target.unlink(missing_ok=True)
-            elif edit == "chmod":
-                if target.exists():
-                    target.chmod(target.stat().st_mode ^ 0o100)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(edit)
-            assert outcome(project, cache) == outcome(project, StatCache(None))
-            if len(edits) % 2:
-                settle()  # half the runs let the tree age, so snapshots are kept between edits
-    finally:
-        cache.close()
+    """Through any edits, keys computed with snapshots equal keys from scratch; and snapshots were reused."""
+    reused = [0]
+    reuse = snapshot.reuse
+
+    def counted(store: Any, key: tuple[str, int, str]) -> snapshot.TreeResults | None:
+        found = reuse(store, key)
+        reused[0] += found is not None
+        return found
+
+    monkeypatch.setattr(snapshot, "reuse", counted)
+
+    @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(edits=EDITS)
+    def through(edits: list[tuple[str, str | None]]) -> None:
+        cache = StatCache(tmp_path / "cache")
+        try:
+            outcome(project, cache)
+            for path, edit in edits:
+                target = project / path
+                if edit is None:
+                    target.unlink(missing_ok=True)
+                elif edit == "chmod":
+                    if target.exists():
+                        target.chmod(target.stat().st_mode ^ 0o100)
+                else:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_text(edit)
+                assert outcome(project, cache) == outcome(project, StatCache(None))
+                if len(edits) % 2:
+                    settle()  # half the runs let the tree age, so snapshots are kept between edits
+        finally:
+            cache.close()
+
+    through()
+    assert reused[0] > 0, "no snapshot was reused: the test compared walks from scratch only"
 
 
 def test_a_failed_computation_keeps_no_snapshot(
