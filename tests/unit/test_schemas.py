@@ -183,3 +183,21 @@ def test_reference_loads_as_a_projects_rules(tmp_path: Path) -> None:
     assert set(stack.nodes) == {"app", "example-image", "example-artifact"}
     assert stack.stamps["example-stamp"].template == "{key}\n"
     assert stack.nodes["example-image"].rules == stack.nodes["app"].rules  # all null: the built-in defaults
+
+
+PLAN_SCHEMA_FILE = REPO / "schemas" / "plan.schema.json"
+
+
+def test_plan_schema_file_is_the_command_output_and_a_plan_obeys_it() -> None:
+    assert schema_json("plan") == PLAN_SCHEMA_FILE.read_text(encoding="utf-8"), (
+        "plan schema drift: regenerate it with `planner schema plan > schemas/plan.schema.json`"
+    )
+    from planner.pipeline import make_plan
+    from planner.store import Store
+
+    schema = json.loads(PLAN_SCHEMA_FILE.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    helix = REPO / "examples" / "compose" / "helix"
+    environ = {"PATH": "/usr/bin", "HOME": str(helix), "PLANNER_REGISTRY": "127.0.0.1:5000"}
+    plan = make_plan(ProjectOptions(environ=environ, cwd=str(helix)), None, [], True, store=Store.memory()).plan
+    jsonschema.validate(json.loads(plan.model_dump_json()), schema)
