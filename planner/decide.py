@@ -121,20 +121,39 @@ def decide_transfers(
     observation: Observation,
     registry_configured: bool,
     share: bool = False,
+    ref: str | None = None,
 ) -> list[Transfer]:
-    """How the image reaches each of its destinations (and, with `share`, the registry after a build)."""
+    """How the image reaches each of its destinations (and, with `share`, the registry: after a build, or
+    when an image built here earlier was never shared, e.g. because its push failed)."""
     if node.kind != "image":
         return []
     if observation.offline:
         return [Transfer(destination=d, mode="unknown", reason="offline") for d in node.rules.destinations]
     transfers = []
+    registry = observation.registry
+    usable = registry is not None and registry.reachable
     if share and action == "build" and registry_configured:
-        usable = observation.registry is not None and observation.registry.reachable
         transfers.append(
             Transfer(destination=SHARE, mode="registry" if usable else "unknown",
                      reason="push the build for other sessions" if usable else "registry unreachable: not shared")
         )  # fmt: skip
-    registry = observation.registry
+    elif (
+        share
+        and action == "skip"
+        and ref is not None
+        and registry is not None
+        and ref not in observation.shared
+    ):
+        if not usable:
+            transfers.append(
+                Transfer(destination=SHARE, mode="unknown", reason="registry unreachable: not shared")
+            )
+        elif registry.checked and ref not in registry.present:
+            transfers.append(
+                Transfer(
+                    destination=SHARE, mode="registry", reason="built here earlier and never shared: push it"
+                )
+            )
     registry_ok = registry_configured and registry is not None and registry.reachable
     for destination in node.rules.destinations:
         if destination == LOCAL:
@@ -222,7 +241,9 @@ def decide(
                 action=action,
                 needs=list(needs[name]),
                 reasons=reasons,
-                transfers=decide_transfers(node, key, action, observation, registry_configured, share),
+                transfers=decide_transfers(
+                    node, key, action, observation, registry_configured, share, registry_refs.get(name)
+                ),
             )
         )
     return planned
@@ -244,23 +265,14 @@ def decide_steps(
     observation: Observation,
     registry_refs: Mapping[str, str],
 ) -> list[PlanStep]:
-    """Every step apply runs, in order: stamps first, then per node its main step (build, export, pull, or a
-    local name restore), the push it needs, and one step per destination that must change."""
+    """Every step apply runs, in order: per node its main step (build, export, pull, or a local name restore),
+    the stamps that carry its identity (after it: a stamp never names a key whose build failed), the push it
+    needs, and one step per destination that must change."""
     if observation.offline:
         return []
     steps: list[PlanStep] = []
     ready: dict[str, str] = {}  # node -> the step after which its image/output is ready locally
     stamp_steps: dict[str, list[str]] = {}  # consumer node -> stamp steps it needs
-    for state in stamps:
-        if state.current:
-            continue
-        step_id = f"stamp:{state.spec.name}"
-        steps.append(
-            PlanStep(id=step_id, node=state.spec.source, kind="stamp", path=state.spec.path,
-                     detail=f"write {state.spec.source}'s identity")
-        )  # fmt: skip
-        for consumer in state.consumers:
-            stamp_steps.setdefault(consumer, []).append(step_id)
     for plan_node in planned:
         node = nodes[plan_node.name]
         name = node.name
@@ -272,15 +284,17 @@ def decide_steps(
                              path=node.output_dest, detail=f"{node.output_type} output")
                 )  # fmt: skip
                 ready[name] = f"export:{name}"
+            steps += _stamp_steps(name, stamps, ready, stamp_steps)
             continue
         main: PlanStep | None = None
         if plan_node.action == "build":
             main = PlanStep(id=f"build:{name}", node=name, kind="build", needs=needs, destination=LOCAL)
         elif plan_node.action == "pull":
-            # a pulled image is final: it waits for no upstream build or stamp
+            # after what its build would need: a pull that finds the registry's copy broken builds instead
             main = PlanStep(
-                id=f"pull:{name}", node=name, kind="pull", destination=LOCAL, ref=registry_refs[name]
-            )
+                id=f"pull:{name}", node=name, kind="pull", needs=needs, destination=LOCAL,
+                ref=registry_refs[name], fallback="build",
+            )  # fmt: skip
         elif plan_node.action == "skip":
             local = next((t for t in plan_node.transfers if t.destination == LOCAL), None)
             if local is not None and local.mode == "tag":
@@ -295,7 +309,26 @@ def decide_steps(
         if main is not None:
             steps.append(main)
             ready[name] = main.id
+        steps += _stamp_steps(name, stamps, ready, stamp_steps)
         steps += _transfer_steps(node, plan_node, main, observation, registry_refs.get(name))
+    return steps
+
+
+def _stamp_steps(
+    source: str, stamps: Sequence[StampState], ready: Mapping[str, str], stamp_steps: dict[str, list[str]]
+) -> list[PlanStep]:
+    """The stamps carrying `source`'s identity that are not current yet, after `source`'s own step."""
+    steps = []
+    for state in stamps:
+        if state.current or state.spec.source != source:
+            continue
+        step_id = f"stamp:{state.spec.name}"
+        steps.append(
+            PlanStep(id=step_id, node=source, kind="stamp", needs=[ready[source]] if source in ready else [],
+                     path=state.spec.path, detail=f"write {source}'s identity")
+        )  # fmt: skip
+        for consumer in state.consumers:
+            stamp_steps.setdefault(consumer, []).append(step_id)
     return steps
 
 

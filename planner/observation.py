@@ -48,6 +48,7 @@ class Observation:
     artifacts: dict[str, bool] = field(default_factory=dict)  # node -> output on disk holds its key
     previous_keys: dict[str, str] = field(default_factory=dict)  # node -> newest other key held locally
     stamps: dict[str, bool] = field(default_factory=dict)  # stamp -> the file holds the current text
+    shared: frozenset[str] = frozenset()  # registry refs this machine pushed or saw in the registry before
     offline: bool = False  # nothing was queried: every action and transfer is unknown
 
     @classmethod

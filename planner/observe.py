@@ -6,6 +6,7 @@ registry is recorded with its error for the plan to report, never raised.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -84,18 +85,27 @@ def observe(
     manifests: dict[str, Manifest],
     daemons: dict[str, Daemon],
     registry: Registry | None,
+    refs: dict[str, str] | None = None,
     artifact_check: Any = None,
+    shared: Callable[[str], bool] | None = None,
 ) -> Observation:
-    """Daemons first (concurrently); the registry only for images some destination lacks, so a no-op plan
-    never waits for it."""
+    """Daemons first (concurrently); the registry only for images some destination lacks, or (`shared` given:
+    the rules share builds) whose ref this machine never saw in the registry, so a no-op plan does not wait
+    for it once everything is known to be shared."""
     with ThreadPoolExecutor(max_workers=len(daemons)) as pool:
         views = {name: pool.submit(_daemon_view, daemon) for name, daemon in daemons.items()}
         daemon_views = {name: future.result() for name, future in views.items()}
     registry_view = None
+    known: set[str] = set()
     if registry is not None:
-        missing = _needs_registry(graph, manifests, daemon_views)
-        refs = [registry.ref(graph.nodes[n].image or n, manifests[n].key) for n in missing]
-        registry_view = _registry_view(registry, refs) if refs else RegistryView(registry.host, checked=False)
+        refs = refs or {}
+        wanted = {refs[n] for n in _needs_registry(graph, manifests, daemon_views) if n in refs}
+        if shared is not None:
+            known = {ref for ref in refs.values() if shared(ref)}
+            wanted |= set(refs.values()) - known
+        registry_view = (
+            _registry_view(registry, sorted(wanted)) if wanted else RegistryView(registry.host, checked=False)
+        )
     artifacts = {}
     if artifact_check is not None:
         for name, node in graph.nodes.items():
@@ -106,7 +116,10 @@ def observe(
         name: _holds(stamp.path, stamp.text(manifests[stamp.source].key, graph.nodes[stamp.source]))
         for name, stamp in graph.stack.stamps.items()
     }
-    return Observation(daemon_views, registry_view, artifacts, previous_keys(graph, local, manifests), stamps)
+    return Observation(
+        daemon_views, registry_view, artifacts, previous_keys(graph, local, manifests), stamps,
+        shared=frozenset(known),
+    )  # fmt: skip
 
 
 def _holds(path: str, text: str) -> bool:

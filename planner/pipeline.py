@@ -85,9 +85,14 @@ def _plan(graph: BuildGraph, store: Store, offline: bool, forcing: Forcing) -> P
             for name, node in graph.nodes.items()
             if registry is not None and node.kind == "image" and node.image
         }
+        share = stack.rules.registry is not None and stack.rules.registry.share
         observation = observe(
-            graph, manifests, engines.daemons, registry, lambda node, key: artifact_current(store, node, key)
-        )
+            graph, manifests, engines.daemons, registry, registry_refs,
+            lambda node, key: artifact_current(store, node, key), store.shared if share else None,
+        )  # fmt: skip
+        if observation.registry is not None:
+            for ref in observation.registry.present - observation.shared:
+                store.record_shared(ref)  # seen in the registry: no need to ask again
     return _decided(graph, store, manifests, observation, registry_refs, forcing)
 
 

@@ -55,8 +55,10 @@ class PlanStep(Frozen):
     mode: TransferMode | None = Field(
         None, description="transfer: how the image moves (`unknown`: the step fails with `detail`)"
     )
-    fallback: Literal["tarball"] | None = Field(
-        None, description="transfer/push through the registry: what a failure falls back to (rules: auto)"
+    fallback: Literal["tarball", "build"] | None = Field(
+        None,
+        description="What a failure falls back to: a transfer or push through the registry streams save | load "
+        "(rules: auto); a pull whose registry copy is broken builds (and pushes again)",
     )
     ref: str | None = Field(None, description="Registry ref pulled or pushed")
     path: str | None = Field(None, description="File or folder written (stamp, artifact export)")

@@ -233,7 +233,7 @@ def apply_json(result: ApplyResult) -> str:
 
 
 def warm_summary(result: WarmResult, stream: TextIO) -> None:
-    failed = [r for r in result.results.values() if r.status != "ok"]
+    failed = [r for r in result.results.values() if r.status not in ("ok", "fell-back")]
     print(f"planner warm: pulled {len(result.pulled) - len(failed)}, already present {len(result.present)}, "
           f"not in the registry {len(result.unavailable)}, failed {len(failed)}", file=stream)  # fmt: skip
     for label in result.unavailable:

@@ -8,6 +8,7 @@ deleting or breaking the cache costs time, never correctness. Its namespaces, ea
 - `tree`      per root and walk set, the walk's results and its witnesses       (keys/snapshot.py)
 - `manifest`  per content key, the inputs it was computed from                 (explain, rebuild reasons)
 - `artifact`  per artifact output path, the key it was exported for            (observe, apply)
+- `shared`    registry refs this machine pushed, pulled or saw in the registry (observe, apply)
 
 Beside the diskcache folder it owns the per-project apply locks (`locks/`), the kept step logs (`logs/`) and
 the memos (`memo/`, read without this module on the fast path: localcache.py).
@@ -28,6 +29,7 @@ from planner.localcache import default_cache_dir, warn
 
 MANIFEST_VERSION = 1
 ARTIFACT_VERSION = 1
+SHARED_VERSION = 1
 SIZE_LIMIT = 2**30
 
 
@@ -128,6 +130,16 @@ class Store:
 
     def record_artifact(self, output: str, key: str, digest: str | None) -> None:
         self.set(("artifact", ARTIFACT_VERSION, output), {"key": key, "digest": digest}, "artifact record")
+
+    # -- registry refs known to be shared --
+
+    def shared(self, ref: str) -> bool:
+        """Whether this machine pushed `ref`, pulled it or saw it in the registry (then a plan need not ask the
+        registry again whether a build is shared; a lost record only costs one query)."""
+        return self.get(("shared", SHARED_VERSION, ref), "shared refs") is True
+
+    def record_shared(self, ref: str) -> None:
+        self.set(("shared", SHARED_VERSION, ref), True, "shared ref")
 
     # -- files beside the cache --
 

@@ -18,11 +18,17 @@ from typing import Literal
 
 from planner.errors import PlannerError, exception_text
 
-Status = Literal["ok", "failed", "not-run", "cancelled"]
+Status = Literal["ok", "fell-back", "failed", "not-run", "cancelled"]
+DONE: tuple[Status, ...] = ("ok", "fell-back")  # what lets the steps after it run
 
 
 class Cancelled(Exception):
     """Raised inside a step whose run was cancelled."""
+
+
+class FellBack(PlannerError):
+    """A step did not do its work, and the plan's fallback does it instead (e.g. a push that failed: the
+    deliveries after it stream save | load). Recorded as `fell-back`, never as done; the steps after it run."""
 
 
 @dataclass
@@ -112,6 +118,10 @@ class Executor:
             step.run(context)
         except Cancelled:
             result.status, result.error = "cancelled", "interrupted"
+        except FellBack as exc:
+            result.status, result.error = (
+                ("cancelled", "interrupted") if self.cancel_event.is_set() else ("fell-back", exc.message)
+            )
         except PlannerError as exc:
             result.status, result.error = (
                 ("cancelled", "interrupted") if self.cancel_event.is_set() else ("failed", exc.message)
@@ -162,13 +172,15 @@ class Executor:
                     for step_id in list(pending):
                         step = pending[step_id]
                         states = [self.results[d].status if d in self.results else None for d in step.deps]
-                        if any(s not in (None, "ok") for s in states):
+                        if any(s not in (None, *DONE) for s in states):
                             failed = [
-                                d for d in step.deps if d in self.results and self.results[d].status != "ok"
+                                d
+                                for d in step.deps
+                                if d in self.results and self.results[d].status not in DONE
                             ]
                             self._finish(StepResult(step, "not-run", error=f"needs {', '.join(failed)}"))
                             del pending[step_id]
-                        elif all(s == "ok" for s in states) and len(running) < self.jobs:
+                        elif all(s in DONE for s in states) and len(running) < self.jobs:
                             running[pool.submit(self._run_step, step)] = step
                             del pending[step_id]
                 if not running:

@@ -19,7 +19,13 @@ from rich.progress import (
 
 from planner.apply.executor import Events, Step, StepResult
 
-MARK = {"ok": "done", "failed": "FAILED", "not-run": "not run", "cancelled": "cancelled"}
+MARK = {
+    "ok": "done",
+    "fell-back": "fell back",
+    "failed": "FAILED",
+    "not-run": "not run",
+    "cancelled": "cancelled",
+}
 
 
 class LiveProgress:
@@ -46,6 +52,8 @@ class LiveProgress:
     def started(self, step: Step) -> None:
         with self.lock:
             self.tasks[step.id] = self.progress.add_task(f"  {step.id}", total=None)
+            if not self.console.is_terminal:  # no live display in a log: say when each step starts
+                self.console.print(f"{'start':>9}  {step.id}", highlight=False, markup=False)
 
     def advance(self, step: Step, total: int) -> None:
         with self.lock:

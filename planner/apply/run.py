@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from planner.apply.executor import Events, Executor, StepResult
+from planner.apply.executor import DONE, Events, Executor, StepResult
 from planner.apply.lock import project_lock
 from planner.apply.steps import ApplyContext, make_steps
 from planner.apply.timing import TimingLog
@@ -23,7 +23,7 @@ from planner.engine.connect import open_engines
 from planner.errors import InputError, RuntimeFailure
 from planner.observe import destinations_of
 from planner.pipeline import Planned, make_plan
-from planner.plan_model import Plan
+from planner.plan_model import SHARE, Plan
 from planner.redact import mask_steps
 from planner.store import Store
 
@@ -54,7 +54,7 @@ class ApplyResult:
     def exit_code(self) -> int:
         if self.interrupted:
             return 130
-        return 1 if any(r.status != "ok" for r in self.results.values()) else 0
+        return 1 if any(r.status not in DONE for r in self.results.values()) else 0
 
 
 def apply(
@@ -99,7 +99,12 @@ BUILDER_HINT = "set `builder: {kind: buildx}` in planner.yaml (needs the docker 
 def execute(planned: Planned, apply_options: ApplyOptions, store: Store) -> ApplyResult:
     """Run the plan's steps as written (`warm` hands in a plan restricted to its pulls)."""
     graph = planned.graph
-    warnings: list[str] = []
+    warnings = [
+        f"{node.name}: not shared ({transfer.reason}); the next apply pushes it"
+        for node in planned.plan.nodes
+        for transfer in node.transfers
+        if transfer.destination == SHARE and transfer.mode == "unknown"
+    ]
     timing_handle: TextIO | None = None
     with open_engines(graph.stack.rules, destinations_of(graph)) as engines:
         try:

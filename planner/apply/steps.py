@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from planner.apply.executor import Step, StepContext
+from planner.apply.executor import FellBack, Step, StepContext
 from planner.apply.export import export_image
 from planner.artifacts import record_artifact
 from planner.buildfiles import MAIN
@@ -152,16 +152,42 @@ def _export_step(ctx: ApplyContext, node: Node) -> Callable[[StepContext], None]
     return run
 
 
-def _pull_step(ctx: ApplyContext, node: Node, ref: str) -> Callable[[StepContext], None]:
+def _pull_step(ctx: ApplyContext, node: Node, planned: PlanStep) -> Callable[[StepContext], None]:
+    """Pull the key from the registry; where the plan allows (`fallback: build`), a registry copy that cannot be
+    pulled (a lost blob, a broken manifest) is replaced: build here, then push again when builds are shared."""
     key = ctx.manifests[node.name].key
+    ref = str(planned.ref)
+    build = _build_step(ctx, node)
 
     def run(step: StepContext) -> None:
-        ctx.local.pull(ref, _byte_counter(step))
-        _verify(ctx.local, ref, key, f"pull {node.name}")
+        try:
+            ctx.local.pull(ref, _byte_counter(step))
+            _verify(ctx.local, ref, key, f"pull {node.name}")
+        except PlannerError as exc:
+            if planned.fallback != "build" or step.cancel_event.is_set():
+                raise
+            ctx.warn(f"{node.name}: pull of {ref} failed ({exc.message}); building it here instead")
+            build(step)
+            _share_again(ctx, node, ref, step)
+            return
+        ctx.store.record_shared(ref)
         for name in node.image_names():
             ctx.local.tag(ref, name)
 
     return run
+
+
+def _share_again(ctx: ApplyContext, node: Node, ref: str, step: StepContext) -> None:
+    """After a pull fell back to a build: overwrite the registry's broken copy, so other sessions pull again."""
+    registry = ctx.graph.stack.rules.registry
+    if registry is None or not registry.share:
+        return
+    try:
+        ctx.local.tag(node.image_names()[0], ref)
+        ctx.local.push(ref, _byte_counter(step))
+        ctx.store.record_shared(ref)
+    except PlannerError as exc:
+        ctx.warn(f"{node.name}: push of the rebuilt image failed ({exc.message}); the next apply pushes it")
 
 
 def _tag_step(ctx: ApplyContext, node: Node, daemon: str = LOCAL) -> Callable[[StepContext], None]:
@@ -201,13 +227,16 @@ def _push_step(ctx: ApplyContext, node: Node, planned: PlanStep) -> Callable[[St
         try:
             ctx.local.tag(node.image_names()[0], ref)
             ctx.local.push(ref, _byte_counter(step))
+            ctx.store.record_shared(ref)  # only once the registry took it
         except PlannerError as exc:
             if planned.fallback is None or step.cancel_event.is_set():
                 raise
             ctx.push_failed[node.name] = exc.message
             ctx.warn(
-                f"{node.name}: push to the registry failed ({exc.message}); deliveries stream save | load"
+                f"{node.name}: push to the registry failed ({exc.message}); deliveries stream save | load, "
+                "and the next apply pushes again"
             )
+            raise FellBack(f"push failed ({exc.message}); not shared") from None
 
     return run
 
@@ -296,7 +325,7 @@ def executable(ctx: ApplyContext, planned: PlanStep) -> Step:
     elif planned.kind == "export":
         run, detail = _export_step(ctx, node), str(node.output_dest)
     elif planned.kind == "pull":
-        run, detail = _pull_step(ctx, node, str(planned.ref)), str(planned.ref)
+        run, detail = _pull_step(ctx, node, planned), str(planned.ref)
     elif planned.kind == "tag":
         run = _tag_step(ctx, node, planned.destination or LOCAL)
     elif planned.kind == "push":

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from planner.apply.executor import StepResult
+from planner.apply.executor import DONE, StepResult
 from planner.compose.options import ProjectOptions
 from planner.errors import UsageError
 from planner.pipeline import Planned, make_plan
@@ -29,7 +29,7 @@ class WarmResult:
 
     @property
     def exit_code(self) -> int:
-        return 1 if any(r.status != "ok" for r in self.results.values()) else 0
+        return 1 if any(r.status not in DONE for r in self.results.values()) else 0
 
 
 def warm_steps(planned: Planned, only: Sequence[str]) -> tuple[list[PlanStep], WarmResult]:
@@ -43,6 +43,8 @@ def warm_steps(planned: Planned, only: Sequence[str]) -> tuple[list[PlanStep], W
     def pulls_only(step: PlanStep) -> bool:
         if step.kind not in WARM_KINDS:
             return False
+        if step.kind == "pull":
+            return True  # a pulled image is final: what its build would wait for does not matter here
         if step.kind == "transfer" and step.mode not in ("registry", "unknown"):
             return False
         return all(need in steps and pulls_only(steps[need]) for need in step.needs)
@@ -57,7 +59,16 @@ def warm_steps(planned: Planned, only: Sequence[str]) -> tuple[list[PlanStep], W
             continue
         kept.add(step.id)
         chosen.append(step)
-    chosen = [s.model_copy(update={"needs": [n for n in s.needs if n in kept]}) for s in chosen]
+    # warm builds nothing: a pull that fails fails (apply's plan falls back to building instead)
+    chosen = [
+        s.model_copy(
+            update={
+                "needs": [n for n in s.needs if n in kept],
+                "fallback": None if s.kind == "pull" else s.fallback,
+            }
+        )
+        for s in chosen
+    ]
 
     result = WarmResult()
     by_target = {(s.node, where(s)): s for s in chosen}

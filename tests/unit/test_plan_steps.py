@@ -66,9 +66,16 @@ def project(tmp_path: Path) -> Path:
     return write_tree(tmp_path / "p", FILES)
 
 
-def planned_with(root: Path, local: dict[str, str], sandbox: dict[str, str], registry: set[str]) -> Planned:
-    """A plan for `root` as decide makes it, given what each daemon holds (node -> "present" | "unnamed")
-    and which nodes the registry holds."""
+def planned_with(
+    root: Path,
+    local: dict[str, str],
+    sandbox: dict[str, str],
+    registry: set[str],
+    shared: set[str] | None = None,
+    registry_error: str | None = None,
+) -> Planned:
+    """A plan for `root` as decide makes it, given what each daemon holds (node -> "present" | "unnamed"),
+    which nodes the registry holds, and which this machine knows to be shared (default: all)."""
     offline = make_plan(options(root), None, [], offline=True, store=Store.memory())
     keys = {name: m.key for name, m in offline.manifests.items()}
     refs = {n: f"{REGISTRY}/planner/stack/{n}:{keys[n]}" for n in ("api", "web")}
@@ -82,7 +89,8 @@ def planned_with(root: Path, local: dict[str, str], sandbox: dict[str, str], reg
 
     observation = Observation(
         daemons={"local": view("local", local), "sandbox": view("sandbox", sandbox)},
-        registry=RegistryView(REGISTRY, present=frozenset(refs[n] for n in registry)),
+        registry=RegistryView(REGISTRY, error=registry_error, present=frozenset(refs[n] for n in registry)),
+        shared=frozenset(refs[n] for n in (shared if shared is not None else refs)),
     )
     return _decided(offline.graph, Store.memory(), offline.manifests, observation, refs, Forcing())
 
@@ -91,12 +99,17 @@ def steps_of(plan: Plan) -> dict[str, tuple[str, list[str]]]:
     return {step.id: (step.kind, step.needs) for step in plan.steps}
 
 
+def images_steps(plan: Plan) -> dict[str, tuple[str, list[str]]]:
+    """The steps about images (not the artifact export and the stamp, which these doubles leave stale)."""
+    return {k: v for k, v in steps_of(plan).items() if v[0] not in ("export", "stamp")}
+
+
 def test_a_cold_plan_lists_every_step_with_its_order(project: Path) -> None:
     plan = planned_with(project, {}, {}, set()).plan
     assert steps_of(plan) == {
-        "stamp:version": ("stamp", []),
         "export:tool": ("export", []),
         "build:api": ("build", []),
+        "stamp:version": ("stamp", ["build:api"]),  # never names a key whose build failed
         "push:api": ("push", ["build:api"]),  # shared for other sessions
         "build:web": ("build", ["build:api", "export:tool", "stamp:version"]),
         "push:web": ("push", ["build:web"]),
@@ -111,7 +124,9 @@ def test_a_key_the_registry_holds_is_pulled_not_pushed_and_waits_for_nothing(pro
     plan = planned_with(project, {}, {}, {"api", "web"}).plan
     steps = steps_of(plan)
     assert steps["pull:api"] == ("pull", [])
-    assert steps["pull:web"] == ("pull", [])  # not after api's pull, the stamp or the artifact
+    # after what its build would need: a broken registry copy falls back to building it
+    assert steps["pull:web"] == ("pull", ["pull:api", "export:tool", "stamp:version"])
+    assert {s.fallback for s in plan.steps if s.kind == "pull"} == {"build"}
     assert steps["transfer:web:sandbox"] == ("transfer", ["pull:web"])
     assert not [s for s in steps if s.startswith(("push:", "build:"))]
 
@@ -138,12 +153,31 @@ def test_nothing_to_do_is_an_empty_step_list(project: Path) -> None:
     stamp.write_text(planned.manifests["api"].key)
     observation = Observation(
         daemons=planned.observation.daemons, registry=planned.observation.registry,
-        artifacts={"tool": True}, stamps={"version": True},
+        artifacts={"tool": True}, stamps={"version": True}, shared=planned.observation.shared,
     )  # fmt: skip
     again = _decided(
         planned.graph, Store.memory(), planned.manifests, observation, planned.registry_refs, Forcing()
     )
     assert again.plan.steps == []
+
+
+def test_an_image_built_here_and_never_shared_is_pushed_by_the_next_plan(project: Path) -> None:
+    """A push that failed (registry down) leaves the image unshared: the next plan pushes it, and says so."""
+    both = {"api": "present", "web": "present"}
+    unshared = planned_with(project, both, {"web": "present"}, set(), shared={"web"})
+    assert images_steps(unshared.plan) == {"push:api": ("push", [])}
+    api = next(n for n in unshared.plan.nodes if n.name == "api")
+    assert [(t.destination, t.mode) for t in api.transfers if t.destination == "registry"] == [
+        ("registry", "registry")
+    ]
+    in_registry = planned_with(project, both, {"web": "present"}, {"api"}, shared={"web"})
+    assert images_steps(in_registry.plan) == {}  # another session shared it meanwhile
+    down = planned_with(project, both, {"web": "present"}, set(), shared={"web"}, registry_error="refused")
+    assert images_steps(down.plan) == {}
+    api = next(n for n in down.plan.nodes if n.name == "api")
+    assert [(t.destination, t.mode) for t in api.transfers if t.destination == "registry"] == [
+        ("registry", "unknown")
+    ]
 
 
 def test_an_unreachable_destination_is_a_step_that_fails_with_the_reason(project: Path) -> None:

@@ -199,5 +199,7 @@ def test_plan_schema_file_is_the_command_output_and_a_plan_obeys_it() -> None:
     jsonschema.Draft202012Validator.check_schema(schema)
     helix = REPO / "examples" / "compose" / "helix"
     environ = {"PATH": "/usr/bin", "HOME": str(helix), "PLANNER_REGISTRY": "127.0.0.1:5000"}
-    plan = make_plan(ProjectOptions(environ=environ, cwd=str(helix)), None, [], True, store=Store.memory()).plan
+    plan = make_plan(
+        ProjectOptions(environ=environ, cwd=str(helix)), None, [], True, store=Store.memory()
+    ).plan
     jsonschema.validate(json.loads(plan.model_dump_json()), schema)
