@@ -298,13 +298,14 @@ def apply(
 @app.command()
 def report(
     timing_log: Annotated[Path, typer.Argument(help="A timing log written by `apply --timing-log`.")],
-) -> None:
+    all_runs: Annotated[bool, typer.Option("--all", help="Merge every apply the log holds (default: the last).")] = False,
+) -> None:  # fmt: skip
     """Per-phase times per node from a timing log: build / export / push / pull / load, totals, critical path."""
     from planner import render
     from planner.apply.timing import analyse, read_log
 
     records = _run(lambda: read_log(timing_log))
-    render.print_report(analyse(records))
+    render.print_report(analyse(records, all_runs))
 
 
 @app.command()

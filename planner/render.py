@@ -186,6 +186,14 @@ def print_report(report: Report, console: Console | None = None) -> None:
         + (f"; moved: {moved}" if moved else "")
     )
     console.print(f"critical path {report.critical_seconds:.2f} s: " + " -> ".join(report.critical_path))
+    for step, status in sorted(report.unfinished.items()):
+        console.print(f"not done: {step} ({status})", highlight=False)
+    if report.runs > 1:
+        console.print(
+            f"the log holds {report.runs} applies; this is {report.shown}"
+            + ("" if report.shown == "all runs" else " (--all merges them)"),
+            highlight=False,
+        )
 
 
 def apply_summary(result: ApplyResult, stream: TextIO) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -14,8 +14,9 @@ from planner.errors import InputError
 PHASES = ("stamp", "build", "export", "pull", "tag", "push", "transfer")
 
 
-def record(result: StepResult) -> dict[str, Any]:
+def record(result: StepResult, run: str = "") -> dict[str, Any]:
     return {
+        "run": run,
         "step": result.step.id,
         "node": result.step.node,
         "phase": result.step.phase,
@@ -30,12 +31,19 @@ def record(result: StepResult) -> dict[str, Any]:
 
 
 class TimingLog:
+    """Appends one JSON line per finished step; every line of one apply carries the same `run` id, so a log
+    that several applies appended to can be read per run."""
+
     def __init__(self, handle: TextIO | None) -> None:
+        import os
+        import time
+
         self.handle = handle
+        self.run = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
 
     def write(self, result: StepResult) -> None:
         if self.handle is not None:
-            self.handle.write(json.dumps(record(result)) + "\n")
+            self.handle.write(json.dumps(record(result, self.run)) + "\n")
             self.handle.flush()
 
 
@@ -46,7 +54,31 @@ class Report:
     wall: float
     critical_path: list[str]
     critical_seconds: float
-    bytes: dict[str, int]
+    bytes: dict[str, int]  # phase -> bytes moved by steps that succeeded
+    runs: int = 1  # applies in the log
+    shown: str = "the only run"  # which of them the report covers
+    unfinished: dict[str, str] = field(default_factory=dict)  # step -> status, for steps that did not succeed
+
+
+def runs_of(records: list[dict[str, Any]]) -> list[str]:
+    """Run ids in the order they appear (records written before run ids existed form one run, "")."""
+    seen: dict[str, None] = {}
+    for item in records:
+        seen.setdefault(str(item.get("run", "")), None)
+    return list(seen)
+
+
+def select_run(records: list[dict[str, Any]], all_runs: bool) -> tuple[list[dict[str, Any]], int, str]:
+    """The records of the last run (or all of them), how many runs the log holds, and which were taken."""
+    runs = runs_of(records)
+    if all_runs or len(runs) <= 1:
+        return records, len(runs), ("all runs" if len(runs) > 1 else "the only run")
+    last = runs[-1]
+    return (
+        [r for r in records if str(r.get("run", "")) == last],
+        len(runs),
+        f"the last run ({last or 'unnamed'})",
+    )
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:
@@ -68,14 +100,20 @@ def read_log(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def analyse(records: list[dict[str, Any]]) -> Report:
+def analyse(records: list[dict[str, Any]], all_runs: bool = False) -> Report:
+    records, runs, shown = select_run(records, all_runs)
     rows: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     totals: dict[str, float] = defaultdict(float)
     moved: dict[str, int] = defaultdict(int)
+    unfinished: dict[str, str] = {}
     for item in records:
         rows[item["node"]][item["phase"]] += item["duration"]
         totals[item["phase"]] += item["duration"]
-        moved[item["phase"]] += int(item.get("bytes") or 0)
+        status = item.get("status", "ok")
+        if status == "ok":
+            moved[item["phase"]] += int(item.get("bytes") or 0)  # a failed push moved nothing anyone can use
+        else:
+            unfinished[item["step"]] = str(status)
     started = [i["start"] for i in records if i.get("start")]
     ended = [i["start"] + i["duration"] for i in records if i.get("start")]
     wall = (max(ended) - min(started)) if started else 0.0
@@ -94,5 +132,6 @@ def analyse(records: list[dict[str, Any]]) -> Report:
 
     critical = max((longest(s) for s in by_id), key=lambda c: c[0], default=(0.0, []))
     return Report(
-        {k: dict(v) for k, v in rows.items()}, dict(totals), wall, critical[1], critical[0], dict(moved)
-    )
+        {k: dict(v) for k, v in rows.items()}, dict(totals), wall, critical[1], critical[0], dict(moved),
+        runs, shown, unfinished,
+    )  # fmt: skip
