@@ -117,9 +117,40 @@ def _run(action: Callable[[], T]) -> T:
         raise typer.Exit(130) from None
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from planner import __version__
+
+        typer.echo(f"planner {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print planner's version and exit."
+        ),
+    ] = False,
+) -> None:
     """Build and move a compose stack's images only where content keys say it is needed."""
+
+
+def _flags_show_no_type() -> None:
+    """typer prints a type after every option, flags too (`--help <bool>`); a flag takes no value, so its
+    help shows none."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_show_no_type()
 
 
 class ConfigFormat(StrEnum):

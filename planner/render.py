@@ -11,7 +11,7 @@ import sys
 from io import StringIO
 from typing import TYPE_CHECKING, Any, TextIO
 
-from planner.plan_model import Plan
+from planner.plan_model import SHARE, Plan
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -109,7 +109,7 @@ def print_plan_table(plan: Plan, console: Console | None = None) -> None:
     if console is None:
         console = Console()
         if not console.is_terminal:
-            console = Console(width=160)
+            console = Console(width=120)
     title = f"planner plan: {plan.project}" + (
         "  (offline: daemons and registry not queried)" if plan.offline else ""
     )
@@ -124,7 +124,7 @@ def print_plan_table(plan: Plan, console: Console | None = None) -> None:
     table.add_column("why", overflow="fold", ratio=1)
     level_of = {name: index for index, level in enumerate(plan.levels) for name in level}
     for node in plan.nodes:
-        transfers = ", ".join(f"{t.destination}:{t.mode}" for t in node.transfers) or "-"
+        transfers = ", ".join(_transfer_text(t.destination, t.mode) for t in node.transfers) or "-"
         reasons = [r for r in node.reasons if r.code != "offline"]
         why = "; ".join(r.code + (f": {r.detail}" if r.detail else "") for r in reasons[:3]) or "-"
         produces = node.image if node.kind == "image" else "artifact"
@@ -151,6 +151,13 @@ def print_plan_table(plan: Plan, console: Console | None = None) -> None:
             console.print(f"  {step.id}" + (f": {what}" if what else "") + after, highlight=False)
     elif not plan.offline:
         console.print("apply has nothing to do")
+
+
+def _transfer_text(destination: str, mode: str) -> str:
+    """`sandbox: registry` reads as "reaches the sandbox through the registry"; the share push reads as one."""
+    if destination == SHARE:
+        return "shared by push" if mode == "registry" else f"not shared ({mode})"
+    return f"{destination}: {mode}"
 
 
 def print_report(report: Report, console: Console | None = None) -> None:
