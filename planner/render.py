@@ -249,10 +249,14 @@ def apply_json(result: ApplyResult) -> str:
 
 def warm_summary(result: WarmResult, stream: TextIO) -> None:
     failed = [r for r in result.results.values() if r.status not in ("ok", "fell-back")]
+    missing = "not filled (registry unreachable)" if result.registry_error else "not in the registry"
     print(f"planner warm: pulled {len(result.pulled) - len(failed)}, already present {len(result.present)}, "
-          f"not in the registry {len(result.unavailable)}, failed {len(failed)}", file=stream)  # fmt: skip
+          f"{missing} {len(result.unavailable)}, failed {len(failed)}", file=stream)  # fmt: skip
+    if result.registry_error:
+        print(f"  the registry could not be asked: {result.registry_error}", file=stream)
     for label in result.unavailable:
-        print(f"  not in the registry (apply builds it): {label}", file=stream)
+        why = "registry unreachable" if result.registry_error else "not in the registry (apply builds it)"
+        print(f"  {why}: {label}", file=stream)
     for item in failed:
         print(f"  {item.step.id} failed: {item.error}", file=stream)
 

@@ -26,9 +26,12 @@ class WarmResult:
     present: list[str] = field(default_factory=list)
     unavailable: list[str] = field(default_factory=list)
     results: dict[str, StepResult] = field(default_factory=dict)
+    registry_error: str | None = None  # the registry could not be asked: what is unavailable may be there
 
     @property
     def exit_code(self) -> int:
+        if self.registry_error is not None and self.unavailable:
+            return 1
         return 1 if any(r.status not in DONE for r in self.results.values()) else 0
 
 
@@ -98,6 +101,10 @@ def warm(
 
     with Store.for_environ(options.environ) as store:
         planned = make_plan(options, rules, selected, offline=False, store=store)
+        if planned.graph.stack.rules.registry is None:
+            raise UsageError(
+                "warm fills daemons from the registry, and the rules file names none (registry.url)"
+            )
         known = set(planned.observation.daemons)
         unknown = [d for d in only if d not in known]
         if unknown:
@@ -111,4 +118,7 @@ def warm(
         )  # fmt: skip
         applied = execute(restricted, ApplyOptions(jobs=jobs, keep_going=True, quiet=True), store)
     result.results = applied.results
+    registry = planned.observation.registry
+    if registry is not None and registry.error is not None:
+        result.registry_error = f"{registry.host}: {registry.error}"
     return result

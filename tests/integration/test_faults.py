@@ -154,3 +154,17 @@ def test_a_failed_build_leaves_its_stamp_unwritten(tmp_path: Path, name: str, bu
     status = {r["step"]: r["status"] for r in steps(tmp_path / "t.jsonl")}
     assert status["build:app"] == "failed" and status["stamp:version"] == "not-run"
     assert not (root / "web/version.txt").exists()
+
+
+def test_an_unreachable_registry_is_said_by_apply_and_fails_warm(
+    tmp_path: Path, name: str, sandbox: DaemonProcess
+) -> None:
+    root = layered_project(tmp_path / "p", name, "127.0.0.1:1", sandbox.url, destinations="[local]")
+    env = {"PLANNER_CACHE_DIR": str(tmp_path / "cache")}
+    applied = run(root, "apply", "-q", env=env)
+    assert applied.returncode == 0, applied.stderr  # built; only the sharing is missing
+    assert "app: not shared (registry unreachable: not shared); the next apply pushes it" in applied.stderr
+    warmed = run(root, "warm", env={**env, "DOCKER_HOST": sandbox.url})
+    assert warmed.returncode == 1, warmed.stderr
+    assert "the registry could not be asked: 127.0.0.1:1" in warmed.stderr
+    assert "registry unreachable: app -> local" in warmed.stderr
