@@ -100,6 +100,7 @@ def decide_action(
         return "unknown", [Reason(code="daemon-unreachable", detail=f"{LOCAL}: {local.error}")]
     if local.has(manifest.key):
         return "skip", [Reason(code="present", detail=f"{LOCAL} holds an image with this key")]
+    wrong = local.wrong_platform.get(manifest.key)
     registry = observation.registry
     if (
         registry_ref is not None
@@ -109,6 +110,8 @@ def decide_action(
     ):
         return "pull", [Reason(code="in-registry", detail=registry_ref)]
     reasons = _change_reasons(node, previous, manifest, had_previous)
+    if wrong is not None:
+        reasons = [Reason(code="wrong-platform", detail=f"{LOCAL} holds this key built for {wrong}")]
     if registry is not None and not registry.reachable:
         reasons.append(Reason(code="registry-unreachable"))
     return "build", reasons
@@ -304,6 +307,7 @@ def decide_steps(
                     node=name,
                     kind="tag",
                     destination=LOCAL,
+                    image=observation.daemons[LOCAL].images[plan_node.key].image_id,
                     detail=local.reason,
                 )
         if main is not None:
@@ -372,7 +376,8 @@ def _transfer_steps(
         if transfer.mode == "tag":
             steps.append(
                 PlanStep(id=f"tag:{name}:{destination}", node=name, kind="tag", needs=after,
-                         destination=destination, detail=transfer.reason)
+                         destination=destination, detail=transfer.reason,
+                         image=observation.daemons[destination].images[planned.key].image_id)
             )  # fmt: skip
             continue
         registry_mode = transfer.mode == "registry"

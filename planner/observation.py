@@ -20,6 +20,7 @@ class DaemonView:
     name: str
     error: str | None = None
     images: dict[str, KeyedImage] = field(default_factory=dict)  # key -> image
+    wrong_platform: dict[str, str] = field(default_factory=dict)  # key -> platform of the image left out
 
     @property
     def reachable(self) -> bool:

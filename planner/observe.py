@@ -29,11 +29,48 @@ def destinations_of(graph: BuildGraph) -> list[str]:
     return sorted(wanted)
 
 
-def _daemon_view(daemon: Daemon) -> DaemonView:
+def platform_matches(wanted: str, found: str) -> bool:
+    """`linux/arm64` matches an image of `linux/arm64/v8`; a wanted variant must match exactly."""
+    want = wanted.split("/")
+    got = found.split("/")
+    return want[:2] == got[:2] and (len(want) < 3 or want[2:3] == got[2:3])
+
+
+def _daemon_view(daemon: Daemon, wanted: dict[str, str | None]) -> DaemonView:
+    """What `daemon` holds, by key; an image built for another platform than its node's (declared, or the
+    daemon's own) is left out: a key says what went in, the platform is checked on the image itself."""
     try:
-        return DaemonView(daemon.name, images=daemon.keyed_images())
+        candidates = daemon.images_by_key()
+        images = {key: found[0] for key, found in candidates.items()}
+        wrong: dict[str, str] = {}
+        default: str | None = None
+        for key in sorted(set(images) & set(wanted)):
+            want = wanted[key]
+            if want is None:
+                default = default or daemon.platform()
+                want = default
+            del images[key]
+            for image in candidates[key]:  # the newest one built for the wanted platform
+                found = daemon.image_platform(image.image_id)
+                if found is None or platform_matches(want, found):
+                    images[key] = image
+                    break
+                wrong.setdefault(key, found)
+            if key in images:
+                wrong.pop(key, None)
+        return DaemonView(daemon.name, images=images, wrong_platform=wrong)
     except PlannerError as exc:
         return DaemonView(daemon.name, error=exc.message)
+
+
+def wanted_platforms(graph: BuildGraph, manifests: dict[str, Manifest]) -> dict[str, str | None]:
+    """Per image key, the platform its build targets: the one declared, or None for the daemon's own."""
+    wanted: dict[str, str | None] = {}
+    for name, node in graph.nodes.items():
+        if node.kind == "image":
+            platforms = node.build.platforms
+            wanted[manifests[name].key] = platforms[0] if len(platforms) == 1 else None
+    return wanted
 
 
 def _registry_view(registry: Registry, refs: list[str]) -> RegistryView:
@@ -92,8 +129,9 @@ def observe(
     """Daemons first (concurrently); the registry only for images some destination lacks, or (`shared` given:
     the rules share builds) whose ref this machine never saw in the registry, so a no-op plan does not wait
     for it once everything is known to be shared."""
+    platforms = wanted_platforms(graph, manifests)
     with ThreadPoolExecutor(max_workers=len(daemons)) as pool:
-        views = {name: pool.submit(_daemon_view, daemon) for name, daemon in daemons.items()}
+        views = {name: pool.submit(_daemon_view, daemon, platforms) for name, daemon in daemons.items()}
         daemon_views = {name: future.result() for name, future in views.items()}
     registry_view = None
     known: set[str] = set()

@@ -61,6 +61,9 @@ class PlanStep(Frozen):
         "(rules: auto); a pull whose registry copy is broken builds (and pushes again)",
     )
     ref: str | None = Field(None, description="Registry ref pulled or pushed")
+    image: str | None = Field(
+        None, description="tag: the image ID that gets the node's names (the one observed)"
+    )
     path: str | None = Field(None, description="File or folder written (stamp, artifact export)")
     detail: str = ""
 

@@ -190,17 +190,18 @@ def _share_again(ctx: ApplyContext, node: Node, ref: str, step: StepContext) -> 
         ctx.warn(f"{node.name}: push of the rebuilt image failed ({exc.message}); the next apply pushes it")
 
 
-def _tag_step(ctx: ApplyContext, node: Node, daemon: str = LOCAL) -> Callable[[StepContext], None]:
+def _tag_step(ctx: ApplyContext, node: Node, planned: PlanStep) -> Callable[[StepContext], None]:
     """A skipped image keeps its names pointing at the image with the current key (a revert moves them back;
-    a destination that lost a name gets it back)."""
+    a destination that lost a name gets it back): the image the plan observed, if it still carries the key."""
     key = ctx.manifests[node.name].key
+    daemon = planned.destination or LOCAL
+    image = str(planned.image)
 
     def run(step: StepContext) -> None:
-        images = ctx.daemon(daemon).keyed_images()
-        if key not in images:
+        if ctx.daemon(daemon).image_key(image) != key:
             raise RuntimeFailure(f"{node.name}: the image with key {key[:12]} disappeared from {daemon}")
         for name in node.image_names():
-            ctx.daemon(daemon).tag(images[key].image_id, name)
+            ctx.daemon(daemon).tag(image, name)
 
     return run
 
@@ -327,7 +328,7 @@ def executable(ctx: ApplyContext, planned: PlanStep) -> Step:
     elif planned.kind == "pull":
         run, detail = _pull_step(ctx, node, planned), str(planned.ref)
     elif planned.kind == "tag":
-        run = _tag_step(ctx, node, planned.destination or LOCAL)
+        run = _tag_step(ctx, node, planned)
     elif planned.kind == "push":
         run, detail = _push_step(ctx, node, planned), str(planned.ref)
     elif planned.mode == "unknown":

@@ -65,7 +65,11 @@ class Daemon:
         return EngineHTTP(self.url, API_VERSION, self.timeout).get(path, params)
 
     def keyed_images(self) -> dict[str, KeyedImage]:
-        """Every image carrying a planner key label, by key (one list call)."""
+        """The newest image carrying each planner key label (one list call)."""
+        return {key: images[0] for key, images in self.images_by_key().items()}
+
+    def images_by_key(self) -> dict[str, list[KeyedImage]]:
+        """Every image carrying a planner key label, by key, newest first (one list call)."""
         import json
 
         try:
@@ -76,14 +80,13 @@ class Daemon:
             raise
         except Exception as exc:
             raise DaemonError(f"unreachable at {self.where}: {exception_text(exc)}") from None
-        found: dict[str, KeyedImage] = {}
+        found: dict[str, list[KeyedImage]] = {}
         # newest first, ties by ID: the daemon's order among equal creation times is random
         for image in sorted(listing, key=lambda i: (-int(i.get("Created") or 0), i["Id"])):
             labels = image.get("Labels") or {}
             key = labels.get(LABEL_KEY)
             if key:
-                found.setdefault(
-                    key,
+                found.setdefault(key, []).append(
                     KeyedImage(
                         image["Id"],
                         key,
@@ -93,6 +96,24 @@ class Daemon:
                     ),
                 )
         return found
+
+    def platform(self) -> str:
+        """The platform this daemon builds and runs by default (`os/arch`, from /version)."""
+        try:
+            found = self._read("/version")
+            if found is None:
+                found = self.api.version()
+        except Exception as exc:
+            raise DaemonError(f"unreachable at {self.where}: {exception_text(exc)}") from None
+        return f"{found.get('Os', 'linux')}/{found.get('Arch', '')}"
+
+    def image_platform(self, ref: str) -> str | None:
+        """`os/arch[/variant]` of an image, or None when the daemon has no such image."""
+        found = self.inspect(ref)
+        if found is None:
+            return None
+        platform = f"{found.get('Os') or 'linux'}/{found.get('Architecture') or ''}"
+        return f"{platform}/{found['Variant']}" if found.get("Variant") else platform
 
     def inspect(self, ref: str) -> dict[str, Any] | None:
         """`docker image inspect`, or None when the daemon has no such image."""
