@@ -132,7 +132,8 @@ class Store:
     # -- files beside the cache --
 
     def lock_path(self, project_dir: str, project: str) -> Path:
-        name = f"{project}-{xxhash.xxh3_64_hexdigest(project_dir.encode())}.lock"
+        digest = xxhash.xxh3_64_hexdigest(project_dir.encode("utf-8", "surrogateescape"))
+        name = f"{project}-{digest}.lock"
         return self.directory / "locks" / name
 
     def logs_dir(self, project: str) -> Path:
