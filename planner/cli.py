@@ -382,11 +382,14 @@ app.add_typer(shim_app, name="shim")
 @shim_app.command("install")
 def shim_install(
     folder: Annotated[Path, typer.Argument(help="Where to write `docker`; put it first on PATH.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a FOLDER/docker that is not planner's shim.")
+    ] = False,
 ) -> None:
     """Write the shim as FOLDER/docker."""
     from planner.commands.shim import install
 
-    target = install(folder)
+    target = _run(lambda: install(folder, force=force))
     typer.echo(f"wrote {target}; add it first on PATH: export PATH={target.parent}:$PATH")
 
 

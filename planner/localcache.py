@@ -34,3 +34,14 @@ def cache_root(environ: Mapping[str, str]) -> str:
 
 def warn(message: str) -> None:
     print(f"planner: warning: {message}", file=sys.stderr)
+
+
+_warned_roots: set[str] = set()
+
+
+def warn_cache(root: str, message: str) -> None:
+    """A cache that cannot be used costs time, not correctness: say so once per cache folder and process
+    (the store, the apply lock and the memo may each find out), then carry on without it."""
+    if root not in _warned_roots:
+        _warned_roots.add(root)
+        warn(message)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from planner.keys.manifest import Manifest
-from planner.plan_model import Reason
+from planner.plan_model import Reason, printable
 
 ChangeKind = Literal["added", "removed", "changed"]
 SYMBOL = {"added": "+", "removed": "-", "changed": "~"}
@@ -22,7 +22,10 @@ MAX_DETAIL_ITEMS = 5
 class Change:
     kind: ChangeKind
     what: str  # one of ORDER
-    name: str
+    name: str  # printable: a non-UTF-8 file name shows its bytes as `\xNN` (plan_model.printable)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", printable(self.name))
 
     def line(self) -> str:
         return f"{SYMBOL[self.kind]} {self.what} {self.name}"

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import xxhash
 
 from planner import inputs
-from planner.localcache import RACY_WINDOW_NS, cache_root, warn
+from planner.localcache import RACY_WINDOW_NS, cache_root, warn_cache
 from planner.signatures import holds, seal
 
 if TYPE_CHECKING:
@@ -59,6 +59,11 @@ def invocation_key(args: Sequence[str], cwd: str, environ: Mapping[str, str]) ->
         repr(sorted((k, v) for k, v in environ.items() if k not in SHELL_VOLATILE)),
     ]
     return xxhash.xxh3_128_hexdigest("\0".join(parts).encode("utf-8", "surrogateescape"))
+
+
+def cache_root_of(path: str) -> str:
+    """The cache folder a memo path lies in (`<cache>/memo/<key>.memo`)."""
+    return os.path.dirname(os.path.dirname(path))
 
 
 def memo_path(args: Sequence[str], cwd: str, environ: Mapping[str, str]) -> str:
@@ -196,7 +201,8 @@ def save(
         os.replace(temporary, path)
         _prune(folder)
     except OSError as exc:
-        warn(f"memo not saved ({exc}); the next identical run repeats the work")
+        # one line per unusable cache, whichever part of planner finds out first
+        warn_cache(cache_root_of(path), f"memo not saved ({exc}); the next identical run repeats the work")
         return False
     return True
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 LOCAL = "local"  # the session daemon: where planner builds, and a destination by default
 SHARE = "registry"  # the pseudo-destination of a build pushed for other sessions and CI
@@ -13,19 +13,33 @@ Action = Literal["skip", "build", "pull", "unknown"]
 TransferMode = Literal["none", "tag", "registry", "tarball", "unknown"]
 
 
+def printable(text: str) -> str:
+    """`text` with the bytes of a non-UTF-8 file name (held as surrogates, os.fsdecode's surrogateescape)
+    shown as Python's backslash escapes (`caf\\xe9.txt`): the form every output and JSON document uses."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text
+
+
+# A string that may hold a path: escaped when built, so a plan always serializes (and round-trips).
+Text = Annotated[str, AfterValidator(printable)]
+
+
 class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Reason(Frozen):
     code: str = Field(description="Stable machine-readable reason, e.g. new, file-changed, upstream-changed")
-    detail: str = Field("", description="Human-readable detail: paths, arg names, node names")
+    detail: Text = Field("", description="Human-readable detail: paths, arg names, node names")
 
 
 class Transfer(Frozen):
     destination: str
     mode: TransferMode
-    reason: str = ""
+    reason: Text = ""
 
 
 class PlanNode(Frozen):
@@ -64,8 +78,8 @@ class PlanStep(Frozen):
     image: str | None = Field(
         None, description="tag: the image ID that gets the node's names (the one observed)"
     )
-    path: str | None = Field(None, description="File or folder written (stamp, artifact export)")
-    detail: str = ""
+    path: Text | None = Field(None, description="File or folder written (stamp, artifact export)")
+    detail: Text = ""
 
 
 class Plan(Frozen):
@@ -74,7 +88,7 @@ class Plan(Frozen):
     offline: bool
     nodes: list[PlanNode]
     levels: list[list[str]] = Field(description="Nodes that can run together, in order")
-    observed: dict[str, str] = Field(
+    observed: dict[str, Text] = Field(
         default_factory=dict,
         description="State of each daemon and of the registry as observed: ok, or the error",
     )

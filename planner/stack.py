@@ -196,9 +196,15 @@ class _Assembler:
         return value if value.startswith("target:") else resolve_path(value, self.project_dir, self.home)
 
     def _inside_project(self, relative: str, where: Location) -> str:
+        """The written path, refused when it leaves the project: by its text, or through a symlink among the
+        parts that exist (`out -> /elsewhere`; realpath resolves those and keeps the rest as written)."""
         path = os.path.normpath(self.project_dir / relative)
-        if path != str(self.project_dir) and not path.startswith(str(self.project_dir) + os.sep):
-            raise RulesError(f"{where.key_path}: {relative} is outside the project directory", where)
+        root = str(self.project_dir)
+        real_root = os.path.realpath(root)
+        for candidate, base in ((path, root), (os.path.realpath(path), real_root)):
+            if candidate != base and not candidate.startswith(base.rstrip(os.sep) + os.sep):
+                how = "" if candidate is path else f" (through a symlink: {candidate})"
+                raise RulesError(f"{where.key_path}: {relative} is outside the project directory{how}", where)
         return path
 
     def _check_references(self, nodes: dict[str, Node]) -> None:

@@ -17,6 +17,7 @@ the memos (`memo/`, read without this module on the fast path: localcache.py).
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 from collections.abc import Hashable, Mapping
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any
 import xxhash
 
 from planner.keys.manifest import Manifest
-from planner.localcache import default_cache_dir, warn
+from planner.localcache import default_cache_dir, warn, warn_cache
 
 MANIFEST_VERSION = 1
 ARTIFACT_VERSION = 1
@@ -42,20 +43,32 @@ class Store:
 
     @classmethod
     def open(cls, directory: Path) -> Store:
-        """Open the cache; a damaged one is recreated, an impossible one disabled (both with a warning)."""
+        """Open the cache; a damaged one is recreated, an unusable one left alone and done without (each with
+        one warning). Only a folder that is clearly a cache (it holds diskcache's `cache.db`) is ever deleted:
+        a user's file or folder that happens to sit at the cache path is never touched."""
         import diskcache
 
+        problem = _unusable(directory)
+        if problem:
+            warn_cache(str(directory), f"cache directory {directory} {problem}; running without a cache")
+            return cls(directory, None)
         try:
             cache = diskcache.Cache(str(directory), size_limit=SIZE_LIMIT)
             cache.get(("probe",))
             return cls(directory, cache)
         except Exception as exc:
-            warn(f"cache directory {directory} is unusable ({exc}); recreating it")
+            first = exc
+        if not (directory / "cache.db").is_file():
+            warn_cache(
+                str(directory), f"cache directory {directory} is unusable ({first}); running without a cache"
+            )
+            return cls(directory, None)
+        warn_cache(str(directory), f"cache directory {directory} is damaged ({first}); recreating it")
         shutil.rmtree(directory, ignore_errors=True)
         try:
             return cls(directory, diskcache.Cache(str(directory), size_limit=SIZE_LIMIT))
         except Exception as second:
-            warn(f"cache directory {directory} cannot be created ({second}); running without a cache")
+            warn(f"cache directory {directory} cannot be recreated ({second}); running without a cache")
             return cls(directory, None)
 
     @classmethod
@@ -144,8 +157,24 @@ class Store:
     # -- files beside the cache --
 
     def lock_path(self, project_dir: str, project: str) -> Path:
-        name = f"{project}-{xxhash.xxh3_64_hexdigest(project_dir.encode())}.lock"
+        digest = xxhash.xxh3_64_hexdigest(project_dir.encode("utf-8", "surrogateescape"))
+        name = f"{project}-{digest}.lock"
         return self.directory / "locks" / name
 
     def logs_dir(self, project: str) -> Path:
         return self.directory / "logs" / project
+
+
+def _unusable(directory: Path) -> str:
+    """Why `directory` cannot hold the cache ("" when it can, or can be made): something that is not a folder
+    at its path or at a parent's, a folder planner may not write (permissions, a read-only mount)."""
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():
+            return "is a dangling symlink"
+        existing = existing.parent
+    if not existing.is_dir():
+        return "is not a folder" if existing == directory else f"cannot be made: {existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return "is not writable" if existing == directory else f"cannot be made in {existing} (not writable)"
+    return ""

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from planner.apply.executor import FellBack, Step, StepContext
-from planner.apply.export import export_image
+from planner.apply.export import export_image, folder_inside
 from planner.artifacts import record_artifact
 from planner.buildfiles import MAIN
 from planner.dockerignore import PatternMatcher
@@ -146,7 +146,9 @@ def _export_step(ctx: ApplyContext, node: Node) -> Callable[[StepContext], None]
         image_id = ctx.builder.build(request, step.log, step)
         step.check()
         _verify(ctx.local, image_id, key, f"export {node.name}")
-        export_image(ctx.local.save([tag]), node.output_type, Path(node.output_dest))
+        export_image(
+            ctx.local.save([tag]), node.output_type, Path(node.output_dest), ctx.graph.stack.project_dir
+        )
         record_artifact(ctx.store, node, key)
 
     return run
@@ -211,11 +213,11 @@ def _stamp_step(ctx: ApplyContext, name: str) -> Callable[[StepContext], None]:
 
     def run(step: StepContext) -> None:
         text = stamp.text(ctx.manifests[stamp.source].key, ctx.graph.nodes[stamp.source])
-        path = Path(stamp.path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        temporary.write_text(text)
-        os.replace(temporary, path)
+        with folder_inside(Path(stamp.path), ctx.graph.stack.project_dir) as folder:
+            path = folder / Path(stamp.path).name
+            temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            temporary.write_text(text)
+            os.replace(temporary, path)
 
     return run
 

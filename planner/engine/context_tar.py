@@ -20,6 +20,7 @@ import xxhash
 
 from planner.errors import RuntimeFailure
 from planner.keys.walk import Entry
+from planner.plan_model import printable
 
 INJECTED_DOCKERFILE = ".planner.Dockerfile"
 _CHUNK = 1 << 20
@@ -77,7 +78,7 @@ class _Verifying(io.RawIOBase):
     def verify(self) -> None:
         if self.expected is not None and self.hasher.hexdigest() != self.expected:
             raise ContextChanged(
-                f"{self.relative} changed after planning; run again to plan with its new content"
+                f"{printable(self.relative)} changed after planning; run again to plan with its new content"
             )
 
 
@@ -90,7 +91,11 @@ def write_context(
 ) -> None:
     """Write the context tar. `expected` maps file paths to the content hash the key used (paths not in it,
     such as freshly generated outputs, are sent unchecked). `dockerfile` is added as INJECTED_DOCKERFILE."""
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.GNU_FORMAT) as archive:
+    # Member names carry a path's original bytes (a non-UTF-8 name is held as surrogates): what `docker build`
+    # sends for the same file.
+    with tarfile.open(
+        fileobj=out, mode="w|", format=tarfile.GNU_FORMAT, encoding="utf-8", errors="surrogateescape"
+    ) as archive:
         if dockerfile is not None:  # first, so BuildKit's archive sniffing sees a short, plain header
             info = tarfile.TarInfo(INJECTED_DOCKERFILE)
             info.size = len(dockerfile)
@@ -104,7 +109,7 @@ def write_context(
             reader = _Verifying(os.path.join(root, entry.path), expected.get(entry.path), entry.path)
             try:
                 if os.fstat(reader.handle.fileno()).st_size != entry.size:
-                    raise ContextChanged(f"{entry.path} changed after planning; run again")
+                    raise ContextChanged(f"{printable(entry.path)} changed after planning; run again")
                 archive.addfile(info, io.BufferedReader(reader, _CHUNK))
                 reader.verify()
             finally:

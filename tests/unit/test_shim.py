@@ -75,3 +75,52 @@ def test_shim_runs_planner_for_compose_build(tmp_path: Path) -> None:
     )
     assert result.returncode == 2  # planner's own exit code for bad input: it was planner that ran
     assert result.stderr.startswith("planner: ")
+
+
+def shim_install(*args: str) -> tuple[int, str]:
+    from typer.testing import CliRunner
+
+    from planner.cli import app
+
+    result = CliRunner().invoke(app, ["shim", "install", *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.output
+
+
+def test_install_into_a_file_is_a_usage_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "not-a-folder"
+    path.write_text("keep me\n")
+    code, output = shim_install(str(path))
+    assert code == 2
+    assert f"{path} is not a folder" in output and "Traceback" not in output
+    assert path.read_text() == "keep me\n"
+
+
+def test_install_refuses_to_replace_another_docker_without_force(tmp_path: Path) -> None:
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    real = tmp_path / "real-docker"
+    real.write_text("#!/bin/sh\necho real\n")
+    (folder / "docker").write_text("#!/bin/sh\necho mine\n")
+    code, output = shim_install(str(folder))
+    assert code == 2 and "not planner's shim" in output and "--force" in output
+    assert (folder / "docker").read_text() == "#!/bin/sh\necho mine\n"
+
+    (folder / "docker").unlink()
+    (folder / "docker").symlink_to(real)  # a symlink to the real docker: never written through
+    assert shim_install(str(folder))[0] == 2
+    code, _ = shim_install(str(folder), "--force")
+    assert code == 0
+    assert not (folder / "docker").is_symlink() and "planner docker shim" in (folder / "docker").read_text()
+    assert real.read_text() == "#!/bin/sh\necho real\n"
+
+    assert shim_install(str(folder)) == (0, shim_install(str(folder))[1])  # its own shim: replaced freely
+    assert (folder / "docker").stat().st_mode & 0o777 == 0o755
+    assert [p.name for p in folder.iterdir()] == ["docker"]  # no temporary left behind
+
+
+def test_install_never_replaces_a_folder_named_docker(tmp_path: Path) -> None:
+    (tmp_path / "docker").mkdir()
+    code, output = shim_install(str(tmp_path), "--force")
+    assert code == 2 and "is a folder" in output
+    assert (tmp_path / "docker").is_dir()
