@@ -27,7 +27,7 @@ from planner.engine.labels import LABEL_KEY, LABEL_NODE, LABEL_PROJECT
 from planner.errors import PlannerError, RuntimeFailure
 from planner.graph import BuildGraph
 from planner.keys.manifest import Manifest
-from planner.keys.walk import walk_context
+from planner.keys.walk import Entry, walk_context
 from planner.plan_model import LOCAL, PlanStep
 from planner.stack import Node
 from planner.store import Store
@@ -70,6 +70,18 @@ def _expected_hashes(manifest: Manifest) -> dict[str, str]:
     return expected
 
 
+def dockerfile_source(
+    context: Path, df_path: Path | str | None, entries: list[Entry], text: str | None
+) -> tuple[str, bytes | None]:
+    """The `dockerfile` parameter and, when the Dockerfile is not among the sent entries (excluded by
+    .dockerignore, outside the context, inline), its text to inject as INJECTED_DOCKERFILE."""
+    if df_path is not None:
+        relative = os.path.relpath(df_path, context).replace(os.sep, "/")
+        if not relative.startswith("../") and any(e.path == relative for e in entries):
+            return relative, None
+    return INJECTED_DOCKERFILE, (text or "").encode("utf-8", "surrogateescape")
+
+
 def build_request(ctx: ApplyContext, node: Node, tags: list[str], labels: dict[str, str]) -> BuildRequest:
     build = node.build
     context = Path(build.context)
@@ -77,21 +89,13 @@ def build_request(ctx: ApplyContext, node: Node, tags: list[str], labels: dict[s
     df_path = files.dockerfile_path
     matcher = files.contexts[MAIN][1] if MAIN in files.contexts else PatternMatcher()
     entries = walk_context(context, matcher)  # generated outputs included: upstream steps made them
-    sent = {e.path for e in entries}
-    relative_df = None
-    if df_path is not None:
-        relative = os.path.relpath(df_path, context).replace(os.sep, "/")
-        if not relative.startswith("../") and relative in sent:
-            relative_df = relative
-    injected = None
-    if relative_df is None:
-        injected = (files.dockerfile_text or "").encode("utf-8", "surrogateescape")
+    dockerfile, injected = dockerfile_source(context, df_path, entries, files.dockerfile_text)
     return BuildRequest(
         node=node.name,
         context=context,
         entries=entries,
         expected=_expected_hashes(ctx.manifests[node.name]),
-        dockerfile=relative_df or INJECTED_DOCKERFILE,
+        dockerfile=dockerfile,
         dockerfile_text=injected,
         args=dict(build.args),
         target=build.target,

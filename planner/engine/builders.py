@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from planner.engine.context_server import Served, context_server
-from planner.engine.context_tar import stream_context
+from planner.engine.context_tar import INJECTED_DOCKERFILE, stream_context
 from planner.engine.daemon import Daemon
 from planner.errors import InputError, RuntimeFailure, exception_text
 from planner.keys.walk import Entry
@@ -84,8 +84,9 @@ class EngineBuilder:
 
     name = "docker"
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Daemon, classic: bool = False) -> None:
         self.daemon = daemon
+        self.classic = classic  # always the classic builder (`version=1`), even on a local socket
 
     def _serves_locally(self) -> bool:
         """A daemon on a local unix socket shares the host's loopback, so it can download from us."""
@@ -128,15 +129,19 @@ class EngineBuilder:
         if request.extra_hosts:
             params["extrahosts"] = request.extra_hosts
 
+        classic = self.classic or not self._serves_locally()
+
         def produce() -> Iterator[bytes]:
             return _cancellable(
-                stream_context(request.context, request.entries, request.expected, request.dockerfile_text),
+                stream_context(
+                    request.context, request.entries, request.expected, request.dockerfile_text, classic
+                ),
                 cancel,
             )
 
         served: Served | None = None
         token = None
-        if self._serves_locally():
+        if not classic:
             # BuildKit downloads the context itself (see context_server: the request body would race)
             server = context_server()
             token, served = server.register(produce)
@@ -299,10 +304,10 @@ class BuildxBuilder:
     def build(self, request: BuildRequest, log: LogSink, cancel: Cancellation | None = None) -> str:
         with tempfile.TemporaryDirectory(prefix="planner-ctx-") as tmp:
             context = Path(tmp) / "context"
-            extract_entries(request, context)
+            dockerfile = extract_entries(request, context)
             iidfile = Path(tmp) / "iid"
             command = ["docker", "buildx", "build", "--progress", "plain", "--load", "--iidfile", str(iidfile),
-                       "-f", str(context / request.dockerfile)]  # fmt: skip
+                       "-f", str(dockerfile)]  # fmt: skip
             if self.builder_name:
                 command += ["--builder", self.builder_name]
             for name, value in request.args.items():
@@ -342,14 +347,20 @@ class BuildxBuilder:
             return iidfile.read_text().strip()
 
 
-def extract_entries(request: BuildRequest, target: Path) -> None:
-    """Materialize the exact context (for builders that read a folder): the same tar, unpacked."""
+def extract_entries(request: BuildRequest, target: Path) -> Path:
+    """Materialize the exact context (for builders that read a folder): the same tar, unpacked. Returns the
+    Dockerfile's path: an injected Dockerfile is written beside `target`, not in it, so COPY cannot see it."""
     import tarfile
 
     target.mkdir(parents=True)
-    chunks = stream_context(request.context, request.entries, request.expected, request.dockerfile_text)
+    chunks = stream_context(request.context, request.entries, request.expected)
     with tarfile.open(fileobj=reader(chunks), mode="r|") as archive:
         archive.extractall(target, filter="tar")
+    if request.dockerfile_text is None:
+        return target / request.dockerfile
+    outside = target.parent / INJECTED_DOCKERFILE
+    outside.write_bytes(request.dockerfile_text)
+    return outside
 
 
 def make_builder(kind: str, name: str | None, daemon: Daemon) -> Builder:

@@ -1,9 +1,16 @@
 """The build context as a tar stream, made from the same walk the key was computed from.
 
-The engine's BuildKit takes a tar body as the whole context (it applies no .dockerignore of its own), so what
-planner hashes is exactly what the builder gets. While streaming, each file's content is hashed again and
-compared with the hash the key was made from: a file edited between plan and build aborts the build rather
-than labelling new content with the old key.
+The engine's BuildKit takes a tar body as the whole context (it applies no .dockerignore of its own, neither
+`.dockerignore` nor `<Dockerfile>.dockerignore`: measured on 20.10), so what planner hashes is exactly what the
+builder gets. While streaming, each file's content is hashed again and compared with the hash the key was made
+from: a file edited between plan and build aborts the build rather than labelling new content with the old key.
+
+A Dockerfile that is not among the sent entries (excluded, outside the context, inline) travels as
+INJECTED_DOCKERFILE. The classic builder (`version=1`) hides it from COPY the way the docker CLI does
+(`AddDockerfileToBuildContext`): the daemon removes the Dockerfile and `.dockerignore` when `.dockerignore`
+matches them, so the tar's `.dockerignore` names the injected file (the user's sent `.dockerignore` gets the line
+appended, as the CLI does; without one, a synthetic `.dockerignore` that also names itself). BuildKit over a tar
+has no such step: there the injected file stays visible (see docs/design-notes.md, "The builder").
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from planner.keys.walk import Entry
 from planner.plan_model import printable
 
 INJECTED_DOCKERFILE = ".planner.Dockerfile"
+DOCKERIGNORE = ".dockerignore"
 _CHUNK = 1 << 20
 
 
@@ -88,9 +96,12 @@ def write_context(
     entries: list[Entry],
     expected: Mapping[str, str],
     dockerfile: bytes | None = None,
+    hide_injected: bool = False,
 ) -> None:
     """Write the context tar. `expected` maps file paths to the content hash the key used (paths not in it,
-    such as freshly generated outputs, are sent unchecked). `dockerfile` is added as INJECTED_DOCKERFILE."""
+    such as freshly generated outputs, are sent unchecked). `dockerfile` is added as INJECTED_DOCKERFILE;
+    `hide_injected` (classic builder) makes the tar's `.dockerignore` name it, so the daemon drops it."""
+    hide = dockerfile is not None and hide_injected
     # Member names carry a path's original bytes (a non-UTF-8 name is held as surrogates): what `docker build`
     # sends for the same file.
     with tarfile.open(
@@ -101,6 +112,12 @@ def write_context(
             info.size = len(dockerfile)
             info.mode = 0o644
             archive.addfile(info, io.BytesIO(dockerfile))
+        if hide and not any(e.path == DOCKERIGNORE and e.kind == "f" for e in entries):
+            synthetic = f"{DOCKERIGNORE}\n{INJECTED_DOCKERFILE}\n".encode()
+            info = tarfile.TarInfo(DOCKERIGNORE)
+            info.size = len(synthetic)
+            info.mode = 0o644
+            archive.addfile(info, io.BytesIO(synthetic))
         for entry in entries:
             info = _tarinfo(entry)
             if entry.kind != "f":
@@ -110,6 +127,13 @@ def write_context(
             try:
                 if os.fstat(reader.handle.fileno()).st_size != entry.size:
                     raise ContextChanged(f"{printable(entry.path)} changed after planning; run again")
+                if hide and entry.path == DOCKERIGNORE:
+                    content = reader.readall()  # small; verified like any other file, then extended
+                    reader.verify()
+                    content += f"\n{INJECTED_DOCKERFILE}\n".encode()
+                    info.size = len(content)
+                    archive.addfile(info, io.BytesIO(content))
+                    continue
                 archive.addfile(info, io.BufferedReader(reader, _CHUNK))
                 reader.verify()
             finally:
@@ -129,7 +153,11 @@ class _QueueWriter(io.RawIOBase):
 
 
 def stream_context(
-    root: Path, entries: list[Entry], expected: Mapping[str, str], dockerfile: bytes | None = None
+    root: Path,
+    entries: list[Entry],
+    expected: Mapping[str, str],
+    dockerfile: bytes | None = None,
+    hide_injected: bool = False,
 ) -> Iterator[bytes]:
     """The context tar as chunks, produced by a writer thread (bounded memory: a few chunks in flight)."""
     chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=8)
@@ -137,7 +165,7 @@ def stream_context(
     def produce() -> None:
         try:
             sink = io.BufferedWriter(_QueueWriter(chunks), _CHUNK)  # type: ignore[type-var]
-            write_context(sink, root, entries, expected, dockerfile)
+            write_context(sink, root, entries, expected, dockerfile, hide_injected)
             sink.flush()  # the last partial chunk, before the end marker below
             chunks.put(None)
         except BaseException as exc:
