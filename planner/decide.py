@@ -276,10 +276,16 @@ def decide_steps(
     steps: list[PlanStep] = []
     ready: dict[str, str] = {}  # node -> the step after which its image/output is ready locally
     stamp_steps: dict[str, list[str]] = {}  # consumer node -> stamp steps it needs
+    first_of: dict[tuple[str, tuple[str, ...]], str] = {}  # (key, image names) -> the node that makes it
     for plan_node in planned:
         node = nodes[plan_node.name]
         name = node.name
         needs = [ready[n] for n in plan_node.needs if n in ready] + stamp_steps.get(name, [])
+        if node.kind == "image":
+            first = first_of.setdefault((plan_node.key, tuple(node.image_names())), name)
+            if first != name:
+                steps = _same_image(steps, name, first, ready, plan_node, node, observation, registry_refs)
+                continue
         if node.kind == "artifact":
             if plan_node.action == "build":
                 steps.append(
@@ -314,7 +320,38 @@ def decide_steps(
             steps.append(main)
             ready[name] = main.id
         steps += _stamp_steps(name, stamps, ready, stamp_steps)
-        steps += _transfer_steps(node, plan_node, main, observation, registry_refs.get(name))
+        steps += _transfer_steps(
+            node, plan_node, [main.id] if main else [], observation, registry_refs.get(name)
+        )
+    return steps
+
+
+def _same_image(
+    steps: list[PlanStep],
+    name: str,
+    first: str,
+    ready: dict[str, str],
+    planned: PlanNode,
+    node: Node,
+    observation: Observation,
+    registry_refs: Mapping[str, str],
+) -> list[PlanStep]:
+    """A node with the same key and image names as an earlier one (compose services sharing one image and
+    build) gets no build, pull or push of its own: the earlier node's steps make the image, and list it in
+    `serves`; only deliveries to destinations the earlier node does not reach are added."""
+    if first in ready:
+        ready[name] = ready[first]
+        steps = [
+            s.model_copy(update={"serves": [*s.serves, name]}) if s.id == ready[first] else s for s in steps
+        ]
+    covered = {(s.kind, s.destination): s.id for s in steps if s.node == first}
+    after = [ready[first]] if first in ready else []
+    renamed: dict[str, str] = {}
+    for step in _transfer_steps(node, planned, after, observation, registry_refs.get(name)):
+        if (step.kind, step.destination) in covered:
+            renamed[step.id] = covered[(step.kind, step.destination)]
+            continue
+        steps.append(step.model_copy(update={"needs": [renamed.get(n, n) for n in step.needs]}))
     return steps
 
 
@@ -337,12 +374,11 @@ def _stamp_steps(
 
 
 def _transfer_steps(
-    node: Node, planned: PlanNode, main: PlanStep | None, observation: Observation, ref: str | None
+    node: Node, planned: PlanNode, after: list[str], observation: Observation, ref: str | None
 ) -> list[PlanStep]:
     """One push when the build is shared or a destination pulls a ref the registry lacks; one step per
     destination that lacks the image or its name."""
     steps: list[PlanStep] = []
-    after = [main.id] if main is not None else []
     fallback = "tarball" if node.rules.transfer == "auto" else None
     name = node.name
     registry = observation.registry

@@ -75,6 +75,9 @@ class PlanStep(Frozen):
         "(rules: auto); a pull whose registry copy is broken builds (and pushes again)",
     )
     ref: str | None = Field(None, description="Registry ref pulled or pushed")
+    serves: list[str] = Field(
+        default_factory=list, description="Other nodes this step also makes (same key and image)"
+    )
     image: str | None = Field(
         None, description="tag: the image ID that gets the node's names (the one observed)"
     )

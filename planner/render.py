@@ -147,6 +147,8 @@ def print_plan_table(plan: Plan, console: Console | None = None) -> None:
         console.print(f"apply runs {len(plan.steps)} step(s):")
         for step in plan.steps:
             what = step.detail or step.ref or step.path or ""
+            if step.serves:
+                what = f"{what}; also for {', '.join(step.serves)}".lstrip("; ")
             after = f"  (after {', '.join(step.needs)})" if step.needs else ""
             console.print(f"  {step.id}" + (f": {what}" if what else "") + after, highlight=False)
     elif not plan.offline:

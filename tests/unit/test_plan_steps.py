@@ -272,3 +272,42 @@ def test_a_build_the_engine_builder_cannot_drive_is_refused_before_anything_runs
     with pytest.raises(InputError) as refused:
         run.refuse_unrunnable(plan)
     assert refused.value.exit_code == 2
+
+
+def test_services_sharing_one_image_and_build_make_one_build(tmp_path: Path) -> None:
+    """One project has 20 services on one locally built image: one build (and one push, one delivery)."""
+    services = "\n".join(
+        f"  worker{i}:\n    image: stack/app\n    build: ./app\n    command: [run, '{i}']" for i in range(5)
+    )
+    root = write_tree(
+        tmp_path / "p",
+        {
+            "compose.yaml": f"services:\n{services}\n",
+            "app/Dockerfile": "FROM scratch\nCOPY . /app\n",
+            "app/a.txt": "a\n",
+            "planner.yaml": f"""\
+                registry: {{url: "{REGISTRY}"}}
+                destinations:
+                  sandbox: {{host: "unix:///nonexistent/sandbox.sock"}}
+                rules:
+                  - match: "*"
+                    destinations: [local, sandbox]
+                """,
+        },
+    )
+    offline = make_plan(options(root), None, [], offline=True, store=Store.memory())
+    keys = {m.key for m in offline.manifests.values()}
+    assert len(keys) == 1  # the same inputs: the same key
+    refs = {n: f"{REGISTRY}/planner/stack/app:{next(iter(keys))}" for n in offline.manifests}
+    observation = Observation(
+        daemons={"local": DaemonView("local"), "sandbox": DaemonView("sandbox")},
+        registry=RegistryView(REGISTRY),
+    )
+    plan = _decided(offline.graph, Store.memory(), offline.manifests, observation, refs, Forcing()).plan
+    assert steps_of(plan) == {
+        "build:worker0": ("build", []),
+        "push:worker0": ("push", ["build:worker0"]),
+        "transfer:worker0:sandbox": ("transfer", ["push:worker0"]),
+    }
+    build = next(s for s in plan.steps if s.kind == "build")
+    assert build.serves == ["worker1", "worker2", "worker3", "worker4"]
