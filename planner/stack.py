@@ -17,7 +17,8 @@ from planner.compose.model import BuildConfig, ComposeProject
 from planner.compose.normalize import resolve_path
 from planner.compose.options import ProjectOptions
 from planner.compose.yamltree import YMap
-from planner.errors import Location
+from planner.dockerignore import PatternMatcher
+from planner.errors import InputError, Location
 from planner.plan_model import LOCAL
 from planner.refs import image_name_problem
 from planner.rules.load import RulesError, load_rules, locate, rules_path, validate
@@ -227,6 +228,13 @@ class _Assembler:
     def _check_references(self, nodes: dict[str, Node]) -> None:
         destinations = {LOCAL, *self.rules.destinations}
         for name, node in nodes.items():
+            if node.rules.ignore:  # compiled now, so a bad one stops the run before anything is cached
+                try:
+                    PatternMatcher.from_lines(node.rules.ignore, "hash.ignore")
+                except InputError as exc:
+                    raise RulesError(
+                        f"{name}: hash.ignore: {exc.message}", self._rule_site(name, "hash")
+                    ) from None
             for dep in node.rules.depends_on:
                 if dep not in nodes:
                     where = self._rule_site(name, "depends_on")
