@@ -13,9 +13,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from planner import inputs
 from planner.dockerfile import DockerfileInfo, parse_dockerfile
 from planner.dockerignore import PatternMatcher, load_matcher
-from planner import inputs
 from planner.errors import InputError, exception_text
 from planner.stack import Node
 
