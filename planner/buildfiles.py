@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from planner import inputs
-from planner.dockerfile import DockerfileInfo, parse_dockerfile
+from planner.dockerfile import DockerfileInfo, DockerfileSyntaxError, check_dockerfile, parse_dockerfile
 from planner.dockerignore import PatternMatcher, load_matcher
-from planner.errors import InputError, exception_text
+from planner.errors import InputError, Location, exception_text
 from planner.stack import Node
 
 MAIN = "."  # the main context's label among a node's contexts
@@ -72,6 +72,20 @@ def _dockerfile_text(node: Node, produced: Collection[str]) -> str | None:
         ) from None
 
 
+def _check_syntax(node: Node, text: str) -> None:
+    """What BuildKit would refuse to parse is bad input: said at the Dockerfile's line (inline: the compose
+    or rules line, plus the line inside the text)."""
+    try:
+        check_dockerfile(text)
+    except DockerfileSyntaxError as exc:
+        path = dockerfile_path(node)
+        if path is not None:
+            raise BuildFileError(exc.message, Location(str(path), exc.line)) from None
+        raise BuildFileError(
+            f"{node.name}: dockerfile_inline line {exc.line}: {exc.message}", node.location
+        ) from None
+
+
 @dataclass(frozen=True)
 class BuildFiles:
     node: str
@@ -96,6 +110,8 @@ class BuildFiles:
 def read_build_files(node: Node, produced: Collection[str] = ()) -> BuildFiles:
     """`produced`: the output paths of the stack's artifacts (folders that may not exist before apply)."""
     text = _dockerfile_text(node, produced)
+    if text is not None:
+        _check_syntax(node, text)
     info = parse_dockerfile(text, node.build.args) if text is not None else None
     contexts: dict[str, tuple[str, PatternMatcher]] = {}
     main = node.build.context
