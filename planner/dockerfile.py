@@ -299,7 +299,6 @@ _FLAGS = {
     "HEALTHCHECK": {"interval", "timeout", "start-period", "start-interval", "retries"},
 }
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9-_.]*$")
-_TIGHT_HEREDOC = re.compile(r"^<<-?[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def check_dockerfile(text: str) -> None:
@@ -322,7 +321,9 @@ def check_dockerfile(text: str) -> None:
         if step.keyword not in _INSTRUCTIONS:
             raise DockerfileSyntaxError(step.line, f"unknown instruction: {step.keyword}")
         if step.keyword == "ONBUILD":
-            continue  # its inner instruction (and any heredoc) is not parsed here
+            if "<<" in step.args:
+                return  # a heredoc under ONBUILD: its body's lines are not ours to judge
+            continue  # its inner instruction is not parsed here
         if step.unterminated is not None and _has_tight_heredoc(step.args, step.unterminated):
             raise DockerfileSyntaxError(step.line, f"unterminated heredoc: no line {step.unterminated!r}")
         if not seen_from and step.keyword not in ("ARG", "FROM"):
@@ -352,12 +353,9 @@ def check_dockerfile(text: str) -> None:
 
 
 def _has_tight_heredoc(args: str, delimiter: str) -> bool:
-    """Whether BuildKit sees a heredoc too: a `<<WORD` of its own among the words (not inside quotes)."""
-    try:
-        words = shlex.split(args, posix=True)
-    except ValueError:
-        return False
-    return any(_TIGHT_HEREDOC.match(w) and w.lstrip("<-") == delimiter for w in words)
+    """Whether BuildKit surely sees a heredoc too: `<<WORD` / `<<-WORD` / `<<"WORD"` as a word of its own."""
+    pattern = rf"(?:^|\s)<<-?([\"']?){re.escape(delimiter)}\1(?:\s|$)"
+    return re.search(pattern, args) is not None and args.count('"') % 2 == 0 and args.count("'") % 2 == 0
 
 
 def _leading_flags(args: str) -> tuple[dict[str, list[str]], list[str]]:
