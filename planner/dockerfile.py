@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from planner.errors import InputError
+
 Via = Literal["FROM", "COPY --from", "RUN --mount"]
 
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
@@ -277,13 +279,13 @@ def parse_dockerfile(text: str, build_args: Mapping[str, str]) -> DockerfileInfo
     return info
 
 
-class DockerfileSyntaxError(ValueError):
-    """What BuildKit's Dockerfile frontend refuses before building, with the 1-based line."""
+class DockerfileSyntaxError(InputError):
+    """What BuildKit's Dockerfile frontend refuses before building, with the 1-based line (the reader of the
+    file turns it into a file:line location)."""
 
     def __init__(self, line: int, message: str) -> None:
         super().__init__(message)
         self.line = line
-        self.message = message
 
 
 _INSTRUCTIONS = {
