@@ -17,7 +17,9 @@ COMPOSE = "services:\n  s:\n    build: .\n"
 DOCKERFILE = "FROM scratch\n"
 PLAN = ["plan", "--offline"]
 BOMB_LEVELS = ['a0: &a0 "lol"'] + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
-BOMB = "\n".join(f"x-{line}" for line in BOMB_LEVELS) + "\nservices:\n  s:\n    build: .\n    labels: {x: *a8}\n"
+BOMB = (
+    "\n".join(f"x-{line}" for line in BOMB_LEVELS) + "\nservices:\n  s:\n    build: .\n    labels: {x: *a8}\n"
+)
 RULES_BOMB = "\n".join(f"x-{line}" for line in BOMB_LEVELS) + "\nsecret_args: *a8\n"
 
 
@@ -149,7 +151,9 @@ def test_the_table_is_big_enough() -> None:
     assert len({c[0] for c in CASES}) == len(CASES)
 
 
-@pytest.mark.parametrize(("files", "argv", "env", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("files", "argv", "env", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_bad_input_exits_2_with_one_line_and_changes_nothing(
     runner: CliRunner,
     tmp_path: Path,
@@ -187,12 +191,20 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(
     assert elapsed < 5, f"took {elapsed:.1f}s"
 
 
-def test_realistic_anchors_are_not_an_alias_bomb(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_realistic_anchors_are_not_an_alias_bomb(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Templates merged into hundreds of services (`<<: *defaults`, aliased lists) stay under the bound."""
-    template = "x-defaults: &defaults\n  build:\n    context: .\n    args: &args {" + ", ".join(
-        f"A{i}: '{i}'" for i in range(30)
-    ) + "}\n  labels: &labels [" + ", ".join(f"l{i}=v" for i in range(30)) + "]\n"
-    services = "".join(f"  s{i}:\n    <<: *defaults\n    x-more: {{args: *args, labels: *labels}}\n" for i in range(300))
+    template = (
+        "x-defaults: &defaults\n  build:\n    context: .\n    args: &args {"
+        + ", ".join(f"A{i}: '{i}'" for i in range(30))
+        + "}\n  labels: &labels ["
+        + ", ".join(f"l{i}=v" for i in range(30))
+        + "]\n"
+    )
+    services = "".join(
+        f"  s{i}:\n    <<: *defaults\n    x-more: {{args: *args, labels: *labels}}\n" for i in range(300)
+    )
     (tmp_path / "compose.yaml").write_text(template + "services:\n" + services)
     (tmp_path / "Dockerfile").write_text(DOCKERFILE)
     monkeypatch.chdir(tmp_path)
