@@ -194,8 +194,8 @@ class _Builder:
             raise ComposeFileError(
                 "document contains excessive aliasing: this alias expands to too many values",
                 self.alias_site,
-                hint="an anchor that aliases other anchors many times over (a YAML alias bomb) is refused, "
-                "as Docker Compose refuses it",
+                hint="anchors that alias other anchors many times over (a YAML alias bomb) are refused with "
+                "go-yaml v3's bound",
             )
 
     def _build_collection(self, node: Node) -> Any:
