@@ -9,13 +9,14 @@ this one value, so they cannot disagree about a file that changed between two re
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from planner.dockerfile import DockerfileInfo, parse_dockerfile
+from planner import inputs
+from planner.dockerfile import DockerfileInfo, DockerfileSyntaxError, check_dockerfile, parse_dockerfile
 from planner.dockerignore import PatternMatcher, load_matcher
-from planner.errors import InputError
+from planner.errors import InputError, Location, exception_text
 from planner.stack import Node
 
 MAIN = "."  # the main context's label among a node's contexts
@@ -36,8 +37,24 @@ def dockerfile_path(node: Node) -> Path | None:
     return Path(node.build.context) / (node.build.dockerfile or "Dockerfile")
 
 
-def _dockerfile_text(node: Node) -> str | None:
+def _related(a: str, b: str) -> bool:
+    return a == b or a.startswith(b.rstrip(os.sep) + os.sep) or b.startswith(a.rstrip(os.sep) + os.sep)
+
+
+def _check_folder(node: Node, folder: str, what: str, produced: Collection[str]) -> None:
+    """A local context must be an existing folder, said at the line of the node's build (or context); unless
+    an artifact writes it (or into it, or it lies in one's output): apply makes it before this node builds."""
+    if any(_related(folder, dest) for dest in produced):
+        return
+    if not inputs.is_dir(folder):
+        problem = "is not a folder" if inputs.exists(folder) else "does not exist"
+        raise BuildFileError(f"{node.name}: {what} {folder} {problem}", node.location)
+
+
+def _dockerfile_text(node: Node, produced: Collection[str]) -> str | None:
     build = node.build
+    if os.path.isabs(build.context):
+        _check_folder(node, build.context, "build context folder", produced)
     if build.dockerfile_inline is not None:
         return build.dockerfile_inline
     if is_remote(build.context):
@@ -47,8 +64,26 @@ def _dockerfile_text(node: Node) -> str | None:
         return path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         raise BuildFileError(f"{node.name}: Dockerfile not found: {path}", node.location) from None
+    except IsADirectoryError:
+        raise BuildFileError(f"{node.name}: Dockerfile {path} is a directory", node.location) from None
     except OSError as exc:
-        raise BuildFileError(f"{node.name}: cannot read Dockerfile {path}: {exc}", node.location) from None
+        raise BuildFileError(
+            f"{node.name}: cannot read Dockerfile {path}: {exception_text(exc)}", node.location
+        ) from None
+
+
+def _check_syntax(node: Node, text: str) -> None:
+    """What BuildKit would refuse to parse is bad input: said at the Dockerfile's line (inline: the compose
+    or rules line, plus the line inside the text)."""
+    try:
+        check_dockerfile(text)
+    except DockerfileSyntaxError as exc:
+        path = dockerfile_path(node)
+        if path is not None:
+            raise BuildFileError(exc.message, Location(str(path), exc.line)) from None
+        raise BuildFileError(
+            f"{node.name}: dockerfile_inline line {exc.line}: {exc.message}", node.location
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -72,8 +107,11 @@ class BuildFiles:
         return False
 
 
-def read_build_files(node: Node) -> BuildFiles:
-    text = _dockerfile_text(node)
+def read_build_files(node: Node, produced: Collection[str] = ()) -> BuildFiles:
+    """`produced`: the output paths of the stack's artifacts (folders that may not exist before apply)."""
+    text = _dockerfile_text(node, produced)
+    if text is not None:
+        _check_syntax(node, text)
     info = parse_dockerfile(text, node.build.args) if text is not None else None
     contexts: dict[str, tuple[str, PatternMatcher]] = {}
     main = node.build.context
@@ -86,4 +124,5 @@ def read_build_files(node: Node) -> BuildFiles:
 
 
 def read_all(nodes: Mapping[str, Node]) -> dict[str, BuildFiles]:
-    return {name: read_build_files(node) for name, node in nodes.items()}
+    produced = [node.output_dest for node in nodes.values() if node.output_dest]
+    return {name: read_build_files(node, produced) for name, node in nodes.items()}

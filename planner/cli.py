@@ -14,13 +14,15 @@ import inspect
 import os
 import sys
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from io import StringIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
+from typer.core import TyperGroup
 
 from planner.compose.options import ProjectOptions
 from planner.errors import PlannerError
@@ -30,8 +32,37 @@ if TYPE_CHECKING:
 
     from planner.memo import Recorder
 
+
+class _OneLineUsageErrors(TyperGroup):
+    """Usage errors (a bad option value, an unknown option) as one `planner: ...` line plus a hint, exit 2,
+    like every other bad input, instead of click's usage box."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _one_line_usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _one_line_usage_errors():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _one_line_usage_errors() -> Iterator[None]:
+    try:
+        yield
+    except UsageError as exc:
+        if isinstance(exc, NoArgsIsHelpError):
+            raise
+        command = exc.ctx.command_path if exc.ctx is not None else "planner"
+        where = command.removeprefix("planner").strip()
+        typer.echo(f"planner: {where + ': ' if where else ''}{exc.format_message()}", err=True)
+        typer.echo(f"  hint: see '{command} --help'", err=True)
+        raise typer.Exit(2) from None
+
+
 app = typer.Typer(
     name="planner",
+    cls=_OneLineUsageErrors,
     help="Build and move a compose stack's images only where content keys say it is needed.",
     no_args_is_help=True,
     add_completion=False,
@@ -296,6 +327,8 @@ def apply(
     from planner.apply.run import apply as run_apply
     from planner.decide import Forcing
 
+    if rebuild:  # an unknown node is bad input: refused before anything runs
+        _run(lambda: _check_rebuild(options, rules, rebuild))
     forcing = Forcing(everything=no_cache, nodes=frozenset(rebuild or []))
     apply_options = ApplyOptions(
         keep_going=keep_going,
@@ -324,6 +357,17 @@ def apply(
 
         recorder.save_for(Answer(stdout, summary.getvalue()), result.planned.graph)
     raise typer.Exit(result.exit_code)
+
+
+def _check_rebuild(options: ProjectOptions, rules: str | None, rebuild: list[str]) -> None:
+    from planner.errors import UsageError as BadUsage
+    from planner.stack import load_stack
+
+    known = load_stack(options, rules).nodes
+    if unknown := sorted(set(rebuild) - set(known)):
+        raise BadUsage(
+            f"--rebuild: unknown node(s) {', '.join(unknown)}; buildable: {', '.join(sorted(known))}"
+        )
 
 
 @app.command()

@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from planner.errors import InputError
+
 Via = Literal["FROM", "COPY --from", "RUN --mount"]
 
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
@@ -60,6 +62,7 @@ class Instruction:
     keyword: str
     args: str
     line: int
+    unterminated: str | None = None  # a heredoc delimiter never found before the end of the file
 
 
 def instructions(text: str) -> Iterator[Instruction]:
@@ -97,16 +100,24 @@ def instructions(text: str) -> Iterator[Instruction]:
             index += 1
         parts.append(current)
         logical = " ".join(p.strip() for p in parts if p.strip())
-        keyword, _, args = logical.partition(" ")
+        if not logical:
+            continue
+        keyword, *rest = logical.split(None, 1)
+        args = rest[0] if rest else ""
         keyword = keyword.upper()
+        unterminated = None
         if keyword in _HEREDOC_INSTRUCTIONS:
             for dash, _quote, delimiter in _HEREDOC.findall(args):
+                found = False
                 while index < len(lines):
                     body = lines[index]
                     index += 1
                     if (body.lstrip("\t") if dash else body) == delimiter:
+                        found = True
                         break
-        yield Instruction(keyword, args.strip(), start)
+                if not found:
+                    unterminated = unterminated or delimiter
+        yield Instruction(keyword, args.strip(), start, unterminated)
 
 
 def expand(word: str, variables: Mapping[str, str]) -> str:
@@ -266,3 +277,109 @@ def parse_dockerfile(text: str, build_args: Mapping[str, str]) -> DockerfileInfo
                     if key.strip().lower() == "from" and value:
                         reference(value.strip(), "RUN --mount", instruction.line)
     return info
+
+
+class DockerfileSyntaxError(InputError):
+    """What BuildKit's Dockerfile frontend refuses before building, with the 1-based line (the reader of the
+    file turns it into a file:line location)."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+_INSTRUCTIONS = {
+    "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL", "MAINTAINER",
+    "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
+}  # fmt: skip
+# Flags BuildKit's frontend knows, generously (newer ones included): an unknown one fails the build.
+_FLAGS = {
+    "FROM": {"platform"},
+    "COPY": {"from", "chown", "chmod", "link", "parents", "exclude"},
+    "ADD": {"chown", "chmod", "link", "checksum", "keep-git-dir", "exclude", "unpack", "parents"},
+    "RUN": {"mount", "network", "security", "device"},
+    "HEALTHCHECK": {"interval", "timeout", "start-period", "start-interval", "retries"},
+}
+_STAGE_NAME = re.compile(r"^[a-z][a-z0-9-_.]*$")
+
+
+def check_dockerfile(text: str) -> None:
+    """Raise DockerfileSyntaxError for what BuildKit's default frontend refuses while parsing: an unknown
+    instruction, an unknown flag on FROM/COPY/ADD/RUN/HEALTHCHECK, an unterminated heredoc, an instruction
+    before the first FROM (other than ARG), no FROM at all, a malformed FROM, and `COPY --from=N` past the
+    last stage. A `# syntax=` directive picks another frontend, whose grammar is not ours to judge: then
+    nothing is checked. Only what is surely refused is refused."""
+    text = text.removeprefix("\ufeff")
+    for raw in text.splitlines():
+        match = _DIRECTIVE.match(raw.strip())
+        if not match or match.group(1).lower() not in _DIRECTIVE_NAMES:
+            break
+        if match.group(1).lower() == "syntax":
+            return
+    steps = list(instructions(text))
+    stage_count = sum(1 for step in steps if step.keyword == "FROM")
+    seen_from = False
+    for step in steps:
+        if step.keyword not in _INSTRUCTIONS:
+            raise DockerfileSyntaxError(step.line, f"unknown instruction: {step.keyword}")
+        if step.keyword == "ONBUILD":
+            if "<<" in step.args:
+                return  # a heredoc under ONBUILD: its body's lines are not ours to judge
+            continue  # its inner instruction is not parsed here
+        if step.unterminated is not None and _has_tight_heredoc(step.args, step.unterminated):
+            raise DockerfileSyntaxError(step.line, f"unterminated heredoc: no line {step.unterminated!r}")
+        if not seen_from and step.keyword not in ("ARG", "FROM"):
+            raise DockerfileSyntaxError(
+                step.line, f"{step.keyword} before the first FROM: no build stage in current context"
+            )
+        flags, words = _leading_flags(step.args)
+        known = _FLAGS.get(step.keyword)
+        if known is not None:
+            for name in flags:
+                if name not in known:
+                    raise DockerfileSyntaxError(step.line, f"{step.keyword}: unknown flag: {name}")
+        if step.keyword == "FROM":
+            seen_from = True
+            _check_from(step, words)
+        elif step.keyword == "COPY":
+            for value in flags.get("from", []):
+                if value.isdigit() and int(value) >= stage_count:
+                    raise DockerfileSyntaxError(
+                        step.line,
+                        f"COPY --from={value}: invalid stage index (the file has {stage_count} stages)",
+                    )
+    if not seen_from:
+        raise DockerfileSyntaxError(
+            steps[-1].line if steps else 1, "no FROM instruction: a Dockerfile needs at least one build stage"
+        )
+
+
+def _has_tight_heredoc(args: str, delimiter: str) -> bool:
+    """Whether BuildKit surely sees a heredoc too: `<<WORD` / `<<-WORD` / `<<"WORD"` as a word of its own."""
+    pattern = rf"(?:^|\s)<<-?([\"']?){re.escape(delimiter)}\1(?:\s|$)"
+    return re.search(pattern, args) is not None and args.count('"') % 2 == 0 and args.count("'") % 2 == 0
+
+
+def _leading_flags(args: str) -> tuple[dict[str, list[str]], list[str]]:
+    """BuildKit's builder flags: the leading `--name[=value]` words (`--` ends them); names as written."""
+    words = args.split()
+    flags: dict[str, list[str]] = {}
+    index = 0
+    while index < len(words) and words[index].startswith("--"):
+        if words[index] == "--":
+            index += 1
+            break
+        name, _, value = words[index][2:].partition("=")
+        flags.setdefault(name, []).append(value)
+        index += 1
+    return flags, words[index:]
+
+
+def _check_from(step: Instruction, words: list[str]) -> None:
+    if len(words) not in (1, 3):
+        raise DockerfileSyntaxError(step.line, "FROM requires either one or three arguments")
+    if len(words) == 3:
+        if words[1].lower() != "as":
+            raise DockerfileSyntaxError(step.line, f"FROM: expected 'AS' or 'as', not {words[1]!r}")
+        if not _STAGE_NAME.match(words[2].lower()):
+            raise DockerfileSyntaxError(step.line, f"invalid name for build stage: {words[2]!r}")

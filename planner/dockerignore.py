@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 
 from planner import inputs
-from planner.errors import InputError
+from planner.errors import InputError, Location, exception_text
 
 _REGEX_SPECIALS = set(".+()|{}$")
 
@@ -36,6 +36,11 @@ def go_clean(path: str) -> str:
 
 def read_dockerignore(text: str) -> list[str]:
     """Patterns of a .dockerignore file, as BuildKit's reader returns them."""
+    return [pattern for _, pattern in read_dockerignore_lines(text)]
+
+
+def read_dockerignore_lines(text: str) -> list[tuple[int, str]]:
+    """(1-based line number, pattern) of a .dockerignore file, as BuildKit's reader returns the patterns."""
     patterns = []
     # bufio.ScanLines: split at "\n" only, dropping one trailing "\r" (str.splitlines also splits at \r, \f, ...)
     for number, raw in enumerate(text.split("\n")):
@@ -53,7 +58,7 @@ def read_dockerignore(text: str) -> list[str]:
             pattern = go_clean(pattern)
             if len(pattern) > 1 and pattern.startswith("/"):
                 pattern = pattern[1:]
-        patterns.append("!" + pattern if invert else pattern)
+        patterns.append((number + 1, "!" + pattern if invert else pattern))
     return patterns
 
 
@@ -137,6 +142,15 @@ def _compile(pattern: str) -> tuple[str, re.Pattern[str] | None]:
     return kind, re.compile("".join(out))
 
 
+def _go_regexp_reason(exc: re.error) -> str:
+    """Go's regexp words for why a pattern does not compile (the pattern's own text, not our translation)."""
+    if "\\Z" in str(exc) or "unterminated character set" in str(exc):
+        return "missing closing ]"
+    if "bad character range" in str(exc):
+        return "invalid character class range"
+    return exc.msg
+
+
 @dataclass
 class PatternMatcher:
     """Decides whether a context-relative path is excluded."""
@@ -144,9 +158,14 @@ class PatternMatcher:
     patterns: list[Pattern] = field(default_factory=list)
 
     @classmethod
-    def from_lines(cls, lines: list[str], source: str = ".dockerignore") -> PatternMatcher:
+    def from_lines(
+        cls, lines: list[str], source: str = ".dockerignore", numbers: list[int] | None = None
+    ) -> PatternMatcher:
+        """Compile patterns; `numbers` are their lines in `source` (where an error points; extra patterns
+        from the rules beyond them name no line)."""
         patterns = []
-        for raw in lines:
+        for index, raw in enumerate(lines):
+            where = Location(source, numbers[index]) if numbers and index < len(numbers) else Location(source)
             text = raw.strip()
             if not text:
                 continue
@@ -155,12 +174,12 @@ class PatternMatcher:
             if exclusion:
                 text = text[1:]
                 if not text:
-                    raise InputError(f'{source}: illegal exclusion pattern: "!"')
+                    raise InputError('illegal exclusion pattern: "!"', where)
             pattern = Pattern(text, exclusion)
             try:
                 pattern.compiled  # noqa: B018 - compile now so a bad pattern fails here, naming the file
             except re.error as exc:
-                raise InputError(f"{source}: bad pattern {raw!r}: {exc}") from None
+                raise InputError(f"bad pattern {raw!r}: {_go_regexp_reason(exc)}", where) from None
             patterns.append(pattern)
         return cls(patterns)
 
@@ -245,11 +264,18 @@ def ignore_file_for(context: Path, dockerfile: Path | None) -> Path | None:
 
 
 def load_matcher(context: Path, dockerfile: Path | None, extra: list[str] | None = None) -> PatternMatcher:
+    for candidate in (dockerfile.with_name(dockerfile.name + ".dockerignore") if dockerfile else None,
+                      context / ".dockerignore"):  # fmt: skip
+        if candidate is not None and inputs.is_dir(candidate):
+            raise InputError("is a directory, not an ignore file", Location(str(candidate)))
     path = ignore_file_for(context, dockerfile)
-    lines = []
+    numbered: list[tuple[int, str]] = []
     if path is not None:
         try:
-            lines = read_dockerignore(path.read_text(encoding="utf-8", errors="surrogateescape"))
+            numbered = read_dockerignore_lines(path.read_text(encoding="utf-8", errors="surrogateescape"))
         except OSError as exc:
-            raise InputError(f"{path}: cannot read: {exc}") from None
-    return PatternMatcher.from_lines([*lines, *(extra or [])], str(path or context / ".dockerignore"))
+            raise InputError(f"cannot read: {exception_text(exc)}", Location(str(path))) from None
+    lines = [pattern for _, pattern in numbered]
+    return PatternMatcher.from_lines(
+        [*lines, *(extra or [])], str(path or context / ".dockerignore"), [n for n, _ in numbered]
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 _DOCKER_HUB_PREFIXES = ("docker.io/library/", "index.docker.io/library/", "docker.io/")
 
 
@@ -33,3 +35,70 @@ def repository_path(image: str) -> str:
     if rest and ("." in first or ":" in first or first == "localhost"):
         return rest
     return repository
+
+
+# distribution/reference's grammar (regexp.go), as the Docker daemon checks a build's tags.
+_ALNUM = r"[a-z0-9]+"
+_SEPARATOR = r"(?:[._]|__|[-]+)"
+_PATH_COMPONENT = rf"{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+_REFERENCE = re.compile(
+    rf"((?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)(?::({_TAG}))?(?:@({_DIGEST}))?", re.ASCII
+)
+_HEX64 = re.compile(r"[a-f0-9]{64}", re.ASCII)
+_NAME_MAX = 255
+
+
+def image_name_problem(ref: str, *, for_build: bool = True) -> str | None:
+    """Why Docker refuses `ref` as an image name (reference.ParseNormalizedNamed), or None when it takes it.
+
+    As Docker reads it: a first component with a `.` or `:`, `localhost`, or any uppercase letter is a registry
+    host (so `Foo/bar` is valid, `foo/Bar` is not); the rest is lowercase path components joined by `/` and
+    separated inside by `.`, `_`, `__` or dashes; an optional `:tag` (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`) and
+    `@digest`. A build cannot tag a digest reference (`for_build`)."""
+    if not ref:
+        return "an image name must not be empty"
+    if _HEX64.fullmatch(ref):
+        return "an image name cannot be a 64-character hexadecimal string (that is an image ID)"
+    first, slash, rest = ref.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost" or first.lower() != first):
+        remainder = rest
+    else:
+        remainder = ref
+    repository = remainder.split("@", 1)[0]
+    if ":" in repository:
+        repository = repository.rsplit(":", 1)[0]
+    if repository.lower() != repository:
+        return f"repository name {repository!r} must be lowercase"
+    match = _REFERENCE.fullmatch(ref)
+    if match is None:
+        return (
+            "invalid reference format (Docker takes lowercase [a-z0-9] parts joined by . _ __ - or /, "
+            "an optional host[:port]/ before, :tag or @digest after)"
+        )
+    if len(match.group(1)) > _NAME_MAX:
+        return f"repository name must not be longer than {_NAME_MAX} characters"
+    if for_build and match.group(3) is not None:
+        return "a build's image name cannot contain a digest"
+    return None
+
+
+_REGISTRY_HOST = re.compile(rf"(?:https?://)?{_DOMAIN}/?", re.ASCII)
+_NAMESPACE = re.compile(rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*", re.ASCII)
+
+
+def registry_host_problem(value: str) -> str | None:
+    """Why `value` is no registry `host[:port]` (an `http://` / `https://` prefix allowed), or None."""
+    if _REGISTRY_HOST.fullmatch(value):
+        return None
+    return f"{value!r} is not a registry host[:port] (e.g. 127.0.0.1:5000, registry.example.com)"
+
+
+def namespace_problem(value: str) -> str | None:
+    """Why `value` cannot prefix repository names (lowercase path components), or None."""
+    if _NAMESPACE.fullmatch(value.strip("/")):
+        return None
+    return f"{value!r} is not a repository path (lowercase letters, digits, . _ __ - between them, / between parts)"

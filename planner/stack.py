@@ -17,8 +17,10 @@ from planner.compose.model import BuildConfig, ComposeProject
 from planner.compose.normalize import resolve_path
 from planner.compose.options import ProjectOptions
 from planner.compose.yamltree import YMap
-from planner.errors import Location
+from planner.dockerignore import PatternMatcher
+from planner.errors import InputError, Location
 from planner.plan_model import LOCAL
+from planner.refs import image_name_problem
 from planner.rules.load import RulesError, load_rules, locate, rules_path, validate
 from planner.rules.model import (
     ArtifactTarget,
@@ -93,6 +95,13 @@ def _cleaned(build: BuildConfig) -> BuildConfig:
     )
 
 
+def _check_image_name(name: str, where: Location) -> None:
+    """Refuse a name the Docker daemon would refuse to tag a build with, at the line that gives it."""
+    problem = image_name_problem(name)
+    if problem is not None:
+        raise RulesError(f"image name {name!r}: {problem}", where)
+
+
 def load_stack(options: ProjectOptions, rules_option: str | None = None) -> Stack:
     compose = load_project(options)
     project_dir = Path(compose.working_dir)
@@ -126,13 +135,22 @@ class _Assembler:
             )
             inline_site = service.extension_locations.get("x-planner", Location(self.compose.config_files[0]))
             self.own_rules[name] = (inline, inline_site.at(f"services.{name}.x-planner"))
+            sites = service.locations
+            fallback = Location(self.compose.config_files[0])
+            if service.image is not None:
+                _check_image_name(service.image, sites.get("image", fallback).at(f"services.{name}.image"))
+            for index, tag in enumerate(service.build.tags):
+                where = sites.get(f"build.tags.{index}", sites.get("build", fallback))
+                _check_image_name(tag, where.at(f"services.{name}.build.tags[{index}]"))
             nodes[name] = Node(
                 name=name,
                 kind="image",
                 build=_cleaned(service.build),
                 image=self.compose.image_name(name),
                 rules=self._effective(name, inline),
-                location=Location(self.compose.config_files[0]),
+                location=sites.get("build.context", sites.get("build", fallback)).at(
+                    f"services.{name}.build"
+                ),
             )
         for section, targets in (("images", self.rules.images), ("artifacts", self.rules.artifacts)):
             for name, target in targets.items():
@@ -170,6 +188,12 @@ class _Assembler:
                         target.output.type, dest, where)  # fmt: skip
         assert isinstance(target, ImageTarget)
         image = target.image or f"{self.compose.name}-{name}"
+        image_site = self.where(section, name, "image") if target.image else where
+        _check_image_name(image, image_site.at(f"{section}.{name}.image"))
+        for index, tag in enumerate(target.tags):
+            _check_image_name(
+                tag, self.where(section, name, "tags", index).at(f"{section}.{name}.tags[{index}]")
+            )
         if target.tags:
             build = build.model_copy(update={"tags": list(target.tags)})
         return Node(name, "image", build, image, self._effective(name, target), location=where)
@@ -210,6 +234,13 @@ class _Assembler:
     def _check_references(self, nodes: dict[str, Node]) -> None:
         destinations = {LOCAL, *self.rules.destinations}
         for name, node in nodes.items():
+            if node.rules.ignore:  # compiled now, so a bad one stops the run before anything is cached
+                try:
+                    PatternMatcher.from_lines(node.rules.ignore, "hash.ignore")
+                except InputError as exc:
+                    raise RulesError(
+                        f"{name}: hash.ignore: {exc.message}", self._rule_site(name, "hash")
+                    ) from None
             for dep in node.rules.depends_on:
                 if dep not in nodes:
                     where = self._rule_site(name, "depends_on")

@@ -41,8 +41,8 @@ def load_project(options: ProjectOptions) -> ComposeProject:
         services = normalize_services(model, resolved.working_dir, resolved.environment, home)
         if tree.raw_name:  # decided on the text as written, before interpolation (compose-go's projectName)
             name_from_files = (str(tree.get("name") or ""), tree.loc_of("name"))
-    if model is None:
-        model = YMap(Location(str(resolved.config_files[0])))
+    if not model:  # Compose refuses a project whose files are all empty (or `{}`), naming no file
+        raise ComposeFileError("empty compose file", Location(str(resolved.config_files[0]), 1))
     name = resolved.project_name
     if name is None and name_from_files is not None:
         name = normalize_project_name(name_from_files[0])

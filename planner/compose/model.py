@@ -86,6 +86,8 @@ class Service(BaseModel):
     profiles: list[str] = Field(default_factory=list)
     extensions: dict[str, Any] = Field(default_factory=dict)
     extension_locations: dict[str, Location] = Field(default_factory=dict, exclude=True, repr=False)
+    # where values were written, for errors found after loading: "image", "build", "build.context", "build.tags.N"
+    locations: dict[str, Location] = Field(default_factory=dict, exclude=True, repr=False)
 
     def to_config(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

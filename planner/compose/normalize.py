@@ -16,7 +16,7 @@ from typing import Any
 
 from planner.compose.merge import key_value_pairs
 from planner.compose.model import BuildConfig, BuildSecret, ComposeProject, Service
-from planner.compose.yamltree import YMap, location_in, plain
+from planner.compose.yamltree import YList, YMap, location_in, plain
 from planner.errors import ComposeFileError, Location
 
 _STRING_LISTS = ("tags", "platforms", "cache_from", "cache_to")
@@ -174,6 +174,7 @@ class ServiceNormalizer:
             extension_locations={k: raw.loc_of(k) for k in raw if k.startswith("x-")}
             if isinstance(raw, YMap)
             else {},
+            locations=_service_locations(raw),
         )
 
     def _depends_on(self, raw: Any, path: str) -> list[str]:
@@ -385,6 +386,25 @@ def build_project(
         extensions={k: plain(v) for k, v in model.items() if k.startswith("x-")},
         environment=dict(environment),
     )
+
+
+def _service_locations(raw: Any) -> dict[str, Location]:
+    """Where a service's image, build, context and tags were written (for checks after loading)."""
+    found: dict[str, Location] = {}
+    if not isinstance(raw, YMap):
+        return found
+    for key in ("image", "build"):
+        if key in raw:
+            found[key] = raw.loc_of(key)
+    build = raw.get("build")
+    if isinstance(build, YMap):
+        if "context" in build:
+            found["build.context"] = build.loc_of("context")
+        tags = build.get("tags")
+        if isinstance(tags, YList):
+            for index in range(len(tags)):
+                found[f"build.tags.{index}"] = tags.loc_of(index)
+    return found
 
 
 def _build_location(raw_service: Any, key: str, default: Location) -> Location:

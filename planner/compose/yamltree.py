@@ -129,23 +129,80 @@ def _parse_go_int(plain: str) -> int:
     return sign * value
 
 
+# go-yaml v3's bound on alias expansion (decode.go, allowedAliasRatio), which Docker Compose's YAML library
+# applies: once more than 100 values came through aliases and more than 1000 were built, aliases may make up
+# at most 99% of them (up to 400,000 values built), scaling down to 10% at 4,000,000. Templates merged into every
+# service (`<<: *defaults`) stay far below it; a "billion laughs" document trips it after about a thousand values.
+_ALIAS_MIN_ALIASED = 100
+_ALIAS_MIN_DECODED = 1000
+_ALIAS_RANGE_LOW = 400_000
+_ALIAS_RANGE_HIGH = 4_000_000
+
+
+def allowed_alias_ratio(decoded: int) -> float:
+    """The share of built values that may come from alias expansion, as go-yaml v3 allows it."""
+    if decoded <= _ALIAS_RANGE_LOW:
+        return 0.99
+    if decoded >= _ALIAS_RANGE_HIGH:
+        return 0.10
+    return 0.99 - 0.89 * ((decoded - _ALIAS_RANGE_LOW) / (_ALIAS_RANGE_HIGH - _ALIAS_RANGE_LOW))
+
+
 class _Builder:
-    """Turns one composed document into YMap/YList/scalars with locations."""
+    """Turns one composed document into YMap/YList/scalars with locations.
+
+    The composer hands an alias over as the very node its anchor names, so a node met a second time is an alias
+    being expanded; values built under one count against the alias bound (go-yaml v3's)."""
 
     def __init__(self, filename: str) -> None:
         self.filename = filename
+        self.seen: set[int] = set()  # ids of collection nodes built once (their anchors, if any, are behind)
+        self.decoded = 0
+        self.aliased = 0
+        self.alias_depth = 0
+        self.alias_site: Location | None = None  # where the outermost alias being expanded is used
 
     def loc(self, node: Node) -> Location:
         mark = node.start_mark
         return Location(self.filename, mark.line + 1, mark.column + 1)
 
-    def build(self, node: Node) -> Any:
+    def build(self, node: Node, site: Location | None = None) -> Any:
+        """Build `node`; `site` is where it is used (a mapping key, a sequence), for an alias error."""
+        self.decoded += 1
+        if self.alias_depth:
+            self.aliased += 1
+            self._check_aliasing()
         if isinstance(node, ScalarNode):
             return self.scalar(node)
+        if id(node) in self.seen:  # an alias of a collection: expand it, counting what it brings
+            if not self.alias_depth:
+                self.alias_site = site or self.loc(node)
+            self.alias_depth += 1
+            try:
+                return self._build_collection(node)
+            finally:
+                self.alias_depth -= 1
+        self.seen.add(id(node))
+        return self._build_collection(node)
+
+    def _check_aliasing(self) -> None:
+        if (
+            self.aliased > _ALIAS_MIN_ALIASED
+            and self.decoded > _ALIAS_MIN_DECODED
+            and self.aliased / self.decoded > allowed_alias_ratio(self.decoded)
+        ):
+            raise ComposeFileError(
+                "document contains excessive aliasing: this alias expands to too many values",
+                self.alias_site,
+                hint="anchors that alias other anchors many times over (a YAML alias bomb) are refused with "
+                "go-yaml v3's bound",
+            )
+
+    def _build_collection(self, node: Node) -> Any:
         if isinstance(node, SequenceNode):
             seq = YList(self.loc(node))
             for item in node.value:
-                seq.add(self.build(item), self.loc(item))
+                seq.add(self.build(item, seq.loc), self.loc(item))
             return seq
         if isinstance(node, MappingNode):
             return self.mapping(node)
@@ -170,7 +227,7 @@ class _Builder:
                 and key_node.value == "<<"
                 and key_node.style in _PLAIN_STYLES
             ):
-                merged.extend(self._merge_sources(value_node))
+                merged.extend(self._merge_sources(value_node, self.loc(key_node)))
                 continue
             key = self._key(key_node)
             if key in result:
@@ -178,7 +235,7 @@ class _Builder:
                     f'mapping key "{key}" already defined at line {key_lines[key]}', self.loc(key_node)
                 )
             key_lines[key] = self.loc(key_node).line
-            result.put(key, self.build(value_node), self.loc(value_node))
+            result.put(key, self.build(value_node, self.loc(key_node)), self.loc(value_node))
             tag = str(value_node.tag)
             if tag in (RESET_TAG, OVERRIDE_TAG):
                 result.tags[key] = tag
@@ -187,7 +244,7 @@ class _Builder:
                 result.put(key, value, loc)
         return result
 
-    def _merge_sources(self, node: Node) -> Iterator[tuple[str, Any, Location]]:
+    def _merge_sources(self, node: Node, site: Location) -> Iterator[tuple[str, Any, Location]]:
         """Entries brought in by a `<<` merge key; in a list of maps the first one wins."""
         sources = node.value if isinstance(node, SequenceNode) else [node]
         seen: set[str] = set()
@@ -196,7 +253,8 @@ class _Builder:
                 raise ComposeFileError(
                     "map merge requires map or sequence of maps as the value", self.loc(source)
                 )
-            built = self.mapping(source)
+            built = self.build(source, site)
+            assert isinstance(built, YMap)
             for key, value in built.items():
                 if key not in seen:
                     seen.add(key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,12 +13,14 @@ from planner import inputs
 from planner.compose.loader import interpolate_tree
 from planner.compose.yamltree import YList, YMap, load_yaml_file, location_in, plain
 from planner.errors import InputError, Location, UsageError
+from planner.refs import namespace_problem, registry_host_problem
 from planner.rules.model import Rules
 
 DEFAULT_RULES_FILE = "planner.yaml"
 RULES_ENV = "PLANNER_RULES"
 
 M = TypeVar("M", bound=BaseModel)
+_VARIABLE = re.compile(r"\$(\{|[A-Za-z_])")  # a `${VAR}` / `$VAR` reference (`$$` is a literal dollar)
 
 
 class RulesError(InputError):
@@ -26,15 +29,13 @@ class RulesError(InputError):
 
 def rules_path(project_dir: Path, explicit: str | None, environ: Mapping[str, str], cwd: Path) -> Path | None:
     """`--rules`, else $PLANNER_RULES, else planner.yaml in the project directory (optional)."""
-    if explicit:
-        path = cwd / explicit
+    for option, value in (("--rules", explicit), (RULES_ENV, environ.get(RULES_ENV))):
+        if not value:
+            continue
+        path = cwd / value
         if not inputs.is_file(path):
-            raise UsageError(f"--rules: no such file: {path}")
-        return path
-    if environ.get(RULES_ENV):
-        path = cwd / environ[RULES_ENV]
-        if not inputs.is_file(path):
-            raise UsageError(f"{RULES_ENV}: no such file: {path}")
+            problem = "is a directory, not a rules file" if inputs.is_dir(path) else "no such file"
+            raise UsageError(f"{option}: {problem}: {path}")
         return path
     default = project_dir / DEFAULT_RULES_FILE
     return default if inputs.is_file(default) else None
@@ -49,8 +50,42 @@ def load_rules(path: Path | None, environment: Mapping[str, str]) -> tuple[Rules
         return Rules(), None
     if not isinstance(tree, YMap):
         raise RulesError("the rules file must be a mapping", getattr(tree, "loc", Location(str(path))))
+    _refuse_literal_password(tree)
     interpolate_tree(tree, environment, "")
-    return validate(Rules, tree, tree.loc), tree
+    rules = validate(Rules, tree, tree.loc)
+    _check_registries(rules, tree)
+    return rules, tree
+
+
+def _refuse_literal_password(tree: YMap) -> None:
+    """`registry.password` must come from the environment (`${VAR}`): a literal would sit in the repository."""
+    registry = tree.get("registry")
+    if not isinstance(registry, YMap):
+        return
+    password = registry.get("password")
+    if isinstance(password, str | int | float) and not _VARIABLE.search(str(password).replace("$$", "")):
+        raise RulesError(
+            "registry.password is a literal; write ${VAR} and set VAR in the environment or .env",
+            registry.loc_of("password").at("registry.password"),
+            hint="a password in the rules file ends up in version control",
+        )
+
+
+def _check_registries(rules: Rules, tree: YMap) -> None:
+    if rules.registry is not None:
+        for key, problem in (
+            ("url", registry_host_problem(rules.registry.url)),
+            ("namespace", namespace_problem(rules.registry.namespace)),
+        ):
+            if problem is not None:
+                where = locate(tree, ("registry", key)) or tree.loc
+                raise RulesError(f"registry.{key}: {problem}", where.at(f"registry.{key}"))
+    for name, destination in rules.destinations.items():
+        if destination.registry is not None and (problem := registry_host_problem(destination.registry)):
+            where = locate(tree, ("destinations", name, "registry")) or tree.loc
+            raise RulesError(
+                f"destinations.{name}.registry: {problem}", where.at(f"destinations.{name}.registry")
+            )
 
 
 def validate(model: type[M], tree: Any, fallback: Location, prefix: str = "") -> M:
