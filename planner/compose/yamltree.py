@@ -282,6 +282,10 @@ def parse_yaml(text: str, filename: str) -> Any:
     scalar such as `[docker-image://alpine:3]`), so on its error the YAML 1.2 pure parser decides."""
     try:
         node = _compose(text, pure=not _HAVE_LIBYAML)
+    except RecursionError:
+        raise ComposeFileError(
+            f"the document nests deeper than {MAX_DEPTH} levels", Location(filename)
+        ) from None
     except YAMLError:
         try:
             node = _compose(text, pure=True)
@@ -296,7 +300,42 @@ def parse_yaml(text: str, filename: str) -> Any:
             raise ComposeFileError(f"invalid YAML: {exc}", Location(filename)) from None
     if node is None:
         return None
+    _check_depth(node, filename)
     return _Builder(filename).build(node)
+
+
+MAX_DEPTH = 200  # real compose and rules files nest a dozen levels; every later stage recurses over the tree
+
+
+def _check_depth(root: Node, filename: str) -> None:
+    """Refuse a document nested so deep that walking it would exhaust Python's stack, or an anchor whose value
+    contains itself (go-yaml refuses it too) -- iteratively, so this check itself cannot recurse."""
+    stack: list[tuple[Node, int, bool]] = [(root, 1, False)]
+    done: set[int] = set()  # nodes walked completely (an alias to one is fine)
+    open_: set[int] = set()  # nodes on the current path (an alias to one is a cycle)
+
+    def where(node: Node) -> Location:
+        return Location(filename, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    while stack:
+        node, depth, leaving = stack.pop()
+        if leaving:
+            open_.discard(id(node))
+            done.add(id(node))
+            continue
+        if id(node) in open_:
+            raise ComposeFileError("an anchor's value contains itself", where(node))
+        if id(node) in done:
+            continue
+        if depth > MAX_DEPTH:
+            raise ComposeFileError(f"the document nests deeper than {MAX_DEPTH} levels", where(node))
+        open_.add(id(node))
+        stack.append((node, depth, True))
+        value = node.value
+        if isinstance(value, list):
+            for item in value:
+                parts = item if isinstance(item, tuple) else (item,)
+                stack.extend((part, depth + 1, False) for part in parts)
 
 
 def load_yaml_file(path: Path) -> Any:

@@ -37,6 +37,8 @@ CASES: list[Case] = [
     ("yaml-duplicate-key", {"compose.yaml": COMPOSE + "  s:\n    build: .\n"}, PLAN, {}, "compose.yaml:4"),
     ("yaml-top-level-list", {"compose.yaml": "- a\n"}, PLAN, {}, "compose.yaml:1"),
     ("yaml-alias-bomb", {"compose.yaml": BOMB}, PLAN, {}, "compose.yaml:5:7: document contains excessive aliasing"),
+    ("yaml-recursive-anchor", {"compose.yaml": "services: &s\n  a: *s\n"}, PLAN, {}, "compose.yaml:1:11: an anchor's value contains itself"),
+    ("yaml-too-deep", {"compose.yaml": "x-deep: " + "[" * 300 + "]" * 300 + "\n"}, PLAN, {}, "compose.yaml:1:208: the document nests deeper than 200 levels"),
     ("compose-empty", {"compose.yaml": ""}, PLAN, {}, "compose.yaml:1: empty compose file"),
     ("compose-empty-map", {"compose.yaml": "{}\n"}, PLAN, {}, "compose.yaml:1: empty compose file"),
     ("compose-only-comment", {"compose.yaml": "# nothing\n"}, PLAN, {}, "compose.yaml:1: empty compose file"),
