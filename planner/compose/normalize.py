@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from planner.compose.merge import key_value_pairs
+from planner.compose.merge import host_entries, key_value_pairs
 from planner.compose.model import BuildConfig, BuildSecret, ComposeProject, Service
 from planner.compose.yamltree import YMap, location_in, plain
 from planner.errors import ComposeFileError, Location
@@ -238,6 +238,8 @@ class ServiceNormalizer:
         if raw.get("ssh") is not None:
             fields["ssh"] = self._ssh(raw, path)
         fields["extensions"] = {k: plain(raw[k]) for k in raw if k.startswith("x-") or k in _PASSTHROUGH}
+        if isinstance(raw.get("extra_hosts"), dict | list):  # Compose prints `host=ip` entries, sorted
+            fields["extensions"]["extra_hosts"] = sorted(host_entries(raw["extra_hosts"]))
         return BuildConfig(**fields)
 
     def _args(self, pairs: YMap) -> dict[str, str]:
