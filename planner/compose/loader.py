@@ -106,7 +106,16 @@ class _FileLoader:
             services = YMap(tree.loc_of("include"))
             tree.put("services", services)
         for index, entry in enumerate(entries):
-            imported = self.load_included(entry, entries.loc_of(index), base_dir, chain)
+            imported, resources = self.load_included(entry, entries.loc_of(index), base_dir, chain)
+            for section, declared in resources.items():  # its networks, volumes, secrets and configs too
+                own = tree.get(section)
+                if own is None:
+                    own = YMap(tree.loc_of("services"))
+                    tree.put(section, own)
+                if isinstance(own, YMap):
+                    for key, value in declared.items():
+                        if key not in own:
+                            own.put(key, value, declared.loc_of(key))
             for name, service in imported.items():
                 if name in services:
                     raise ComposeFileError(
@@ -114,8 +123,11 @@ class _FileLoader:
                     )
                 services.put(name, service, imported.loc_of(name))
 
-    def load_included(self, entry: Any, loc: Location, base_dir: Path, chain: tuple[Path, ...]) -> YMap:
-        """Services of one included project, paths made absolute against its own project directory."""
+    def load_included(
+        self, entry: Any, loc: Location, base_dir: Path, chain: tuple[Path, ...]
+    ) -> tuple[YMap, dict[str, YMap]]:
+        """Services of one included project, paths made absolute against its own project directory, and its
+        top-level networks, volumes, secrets and configs."""
         if isinstance(entry, str):
             entry_map: Any = {"path": entry}
         elif isinstance(entry, dict):
@@ -152,11 +164,16 @@ class _FileLoader:
         for file in files:
             tree = child.load(file, project_dir, (*chain, file))
             model = merge(model, tree) if model is not None else strip_resets(tree)
+        resources = {
+            section: model[section]
+            for section in ("networks", "volumes", "secrets", "configs")
+            if isinstance(model, YMap) and isinstance(model.get(section), YMap)
+        }
         services = model.get("services") if isinstance(model, YMap) else None
         if not isinstance(services, YMap):
-            return YMap(loc)
+            return YMap(loc), resources
         rebase_services(services, project_dir, self.home)
-        return services
+        return services, resources
 
 
 class _Extends:
@@ -290,6 +307,7 @@ def rebase_service(service: YMap, directory: Path, home: str | None, default_con
 
     Included projects get their default context (`.`) first, so it is their own directory; a service taken by
     `extends` keeps no context, which later means the main project's directory (as in Compose)."""
+    _rebase_env_files(service, directory, home)
     build = service.get("build")
     if isinstance(build, str):
         service["build"] = resolve_path(build, directory, home)
@@ -305,6 +323,19 @@ def rebase_service(service: YMap, directory: Path, home: str | None, default_con
         for key, value in contexts.items():
             if isinstance(value, str):
                 contexts[key] = resolve_path(value, directory, home)
+
+
+def _rebase_env_files(service: YMap, directory: Path, home: str | None) -> None:
+    """`env_file` paths are relative to the file that declares them."""
+    value = service.get("env_file")
+    if isinstance(value, str):
+        service["env_file"] = resolve_path(value, directory, home)
+    elif isinstance(value, list):
+        for index, entry in enumerate(value):
+            if isinstance(entry, str):
+                value[index] = resolve_path(entry, directory, home)
+            elif isinstance(entry, dict) and isinstance(entry.get("path"), str):
+                entry["path"] = resolve_path(entry["path"], directory, home)
 
 
 def rebase_services(services: YMap, directory: Path, home: str | None) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from planner.compose.merge import host_entries, key_value_pairs
 from planner.compose.model import BuildConfig, BuildSecret, ComposeProject, Service
+from planner.compose.validate import check_env_files, check_fields, check_references, implicit_dependencies
 from planner.compose.yamltree import YMap, location_in, plain
 from planner.errors import ComposeFileError, Location
 
@@ -160,6 +161,7 @@ class ServiceNormalizer:
             raise _type_error(f"{path} must be a mapping", services, name, path)
         if not _SERVICE_NAME.match(name):
             raise _type_error(f"services additional properties '{name}' not allowed", services, name, path)
+        check_fields(name, raw)
         image = _expect_str(raw, "image", f"{path}.image") if "image" in raw else None
         build = self.build(raw, f"{path}.build") if "build" in raw else None
         return Service(
@@ -177,14 +179,17 @@ class ServiceNormalizer:
         )
 
     def _depends_on(self, raw: Any, path: str) -> list[str]:
+        """Declared dependencies, then those Compose adds from links, volumes_from and `service:` modes."""
         value = raw.get("depends_on")
         if value is None:
-            return []
-        if isinstance(value, list):
-            return [_expect_str(value, i, f"{path}.depends_on[{i}]") for i in range(len(value))]
-        if isinstance(value, dict):
-            return list(value)
-        raise _type_error(f"{path}.depends_on must be a list or a mapping", raw, "depends_on", path)
+            declared: list[str] = []
+        elif isinstance(value, list):
+            declared = [_expect_str(value, i, f"{path}.depends_on[{i}]") for i in range(len(value))]
+        elif isinstance(value, dict):
+            declared = list(value)
+        else:
+            raise _type_error(f"{path}.depends_on must be a list or a mapping", raw, "depends_on", path)
+        return _unique([*declared, *implicit_dependencies(raw)])
 
     def build(self, service: Any, path: str) -> BuildConfig:
         raw = service["build"]
@@ -348,6 +353,12 @@ def build_project(
                     f"services.{svc_name}.build"
                 ),
             )
+    for svc_name in enabled:
+        raw_service = raw_services[svc_name]
+        if isinstance(raw_service, dict):
+            where = location_in(raw_services, svc_name) or model.loc
+            check_env_files(svc_name, raw_service, working_dir, where)
+            check_references(svc_name, raw_service, model, where)
     for svc_name, svc in enabled.items():
         for dep in svc.depends_on:
             if dep in enabled or not _required_dependency(raw_services[svc_name], dep):
