@@ -164,6 +164,8 @@ class ServiceNormalizer:
         check_fields(name, raw)
         image = _expect_str(raw, "image", f"{path}.image") if "image" in raw else None
         build = self.build(raw, f"{path}.build") if "build" in raw else None
+        if build is not None:
+            build = self._platforms(build, raw, path)
         return Service(
             name=name,
             image=image,
@@ -177,6 +179,25 @@ class ServiceNormalizer:
             if isinstance(raw, YMap)
             else {},
         )
+
+    def _platforms(self, build: BuildConfig, raw: Any, path: str) -> BuildConfig:
+        """What the build gets: `build.platforms`, else the service's `platform`, else DOCKER_DEFAULT_PLATFORM
+        (as `docker compose build` does; `config` prints `build.platforms` as written, and so does planner)."""
+        platform = raw.get("platform")
+        if platform is not None and not isinstance(platform, str):
+            raise _type_error(f"{path}.platform must be a string", raw, "platform", f"{path}.platform")
+        if platform and build.platforms and platform not in build.platforms:
+            raise _type_error(
+                f'service.build.platforms MUST include service.platform "{platform}"',
+                raw, "platform", f"{path}.platform",
+            )  # fmt: skip
+        if build.platforms:
+            return build
+        default = self.environment.get("DOCKER_DEFAULT_PLATFORM")
+        effective = [platform] if platform else [default] if default else []
+        if not effective:
+            return build
+        return build.model_copy(update={"platforms": effective, "declared_platforms": []})
 
     def _depends_on(self, raw: Any, path: str) -> list[str]:
         """Declared dependencies, then those Compose adds from links, volumes_from and `service:` modes."""
