@@ -9,8 +9,9 @@ folder for `extends: {file: ...}`, and against the include's project directory f
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ def load_project(options: ProjectOptions) -> ComposeProject:
     """Load and resolve the compose project the options describe."""
     resolved = resolve_options(options)
     home = options.environ.get("HOME")
-    loader = _FileLoader(resolved.environment, home, options.interpolate)
+    loader = _FileLoader(resolved.environment, home, options.interpolate, [])
     model: Any = None
     services: dict[str, Service] = {}
     name_from_files: tuple[str, Location] | None = None
@@ -51,7 +52,10 @@ def load_project(options: ProjectOptions) -> ComposeProject:
     name = name or resolved.default_name
     if not name:
         raise ComposeFileError("project name must not be empty", Location(str(resolved.working_dir)))
-    return build_project(
+    warnings = list(dict.fromkeys(loader.warnings))  # each once, in the order the files gave them
+    for warning in warnings:
+        sys.stderr.write(f"planner: warning: {warning}\n")
+    project = build_project(
         model,
         services,
         name=name,
@@ -60,6 +64,12 @@ def load_project(options: ProjectOptions) -> ComposeProject:
         profiles=resolved.profiles,
         environment=resolved.environment,
     )
+    return project.model_copy(update={"warnings": warnings})
+
+
+_VERSION_OBSOLETE = (
+    "the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion"
+)
 
 
 @dataclass
@@ -67,6 +77,7 @@ class _FileLoader:
     environment: Mapping[str, str]
     home: str | None
     interpolate: bool = True
+    warnings: list[str] = field(default_factory=list)  # Compose's load-time warnings, in its words
 
     def load(self, path: Path, base_dir: Path, include_chain: tuple[Path, ...]) -> YMap:
         """One compose file, interpolated, with its extends resolved and includes imported."""
@@ -91,9 +102,14 @@ class _FileLoader:
             raise ComposeFileError("name must be a string", location_in(tree, "name"))
         tree.raw_name = raw_name or ""
         if self.interpolate:
-            interpolate_tree(tree, environment, "")
+            interpolate_tree(tree, environment, "", self.unset_variable)
+        if "version" in tree:
+            self.warnings.append(f"{path}: {_VERSION_OBSOLETE}")
         canonical_builds(tree)
         return tree
+
+    def unset_variable(self, name: str) -> None:
+        self.warnings.append(f'The "{name}" variable is not set. Defaulting to a blank string.')
 
     def apply_include(self, tree: YMap, base_dir: Path, chain: tuple[Path, ...]) -> None:
         entries = tree.pop("include")
@@ -159,7 +175,7 @@ class _FileLoader:
                 raise EnvFileError("env file not found", loc.at("include.env_file"))
         # The including project's environment wins over the included project's .env.
         environment = resolve_environment(env_files, self.environment) if env_files else self.environment
-        child = _FileLoader(environment, self.home, self.interpolate)
+        child = _FileLoader(environment, self.home, self.interpolate, self.warnings)
         model: Any = None
         for file in files:
             tree = child.load(file, project_dir, (*chain, file))
@@ -246,30 +262,34 @@ class _Extends:
         )
 
 
-def interpolate_tree(node: Any, environment: Mapping[str, str], path: str) -> None:
+def interpolate_tree(
+    node: Any, environment: Mapping[str, str], path: str, on_unset: Callable[[str], None] | None = None
+) -> None:
     """Substitute variables in every string value (never in keys), in place."""
     lookup = environment.get
     if isinstance(node, YMap):
         for key, value in node.items():
             child = f"{path}.{key}" if path else key
             if isinstance(value, str):
-                node[key] = _substitute(value, lookup, node.loc_of(key), child)
+                node[key] = _substitute(value, lookup, node.loc_of(key), child, on_unset)
             else:
-                interpolate_tree(value, environment, child)
+                interpolate_tree(value, environment, child, on_unset)
     elif isinstance(node, YList):
         for index, value in enumerate(node):
             child = f"{path}[{index}]"
             if isinstance(value, str):
-                node[index] = _substitute(value, lookup, node.loc_of(index), child)
+                node[index] = _substitute(value, lookup, node.loc_of(index), child, on_unset)
             else:
-                interpolate_tree(value, environment, child)
+                interpolate_tree(value, environment, child, on_unset)
 
 
-def _substitute(value: str, lookup: Any, loc: Location, key_path: str) -> str:
+def _substitute(
+    value: str, lookup: Any, loc: Location, key_path: str, on_unset: Callable[[str], None] | None = None
+) -> str:
     if "$" not in value:
         return value
     try:
-        return substitute(value, lookup)
+        return substitute(value, lookup, on_unset)
     except InterpolationError as exc:
         exc.location = loc.at(key_path)
         raise
