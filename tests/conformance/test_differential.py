@@ -455,6 +455,8 @@ def service_extras(draw: st.DrawFn) -> dict[str, Node]:
     if draw(weighted((12, False), (1, True))):
         extras["platform"] = draw(pick([*PLATFORMS, "linux/s390x"]))
     return extras
+
+
 SERVICE_PROFILES = st.lists(st.sampled_from([*PROFILES, "${A:-p1}"]), min_size=1, max_size=2, unique=True)
 
 
