@@ -256,7 +256,9 @@ def _print_plan(
     if recorder is not None:
         from planner.memo import Answer
 
-        recorder.save_for(Answer(text, table=output is not PlanFormat.json), planned.graph)
+        # the compose warnings the load printed, replayed with the answer
+        warned = "".join(f"planner: warning: {w}\n" for w in planned.graph.stack.compose.warnings)
+        recorder.save_for(Answer(text, warned, table=output is not PlanFormat.json), planned.graph)
     write_plan(text, output.value)
 
 

@@ -94,6 +94,10 @@ def _read_env_file(path: Path) -> str:
         raise EnvFileError(f"{absolute} is a directory", location)
     try:
         data = path.read_bytes()
+        if not inputs.is_file(path):
+            # A pipe (`--env-file <(...)`): compose reads its env files more than once, and only its first read,
+            # which it discards, sees the content: what it interpolates with is the empty text.
+            data = b""
     except OSError as exc:
         raise EnvFileError(f"couldn't read env file: {absolute}: {exc.strerror or exc}", location) from exc
     # Editors on Windows add a BOM; compose skips it. surrogateescape keeps non-UTF-8 bytes round-tripping

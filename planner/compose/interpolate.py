@@ -43,18 +43,19 @@ _OPERATORS = (":?", "?", ":-", "-", ":+", "+")
 _ESCAPE_HINT = "You may need to escape any $ with another $."
 
 
-def substitute(template: str, lookup: Lookup) -> str:
-    """Interpolate one string value. Raises planner.errors.InterpolationError (no location; the caller adds file:line)."""
+def substitute(template: str, lookup: Lookup, on_unset: Callable[[str], None] | None = None) -> str:
+    """Interpolate one string value. Raises planner.errors.InterpolationError (no location; the caller adds file:line).
+    `on_unset` hears of each unset variable that defaults to a blank string (`$X`, `${X}`: Compose warns)."""
     if inputs.is_recording():
         lookup = inputs.tracked(lookup)
     try:
-        return _substitute(template, lookup)
+        return _substitute(template, lookup, on_unset)
     except RecursionError:
         # Go has no practical depth limit; refuse rather than crash on absurd nesting.
         raise InterpolationError("interpolation nested too deeply", hint=_ESCAPE_HINT) from None
 
 
-def _substitute(template: str, lookup: Lookup) -> str:
+def _substitute(template: str, lookup: Lookup, on_unset: Callable[[str], None] | None = None) -> str:
     out: list[str] = []
     # Work list of (text, template-to-blame): the text after a cut is a separate compose-go call, so an
     # invalid `${` in it is reported against that text. A stack keeps long `${A-x}${B-y}...` chains flat.
@@ -66,7 +67,7 @@ def _substitute(template: str, lookup: Lookup) -> str:
             out.append(text)
             continue
         out.append(text[: match.start()])
-        value, rest = _replace(match.group(0), blame, lookup)
+        value, rest = _replace(match.group(0), blame, lookup, on_unset)
         out.append(value)
         pending.append((text[match.end() :], blame))
         if rest:
@@ -74,7 +75,16 @@ def _substitute(template: str, lookup: Lookup) -> str:
     return "".join(out)
 
 
-def _replace(matched: str, blame: str, lookup: Lookup) -> tuple[str, str]:
+def _plain(name: str, lookup: Lookup, on_unset: Callable[[str], None] | None) -> str:
+    value = lookup(name)
+    if value is None and on_unset is not None:
+        on_unset(name)
+    return value or ""
+
+
+def _replace(
+    matched: str, blame: str, lookup: Lookup, on_unset: Callable[[str], None] | None = None
+) -> tuple[str, str]:
     """Evaluate one regex match; returns its value and the text after the cut (still to interpolate)."""
     cut = _first_closing_brace(matched)
     head, rest = (matched[: cut + 1], matched[cut + 1 :]) if cut >= 0 else (matched, "")
@@ -87,15 +97,15 @@ def _replace(matched: str, blame: str, lookup: Lookup) -> tuple[str, str]:
         return "$", ""
     name = groups.group("named")
     if name is not None:
-        return lookup(name) or "", ""
+        return _plain(name, lookup, on_unset), ""
     braced = groups.group("braced")
     operator = _operator_for(matched)
     if operator is None or operator not in braced:
         # compose-go falls back to a plain lookup and drops the rest; only reachable with no operator,
         # where the match ends at the first `}` and the rest is empty anyway.
-        return lookup(braced) or "", ""
+        return _plain(braced, lookup, on_unset), ""
     name, _, arg = braced.partition(operator)
-    return _apply(operator, name, _substitute(arg, lookup), lookup), rest
+    return _apply(operator, name, _substitute(arg, lookup, on_unset), lookup), rest
 
 
 def _apply(operator: str, name: str, arg: str, lookup: Lookup) -> str:

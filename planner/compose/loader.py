@@ -9,8 +9,9 @@ folder for `extends: {file: ...}`, and against the include's project directory f
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ def load_project(options: ProjectOptions) -> ComposeProject:
     """Load and resolve the compose project the options describe."""
     resolved = resolve_options(options)
     home = options.environ.get("HOME")
-    loader = _FileLoader(resolved.environment, home, options.interpolate)
+    loader = _FileLoader(resolved.environment, home, options.interpolate, [])
     model: Any = None
     services: dict[str, Service] = {}
     name_from_files: tuple[str, Location] | None = None
@@ -51,7 +52,10 @@ def load_project(options: ProjectOptions) -> ComposeProject:
     name = name or resolved.default_name
     if not name:
         raise ComposeFileError("project name must not be empty", Location(str(resolved.working_dir)))
-    return build_project(
+    warnings = list(dict.fromkeys(loader.warnings))  # each once, in the order the files gave them
+    for warning in warnings:
+        sys.stderr.write(f"planner: warning: {warning}\n")
+    project = build_project(
         model,
         services,
         name=name,
@@ -60,6 +64,12 @@ def load_project(options: ProjectOptions) -> ComposeProject:
         profiles=resolved.profiles,
         environment=resolved.environment,
     )
+    return project.model_copy(update={"warnings": warnings})
+
+
+_VERSION_OBSOLETE = (
+    "the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion"
+)
 
 
 @dataclass
@@ -67,6 +77,7 @@ class _FileLoader:
     environment: Mapping[str, str]
     home: str | None
     interpolate: bool = True
+    warnings: list[str] = field(default_factory=list)  # Compose's load-time warnings, in its words
 
     def load(self, path: Path, base_dir: Path, include_chain: tuple[Path, ...]) -> YMap:
         """One compose file, interpolated, with its extends resolved and includes imported."""
@@ -91,9 +102,14 @@ class _FileLoader:
             raise ComposeFileError("name must be a string", location_in(tree, "name"))
         tree.raw_name = raw_name or ""
         if self.interpolate:
-            interpolate_tree(tree, environment, "")
+            interpolate_tree(tree, environment, "", self.unset_variable)
+        if "version" in tree:
+            self.warnings.append(f"{path}: {_VERSION_OBSOLETE}")
         canonical_builds(tree)
         return tree
+
+    def unset_variable(self, name: str) -> None:
+        self.warnings.append(f'The "{name}" variable is not set. Defaulting to a blank string.')
 
     def apply_include(self, tree: YMap, base_dir: Path, chain: tuple[Path, ...]) -> None:
         entries = tree.pop("include")
@@ -106,7 +122,16 @@ class _FileLoader:
             services = YMap(tree.loc_of("include"))
             tree.put("services", services)
         for index, entry in enumerate(entries):
-            imported = self.load_included(entry, entries.loc_of(index), base_dir, chain)
+            imported, resources = self.load_included(entry, entries.loc_of(index), base_dir, chain)
+            for section, declared in resources.items():  # its networks, volumes, secrets and configs too
+                own = tree.get(section)
+                if own is None:
+                    own = YMap(tree.loc_of("services"))
+                    tree.put(section, own)
+                if isinstance(own, YMap):
+                    for key, value in declared.items():
+                        if key not in own:
+                            own.put(key, value, declared.loc_of(key))
             for name, service in imported.items():
                 if name in services:
                     raise ComposeFileError(
@@ -114,8 +139,11 @@ class _FileLoader:
                     )
                 services.put(name, service, imported.loc_of(name))
 
-    def load_included(self, entry: Any, loc: Location, base_dir: Path, chain: tuple[Path, ...]) -> YMap:
-        """Services of one included project, paths made absolute against its own project directory."""
+    def load_included(
+        self, entry: Any, loc: Location, base_dir: Path, chain: tuple[Path, ...]
+    ) -> tuple[YMap, dict[str, YMap]]:
+        """Services of one included project, paths made absolute against its own project directory, and its
+        top-level networks, volumes, secrets and configs."""
         if isinstance(entry, str):
             entry_map: Any = {"path": entry}
         elif isinstance(entry, dict):
@@ -147,16 +175,21 @@ class _FileLoader:
                 raise EnvFileError("env file not found", loc.at("include.env_file"))
         # The including project's environment wins over the included project's .env.
         environment = resolve_environment(env_files, self.environment) if env_files else self.environment
-        child = _FileLoader(environment, self.home, self.interpolate)
+        child = _FileLoader(environment, self.home, self.interpolate, self.warnings)
         model: Any = None
         for file in files:
             tree = child.load(file, project_dir, (*chain, file))
             model = merge(model, tree) if model is not None else strip_resets(tree)
+        resources = {
+            section: model[section]
+            for section in ("networks", "volumes", "secrets", "configs")
+            if isinstance(model, YMap) and isinstance(model.get(section), YMap)
+        }
         services = model.get("services") if isinstance(model, YMap) else None
         if not isinstance(services, YMap):
-            return YMap(loc)
+            return YMap(loc), resources
         rebase_services(services, project_dir, self.home)
-        return services
+        return services, resources
 
 
 class _Extends:
@@ -229,30 +262,34 @@ class _Extends:
         )
 
 
-def interpolate_tree(node: Any, environment: Mapping[str, str], path: str) -> None:
+def interpolate_tree(
+    node: Any, environment: Mapping[str, str], path: str, on_unset: Callable[[str], None] | None = None
+) -> None:
     """Substitute variables in every string value (never in keys), in place."""
     lookup = environment.get
     if isinstance(node, YMap):
         for key, value in node.items():
             child = f"{path}.{key}" if path else key
             if isinstance(value, str):
-                node[key] = _substitute(value, lookup, node.loc_of(key), child)
+                node[key] = _substitute(value, lookup, node.loc_of(key), child, on_unset)
             else:
-                interpolate_tree(value, environment, child)
+                interpolate_tree(value, environment, child, on_unset)
     elif isinstance(node, YList):
         for index, value in enumerate(node):
             child = f"{path}[{index}]"
             if isinstance(value, str):
-                node[index] = _substitute(value, lookup, node.loc_of(index), child)
+                node[index] = _substitute(value, lookup, node.loc_of(index), child, on_unset)
             else:
-                interpolate_tree(value, environment, child)
+                interpolate_tree(value, environment, child, on_unset)
 
 
-def _substitute(value: str, lookup: Any, loc: Location, key_path: str) -> str:
+def _substitute(
+    value: str, lookup: Any, loc: Location, key_path: str, on_unset: Callable[[str], None] | None = None
+) -> str:
     if "$" not in value:
         return value
     try:
-        return substitute(value, lookup)
+        return substitute(value, lookup, on_unset)
     except InterpolationError as exc:
         exc.location = loc.at(key_path)
         raise
@@ -290,6 +327,7 @@ def rebase_service(service: YMap, directory: Path, home: str | None, default_con
 
     Included projects get their default context (`.`) first, so it is their own directory; a service taken by
     `extends` keeps no context, which later means the main project's directory (as in Compose)."""
+    _rebase_env_files(service, directory, home)
     build = service.get("build")
     if isinstance(build, str):
         service["build"] = resolve_path(build, directory, home)
@@ -305,6 +343,19 @@ def rebase_service(service: YMap, directory: Path, home: str | None, default_con
         for key, value in contexts.items():
             if isinstance(value, str):
                 contexts[key] = resolve_path(value, directory, home)
+
+
+def _rebase_env_files(service: YMap, directory: Path, home: str | None) -> None:
+    """`env_file` paths are relative to the file that declares them."""
+    value = service.get("env_file")
+    if isinstance(value, str):
+        service["env_file"] = resolve_path(value, directory, home)
+    elif isinstance(value, list):
+        for index, entry in enumerate(value):
+            if isinstance(entry, str):
+                value[index] = resolve_path(entry, directory, home)
+            elif isinstance(entry, dict) and isinstance(entry.get("path"), str):
+                entry["path"] = resolve_path(entry["path"], directory, home)
 
 
 def rebase_services(services: YMap, directory: Path, home: str | None) -> None:

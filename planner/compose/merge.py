@@ -50,6 +50,61 @@ def _merge_key_values(base: Any, override: Any, path: Path) -> Any:
     return merged
 
 
+def _merge_mapping_forms(base: Any, override: Any, path: Path) -> Any:
+    """Fields Compose takes as a list or a mapping (`environment`, `labels`, `sysctls`, `annotations`): both
+    sides in mapping form, then merged by key, so a list may override a mapping and the reverse."""
+    if override is None:
+        return base
+    if isinstance(base, dict | list) and isinstance(override, dict | list):
+        return _merge_key_values(base, override, path)
+    return merge(base, override, path, special=False)
+
+
+def host_entries(value: Any) -> list[str]:
+    """`extra_hosts` as Compose holds it: `host=ip` strings (`host:ip` and mapping entries converted; a mapping
+    value may be a list of addresses)."""
+    entries: list[str] = []
+    if isinstance(value, dict):
+        for host, ips in value.items():
+            for ip in ips if isinstance(ips, list) else [ips]:
+                entries.append(f"{host}={'' if ip is None else ip}")
+    elif isinstance(value, list):
+        for item in value:
+            text = str(item)
+            if "=" not in text and ":" in text:
+                host, _, ip = text.partition(":")
+                text = f"{host}={ip}"
+            entries.append(text)
+    return entries
+
+
+def _merge_extra_hosts(base: Any, override: Any, path: Path) -> Any:
+    if override is None:
+        return base
+    if not (isinstance(base, dict | list) and isinstance(override, dict | list)):
+        return merge(base, override, path, special=False)
+    result = YList(base.loc if isinstance(base, YList | YMap) else Location("<merge>"))
+    for entry in dict.fromkeys([*host_entries(base), *host_entries(override)]):
+        result.add(entry)
+    return result
+
+
+def _merge_networks(base: Any, override: Any, path: Path) -> Any:
+    """A service's `networks` as a list of names or a mapping: both in mapping form, then merged."""
+    if override is None:
+        return base
+
+    def as_mapping(value: Any) -> Any:
+        if isinstance(value, list):
+            mapping = YMap(value.loc if isinstance(value, YList) else Location("<merge>"))
+            for index, name in enumerate(value):
+                mapping.put(str(name), None, value.loc_of(index) if isinstance(value, YList) else None)
+            return mapping
+        return value
+
+    return merge(as_mapping(base), as_mapping(override), path, special=False)
+
+
 def _merge_unique(base: Any, override: Any, path: Path) -> Any:
     """Append, then keep one entry per value (the first position, the last occurrence)."""
     if override is None:
@@ -103,6 +158,13 @@ _SPECIAL: list[tuple[Path, Merger]] = [
     (("services", "*", "build", "args"), _merge_key_values),
     (("services", "*", "build", "labels"), _merge_key_values),
     (("services", "*", "build", "additional_contexts"), _merge_key_values),
+    (("services", "*", "build", "extra_hosts"), _merge_extra_hosts),
+    (("services", "*", "extra_hosts"), _merge_extra_hosts),
+    (("services", "*", "environment"), _merge_mapping_forms),
+    (("services", "*", "labels"), _merge_mapping_forms),
+    (("services", "*", "sysctls"), _merge_mapping_forms),
+    (("services", "*", "annotations"), _merge_mapping_forms),
+    (("services", "*", "networks"), _merge_networks),
     (("services", "*", "build", "tags"), _merge_unique),
     (("services", "*", "profiles"), _merge_unique),
     (("services", "*", "depends_on"), _merge_depends_on),

@@ -46,6 +46,9 @@ class BuildConfig(BaseModel):
     no_cache: bool = False
     pull: bool = False
     extensions: dict[str, Any] = Field(default_factory=dict)
+    # `build.platforms` as written, when `platforms` holds what the build gets from the service's `platform` or
+    # DOCKER_DEFAULT_PLATFORM (`config` prints the former, the build and the key use the latter).
+    declared_platforms: list[str] | None = Field(default=None, exclude=True, repr=False)
 
     def to_config(self) -> dict[str, Any]:
         out: dict[str, Any] = (
@@ -60,7 +63,9 @@ class BuildConfig(BaseModel):
             out["target"] = self.target
         out["additional_contexts"] = dict(self.additional_contexts)
         out["tags"] = list(self.tags)
-        out["platforms"] = list(self.platforms)
+        out["platforms"] = list(
+            self.platforms if self.declared_platforms is None else self.declared_platforms
+        )
         out["cache_from"] = list(self.cache_from)
         out["cache_to"] = list(self.cache_to)
         out["labels"] = dict(self.labels)
@@ -112,6 +117,9 @@ class ComposeProject(BaseModel):
     services: dict[str, Service] = Field(default_factory=dict)
     extensions: dict[str, Any] = Field(default_factory=dict)
     environment: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
+    warnings: list[str] = Field(
+        default_factory=list, exclude=True, repr=False
+    )  # printed on stderr when loaded
 
     def image_name(self, service: str) -> str:
         """The image a service's build produces: `image:` or Compose's default `<project>-<service>`."""

@@ -14,8 +14,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from planner.compose.merge import key_value_pairs
+from planner.compose.merge import host_entries, key_value_pairs
 from planner.compose.model import BuildConfig, BuildSecret, ComposeProject, Service
+from planner.compose.validate import check_env_files, check_fields, check_references, implicit_dependencies
 from planner.compose.yamltree import YList, YMap, location_in, plain
 from planner.errors import ComposeFileError, Location
 
@@ -160,8 +161,11 @@ class ServiceNormalizer:
             raise _type_error(f"{path} must be a mapping", services, name, path)
         if not _SERVICE_NAME.match(name):
             raise _type_error(f"services additional properties '{name}' not allowed", services, name, path)
+        check_fields(name, raw)
         image = _expect_str(raw, "image", f"{path}.image") if "image" in raw else None
         build = self.build(raw, f"{path}.build") if "build" in raw else None
+        if build is not None:
+            build = self._platforms(build, raw, path)
         return Service(
             name=name,
             image=image,
@@ -177,15 +181,37 @@ class ServiceNormalizer:
             locations=_service_locations(raw),
         )
 
+    def _platforms(self, build: BuildConfig, raw: Any, path: str) -> BuildConfig:
+        """What the build gets: `build.platforms`, else the service's `platform`, else DOCKER_DEFAULT_PLATFORM
+        (as `docker compose build` does; `config` prints `build.platforms` as written, and so does planner)."""
+        platform = raw.get("platform")
+        if platform is not None and not isinstance(platform, str):
+            raise _type_error(f"{path}.platform must be a string", raw, "platform", f"{path}.platform")
+        if platform and build.platforms and platform not in build.platforms:
+            raise _type_error(
+                f'service.build.platforms MUST include service.platform "{platform}"',
+                raw, "platform", f"{path}.platform",
+            )  # fmt: skip
+        if build.platforms:
+            return build
+        default = self.environment.get("DOCKER_DEFAULT_PLATFORM")
+        effective = [platform] if platform else [default] if default else []
+        if not effective:
+            return build
+        return build.model_copy(update={"platforms": effective, "declared_platforms": []})
+
     def _depends_on(self, raw: Any, path: str) -> list[str]:
+        """Declared dependencies, then those Compose adds from links, volumes_from and `service:` modes."""
         value = raw.get("depends_on")
         if value is None:
-            return []
-        if isinstance(value, list):
-            return [_expect_str(value, i, f"{path}.depends_on[{i}]") for i in range(len(value))]
-        if isinstance(value, dict):
-            return list(value)
-        raise _type_error(f"{path}.depends_on must be a list or a mapping", raw, "depends_on", path)
+            declared: list[str] = []
+        elif isinstance(value, list):
+            declared = [_expect_str(value, i, f"{path}.depends_on[{i}]") for i in range(len(value))]
+        elif isinstance(value, dict):
+            declared = list(value)
+        else:
+            raise _type_error(f"{path}.depends_on must be a list or a mapping", raw, "depends_on", path)
+        return _unique([*declared, *implicit_dependencies(raw)])
 
     def build(self, service: Any, path: str) -> BuildConfig:
         raw = service["build"]
@@ -239,6 +265,8 @@ class ServiceNormalizer:
         if raw.get("ssh") is not None:
             fields["ssh"] = self._ssh(raw, path)
         fields["extensions"] = {k: plain(raw[k]) for k in raw if k.startswith("x-") or k in _PASSTHROUGH}
+        if isinstance(raw.get("extra_hosts"), dict | list):  # Compose prints `host=ip` entries, sorted
+            fields["extensions"]["extra_hosts"] = sorted(host_entries(raw["extra_hosts"]))
         return BuildConfig(**fields)
 
     def _args(self, pairs: YMap) -> dict[str, str]:
@@ -347,6 +375,12 @@ def build_project(
                     f"services.{svc_name}.build"
                 ),
             )
+    for svc_name in enabled:
+        raw_service = raw_services[svc_name]
+        if isinstance(raw_service, dict):
+            where = location_in(raw_services, svc_name) or model.loc
+            check_env_files(svc_name, raw_service, working_dir, where)
+            check_references(svc_name, raw_service, model, where)
     for svc_name, svc in enabled.items():
         for dep in svc.depends_on:
             if dep in enabled or not _required_dependency(raw_services[svc_name], dep):

@@ -25,6 +25,7 @@ DEFAULT_OVERRIDE_NAMES = (
     "docker-compose.override.yml",
     "docker-compose.override.yaml",
 )
+STDIN = Path("-")  # `-f -`: the compose file is read from standard input
 _NAME_CHARS = re.compile(r"[a-z0-9_-]")
 _VALID_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -73,16 +74,27 @@ def resolve_options(options: ProjectOptions) -> ResolvedOptions:
     cwd = Path(options.cwd)
     environment = dict(options.environ)
     environment.setdefault("PWD", str(cwd))
-    files = [_absolute(cwd, f) for f in options.files]
+    files = [STDIN if f == "-" else _absolute(cwd, f) for f in options.files]
     project_dir = _absolute(cwd, options.project_directory) if options.project_directory else None
 
     def working_dir() -> Path:
         if project_dir is not None:
             return project_dir
-        return files[0].parent if files else cwd
+        on_disk = [f for f in files if f != STDIN]  # `-f -` alone: the current directory
+        return on_disk[0].parent if on_disk else cwd
 
-    env_files = [_absolute(cwd, f) for f in options.env_files]
-    environment = _load_env_files(env_files or _default_env_file(working_dir()), environment)
+    # --env-file, else COMPOSE_ENV_FILES (comma-separated, relative to the current directory), else `.env`
+    # unless COMPOSE_DISABLE_ENV_FILE is true (which leaves explicit env files alone).
+    env_file_names = list(options.env_files)
+    if not env_file_names and options.environ.get("COMPOSE_ENV_FILES"):
+        env_file_names = options.environ["COMPOSE_ENV_FILES"].split(",")
+    env_files = [_absolute(cwd, f) for f in env_file_names]
+    dotenv_disabled = _parse_bool(options.environ, "COMPOSE_DISABLE_ENV_FILE")
+
+    def default_env_file() -> list[Path]:
+        return [] if dotenv_disabled else _default_env_file(working_dir())
+
+    environment = _load_env_files(env_files or default_env_file(), environment)
 
     if not files and "COMPOSE_FILE" in environment:
         separator = environment.get("COMPOSE_PATH_SEPARATOR") or os.pathsep
@@ -90,10 +102,10 @@ def resolve_options(options: ProjectOptions) -> ResolvedOptions:
     if not files:
         files = _discover(working_dir())
     # The project directory may have changed with the files: its .env fills in what is still unset.
-    environment = _load_env_files(env_files or _default_env_file(working_dir()), environment)
+    environment = _load_env_files(env_files or default_env_file(), environment)
 
     for path in files:
-        if not inputs.exists(path):
+        if path != STDIN and not inputs.exists(path):
             raise ComposeFileError(
                 "compose file not found", Location(str(path)), hint="check -f / COMPOSE_FILE"
             )
@@ -118,6 +130,18 @@ def resolve_options(options: ProjectOptions) -> ResolvedOptions:
     )
 
 
+def _parse_bool(environ: Mapping[str, str], name: str) -> bool:
+    """Go's strconv.ParseBool on a variable of the process environment (absent is false)."""
+    if name not in environ:
+        return False
+    value = environ[name]
+    if value in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if value in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    raise UsageError(f'strconv.ParseBool: parsing "{value}": invalid syntax', hint=f"check {name}")
+
+
 def _absolute(base: Path, path: str) -> Path:
     return Path(os.path.normpath(base / path))
 
@@ -128,8 +152,8 @@ def _default_env_file(directory: Path) -> list[Path]:
 
 
 def _load_env_files(paths: list[Path], environment: dict[str, str]) -> dict[str, str]:
-    for path in paths:
-        if not inputs.is_file(path):
+    for path in paths:  # any readable path will do: /dev/null, a /dev/fd/N of process substitution...
+        if not inputs.exists(path) or inputs.is_dir(path):
             raise EnvFileError("env file not found", Location(str(path)), hint="check --env-file")
     return resolve_environment(paths, environment) if paths else environment
 

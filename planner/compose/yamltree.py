@@ -21,6 +21,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from planner import inputs
 from planner.errors import ComposeFileError, Location
 
 try:  # libyaml through ruamel.yaml.clib composes ~10x faster; the pure parser gives the same nodes
@@ -339,7 +340,13 @@ def _check_depth(root: Node, filename: str) -> None:
 
 
 def load_yaml_file(path: Path) -> Any:
-    """Read and parse a YAML file; unreadable files become ComposeFileError naming the path."""
+    """Read and parse a YAML file; unreadable files become ComposeFileError naming the path. `-` is standard
+    input (`-f -`), which a memo cannot replay."""
+    if str(path) == "-":
+        import sys
+
+        inputs.note_opaque("standard input")
+        return parse_yaml(sys.stdin.read(), "<stdin>")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

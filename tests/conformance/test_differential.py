@@ -428,6 +428,35 @@ def override_build(others: tuple[str, ...], tags: bool = True) -> st.SearchStrat
 
 
 IMAGE_VALUES = one_of_weighted((100, maybe_template(IMAGES)), (1, st.none()))
+
+# Service fields planner does not print but must validate and merge as Compose does (issue #13): a list or a
+# mapping form (files and overrides pick independently, so a list meets a mapping), rarely an explicit null
+# (refused) or a reference to an undefined network; a service platform (checked against build.platforms).
+SHAPED_FIELDS: dict[str, tuple[st.SearchStrategy[Node], st.SearchStrategy[Node]]] = {
+    "environment": (st.lists(pick(["X=1", "Y", "Z=${A:-z}"]), max_size=2, unique=True),
+                    st.dictionaries(pick(["X", "Y", "W"]), pick(["1", None, "v"]), max_size=2)),
+    "labels": (st.lists(pick(["l=1", "m=2"]), max_size=2, unique=True),
+               st.dictionaries(pick(["l", "n"]), pick(["1", "x"]), max_size=2)),
+    "networks": (st.lists(pick(["front", "back", "default"]), max_size=2, unique=True),
+                 st.dictionaries(pick(["front", "back"]), pick([None, {}, {"aliases": ["al"]}]), max_size=2)),
+    "extra_hosts": (st.lists(pick(["h1:10.0.0.1", "h2=10.0.0.2"]), max_size=2, unique=True),
+                    st.dictionaries(pick(["h1", "h3"]), pick(["10.0.0.3", "10.0.0.4"]), max_size=2)),
+}  # fmt: skip
+
+
+@st.composite
+def service_extras(draw: st.DrawFn) -> dict[str, Node]:
+    extras: dict[str, Node] = {}
+    for key in draw(st.lists(pick(sorted(SHAPED_FIELDS)), max_size=2, unique=True)):
+        as_list, as_map = SHAPED_FIELDS[key]
+        extras[key] = draw(one_of_weighted((10, as_list), (10, as_map), (1, st.none())))
+    if draw(weighted((20, False), (1, True))):
+        extras["networks"] = ["undeclared"]
+    if draw(weighted((12, False), (1, True))):
+        extras["platform"] = draw(pick([*PLATFORMS, "linux/s390x"]))
+    return extras
+
+
 SERVICE_PROFILES = st.lists(st.sampled_from([*PROFILES, "${A:-p1}"]), min_size=1, max_size=2, unique=True)
 
 
@@ -462,6 +491,8 @@ def main_services(
             service["profiles"] = draw(SERVICE_PROFILES)
         if index > 0 and draw(weighted((40, False), (1, True))):
             service["depends_on"] = [draw(st.sampled_from(names[:index]))]
+        if draw(weighted((3, False), (1, True))):
+            service.update(draw(service_extras()))
         services[name] = service
     return services
 
@@ -490,6 +521,8 @@ def override_documents(draw: st.DrawFn, names: tuple[str, ...]) -> dict[str, Nod
             )
         if draw(weighted((6, False), (1, True))):
             service["profiles"] = draw(OVERRIDE_PROFILES)
+        if draw(weighted((3, False), (1, True))):
+            service.update(draw(service_extras()))
         services[name] = service
     document: dict[str, Node] = {"services": services}
     if draw(weighted((8, False), (1, True))):
@@ -628,6 +661,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         main["include"] = [entry]
         files.update({f"{folder}/{rel}": text for rel, text in included_files.items()})
     main["services"] = draw(main_services(names, with_base_file, included))
+    main["networks"] = {"front": {}, "back": None}
     overrides = draw(st.lists(override_documents(names), max_size=2))
 
     # Environment: each variable unset, in the process env, in .env, both, or in an --env-file.

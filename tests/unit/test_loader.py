@@ -267,6 +267,9 @@ services:
       pull: false
   other:
     build: ./other
+secrets:  # Compose refuses a build secret that is not declared
+  token: {environment: TOKEN}
+  key: {file: ./key}
 """
         },
     )
