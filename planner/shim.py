@@ -1,7 +1,7 @@
 """The `docker` (and `docker-compose`) shim: builds planner can do become planner runs; every other command goes
 to the real tool unchanged (exec, so argv, stdin, terminals, exit codes and signals behave as before).
 
-Which command lines planner takes, and with which planner arguments, is planner/shimargs.py (the grammar of
+Which command lines planner takes, and with which planner arguments, is planner/commands/shimargs.py (the grammar of
 docker, Compose v2 and buildx, by the options' real arities):
 - `docker [global opts] compose [opts] build [opts] [SERVICE...]` (and `docker-compose [opts] build ...`):
   `planner apply` with the compose options, `--build-arg`, `--no-cache`, `-q`, `--with-dependencies`,
@@ -27,10 +27,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from planner.commands.shim import NAME_ENV, SHIM_DIR_ENV, is_shim
-from planner.shimargs import DOCKER_GLOBAL, BadArgs, parse, route
+from planner.commands.shim import NAME_ENV, REAL_ENV, real_tool
+from planner.commands.shimargs import DOCKER_GLOBAL, BadArgs, parse, route
 
-REAL_ENV = {"docker": "PLANNER_REAL_DOCKER", "docker-compose": "PLANNER_REAL_DOCKER_COMPOSE"}
 PLUGIN_DIRS = (
     "/usr/local/lib/docker/cli-plugins",
     "/usr/local/libexec/docker/cli-plugins",
@@ -41,25 +40,6 @@ INSTALL_COMPOSE = (
     "install Docker Compose v2 as a docker CLI plugin: the docker-compose-plugin package (Docker's apt "
     "repository), or the v2 `docker-compose` binary copied to ~/.docker/cli-plugins/docker-compose"
 )
-
-
-def real_tool(name: str = "docker", environ: dict[str, str] | None = None) -> str | None:
-    """The tool the shim stands in front of: $PLANNER_REAL_DOCKER (…_COMPOSE), else the first `name` on PATH
-    that is neither in the shim's own folder nor a shim."""
-    environ = dict(os.environ) if environ is None else environ
-    configured = environ.get(REAL_ENV.get(name, "PLANNER_REAL_DOCKER"))
-    if configured:
-        return configured
-    shim_dir = environ.get(SHIM_DIR_ENV)
-    skip = Path(shim_dir).resolve() if shim_dir else None
-    for folder in environ.get("PATH", "").split(os.pathsep):
-        candidate = Path(folder) / name
-        if not folder or not candidate.is_file() or not os.access(candidate, os.X_OK):
-            continue
-        if (skip is not None and Path(folder).resolve() == skip) or is_shim(candidate):
-            continue
-        return str(candidate)
-    return None
 
 
 def real_docker() -> str | None:

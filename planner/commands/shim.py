@@ -14,6 +14,7 @@ from planner.errors import UsageError
 NAMES = ("docker", "docker-compose")
 NAME_ENV = "PLANNER_SHIM_NAME"  # the name the launcher stands for: `docker` or `docker-compose`
 SHIM_DIR_ENV = "PLANNER_SHIM_DIR"  # the launcher names its own folder, so the shim can skip it on PATH
+REAL_ENV = {"docker": "PLANNER_REAL_DOCKER", "docker-compose": "PLANNER_REAL_DOCKER_COMPOSE"}
 MARKER = "# planner docker shim"  # the launcher's second line: how install knows a `docker` is its own
 
 
@@ -95,8 +96,6 @@ class ShimStatus:
 
 def status(environ: dict[str, str] | None = None) -> list[ShimStatus]:
     """Per name: which shim is on PATH, whether it is ahead of the real tool, and what it forwards to."""
-    from planner.shim import real_tool
-
     environ = dict(os.environ) if environ is None else environ
     found = []
     for name in NAMES:
@@ -113,3 +112,22 @@ def status(environ: dict[str, str] | None = None) -> list[ShimStatus]:
         forwards = real_tool(name, {**environ, SHIM_DIR_ENV: str(shim.parent)} if shim else environ)
         found.append(ShimStatus(name, shim, shim is not None and first == str(shim), forwards, first))
     return found
+
+
+def real_tool(name: str = "docker", environ: dict[str, str] | None = None) -> str | None:
+    """The tool the shim stands in front of: $PLANNER_REAL_DOCKER (…_COMPOSE), else the first `name` on PATH
+    that is neither in the shim's own folder nor a shim."""
+    environ = dict(os.environ) if environ is None else environ
+    configured = environ.get(REAL_ENV.get(name, "PLANNER_REAL_DOCKER"))
+    if configured:
+        return configured
+    shim_dir = environ.get(SHIM_DIR_ENV)
+    skip = Path(shim_dir).resolve() if shim_dir else None
+    for folder in environ.get("PATH", "").split(os.pathsep):
+        candidate = Path(folder) / name
+        if not folder or not candidate.is_file() or not os.access(candidate, os.X_OK):
+            continue
+        if (skip is not None and Path(folder).resolve() == skip) or is_shim(candidate):
+            continue
+        return str(candidate)
+    return None

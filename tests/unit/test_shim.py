@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from planner.commands.shim import install
-from planner.shimargs import route
-
+from planner.commands.shimargs import route
 
 P = None  # passed through to the real docker (the route's reason must name an option or say why)
 A = "apply"
