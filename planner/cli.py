@@ -275,6 +275,33 @@ def _recording(recorder: Recorder | None) -> AbstractContextManager[object]:
     return recorder.recording() if recorder is not None else contextlib.nullcontext()
 
 
+BuildArgOption = Annotated[
+    list[str] | None,
+    typer.Option("--build-arg", help="KEY=VALUE (or KEY: from the environment) overriding the compose build args of the named services (all when none), for this run (repeatable)."),
+]  # fmt: skip
+DependenciesOption = Annotated[
+    bool, typer.Option("--with-dependencies", help="Also select the services the named ones depend_on (transitively).")
+]  # fmt: skip
+
+
+def _overrides(
+    options: ProjectOptions, nodes: list[str], build_arg: list[str] | None, with_dependencies: bool
+) -> tuple[ProjectOptions, list[str]]:
+    """`--build-arg` and `--with-dependencies`: the options the stack is loaded with, and the selection."""
+    import dataclasses
+
+    from planner.stack import StackOptions, parse_build_args
+    from planner.stack import with_dependencies as expand
+
+    if with_dependencies:
+        nodes = _run(lambda: expand(options, nodes))
+    if not build_arg:
+        return options, nodes
+    parsed = _run(lambda: parse_build_args(build_arg))
+    fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
+    return StackOptions(**fields, build_args=parsed, build_arg_services=tuple(nodes)), nodes
+
+
 @app.command()
 @project_command()
 def plan(
@@ -283,9 +310,12 @@ def plan(
     nodes: NodesArg = None,
     offline: Annotated[bool, typer.Option("--offline", help="Do not query daemons or the registry.")] = False,
     output_format: Annotated[PlanFormat, typer.Option("--format", help="Output format.")] = PlanFormat.table,
+    build_arg: BuildArgOption = None,
+    with_dependencies: DependenciesOption = False,
 ) -> None:
     """Say what apply would do per node and destination, and why (no side effects)."""
-    _print_plan(options, rules, nodes or [], offline, output_format)
+    options, selected = _overrides(options, nodes or [], build_arg, with_dependencies)
+    _print_plan(options, rules, selected, offline, output_format)
 
 
 @app.command()
@@ -319,8 +349,11 @@ def apply(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop (same as `plan`).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display; only the summary.")] = False,
     output_format: Annotated[PlanFormat, typer.Option("--format", help="Summary format.")] = PlanFormat.table,
+    build_arg: BuildArgOption = None,
+    with_dependencies: DependenciesOption = False,
 ) -> None:  # fmt: skip
     """Execute the plan: builds, exports, pulls and transfers in dependency order, in parallel."""
+    options, nodes = _overrides(options, nodes or [], build_arg, with_dependencies)
     if dry_run:
         _print_plan(options, rules, nodes or [], False, output_format)
         return
@@ -421,22 +454,107 @@ def warm(
     raise typer.Exit(result.exit_code)
 
 
-shim_app = typer.Typer(help="The `docker` shim that routes `docker compose build` through planner.")
+shim_app = typer.Typer(help="The `docker` shim that routes docker and compose builds through planner.")
 app.add_typer(shim_app, name="shim")
+
+
+class ShimName(StrEnum):
+    docker = "docker"
+    docker_compose = "docker-compose"
 
 
 @shim_app.command("install")
 def shim_install(
-    folder: Annotated[Path, typer.Argument(help="Where to write `docker`; put it first on PATH.")],
+    folder: Annotated[Path, typer.Argument(help="Where to write the shim; put it first on PATH.")],
     force: Annotated[
-        bool, typer.Option("--force", help="Replace a FOLDER/docker that is not planner's shim.")
+        bool, typer.Option("--force", help="Replace a FOLDER/NAME that is not planner's shim.")
     ] = False,
-) -> None:
-    """Write the shim as FOLDER/docker."""
+    name: Annotated[ShimName, typer.Option("--name", help="Stand in for `docker` or `docker-compose`.")] = ShimName.docker,
+) -> None:  # fmt: skip
+    """Write the shim as FOLDER/docker (or FOLDER/docker-compose)."""
     from planner.commands.shim import install
 
-    target = _run(lambda: install(folder, force=force))
+    target = _run(lambda: install(folder, force=force, name=name.value))
     typer.echo(f"wrote {target}; add it first on PATH: export PATH={target.parent}:$PATH")
+
+
+@shim_app.command("uninstall")
+def shim_uninstall(
+    folder: Annotated[Path, typer.Argument(help="The folder the shim was installed in.")],
+) -> None:
+    """Remove the shim's launchers from FOLDER (nothing else)."""
+    from planner.commands.shim import uninstall
+
+    for removed in _run(lambda: uninstall(folder)):
+        typer.echo(f"removed {removed}")
+
+
+@shim_app.command("status")
+def shim_status() -> None:
+    """Which shim is on PATH, whether it comes first, and which real docker it forwards to."""
+    from planner.commands.shim import status
+
+    for entry in status():
+        if entry.shim is None:
+            typer.echo(f"{entry.name}: no shim on PATH (runs {entry.first or 'nothing'})")
+            continue
+        place = "first on PATH" if entry.ahead else f"NOT first on PATH ({entry.first} runs instead)"
+        typer.echo(f"{entry.name}: shim {entry.shim}, {place}; forwards to {entry.real or 'nothing found'}")
+
+
+@app.command("build-image", hidden=True)
+def build_image(
+    context: Annotated[str, typer.Argument(help="The build context folder.")],
+    tag: Annotated[list[str], typer.Option("--tag", "-t", help="Image name (repeatable; the first is the node's image).")],
+    file: Annotated[str | None, typer.Option("--file", "-f", help="Dockerfile (relative to the working directory).")] = None,
+    build_arg: Annotated[list[str] | None, typer.Option("--build-arg", help="KEY=VALUE or KEY (repeatable).")] = None,
+    label: Annotated[list[str] | None, typer.Option("--label", help="KEY=VALUE (repeatable).")] = None,
+    target: Annotated[str | None, typer.Option("--target", help="Build stage.")] = None,
+    platform: Annotated[str | None, typer.Option("--platform", help="Target platform.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Build again, without build cache.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress; print the image ID (as docker build -q).")] = False,
+    pull: Annotated[bool, typer.Option("--pull", help="Pull the tag-named base images again first.")] = False,
+) -> None:  # fmt: skip
+    """`docker build -t` through planner (the shim): a one-node stack, planned and applied like `apply`."""
+    from planner import render
+    from planner.commands.shimsteps import ImageBuild
+    from planner.commands.shimsteps import build_image as run_build
+    from planner.stack import parse_build_args
+
+    request = ImageBuild(
+        context, tuple(tag), file, _run(lambda: parse_build_args(build_arg or [])), tuple(label or ()), target, platform
+    )  # fmt: skip
+    result, image_id = _run(lambda: run_build(request, no_cache, quiet, pull))
+    summary = StringIO()
+    render.apply_summary(result, summary)
+    sys.stderr.write(summary.getvalue())
+    if quiet and image_id:
+        typer.echo(image_id)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command("push-images", hidden=True)
+@project_command(with_rules=False)
+def push_images(
+    options: ProjectOptions,
+    nodes: NodesArg = None,
+    with_dependencies: DependenciesOption = False,
+) -> None:
+    """Push the services' compose image names (after `docker compose build --push` through the shim)."""
+    from planner.commands.shimsteps import push_images as push
+
+    options, selected = _overrides(options, nodes or [], None, with_dependencies)
+    _run(lambda: push(options, selected))
+
+
+@app.command("pull-bases", hidden=True)
+@project_command(with_rules=False)
+def pull_bases(options: ProjectOptions, nodes: NodesArg = None) -> None:
+    """Pull the tag-named base images of the selected nodes again (`docker compose build --pull`)."""
+    from planner.commands.shimsteps import pull_bases as pull
+
+    for ref in _run(lambda: pull(options, nodes or [])):
+        typer.echo(f"pulled {ref}", err=True)
 
 
 class SchemaName(StrEnum):

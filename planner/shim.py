@@ -1,109 +1,119 @@
-"""The `docker` shim: `docker compose [options] build [services]` runs `planner apply` instead; every other
-command goes to the real docker unchanged (exec, so exit codes, signals and terminals behave as before).
+"""The `docker` (and `docker-compose`) shim: builds planner can do become planner runs; every other command goes
+to the real tool unchanged (exec, so argv, stdin, terminals, exit codes and signals behave as before).
 
-Install: `planner shim install DIR` (commands/shim.py) writes DIR/docker; put DIR first on PATH. The real docker is found on PATH
-past the shim's own folder, or named by $PLANNER_REAL_DOCKER. A build with options planner does not take
-(e.g. `--build-arg`, `--push`, `--ssh`) goes to the real `docker compose build`, with a note on stderr, so the
-shim never changes what a build means.
+Which command lines planner takes, and with which planner arguments, is planner/commands/shimargs.py (the grammar of
+docker, Compose v2 and buildx, by the options' real arities):
+- `docker [global opts] compose [opts] build [opts] [SERVICE...]` (and `docker-compose [opts] build ...`):
+  `planner apply` with the compose options, `--build-arg`, `--no-cache`, `-q`, `--with-dependencies`,
+  `--dry-run`, `--parallel N` (as `--jobs`); `--pull` first runs `planner pull-bases` (pull the tag-named
+  base images again), `--push` then runs `planner push-images` (push the services' compose image names).
+- `docker build`/`docker buildx build`/`docker image build` with `-t`: `planner build-image` (a one-node
+  stack: same keys, plan and apply; an image whose key is present is not built again).
+- `-H`/`--context`/`--config` (and DOCKER_HOST, DOCKER_CONTEXT, the current context) select the daemon planner
+  talks to, through DOCKER_HOST/DOCKER_CONFIG.
+Anything planner cannot honour (`--print`, `--check`, `--ssh`, `--secret`, `--output` elsewhere, TLS options,
+...) goes to the real tool unchanged, with one line on stderr naming the option. `PLANNER_SHIM=off` passes
+everything through.
+
+Install: `planner shim install DIR [--name docker|docker-compose]` (commands/shim.py). The real tool is
+$PLANNER_REAL_DOCKER (or $PLANNER_REAL_DOCKER_COMPOSE), else the first one on PATH that is not a shim.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
-from planner.commands.shim import SHIM_DIR_ENV
+from planner.commands.shim import NAME_ENV, REAL_ENV, real_tool
+from planner.commands.shimargs import DOCKER_GLOBAL, BadArgs, parse, route
 
-# docker compose global options that take a value, and how they map to planner's
-COMPOSE_VALUE_OPTIONS = {
-    "-f": "--file", "--file": "--file", "-p": "--project-name", "--project-name": "--project-name",
-    "--project-directory": "--project-directory", "--profile": "--profile", "--env-file": "--env-file",
-    "--progress": None, "--ansi": None, "--parallel": None,
-}  # fmt: skip
-COMPOSE_FLAGS = {"--compatibility", "--dry-run", "--all-resources"}
-BUILD_FLAGS = {
-    "--no-cache": "--no-cache",
-    "-q": "-q",
-    "--quiet": "-q",
-    "--pull": None,
-    "--with-dependencies": None,
-}
+PLUGIN_DIRS = (
+    "/usr/local/lib/docker/cli-plugins",
+    "/usr/local/libexec/docker/cli-plugins",
+    "/usr/lib/docker/cli-plugins",
+    "/usr/libexec/docker/cli-plugins",
+)
+INSTALL_COMPOSE = (
+    "install Docker Compose v2 as a docker CLI plugin: the docker-compose-plugin package (Docker's apt "
+    "repository), or the v2 `docker-compose` binary copied to ~/.docker/cli-plugins/docker-compose"
+)
 
 
 def real_docker() -> str | None:
-    """The docker the shim stands in front of: $PLANNER_REAL_DOCKER, else the first `docker` on PATH that is
-    not in the shim's own folder."""
-    configured = os.environ.get("PLANNER_REAL_DOCKER")
-    if configured:
-        return configured
-    shim_dir = os.environ.get(SHIM_DIR_ENV)
-    skip = Path(shim_dir).resolve() if shim_dir else None
-    for folder in os.environ.get("PATH", "").split(os.pathsep):
-        candidate = Path(folder) / "docker"
-        if not folder or not candidate.is_file() or not os.access(candidate, os.X_OK):
-            continue
-        if skip is not None and Path(folder).resolve() == skip:
-            continue
-        return str(candidate)
-    return None
+    return real_tool("docker")
 
 
-def translate(argv: list[str]) -> list[str] | None:
-    """`docker` arguments → `planner apply` arguments, or None when planner should not handle them."""
-    if len(argv) < 2 or argv[0] != "compose":
-        return None
-    planner_args: list[str] = []
-    index = 1
-    while index < len(argv) and argv[index].startswith("-"):
-        option, has_value, value = argv[index].partition("=")
-        if option in COMPOSE_FLAGS:
-            index += 1
-            continue
-        if option not in COMPOSE_VALUE_OPTIONS:
-            return None
-        if not has_value:
-            index += 1
-            if index >= len(argv):
-                return None
-            value = argv[index]
-        mapped = COMPOSE_VALUE_OPTIONS[option]
-        if mapped:
-            planner_args += [mapped, value]
-        index += 1
-    if index >= len(argv) or argv[index] != "build":
-        return None
-    services = []
-    for arg in argv[index + 1 :]:
-        if arg.startswith("-"):
-            if arg not in BUILD_FLAGS:
-                return None
-            if BUILD_FLAGS[arg]:
-                planner_args.append(str(BUILD_FLAGS[arg]))
-        else:
-            services.append(arg)
-    return ["apply", *planner_args, *services]
+def _is_compose_command(argv: list[str]) -> bool:
+    try:
+        return parse(argv, DOCKER_GLOBAL, interspersed=False).rest[:1] == ["compose"]
+    except BadArgs:
+        return False
+
+
+def has_compose_plugin(docker: str, environ: dict[str, str]) -> bool:
+    """Whether `docker compose` works with this docker: a plugin file where the docker CLI looks for one, else
+    (to be sure) `docker compose version` answering."""
+    config = Path(environ.get("DOCKER_CONFIG") or Path(environ.get("HOME", "/")) / ".docker")
+    folders = [config / "cli-plugins", *map(Path, PLUGIN_DIRS)]
+    try:
+        extra = json.loads((config / "config.json").read_text()).get("cliPluginsExtraDirs") or []
+        folders += [Path(f) for f in extra if isinstance(f, str)]
+    except (OSError, ValueError, AttributeError):
+        pass
+    for folder in folders:
+        if os.access(folder / "docker-compose", os.X_OK):
+            return True
+    try:
+        probe = subprocess.run(
+            [docker, "compose", "version"], capture_output=True, timeout=30, check=False, env=environ
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return probe.returncode == 0
+
+
+def run_planner(steps: list[list[str]], env: dict[str, str]) -> int:
+    """Run planner command lines in this process, in order, stopping at the first that fails."""
+    from planner.main import main as planner_main  # a no-op apply answers from the memo
+
+    os.environ.update(env)
+    for step in steps:
+        sys.argv = ["planner", *step]
+        try:
+            planner_main(step)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if code:
+            return code
+    return 0
 
 
 def main() -> None:
     argv = sys.argv[1:]
-    planner_args = translate(argv)
-    if planner_args is not None:
-        from planner.main import main as planner_main  # a no-op build answers from the memo
-
-        sys.argv = ["planner", *planner_args]
-        planner_main(planner_args)
-        return
-    docker = real_docker()
-    if docker is None:
-        print("planner shim: the real docker is not on PATH (set PLANNER_REAL_DOCKER)", file=sys.stderr)
+    name = os.environ.get(NAME_ENV) or "docker"
+    decided = route(argv, name)
+    if decided.handled:
+        raise SystemExit(run_planner(decided.planner, decided.env))
+    tool = real_tool(name)
+    if tool is None:
+        variable = REAL_ENV.get(name, "PLANNER_REAL_DOCKER")
+        print(f"planner shim: the real {name} is not on PATH (set {variable})", file=sys.stderr)
         raise SystemExit(127)
-    if argv[:1] == ["compose"] and "build" in argv:
+    why = f" (passed through: {decided.reason})" if decided.reason else ""
+    if name == "docker" and _is_compose_command(argv) and not has_compose_plugin(tool, dict(os.environ)):
         print(
-            "planner shim: options planner does not take; running the real docker compose build",
+            f"planner shim: {tool} has no compose plugin, so `docker compose` cannot run there{why}; "
+            + INSTALL_COMPOSE,
             file=sys.stderr,
         )
-    os.execv(docker, [docker, *argv])
+        raise SystemExit(125)
+    if decided.reason:
+        print(f"planner shim: passing to the real {name}: {decided.reason}", file=sys.stderr)
+    os.execv(tool, [tool, *argv])
 
 
 if __name__ == "__main__":

@@ -7,18 +7,19 @@ the file:line of the rules value at fault.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
 
 from planner.compose.loader import load_project
-from planner.compose.model import BuildConfig, ComposeProject
+from planner.compose.model import BuildConfig, ComposeProject, Service
 from planner.compose.normalize import resolve_path
 from planner.compose.options import ProjectOptions
 from planner.compose.yamltree import YMap
 from planner.dockerignore import PatternMatcher
-from planner.errors import InputError, Location
+from planner.errors import InputError, Location, UsageError
 from planner.plan_model import LOCAL
 from planner.refs import image_name_problem
 from planner.rules.load import RulesError, load_rules, locate, rules_path, validate
@@ -102,12 +103,88 @@ def _check_image_name(name: str, where: Location) -> None:
         raise RulesError(f"image name {name!r}: {problem}", where)
 
 
+@dataclass(frozen=True)
+class StackOptions(ProjectOptions):
+    """Project options plus this run's overrides: `--build-arg KEY=VALUE` (or `KEY`: from the environment, and
+    unset when the environment has none, as Compose does) for the compose services named in
+    `build_arg_services` (all of them when empty). The overrides are the services' build args, so they are in
+    the keys."""
+
+    build_args: tuple[tuple[str, str | None], ...] = ()
+    build_arg_services: tuple[str, ...] = ()
+
+
+def parse_build_args(
+    values: Sequence[str], option: str = "--build-arg"
+) -> tuple[tuple[str, str | None], ...]:
+    """`KEY=VALUE` or `KEY` each; anything else is a usage error naming the option (exit 2)."""
+    parsed = []
+    for value in values:
+        key, has_value, text = value.partition("=")
+        if not key or any(c.isspace() for c in key):
+            raise UsageError(
+                f"{option} {value!r}: expected KEY=VALUE (or KEY to take it from the environment)"
+            )
+        parsed.append((key, text if has_value else None))
+    return tuple(parsed)
+
+
 def load_stack(options: ProjectOptions, rules_option: str | None = None) -> Stack:
     compose = load_project(options)
+    if isinstance(options, StackOptions) and options.build_args:
+        compose = _with_build_args(compose, options.build_args, options.build_arg_services)
     project_dir = Path(compose.working_dir)
     path = rules_path(project_dir, rules_option, options.environ, Path(options.cwd))
     rules, tree = load_rules(path, compose.environment)
     return _Assembler(compose, rules, path, tree).assemble()
+
+
+def _with_build_args(
+    compose: ComposeProject, overrides: tuple[tuple[str, str | None], ...], services: Sequence[str]
+) -> ComposeProject:
+    changed = dict(compose.services)
+    for name, service in compose.services.items():
+        if service.build is None or (services and name not in services):
+            continue
+        args = dict(service.build.args)
+        for key, given in overrides:
+            value = compose.environment.get(key) if given is None else given
+            if value is None:
+                args.pop(key, None)
+            else:
+                args[key] = value
+        changed[name] = service.model_copy(update={"build": service.build.model_copy(update={"args": args})})
+    return compose.model_copy(update={"services": changed})
+
+
+def with_dependencies(options: ProjectOptions, services: Sequence[str]) -> list[str]:
+    """`--with-dependencies`: the named services and, transitively, the buildable services they depend on."""
+    if not services:
+        return []
+    compose = load_project(options)
+    found: list[str] = []
+    todo = list(services)
+    while todo:
+        name = todo.pop(0)
+        if name in found:
+            continue
+        found.append(name)
+        service = compose.services.get(name)
+        todo += service.depends_on if service is not None else []
+    return [n for n in found if n in services or compose.services[n].build is not None]
+
+
+def image_stack(
+    build: BuildConfig, tags: Sequence[str], cwd: str, environ: dict[str, str], name: str = "image"
+) -> Stack:
+    """A stack of one image node, for `docker build -t` through the shim (`planner build-image`): the first tag
+    is its image name, the others its build tags; no compose file, no rules file."""
+    service = Service(name=name, image=tags[0], build=build.model_copy(update={"tags": list(tags[1:])}))
+    compose = ComposeProject(
+        name="docker-build", working_dir=cwd, config_files=[os.path.join(cwd, "(docker build)")],
+        services={name: service}, environment=dict(environ),
+    )  # fmt: skip
+    return _Assembler(compose, Rules(), None, None).assemble()
 
 
 class _Assembler:

