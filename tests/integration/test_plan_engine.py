@@ -107,17 +107,17 @@ def test_plan_follows_what_each_daemon_and_the_registry_hold(
         "sandbox": "registry",
     }  # builds are shared
 
-    # An image with the key in the session daemon: skip here, still send it to the sandbox.
+    # An image with the key in the session daemon, never shared: skip here, push it, send it to the sandbox.
     keyed_image(None, f"{name}-app:latest", key, "app", name)
     second = plan(project, cache)
     assert node_of(second).action == "skip"
-    assert modes(second) == {"local": "none", "sandbox": "registry"}
+    assert modes(second) == {"registry": "registry", "local": "none", "sandbox": "registry"}
 
-    # The sandbox holds it too: nothing to do anywhere.
+    # The sandbox holds it too: only the share is left to do.
     keyed_image(sandbox.url, f"{name}-app:latest", key, "app", name)
     third = plan(project, cache)
     assert node_of(third).action == "skip"
-    assert modes(third) == {"local": "none", "sandbox": "none"}
+    assert modes(third) == {"registry": "registry", "local": "none", "sandbox": "none"}
 
     # Only the registry holds it (another session built it): pull, never build.
     ref = first.registry_refs["app"]
