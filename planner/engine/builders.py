@@ -1,4 +1,5 @@
-"""Builders: the Engine-API builder (embedded default: the daemon's BuildKit fed a context tar planner makes)
+"""Builders: the Engine-API builder (embedded default: the daemon's BuildKit, fed the context through a BuildKit
+session planner serves, or a context tar planner makes)
 and `docker buildx build` (a shared or remote BuildKit). Both label images with the node's content key.
 
 BuildKit-only features the Engine API cannot pass (additional contexts, build secrets, ssh, cache_to) need
@@ -457,7 +458,7 @@ def extract_entries(request: BuildRequest, target: Path) -> Path:
     return outside
 
 
-def make_builder(kind: str, name: str | None, daemon: Daemon) -> Builder:
+def make_builder(kind: str, name: str | None, daemon: Daemon, context: str = "session") -> Builder:
     if kind == "buildx":
         return BuildxBuilder(name, daemon.url)
-    return EngineBuilder(daemon)
+    return EngineBuilder(daemon, transport=context)
