@@ -111,7 +111,7 @@ def execute(planned: Planned, apply_options: ApplyOptions, store: Store) -> Appl
             rules = graph.stack.rules
             ctx = ApplyContext(
                 graph=graph, manifests=planned.manifests, engines=engines,
-                builder=make_builder(rules.builder.kind, rules.builder.name, engines.local), store=store,
+                builder=make_builder(rules.builder.kind, rules.builder.name, engines.local, rules.builder.context), store=store,
                 no_cache=set(graph.nodes) if apply_options.forcing.everything else set(apply_options.forcing.nodes),
                 warn=warnings.append,
             )  # fmt: skip

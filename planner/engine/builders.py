@@ -1,4 +1,5 @@
-"""Builders: the Engine-API builder (embedded default: the daemon's BuildKit fed a context tar planner makes)
+"""Builders: the Engine-API builder (embedded default: the daemon's BuildKit, fed the context through a BuildKit
+session planner serves, or a context tar planner makes)
 and `docker buildx build` (a shared or remote BuildKit). Both label images with the node's content key.
 
 BuildKit-only features the Engine API cannot pass (additional contexts, build secrets, ssh, cache_to) need
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import posixpath
 import shutil
 import subprocess
 import tempfile
@@ -17,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from planner.engine.context_server import Served, context_server
 from planner.engine.context_tar import INJECTED_DOCKERFILE, stream_context
@@ -25,6 +27,9 @@ from planner.engine.daemon import Daemon
 from planner.errors import InputError, RuntimeFailure, exception_text
 from planner.keys.walk import Entry
 from planner.streams import reader
+
+if TYPE_CHECKING:
+    from planner.engine.session import BuildSession
 
 LogSink = Callable[[str], None]
 
@@ -80,19 +85,66 @@ class Builder(Protocol):
 
 
 class EngineBuilder:
-    """`POST /build?version=2` on the home daemon: BuildKit inside dockerd, the context as a tar body."""
+    """`POST /build?version=2` on the home daemon: BuildKit inside dockerd, the context through a BuildKit session
+    (a local socket; a tar over loopback HTTP as the fallback), or the classic builder with a tar body."""
 
     name = "docker"
 
-    def __init__(self, daemon: Daemon, classic: bool = False) -> None:
+    def __init__(self, daemon: Daemon, classic: bool = False, transport: str = "session") -> None:
         self.daemon = daemon
         self.classic = classic  # always the classic builder (`version=1`), even on a local socket
+        # how BuildKit gets the context on a local socket: "session" (a BuildKit session, as the docker CLI
+        # sends it: the Dockerfile apart from the context) or "tar" (a tar served on loopback HTTP)
+        if transport not in ("session", "tar"):
+            raise ValueError(f"unknown context transport {transport!r}")
+        self.transport = transport
 
     def _serves_locally(self) -> bool:
         """A daemon on a local unix socket shares the host's loopback, so it can download from us."""
         from planner.engine.http import resolve_host
 
         return resolve_host(self.daemon.url).startswith("unix://")
+
+    def _open_session(self, request: BuildRequest, log: LogSink) -> BuildSession | None:
+        """A BuildKit session serving the walk as `context` and the Dockerfile alone as `dockerfile`; None (and
+        a log line) when the daemon opens none: the build then takes the tar path, and so do later builds."""
+        from planner.engine.daemon import API_VERSION
+        from planner.engine.http import resolve_host
+        from planner.engine.session import (
+            SESSION_DOCKERFILE,
+            BuildSession,
+            SessionFailed,
+            context_source,
+            dockerfile_source,
+            shared_key,
+        )
+
+        if request.dockerfile_text is not None:
+            name, text = SESSION_DOCKERFILE, request.dockerfile_text
+        else:
+            name = posixpath.basename(request.dockerfile)
+            try:
+                text = _read_verified(request, request.dockerfile)
+            except RuntimeFailure as exc:
+                raise BuildFailed(f"{request.node}: {exc.message}; nothing was built") from None
+        session = BuildSession(
+            resolve_host(self.daemon.url)[len("unix://") :],
+            {
+                "context": context_source(str(request.context), request.entries, request.expected),
+                "dockerfile": dockerfile_source(name, text),
+            },
+            shared_key(str(request.context)),
+            API_VERSION,
+        )
+        try:
+            session.start()
+        except SessionFailed as exc:
+            self.transport = "tar"
+            log(
+                f"planner: no BuildKit session ({exc.message}); falling back to a context tar over loopback HTTP"
+            )
+            return None
+        return session
 
     def _discard(self, image_id: str | None, tags: list[str]) -> None:
         for ref in [*tags, *([image_id] if image_id else [])]:
@@ -130,6 +182,11 @@ class EngineBuilder:
             params["extrahosts"] = request.extra_hosts
 
         classic = self.classic or not self._serves_locally()
+        session: BuildSession | None = None
+        if not classic and self.transport == "session":
+            session = self._open_session(request, log)
+        if session is not None:
+            params.update(remote="client-session", session=session.id, dockerfile=session_dockerfile(request))
 
         def produce() -> Iterator[bytes]:
             return _cancellable(
@@ -141,12 +198,14 @@ class EngineBuilder:
 
         served: Served | None = None
         token = None
-        if not classic:
+        if session is not None:
+            body: Iterator[bytes] | None = None
+        elif not classic:
             # BuildKit downloads the context itself (see context_server: the request body would race)
             server = context_server()
             token, served = server.register(produce)
             params["remote"] = server.url(token)
-            body: Iterator[bytes] | None = None
+            body = None
         else:
             params["version"] = "1"  # the classic builder reads the whole body before it answers
             body = produce()
@@ -159,12 +218,16 @@ class EngineBuilder:
             )  # fmt: skip
             if cancel is not None:
                 cancel.on_cancel(lambda: abort_response(response))  # a dropped connection cancels the solve
+                if session is not None:
+                    cancel.on_cancel(session.close)
             api._raise_for_status(response)
             for event in api._stream_helper(response, decode=True):
                 if "error" in event or "errorDetail" in event:
                     detail = (event.get("errorDetail") or {}).get("message") or event.get("error")
                     if served is not None and served.errors:
                         detail = f"{served.errors[-1]} ({detail})"
+                    elif session is not None and session.errors:
+                        detail = f"{session.errors[-1]} ({detail})"
                     log(f"ERROR: {detail}")
                     raise BuildFailed(f"{request.node}: build failed: {detail}")
                 if event.get("id") == "moby.image.id":
@@ -182,6 +245,11 @@ class EngineBuilder:
         finally:
             if token is not None:
                 context_server().forget(token)
+            if session is not None:
+                session.close()
+        if session is not None and session.errors:
+            self._discard(image_id, request.tags)
+            raise BuildFailed(f"{request.node}: {session.errors[-1]}; the image was not kept")
         if served is not None and (served.errors or not served.complete):
             self._discard(image_id, request.tags)
             why = served.errors[-1] if served.errors else "the builder did not read the whole context"
@@ -191,6 +259,33 @@ class EngineBuilder:
         if image_id is None:
             raise BuildFailed(f"{request.node}: the builder reported no image")
         return image_id
+
+
+def session_dockerfile(request: BuildRequest) -> str:
+    """The Dockerfile's name in the session's `dockerfile` source (the docker CLI's: its base name, or
+    `Dockerfile` for one from stdin)."""
+    from planner.engine.session import SESSION_DOCKERFILE
+
+    return (
+        SESSION_DOCKERFILE if request.dockerfile_text is not None else posixpath.basename(request.dockerfile)
+    )
+
+
+def _read_verified(request: BuildRequest, path: str) -> bytes:
+    """A context file's bytes, checked against the hash the key was made from (ContextChanged if it differs)."""
+    from planner.engine.context_tar import ContextChanged, _Verifying
+    from planner.plan_model import printable
+
+    reader = _Verifying(str(request.context / path), request.expected.get(path), path)
+    try:
+        content = reader.readall()
+        reader.verify()
+    finally:
+        reader.close()
+    entry = next((e for e in request.entries if e.path == path), None)
+    if entry is not None and entry.size != len(content):
+        raise ContextChanged(f"{printable(path)} changed after planning; run again")
+    return content
 
 
 def abort_response(response: Any) -> None:
@@ -363,7 +458,7 @@ def extract_entries(request: BuildRequest, target: Path) -> Path:
     return outside
 
 
-def make_builder(kind: str, name: str | None, daemon: Daemon) -> Builder:
+def make_builder(kind: str, name: str | None, daemon: Daemon, context: str = "session") -> Builder:
     if kind == "buildx":
         return BuildxBuilder(name, daemon.url)
-    return EngineBuilder(daemon)
+    return EngineBuilder(daemon, transport=context)

@@ -1,6 +1,7 @@
 """The build context as a tar stream, made from the same walk the key was computed from.
 
-The engine's BuildKit takes a tar body as the whole context (it applies no .dockerignore of its own, neither
+Used by the classic builder, the tar fallback of BuildKit (see session.py for the default) and buildx. The
+engine's BuildKit takes a tar body as the whole context (it applies no .dockerignore of its own, neither
 `.dockerignore` nor `<Dockerfile>.dockerignore`: measured on 20.10), so what planner hashes is exactly what the
 builder gets. While streaming, each file's content is hashed again and compared with the hash the key was made
 from: a file edited between plan and build aborts the build rather than labelling new content with the old key.
@@ -10,7 +11,8 @@ INJECTED_DOCKERFILE. The classic builder (`version=1`) hides it from COPY the wa
 (`AddDockerfileToBuildContext`): the daemon removes the Dockerfile and `.dockerignore` when `.dockerignore`
 matches them, so the tar's `.dockerignore` names the injected file (the user's sent `.dockerignore` gets the line
 appended, as the CLI does; without one, a synthetic `.dockerignore` that also names itself). BuildKit over a tar
-has no such step: there the injected file stays visible (see docs/design-notes.md, "The builder").
+has no such step: there the injected file stays visible (see docs/design-notes.md, "The builder"); the BuildKit
+session path sends the Dockerfile apart instead.
 """
 
 from __future__ import annotations

@@ -40,6 +40,12 @@ class BuilderRules(Strict):
         description="docker: the Engine API builder (embedded default); buildx: `docker buildx build`",
     )
     name: str | None = Field(None, description="buildx builder name (a shared or remote BuildKit)")
+    context: Literal["session", "tar"] = Field(
+        "session",
+        description="docker builder on a local socket: how BuildKit gets the context. session: a BuildKit session "
+        "as the docker CLI uses (the Dockerfile apart, never visible to COPY); tar: a tar served on loopback HTTP "
+        "(also the automatic fallback when the daemon opens no session)",
+    )
 
 
 class Destination(Strict):

@@ -112,3 +112,50 @@ def test_builder_errors_carry_the_build_log(tmp_path: Path, clean_images: None) 
             request_for(tmp_path, "planner-test/builder-fail:1"), lines.append
         )
     assert any("nope" in line for line in lines)
+
+
+@pytest.mark.parametrize("transport", ["session", "tar"])
+def test_both_buildkit_transports_send_the_same_tree(
+    transport: str, tmp_path: Path, docker_client: Any, clean_images: None
+) -> None:
+    make_tree(tmp_path)
+    tag = f"planner-test/builder-{transport}:{os.getpid()}"
+    EngineBuilder(Daemon("local", None), transport=transport).build(
+        request_for(tmp_path, tag), lambda line: None
+    )
+    got = image_tree(docker_client, tag)
+    assert (
+        "ignored.log" not in got
+        and got["src/deep/er/b.sh"][1] == 0o750
+        and got["link"] == ("l", 0, "src/a.txt")
+    )
+
+
+def test_a_daemon_without_sessions_gets_the_tar_with_a_log_line(
+    tmp_path: Path, docker_client: Any, clean_images: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from planner.engine.session import BuildSession, SessionFailed
+
+    def refuse(self: BuildSession, timeout: float = 30) -> None:
+        raise SessionFailed("POST /session answered 'HTTP/1.1 404 Not Found'")
+
+    monkeypatch.setattr(BuildSession, "start", refuse)
+    make_tree(tmp_path)
+    tag = f"planner-test/builder-fallback:{os.getpid()}"
+    lines: list[str] = []
+    builder = EngineBuilder(Daemon("local", None))
+    builder.build(request_for(tmp_path, tag), lines.append)
+    assert any("no BuildKit session" in line and "falling back" in line for line in lines)
+    assert builder.transport == "tar"  # later builds do not ask again
+    assert "big.bin" in image_tree(docker_client, tag)
+
+
+def test_a_session_outlives_the_daemons_health_checks(
+    tmp_path: Path, docker_client: Any, busybox_image: str, clean_images: None
+) -> None:
+    """The daemon checks a session's health every few seconds and drops one that does not answer."""
+    (tmp_path / "a.txt").write_text("a\n")
+    (tmp_path / "Dockerfile").write_text(f"FROM {busybox_image}\nRUN sleep 12\nCOPY a.txt /ctx/a.txt\n")
+    tag = f"planner-test/builder-slow:{os.getpid()}"
+    EngineBuilder(Daemon("local", None)).build(request_for(tmp_path, tag), lambda line: None)
+    assert Daemon("local", None).image_id(tag) is not None

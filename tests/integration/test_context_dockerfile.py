@@ -10,10 +10,10 @@ walk planner keyed.
 Measured on dockerd 20.10 (see docs/design-notes.md, "The builder"): BuildKit's Dockerfile frontend given a tar
 context (`version=2`, body or `remote=`) applies no ignore file at all (`.dockerignore` and
 `<Dockerfile>.dockerignore` alike), so everything in the tar is visible to COPY; BuildKit with a session (the
-docker CLI's BuildKit path, buildx) applies `.dockerignore` to the context and reads the Dockerfile from its own
-source, i.e. the legacy result for these cases. The classic builder path of planner (`version=1`, used for daemons
-that cannot download from planner) hides the injected Dockerfile exactly; the BuildKit tar path cannot (strict
-xfail: it turns into a failure when that changes).
+docker CLI's BuildKit path, buildx) reads the Dockerfile from its own source, i.e. the legacy result for these
+cases. Planner's BuildKit path is a session too (`buildkit`: exact); its classic path (`version=1`, for daemons
+that are not on a local socket) hides the injected Dockerfile exactly; the tar fallback (`buildkit-tar`) cannot
+(strict xfail: it turns into a failure when that changes).
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def docker_paths(client: Any, root: Path, dockerfile: Path | None) -> set[str]:
 
 
 def planner_build(
-    client: Any, root: Path, dockerfile: Path | None, classic: bool
+    client: Any, root: Path, dockerfile: Path | None, builder: str
 ) -> tuple[set[str], set[str]]:
     """(paths in the image planner builds, paths of the walk planner keyed)."""
     entries = walk_context(root, load_matcher(root, dockerfile))
@@ -123,14 +123,19 @@ def planner_build(
         node="t", context=root, entries=entries, expected=StatCache(None).hashes(str(root), entries),
         dockerfile=name, dockerfile_text=injected, labels={LABEL_KEY: "k" * 32, TEST_LABEL: "1"}, tags=[tag],
     )  # fmt: skip
-    EngineBuilder(Daemon("local", None), classic=classic).build(request, lambda line: None)
+    engine = EngineBuilder(
+        Daemon("local", None),
+        classic=builder == "classic",
+        transport="tar" if builder == "buildkit-tar" else "session",
+    )
+    engine.build(request, lambda line: None)
     try:
         return ctx_paths(client, tag), {e.path for e in entries}
     finally:
         client.api.remove_image(tag, force=True)
 
 
-@pytest.mark.parametrize("builder", ["classic", "buildkit"])
+@pytest.mark.parametrize("builder", ["classic", "buildkit", "buildkit-tar"])
 @pytest.mark.parametrize("name", list(CASES))
 def test_copy_sees_what_docker_build_copies(
     name: str,
@@ -144,12 +149,12 @@ def test_copy_sees_what_docker_build_copies(
     root, dockerfile = materialize(case, tmp_path)
     entries = walk_context(root, load_matcher(root, dockerfile))
     _, injected = dockerfile_source(root, dockerfile, entries, DOCKERFILE)
-    if builder == "buildkit" and injected is not None:
+    if builder == "buildkit-tar" and injected is not None:
         reason = (
             "BuildKit 20.10 over a tar context shows every tar entry to COPY, the injected Dockerfile too"
         )
         request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
     theirs = docker_paths(docker_client, root, dockerfile)
-    ours, keyed = planner_build(docker_client, root, dockerfile, classic=builder == "classic")
+    ours, keyed = planner_build(docker_client, root, dockerfile, builder)
     assert ours == theirs, f"only planner: {sorted(ours - theirs)}, only Docker: {sorted(theirs - ours)}"
     assert ours == keyed
