@@ -45,6 +45,34 @@ def generate(root: Path, files: int, services: int, size: int) -> None:
     subprocess.run([*git, "commit", "-qm", "bench"], cwd=root, check=True)
 
 
+def generate_single_root(root: Path, files: int, services: int, size: int) -> None:
+    """Our users' shape: every service builds with the repository root as its context; each Dockerfile COPYs
+    its own folder, and one more service COPYs everything."""
+    per_service = files // services
+    lines = ["services:"]
+    payload = os.urandom(size)
+    root.mkdir(parents=True)
+    (root / ".dockerignore").write_text("*.log\nnode_modules\n.git\n")
+    for s in range(services):
+        name = f"svc{s:02d}"
+        folder_root = root / name
+        lines += [f"  {name}:", "    build:", "      context: .", f"      dockerfile: {name}/Dockerfile"]
+        folder_root.mkdir(parents=True)
+        (folder_root / "Dockerfile").write_text(f"FROM scratch\nCOPY {name}/ /app\n")
+        for i in range(per_service - 1):
+            folder = folder_root / f"pkg{i % 50:02d}" / f"mod{i % 7}"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"f{i}.txt").write_bytes(payload[: (i * 7919) % size] + str(i).encode())
+    (root / "all").mkdir()
+    (root / "all/Dockerfile").write_text("FROM scratch\nCOPY . /all\n")
+    lines += ["  all:", "    build:", "      context: .", "      dockerfile: all/Dockerfile"]
+    (root / "compose.yaml").write_text("\n".join(lines) + "\n")
+    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.test"]
+    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-qm", "bench"], cwd=root, check=True)
+
+
 def timed(cmd: list[str], cwd: Path, env: dict[str, str], runs: int) -> tuple[float, int]:
     """Median wall time and the largest child peak RSS (KiB) over `runs` runs."""
     times = []
@@ -62,7 +90,7 @@ def edited_plan_times(planner: list[str], root: Path, env: dict[str, str], runs:
     """Median plan time right after one file changed (a different file each run; files age past the racy
     window first, as in real use)."""
     times = []
-    targets = sorted(root.glob("svc*/pkg00/mod0/*.txt"))[:runs]
+    targets = sorted(root.glob("svc*/**/pkg00/mod0/*.txt"), key=str)[:runs]
     for target in targets:
         with target.open("ab") as handle:
             handle.write(b"edit")
@@ -91,16 +119,25 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=20)
     parser.add_argument("--size", type=int, default=2048, help="max bytes per file")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--shape", choices=["roots", "single-root"], default="roots",
+        help="roots: one context folder per service; single-root: every service's context is the repository",
+    )  # fmt: skip
     args = parser.parse_args()
     compile_bytecode()
     planner = [sys.executable, "-m", "planner", "plan", "--offline", "--format", "json"]
     with tempfile.TemporaryDirectory(prefix="planner-bench-keys-") as tmp:
         root = Path(tmp) / "repo"
         cache = Path(tmp) / "cache"
-        generate(root, args.files, args.services, args.size)
+        if args.shape == "single-root":
+            generate_single_root(root, args.files, args.services, args.size)
+        else:
+            generate(root, args.files, args.services, args.size)
         env = {**os.environ, "PLANNER_CACHE_DIR": str(cache), "PYTHONPATH": str(REPO)}
         total_bytes = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and ".git" not in p.parts)
-        print(f"tree: {args.files} files, {args.services} services, {total_bytes / 1e6:.1f} MB")
+        print(
+            f"tree ({args.shape}): {args.files} files, {args.services} services, {total_bytes / 1e6:.1f} MB"
+        )
 
         dropped = drop_caches()
         cold, cold_peak = timed(planner, root, env, 1)

@@ -28,7 +28,7 @@ import xxhash
 from planner.keys.manifest import Manifest
 from planner.localcache import default_cache_dir, warn, warn_cache
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 ARTIFACT_VERSION = 1
 SHARED_VERSION = 1
 SIZE_LIMIT = 2**30
@@ -123,17 +123,34 @@ class Store:
         data = self.get(("manifest", MANIFEST_VERSION, key), "manifest cache")
         if not isinstance(data, dict):
             return None
+        files = self.get(("files", MANIFEST_VERSION, data.pop("files_key", "")), "manifest cache")
+        if not isinstance(files, dict):
+            return None
         try:
-            return Manifest(**data)
+            return Manifest(**data, files=files)
         except TypeError:
             return None  # written by another version: as good as missing
 
     def put_manifests(self, manifests: Mapping[str, Manifest]) -> None:
-        """Keep the manifests of keys not kept yet (one existence check per node)."""
+        """Keep the manifests of keys not kept yet (one existence check per node). A manifest's file lines are
+        kept once per tree they came from, however many nodes share it (repository-root contexts)."""
+        stored: set[str] = set()
         for manifest in manifests.values():
             cache_key = ("manifest", MANIFEST_VERSION, manifest.key)
-            if cache_key not in self:
-                self.set(cache_key, dataclasses.asdict(manifest), "manifests (explain may lack them)")
+            if cache_key in self:
+                continue
+            files_key = manifest.files_key()
+            if files_key not in stored and ("files", MANIFEST_VERSION, files_key) not in self:
+                self.set(
+                    ("files", MANIFEST_VERSION, files_key),
+                    manifest.files,
+                    "manifests (explain may lack them)",
+                )
+            stored.add(files_key)
+            data = {
+                f.name: getattr(manifest, f.name) for f in dataclasses.fields(manifest) if f.name != "files"
+            }
+            self.set(cache_key, {**data, "files_key": files_key}, "manifests (explain may lack them)")
 
     # -- artifact records, per output path --
 

@@ -151,18 +151,24 @@ class KeyComputer:
                 result.update(reused)
                 continue
             witnesses: Witnesses = ([], [])
+            # Nodes that share a root usually share its ignore rules too: each distinct set of rules is
+            # walked, hashed and encoded once, and its result shared (one tree, not one per node).
+            distinct: dict[tuple[object, ...], list[_Walk]] = {}
+            for walk in group:
+                distinct.setdefault(_rules_of(walk), []).append(walk)
+            firsts = [walks[0] for walks in distinct.values()]
             listings = walk_contexts(
-                Path(root), [w.matcher for w in group], [w.skip for w in group], witnesses
+                Path(root), [w.matcher for w in firsts], [w.skip for w in firsts], witnesses
             )
             union: dict[str, Entry] = {}
             for entries in listings:
                 for entry in entries:
                     union.setdefault(entry.path, entry)
             hashes = self.cache.hashes(root, union.values())
-            for walk, listing in zip(group, listings, strict=True):
+            for same, listing in zip(distinct.values(), listings, strict=True):
                 entries = listing
-                if walk.hash_ignore is not None:
-                    entries = [e for e in listing if not walk.hash_ignore.excluded(e.path)]
+                if same[0].hash_ignore is not None:
+                    entries = [e for e in listing if not same[0].hash_ignore.excluded(e.path)]
                 lines = tree_lines(entries, hashes)
                 files = {
                     e.path: (
@@ -172,7 +178,9 @@ class KeyComputer:
                     )
                     for e in entries
                 }
-                result[(walk.node, walk.label)] = (digest_lines(lines), files)
+                tree = (digest_lines(lines), files)
+                for walk in same:
+                    result[(walk.node, walk.label)] = tree
             walked = {(w.node, w.label): result[(w.node, w.label)] for w in group}
             self.pending.append((key, witnesses, walked))
         return result
@@ -216,9 +224,15 @@ class KeyComputer:
                 manifest.inputs[walk.label[len("input:") :]] = digest
             else:
                 context_trees[walk.label] = digest
+            if len(walks) == 1 and walk.label == ".":
+                manifest.files = (
+                    files  # the shared tree's lines, not a copy per node (read-only from here on)
+                )
+                continue
             prefix = "" if walk.label == "." else f"{walk.label}:"
             for path, line in files.items():
                 manifest.files[f"{prefix}{path}"] = line
+        manifest.trees = dict(context_trees)
         for name, value in build.additional_contexts.items():
             if not os.path.isabs(value):
                 manifest.contexts[name] = (
@@ -228,6 +242,13 @@ class KeyComputer:
             manifest.contexts["."] = build.context
         manifest.key = digest_lines(manifest.lines(context_trees))
         return manifest
+
+
+def _rules_of(walk: _Walk) -> tuple[object, ...]:
+    """What decides a walk's result besides the files: walks with equal rules over one root are one tree."""
+    patterns = tuple((p.text, p.exclusion) for p in walk.matcher.patterns)
+    ignored = tuple((p.text, p.exclusion) for p in walk.hash_ignore.patterns) if walk.hash_ignore else None
+    return (patterns, walk.skip, ignored)
 
 
 def _decides(walk: _Walk) -> tuple[object, ...]:

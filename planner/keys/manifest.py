@@ -33,6 +33,7 @@ class Manifest:
     node: str
     key: str = ""
     files: dict[str, str] = field(default_factory=dict)  # "<context>/<path>" -> "kind mode hash-or-target"
+    trees: dict[str, str] = field(default_factory=dict)  # context label -> tree hash (what `files` came from)
     dockerfile: str = ""
     args: dict[str, str] = field(default_factory=dict)  # name -> value hash (values may be secrets)
     volatile_args: list[str] = field(default_factory=list)
@@ -49,6 +50,10 @@ class Manifest:
         default_factory=dict
     )  # external image ref -> identity (image ID, pinned, ...)
     output: str | None = None
+
+    def files_key(self) -> str:
+        """Names `files` by what it was made from (its trees and inputs): nodes that share a tree share it."""
+        return digest_lines([*map(repr, sorted(self.trees.items())), *map(repr, sorted(self.inputs.items()))])
 
     def lines(self, trees: dict[str, str]) -> list[str]:
         out = [KEY_VERSION, f"dockerfile {self.dockerfile}"]
