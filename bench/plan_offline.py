@@ -134,7 +134,10 @@ def main() -> None:
         else:
             generate(root, args.files, args.services, args.size)
         env = {**os.environ, "PLANNER_CACHE_DIR": str(cache), "PYTHONPATH": str(REPO)}
-        total_bytes = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and ".git" not in p.parts)
+        total_bytes = 0
+        for folder, dirs, names in os.walk(root):
+            dirs[:] = [d for d in dirs if d != ".git"]  # git may be packing objects in the background
+            total_bytes += sum(os.lstat(os.path.join(folder, n)).st_size for n in names)
         print(
             f"tree ({args.shape}): {args.files} files, {args.services} services, {total_bytes / 1e6:.1f} MB"
         )
