@@ -89,20 +89,22 @@ def _merge_extra_hosts(base: Any, override: Any, path: Path) -> Any:
     return result
 
 
+def _names_as_mapping(value: Any) -> Any:
+    """A list of names (`[a, b]`) as the mapping form (`{a: null, b: null}`), so both forms merge as one."""
+    if isinstance(value, list):
+        mapping = YMap(value.loc if isinstance(value, YList) else Location("<merge>"))
+        for index, name in enumerate(value):
+            mapping.put(str(name), None, value.loc_of(index) if isinstance(value, YList) else None)
+        return mapping
+    return value
+
+
 def _merge_networks(base: Any, override: Any, path: Path) -> Any:
     """A service's `networks` as a list of names or a mapping: both in mapping form, then merged."""
     if override is None:
         return base
 
-    def as_mapping(value: Any) -> Any:
-        if isinstance(value, list):
-            mapping = YMap(value.loc if isinstance(value, YList) else Location("<merge>"))
-            for index, name in enumerate(value):
-                mapping.put(str(name), None, value.loc_of(index) if isinstance(value, YList) else None)
-            return mapping
-        return value
-
-    return merge(as_mapping(base), as_mapping(override), path, special=False)
+    return merge(_names_as_mapping(base), _names_as_mapping(override), path, special=False)
 
 
 def _merge_unique(base: Any, override: Any, path: Path) -> Any:
@@ -138,15 +140,7 @@ def _merge_build(base: Any, override: Any, path: Path) -> Any:
 
 
 def _merge_depends_on(base: Any, override: Any, path: Path) -> Any:
-    def as_mapping(value: Any) -> Any:
-        if isinstance(value, list):
-            mapping = YMap(value.loc if isinstance(value, YList) else Location("<merge>"))
-            for index, name in enumerate(value):
-                mapping.put(str(name), None, value.loc_of(index) if isinstance(value, YList) else None)
-            return mapping
-        return value
-
-    return merge(as_mapping(base), as_mapping(override), path, special=False)
+    return merge(_names_as_mapping(base), _names_as_mapping(override), path, special=False)
 
 
 def _replace(base: Any, override: Any, path: Path) -> Any:

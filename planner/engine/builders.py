@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from planner.engine.context_server import Served, context_server
 from planner.engine.context_tar import INJECTED_DOCKERFILE, stream_context
 from planner.engine.daemon import Daemon
+from planner.engine.protobuf import fields as protobuf_fields
 from planner.errors import InputError, RuntimeFailure, exception_text
 from planner.keys.walk import Entry
 from planner.streams import reader
@@ -311,38 +312,6 @@ def _cancellable(chunks: Iterator[bytes], cancel: Cancellation | None) -> Iterat
         yield chunk
 
 
-def _protobuf_fields(data: bytes) -> Iterator[tuple[int, int | bytes]]:
-    """(field number, value) pairs of one protobuf message: enough to read BuildKit's StatusResponse."""
-    index = 0
-
-    def varint() -> int:
-        nonlocal index
-        shift = value = 0
-        while True:
-            byte = data[index]
-            index += 1
-            value |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                return value
-
-    while index < len(data):
-        tag = varint()
-        number, wire = tag >> 3, tag & 7
-        if wire == 0:
-            yield number, varint()
-        elif wire == 2:
-            length = varint()
-            yield number, data[index : index + length]
-            index += length
-        elif wire == 1:
-            index += 8
-        elif wire == 5:
-            index += 4
-        else:
-            return
-
-
 def log_trace(aux: Any, log: LogSink, seen: set[bytes] | None = None) -> None:
     """BuildKit progress arrives as a base64 StatusResponse: log step names once, their output, and errors."""
     import base64
@@ -351,11 +320,11 @@ def log_trace(aux: Any, log: LogSink, seen: set[bytes] | None = None) -> None:
     if not isinstance(aux, str):
         return
     try:
-        for number, value in _protobuf_fields(base64.b64decode(aux)):
+        for number, value in protobuf_fields(base64.b64decode(aux)):
             if not isinstance(value, bytes):
                 continue
             if number == 1:  # Vertex: 3 name, 7 error
-                fields = dict(_protobuf_fields(value))
+                fields = dict(protobuf_fields(value))
                 name = fields.get(3)
                 if isinstance(name, bytes) and (seen is None or name not in seen):
                     if seen is not None:
@@ -365,7 +334,7 @@ def log_trace(aux: Any, log: LogSink, seen: set[bytes] | None = None) -> None:
                 if isinstance(error, bytes) and error:
                     log(f"error: {error.decode(errors='replace')}")
             elif number == 3:  # VertexLog: 4 msg
-                message = dict(_protobuf_fields(value)).get(4)
+                message = dict(protobuf_fields(value)).get(4)
                 if isinstance(message, bytes):
                     for line in message.decode(errors="replace").splitlines():
                         log(line)

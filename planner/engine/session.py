@@ -42,6 +42,10 @@ import h2.events
 import h2.exceptions
 
 from planner.engine.context_tar import _Verifying
+from planner.engine.protobuf import bytes_field as _bytes_field
+from planner.engine.protobuf import fields as _fields
+from planner.engine.protobuf import int_field as _int_field
+from planner.engine.protobuf import message_field as _message_field
 from planner.errors import RuntimeFailure, exception_text
 from planner.keys.walk import Entry
 
@@ -75,72 +79,7 @@ class SessionFailed(RuntimeFailure):
     """The daemon did not open a BuildKit session (or the session broke)."""
 
 
-# --- protobuf: the few messages of fsutil and grpc.health, encoded by hand ---------------------------------------
-
-
-def _varint(value: int) -> bytes:
-    value &= (1 << 64) - 1  # negative int64 as two's complement, as protobuf does
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _key(number: int, wire: int) -> bytes:
-    return _varint(number << 3 | wire)
-
-
-def _int_field(number: int, value: int) -> bytes:
-    return _key(number, 0) + _varint(value) if value else b""
-
-
-def _bytes_field(number: int, value: bytes) -> bytes:
-    return _key(number, 2) + _varint(len(value)) + value if value else b""
-
-
-def _message_field(number: int, value: bytes) -> bytes:
-    """A set submessage is written even when empty (an empty Stat is not a missing one)."""
-    return _key(number, 2) + _varint(len(value)) + value
-
-
-def _fields(data: bytes) -> Iterator[tuple[int, int | bytes]]:
-    index = 0
-
-    def varint() -> int:
-        nonlocal index
-        shift = value = 0
-        while True:
-            if index >= len(data):
-                raise ValueError("truncated protobuf message")
-            byte = data[index]
-            index += 1
-            value |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                return value
-
-    while index < len(data):
-        tag = varint()
-        number, wire = tag >> 3, tag & 7
-        if wire == 0:
-            yield number, varint()
-        elif wire == 2:
-            length = varint()
-            if index + length > len(data):
-                raise ValueError("truncated protobuf message")
-            yield number, data[index : index + length]
-            index += length
-        elif wire == 1:
-            index += 8
-        elif wire == 5:
-            index += 4
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire}")
+# --- protobuf: the few messages of fsutil and grpc.health, encoded by hand (wire format: protobuf.py) ---------
 
 
 def _int64(value: int) -> int:
