@@ -6,13 +6,12 @@ pull each other's different images under one name. Plain HTTP for loopback hosts
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from planner.errors import RuntimeFailure, exception_text
-from planner.refs import repository_path, split_tag
+from planner.refs import is_loopback_host, repository_path, split_tag
 
 MANIFEST_TYPES = ", ".join(
     [
@@ -35,14 +34,7 @@ class RegistryError(RuntimeFailure):
 
 
 def is_loopback(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    name = name.strip("[]")
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host)
 
 
 class Registry:
