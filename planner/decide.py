@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from planner.keys.manifest import Manifest
 from planner.manifest_diff import diff_manifests, reasons_from
@@ -267,6 +268,7 @@ def decide_steps(
     stamps: Sequence[StampState],
     observation: Observation,
     registry_refs: Mapping[str, str],
+    codec: Literal["none", "gzip"] = "gzip",
 ) -> list[PlanStep]:
     """Every step apply runs, in order: per node its main step (build, export, pull, or a local name restore),
     the stamps that carry its identity (after it: a stamp never names a key whose build failed), the push it
@@ -284,7 +286,9 @@ def decide_steps(
         if node.kind == "image":
             first = first_of.setdefault((plan_node.key, tuple(node.image_names())), name)
             if first != name:
-                steps = _same_image(steps, name, first, ready, plan_node, node, observation, registry_refs)
+                steps = _same_image(
+                    steps, name, first, ready, plan_node, node, observation, registry_refs, codec
+                )
                 continue
         if node.kind == "artifact":
             if plan_node.action == "build":
@@ -321,7 +325,7 @@ def decide_steps(
             ready[name] = main.id
         steps += _stamp_steps(name, stamps, ready, stamp_steps)
         steps += _transfer_steps(
-            node, plan_node, [main.id] if main else [], observation, registry_refs.get(name)
+            node, plan_node, [main.id] if main else [], observation, registry_refs.get(name), codec
         )
     return steps
 
@@ -335,6 +339,7 @@ def _same_image(
     node: Node,
     observation: Observation,
     registry_refs: Mapping[str, str],
+    codec: Literal["none", "gzip"] = "gzip",
 ) -> list[PlanStep]:
     """A node with the same key and image names as an earlier one (compose services sharing one image and
     build) gets no build, pull or push of its own: the earlier node's steps make the image, and list it in
@@ -347,7 +352,7 @@ def _same_image(
     covered = {(s.kind, s.destination): s.id for s in steps if s.node == first}
     after = [ready[first]] if first in ready else []
     renamed: dict[str, str] = {}
-    for step in _transfer_steps(node, planned, after, observation, registry_refs.get(name)):
+    for step in _transfer_steps(node, planned, after, observation, registry_refs.get(name), codec):
         if (step.kind, step.destination) in covered:
             renamed[step.id] = covered[(step.kind, step.destination)]
             continue
@@ -374,10 +379,19 @@ def _stamp_steps(
 
 
 def _transfer_steps(
-    node: Node, planned: PlanNode, after: list[str], observation: Observation, ref: str | None
+    node: Node,
+    planned: PlanNode,
+    after: list[str],
+    observation: Observation,
+    ref: str | None,
+    codec: Literal["none", "gzip"] = "gzip",
 ) -> list[PlanStep]:
     """One push when the build is shared or a destination pulls a ref the registry lacks; one step per
-    destination that lacks the image or its name."""
+    destination that lacks the image or its name.
+
+    The push moves the layers itself, uncompressed (`method: layers`), when the registry's codec is `none`
+    (the default on loopback: dockerd's push gzips every layer on one thread, pure cost there), else it is
+    dockerd's push (`engine`). A streamed delivery sends only the layers the destination lacks (`partial`)."""
     steps: list[PlanStep] = []
     fallback = "tarball" if node.rules.transfer == "auto" else None
     name = node.name
@@ -391,7 +405,7 @@ def _transfer_steps(
         if not any(step.id == step_id for step in steps):
             steps.append(
                 PlanStep(id=step_id, node=name, kind="push", needs=after, destination=SHARE, ref=ref,
-                         fallback=fallback)
+                         fallback=fallback, method="layers" if codec == "none" else "engine")
             )  # fmt: skip
         return [step_id]
 
@@ -422,7 +436,7 @@ def _transfer_steps(
                 id=f"transfer:{name}:{destination}", node=name, kind="transfer",
                 needs=push() if registry_mode else after, destination=destination, mode=transfer.mode,
                 fallback=fallback if registry_mode else None, ref=ref if registry_mode else None,
-                detail=f"{transfer.mode} -> {destination}",
+                method=None if registry_mode else "partial", detail=f"{transfer.mode} -> {destination}",
             )
         )  # fmt: skip
     return steps

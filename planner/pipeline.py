@@ -117,7 +117,8 @@ def _decided(
         )
         for name, spec in sorted(graph.stack.stamps.items())
     ]
-    steps = decide_steps(nodes, graph.nodes, stamps, observation, registry_refs)
+    codec = rules.registry.codec() if rules.registry is not None else "gzip"
+    steps = decide_steps(nodes, graph.nodes, stamps, observation, registry_refs, codec)
     plan = Plan(
         project=graph.stack.compose.name, offline=observation.offline, nodes=nodes, levels=graph.levels(),
         summary=summarize(nodes), observed=_observed(observation), steps=steps,

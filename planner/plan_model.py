@@ -75,6 +75,12 @@ class PlanStep(Frozen):
         "(rules: auto); a pull whose registry copy is broken builds (and pushes again)",
     )
     ref: str | None = Field(None, description="Registry ref pulled or pushed")
+    method: Literal["layers", "engine", "partial"] | None = Field(
+        None,
+        description="push: `layers` (planner uploads the export's layers uncompressed, blob digest = diffID) or "
+        "`engine` (dockerd's own push, gzip); tarball transfer: `partial` (the load stream leaves out the layers "
+        "the destination holds, the whole stream if its engine rejects that)",
+    )
     serves: list[str] = Field(
         default_factory=list, description="Other nodes this step also makes (same key and image)"
     )

@@ -102,3 +102,18 @@ def namespace_problem(value: str) -> str | None:
     if _NAMESPACE.fullmatch(value.strip("/")):
         return None
     return f"{value!r} is not a repository path (lowercase letters, digits, . _ __ - between them, / between parts)"
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a registry `host[:port]` (optionally with a scheme) is on this machine's loopback."""
+    import ipaddress
+
+    host = host.removeprefix("http://").removeprefix("https://").rstrip("/")
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

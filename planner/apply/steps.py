@@ -227,13 +227,23 @@ def _stamp_step(ctx: ApplyContext, name: str) -> Callable[[StepContext], None]:
 
 
 def _push_step(ctx: ApplyContext, node: Node, planned: PlanStep) -> Callable[[StepContext], None]:
-    """One push per node; with a tarball fallback a failed push is not fatal: the deliveries stream instead."""
+    """One push per node; with a tarball fallback a failed push is not fatal: the deliveries stream instead.
+
+    `method: layers`: planner uploads the export's layers the registry lacks, uncompressed, then the manifest
+    (written last: a failure leaves no ref). `engine`: dockerd's push."""
     ref = str(planned.ref)
 
     def run(step: StepContext) -> None:
         try:
             ctx.local.tag(node.image_names()[0], ref)
-            ctx.local.push(ref, _byte_counter(step))
+            if planned.method == "layers" and ctx.engines.registry is not None:
+                from planner.engine.layers import push_uncompressed
+
+                push_uncompressed(
+                    ctx.local, ctx.engines.registry, node.image_names()[0], ref, _byte_counter(step)
+                )
+            else:
+                ctx.local.push(ref, _byte_counter(step))
             ctx.store.record_shared(ref)  # only once the registry took it
         except PlannerError as exc:
             if planned.fallback is None or step.cancel_event.is_set():
@@ -253,7 +263,7 @@ def _deliver_step(ctx: ApplyContext, node: Node, planned: PlanStep) -> Callable[
     destination = str(planned.destination)
     mode = planned.mode
 
-    def by_tarball(step: StepContext) -> None:
+    def whole(step: StepContext) -> None:
         names = node.image_names()
         target = ctx.daemon(destination)
         counter = _byte_counter(step)
@@ -267,6 +277,38 @@ def _deliver_step(ctx: ApplyContext, node: Node, planned: PlanStep) -> Callable[
                 yield chunk
 
         target.load(counted())
+
+    def by_tarball(step: StepContext) -> None:
+        if planned.method != "partial":
+            whole(step)
+            return
+        from planner.engine.layers import Layout, held_chains, partial_load_stream
+
+        target = ctx.daemon(destination)
+        counter = _byte_counter(step)
+        moved = [0]
+        try:
+            layout = Layout.of(ctx.local, node.image_names()[0])
+            held = held_chains(target)
+
+            def counted() -> Any:
+                for chunk in partial_load_stream(ctx.local.save([layout.image_id]), layout, held):
+                    step.check()
+                    moved[0] += len(chunk)
+                    counter({"bytes": moved[0]})
+                    yield chunk
+
+            target.load(counted())
+            for name in node.image_names():
+                target.tag(layout.image_id, name)
+        except PlannerError as exc:
+            if step.cancel_event.is_set():
+                raise
+            ctx.warn(
+                f"{node.name} -> {destination}: the stream without held layers failed ({exc.message}); "
+                "sending the whole image"
+            )
+            whole(step)
 
     def by_registry(step: StepContext) -> None:
         ref = ctx.engines.ref_at(destination, str(planned.ref))

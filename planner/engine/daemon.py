@@ -140,6 +140,23 @@ class Daemon:
             raise DaemonError(f"daemon {self.name}: cannot inspect {ref}: {exception_text(exc)}") from None
         return dict(found)
 
+    def layer_sets(self, jobs: int = 8) -> list[list[str]]:
+        """The diffIDs (RootFS.Layers) of every image the daemon holds: which layers it has, by chain."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        try:
+            listing = self._read("/images/json", {"all": "1"})
+            if listing is None:
+                listing = self.api.images(all=True)
+        except Exception as exc:
+            raise DaemonError(f"unreachable at {self.where}: {exception_text(exc)}") from None
+        ids = sorted({str(image["Id"]) for image in listing})
+        if not ids:
+            return []
+        with ThreadPoolExecutor(max_workers=min(jobs, len(ids))) as pool:
+            found = list(pool.map(self.inspect, ids))
+        return [list((image.get("RootFS") or {}).get("Layers") or []) for image in found if image is not None]
+
     def image_id(self, ref: str) -> str | None:
         """The local image ID a reference resolves to, or None."""
         found = self.inspect(ref)

@@ -6,13 +6,12 @@ pull each other's different images under one name. Plain HTTP for loopback hosts
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from planner.errors import RuntimeFailure, exception_text
-from planner.refs import repository_path, split_tag
+from planner.refs import is_loopback_host, repository_path, split_tag
 
 MANIFEST_TYPES = ", ".join(
     [
@@ -24,19 +23,18 @@ MANIFEST_TYPES = ", ".join(
 )
 
 
+SCHEMA2_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+IMAGE_CONFIG = "application/vnd.docker.container.image.v1+json"
+LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"  # uncompressed: the blob digest is the diffID
+UPLOAD_TIMEOUT = (10.0, 600.0)  # connect, read: a streamed blob may take long
+
+
 class RegistryError(RuntimeFailure):
     """The registry is unreachable or answered with an error."""
 
 
 def is_loopback(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    name = name.strip("[]")
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host)
 
 
 class Registry:
@@ -157,6 +155,88 @@ class Registry:
             raise RegistryError(
                 f"registry {self.host}: delete {name}@{digest} answered {response.status_code}"
             )
+
+    def blob_size(self, name: str, digest: str) -> int | None:
+        """The size of a blob the repository holds (HEAD), or None when it lacks it."""
+        try:
+            response = self.session.head(f"{self.base}/v2/{name}/blobs/{digest}", timeout=self.timeout)
+        except Exception as exc:
+            raise RegistryError(f"unreachable: {exception_text(exc)}") from None
+        if response.status_code == 200:
+            return int(response.headers.get("Content-Length") or 0)
+        if response.status_code == 404:
+            return None
+        raise RegistryError(f"registry {self.host}: HEAD blob {digest[:19]} answered {response.status_code}")
+
+    def blob_sizes(self, name: str, digests: Iterable[str], jobs: int = 8) -> dict[str, int]:
+        """Sizes of the blobs among `digests` the repository holds (absent ones are left out)."""
+        wanted = list(dict.fromkeys(digests))
+        if not wanted:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(jobs, len(wanted))) as pool:
+            sizes = list(pool.map(lambda digest: self.blob_size(name, digest), wanted))
+        return {digest: size for digest, size in zip(wanted, sizes, strict=True) if size is not None}
+
+    def upload_blob(self, name: str, chunks: Iterable[bytes]) -> tuple[str, int]:
+        """Upload one blob as it streams in (one PATCH with chunked encoding, never held whole), hashing it on the
+        way; the closing PUT names the digest, which the registry checks. Returns (digest, size)."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        size = [0]
+
+        def hashed() -> Iterator[bytes]:
+            for chunk in chunks:
+                digest.update(chunk)
+                size[0] += len(chunk)
+                yield chunk
+
+        try:
+            started = self.session.post(f"{self.base}/v2/{name}/blobs/uploads/", timeout=self.timeout)
+            if started.status_code != 202:
+                raise RegistryError(f"registry {self.host}: upload to {name} answered {started.status_code}")
+            location = self._absolute(started.headers["Location"])
+            sent = self.session.patch(
+                location, data=hashed(), headers={"Content-Type": "application/octet-stream"},
+                timeout=UPLOAD_TIMEOUT,
+            )  # fmt: skip
+            if sent.status_code != 202:
+                raise RegistryError(f"registry {self.host}: blob upload answered {sent.status_code}")
+            location = self._absolute(sent.headers["Location"])
+            found = f"sha256:{digest.hexdigest()}"
+            separator = "&" if "?" in location else "?"
+            done = self.session.put(f"{location}{separator}digest={found}", timeout=UPLOAD_TIMEOUT)
+            if done.status_code != 201:
+                raise RegistryError(
+                    f"registry {self.host}: closing upload of {found[:19]} answered {done.status_code}"
+                )
+        except RegistryError:
+            raise
+        except Exception as exc:
+            raise RegistryError(f"registry {self.host}: upload failed: {exception_text(exc)}") from None
+        return found, size[0]
+
+    def put_manifest(self, name: str, tag: str, body: bytes, media_type: str = SCHEMA2_MANIFEST) -> None:
+        try:
+            response = self.session.put(
+                f"{self.base}/v2/{name}/manifests/{tag}", data=body, headers={"Content-Type": media_type},
+                timeout=self.timeout,
+            )  # fmt: skip
+        except Exception as exc:
+            raise RegistryError(
+                f"registry {self.host}: manifest upload failed: {exception_text(exc)}"
+            ) from None
+        if response.status_code != 201:
+            raise RegistryError(
+                f"registry {self.host}: manifest {name}:{tag} answered {response.status_code}: {response.text[:300]}"
+            )
+
+    def _absolute(self, location: str) -> str:
+        return location if location.startswith(("http://", "https://")) else f"{self.base}{location}"
+
+    def split(self, ref: str) -> tuple[str, str]:
+        """(repository name, tag) of one of this registry's refs."""
+        return self._split(ref)
 
     def _split(self, ref: str) -> tuple[str, str]:
         prefix = self.host + "/"

@@ -28,10 +28,23 @@ class RegistryRules(Strict):
         None, description="Basic auth user; use ${VAR} to read it from the environment"
     )
     password: str | None = Field(None, description="Basic auth password; use ${VAR}, never a literal")
+    compression: Literal["none", "gzip"] | None = Field(
+        None,
+        description="How pushed layers are stored: none (planner uploads them uncompressed from the export; fastest "
+        "on loopback) or gzip (dockerd's push); null: none for a loopback registry, gzip otherwise",
+    )
     share: bool = Field(
         True,
         description="Push every build so other sessions and CI pull it instead of building (content-addressed)",
     )
+
+    def codec(self) -> Literal["none", "gzip"]:
+        """The effective compression: as set, else none on loopback (where compressing is pure cost)."""
+        if self.compression is not None:
+            return self.compression
+        from planner.refs import is_loopback_host
+
+        return "none" if is_loopback_host(self.url) else "gzip"
 
 
 class BuilderRules(Strict):

@@ -106,6 +106,7 @@ registry:
   insecure: true
   username: bob
   password: ${REG_PASSWORD}
+  compression: none
 builder:
   kind: buildx
   name: shared
@@ -167,8 +168,9 @@ def test_every_field_is_parsed_and_applied(tmp_path: Path) -> None:
     assert rules.registry is not None
     assert rules.registry.model_dump() == {
         "url": "reg.local:5000", "namespace": "team", "insecure": True, "username": "bob", "password": "s3cret",
-        "share": True,
+        "compression": "none", "share": True,
     }  # fmt: skip
+    assert rules.registry.codec() == "none"  # set, although the registry is not on loopback
     assert (rules.builder.kind, rules.builder.name) == ("buildx", "shared")
     assert {k: d.host for k, d in rules.destinations.items()} == {
         "sandbox": "unix:///run/sandbox.sock", "remote": "tcp://10.0.0.2:2375",
