@@ -11,6 +11,7 @@ import contextlib
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,10 +46,13 @@ def xfs_mount(size: str = "2G", prefix: str = "pl-xfs-") -> Iterator[Path]:
         yield mount
     finally:
         if mounted:
-            for _ in range(5):  # a daemon just stopped may still hold a mount below for a moment
-                if subprocess.run(["umount", str(mount)], capture_output=True, check=False).returncode == 0:
+            for _ in range(5):  # with what is mounted below (a dockerd bind-mounts its data root onto itself)
+                if (
+                    subprocess.run(["umount", "-R", str(mount)], capture_output=True, check=False).returncode
+                    == 0
+                ):
                     break
-                subprocess.run(["umount", "-R", str(mount)], capture_output=True, check=False)
+                time.sleep(1)
         if loop is not None:
             subprocess.run(["losetup", "-d", loop], capture_output=True, check=False)
         shutil.rmtree(work, ignore_errors=True)
