@@ -454,6 +454,95 @@ def warm(
     raise typer.Exit(result.exit_code)
 
 
+golden_app = typer.Typer(
+    help="Golden Docker data roots: a destination daemon starts on a clone, then apply tops it up."
+)
+app.add_typer(golden_app, name="golden")
+
+
+class CloneMethod(StrEnum):
+    auto = "auto"
+    reflink = "reflink"
+    overlay = "overlay"
+    copy = "copy"
+
+
+JobsOption = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Files copied at once.")]
+
+
+@golden_app.command("promote")
+def golden_promote(
+    data_root: Annotated[Path, typer.Argument(help="The data root of a stopped daemon.")],
+    golden: Annotated[Path, typer.Argument(help="The golden folder (made when missing).")],
+    jobs: JobsOption = 8,
+) -> None:
+    """Make a new version of GOLDEN from DATA_ROOT (reflink where the filesystem allows, else a copy), with a
+    manifest of its images, and switch GOLDEN's current version to it atomically."""
+    from planner.commands.golden import promote
+
+    made = _run(lambda: promote(data_root, golden, os.environ, jobs))
+    assert made.version is not None
+    images = made.version.manifest.get("images", [])
+    keyed = sum(1 for i in images if i.get("key"))
+    typer.echo(
+        f"promoted {made.version.id}: {len(images)} image(s), {keyed} with a planner key, "
+        f"{made.stats.files} files, {made.stats.bytes / 1e6:.1f} MB by {made.method} in {made.seconds:.2f} s"
+    )
+
+
+@golden_app.command("clone")
+def golden_clone(
+    golden: Annotated[Path, typer.Argument(help="The golden folder.")],
+    data_root: Annotated[Path, typer.Argument(help="Where the new daemon's data root goes (must not exist).")],
+    method: Annotated[CloneMethod, typer.Option("--method", help="auto: reflink, else overlay where the storage driver runs on it, else copy.")] = CloneMethod.auto,
+    jobs: JobsOption = 8,
+) -> None:  # fmt: skip
+    """Materialise GOLDEN's current version at DATA_ROOT (made beside it, then renamed into place)."""
+    from planner.commands.golden import clone
+
+    made = _run(lambda: clone(golden, data_root, method.value, jobs))
+    assert made.version is not None
+    typer.echo(f"cloned {made.version.id} to {data_root} by {made.method} in {made.seconds:.2f} s")
+
+
+@golden_app.command("status")
+@project_command()
+def golden_status(
+    options: ProjectOptions,
+    rules: str | None,
+    golden: Annotated[Path, typer.Argument(help="The golden folder.")],
+    destination: Annotated[str | None, typer.Option("--destination", "-d", help="The destination whose daemon starts on GOLDEN's clones (default: the one whose rules name GOLDEN).")] = None,
+    output_format: Annotated[PlanFormat, typer.Option("--format", help="Output format.")] = PlanFormat.table,
+) -> None:  # fmt: skip
+    """Per node: present in GOLDEN with the current key, stale (with the inputs that changed) or absent."""
+    from planner import render
+    from planner.commands.golden import status
+
+    report = _run(lambda: status(options, rules, golden, destination))
+    text = render.golden_status_json if output_format is PlanFormat.json else render.golden_status_text
+    sys.stdout.write(text(report))
+    if report.error is not None:
+        raise typer.Exit(1)
+
+
+@golden_app.command("prune")
+def golden_prune(
+    golden: Annotated[Path, typer.Argument(help="The golden folder.")],
+    keep: Annotated[
+        int, typer.Option("--keep", min=0, help="Newest versions kept besides the current one.")
+    ] = 2,
+) -> None:
+    """Remove GOLDEN's versions other than the current and the KEEP newest; versions clones use stay."""
+    from planner.commands.golden import prune
+
+    pruned = _run(lambda: prune(golden, keep))
+    for version in pruned.removed:
+        typer.echo(f"removed {version}")
+    for version, users in pruned.in_use.items():
+        typer.echo(f"kept {version}: in use by {', '.join(users)}")
+    typer.echo(f"kept {len(pruned.kept)}, removed {len(pruned.removed)}")
+
+
 shim_app = typer.Typer(help="The `docker` shim that routes docker and compose builds through planner.")
 app.add_typer(shim_app, name="shim")
 

@@ -13,10 +13,23 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from planner.engine.labels import LABEL_KEY
 from planner.keys.manifest import Manifest
 from planner.manifest_diff import diff_manifests, reasons_from
 from planner.observation import Observation
-from planner.plan_model import LOCAL, SHARE, Action, PlanNode, PlanStep, Reason, Transfer, TransferMode
+from planner.plan_model import (
+    LOCAL,
+    SHARE,
+    Action,
+    GoldenChange,
+    GoldenNode,
+    GoldenReport,
+    PlanNode,
+    PlanStep,
+    Reason,
+    Transfer,
+    TransferMode,
+)
 from planner.stack import Node, StampSpec
 
 
@@ -440,3 +453,87 @@ def _transfer_steps(
             )
         )  # fmt: skip
     return steps
+
+
+def decide_goldens(
+    nodes: Sequence[PlanNode],
+    graph_nodes: Mapping[str, Node],
+    manifests: Mapping[str, Manifest],
+    observation: Observation,
+    golden_manifests: Mapping[str, Manifest | None],
+) -> list[GoldenReport]:
+    """Per golden data root, per image node that reaches its destination: present (the golden holds the current
+    key: a daemon started on a clone needs nothing for it), stale (it holds the node's image under another key:
+    the first apply delivers it; the changed inputs as `explain` gives them) or absent. Images are matched by the
+    key label alone; an unlabelled image carrying a node's name is not trusted to be that node."""
+    reports = []
+    for view in observation.goldens:
+        if view.error is not None:
+            reports.append(GoldenReport(destination=view.destination, path=view.path, error=view.error))
+            continue
+        keys = {image.key for image in view.images if image.key}
+        by_node: dict[str, str] = {}
+        named_unlabelled: dict[str, str] = {}
+        for image in view.images:
+            if image.key and image.node:
+                by_node.setdefault(image.node, image.key)
+            elif not image.key:
+                for name in image.names:
+                    named_unlabelled.setdefault(name, image.id)
+        serves = view.destination in observation.daemons  # a golden named by path alone serves every node
+        out = []
+        for node in nodes:
+            spec = graph_nodes.get(node.name)
+            if node.kind != "image" or spec is None:
+                continue
+            if serves and view.destination != LOCAL and view.destination not in spec.rules.destinations:
+                continue  # the destination never receives this node
+            if node.key in keys:
+                out.append(
+                    GoldenNode(
+                        name=node.name, state="present", image=node.image, key=node.key, golden_key=node.key
+                    )
+                )
+                continue
+            golden_key = by_node.get(node.name)
+            if golden_key is None:
+                unlabelled = next(
+                    (named_unlabelled[n] for n in spec.image_names() if n in named_unlabelled), None
+                )
+                note = (
+                    f"the golden has {unlabelled[:19]} under the node's name but no {LABEL_KEY} label: not trusted"
+                    if unlabelled
+                    else "not in the golden"
+                )
+                out.append(
+                    GoldenNode(name=node.name, state="absent", image=node.image, key=node.key, note=note)
+                )
+                continue
+            old = golden_manifests.get(golden_key)
+            changes = [] if old is None else diff_manifests(old, manifests[node.name])
+            note = (
+                f"{len(changes)} input(s) differ from the golden's build (key {golden_key[:12]})"
+                if old is not None
+                else f"the golden's build (key {golden_key[:12]}) has no input manifest here: changes unknown"
+            )
+            out.append(
+                GoldenNode(
+                    name=node.name,
+                    state="stale",
+                    image=node.image,
+                    key=node.key,
+                    golden_key=golden_key,
+                    note=note,
+                    changes=[GoldenChange(change=c.kind, input=c.what, name=c.name) for c in changes],
+                )
+            )
+        reports.append(
+            GoldenReport(
+                destination=view.destination,
+                path=view.path,
+                version=view.version,
+                created=view.created,
+                nodes=out,
+            )
+        )
+    return reports

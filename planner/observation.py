@@ -43,6 +43,27 @@ class RegistryView:
 
 
 @dataclass(frozen=True)
+class GoldenImage:
+    id: str
+    key: str | None  # the io.planner.key label; None: not made by planner (its names are not trusted)
+    node: str | None = None
+    names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GoldenView:
+    """The current version of a golden data root, read from its manifest (no daemon)."""
+
+    destination: str
+    path: str
+    version: str = ""
+    created: str = ""
+    error: str | None = None
+    images: tuple[GoldenImage, ...] = ()
+    inputs: dict[str, object] = field(default_factory=dict)  # key -> input manifest kept with the golden
+
+
+@dataclass(frozen=True)
 class Observation:
     daemons: dict[str, DaemonView]
     registry: RegistryView | None
@@ -51,6 +72,9 @@ class Observation:
     stamps: dict[str, bool] = field(default_factory=dict)  # stamp -> the file holds the current text
     shared: frozenset[str] = frozenset()  # registry refs this machine pushed or saw in the registry before
     offline: bool = False  # nothing was queried: every action and transfer is unknown
+    goldens: tuple[
+        GoldenView, ...
+    ] = ()  # golden data roots of destinations (rules: destinations.NAME.golden)
 
     @classmethod
     def nothing(cls) -> Observation:

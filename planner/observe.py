@@ -6,7 +6,7 @@ registry is recorded with its error for the plan to report, never raised.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -16,7 +16,7 @@ from planner.engine.registry import Registry
 from planner.errors import PlannerError
 from planner.graph import BuildGraph
 from planner.keys.manifest import Manifest
-from planner.observation import DaemonView, Observation, RegistryView
+from planner.observation import DaemonView, GoldenImage, GoldenView, Observation, RegistryView
 from planner.plan_model import LOCAL
 
 
@@ -125,6 +125,7 @@ def observe(
     refs: dict[str, str] | None = None,
     artifact_check: Any = None,
     shared: Callable[[str], bool] | None = None,
+    goldens: Mapping[str, str] | None = None,
 ) -> Observation:
     """Daemons first (concurrently); the registry only for images some destination lacks, or (`shared` given:
     the rules share builds) whose ref this machine never saw in the registry, so a no-op plan does not wait
@@ -156,7 +157,7 @@ def observe(
     }
     return Observation(
         daemon_views, registry_view, artifacts, previous_keys(graph, local, manifests), stamps,
-        shared=frozenset(known),
+        shared=frozenset(known), goldens=tuple(golden_view(d, p) for d, p in sorted((goldens or {}).items())),
     )  # fmt: skip
 
 
@@ -167,3 +168,22 @@ def _holds(path: str, text: str) -> bool:
             return handle.read() == text
     except (OSError, UnicodeDecodeError):
         return False
+
+
+def golden_view(destination: str, path: str) -> GoldenView:
+    """The current version of the golden data root at `path`, from its manifest; an unreadable one is an error
+    the plan reports."""
+    from pathlib import Path
+
+    from planner.engine.golden import current
+
+    try:
+        version = current(Path(path))
+    except PlannerError as exc:
+        return GoldenView(destination, path, error=exc.message)
+    images = tuple(GoldenImage(i.id, i.key, i.node, i.names) for i in version.images())
+    inputs = version.manifest.get("inputs") or {}
+    return GoldenView(
+        destination, path, version.id, version.created, images=images,
+        inputs=dict(inputs) if isinstance(inputs, dict) else {},
+    )  # fmt: skip

@@ -7,11 +7,11 @@ same decide with an observation of nothing, so every plan, online or not, comes 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from planner.compose.options import ProjectOptions
-from planner.decide import Forcing, StampState, decide, decide_steps
+from planner.decide import Forcing, StampState, decide, decide_goldens, decide_steps
 from planner.graph import BuildGraph, build_graph
 from planner.keys.compute import BaseResolver, compute_keys
 from planner.keys.manifest import Manifest
@@ -52,19 +52,24 @@ def make_plan(
     forcing: Forcing | None = None,
     store: Store | None = None,
     stack: Stack | None = None,
+    goldens: Mapping[str, str] | None = None,
 ) -> Planned:
+    """`goldens`: destination -> golden data root to report on, besides those the rules name."""
     stack = stack or load_stack(options, rules)
     graph = build_graph(stack).select(selected)
     owned = store is None
     store = store or Store.for_environ(options.environ)
     try:
-        return _plan(graph, store, offline, forcing or Forcing())
+        named = {d: c.golden for d, c in stack.rules.destinations.items() if c.golden}
+        return _plan(graph, store, offline, forcing or Forcing(), {**named, **(goldens or {})})
     finally:
         if owned:
             store.close()
 
 
-def _plan(graph: BuildGraph, store: Store, offline: bool, forcing: Forcing) -> Planned:
+def _plan(
+    graph: BuildGraph, store: Store, offline: bool, forcing: Forcing, goldens: Mapping[str, str]
+) -> Planned:
     stack = graph.stack
     cache = StatCache(None, store=store)
     environ = dict(stack.compose.environment)
@@ -88,7 +93,7 @@ def _plan(graph: BuildGraph, store: Store, offline: bool, forcing: Forcing) -> P
         share = stack.rules.registry is not None and stack.rules.registry.share
         observation = observe(
             graph, manifests, engines.daemons, registry, registry_refs,
-            lambda node, key: artifact_current(store, node, key), store.shared if share else None,
+            lambda node, key: artifact_current(store, node, key), store.shared if share else None, goldens,
         )  # fmt: skip
         if observation.registry is not None:
             for ref in observation.registry.present - observation.shared:
@@ -119,11 +124,33 @@ def _decided(
     ]
     codec = rules.registry.codec() if rules.registry is not None else "gzip"
     steps = decide_steps(nodes, graph.nodes, stamps, observation, registry_refs, codec)
+    goldens = decide_goldens(
+        nodes, graph.nodes, manifests, observation, _golden_manifests(observation, store)
+    )
     plan = Plan(
         project=graph.stack.compose.name, offline=observation.offline, nodes=nodes, levels=graph.levels(),
         summary=summarize(nodes), observed=_observed(observation), steps=steps,
+        goldens=goldens,
     )  # fmt: skip
     return Planned(graph, manifests, mask_plan(plan, graph), observation, registry_refs)
+
+
+def _golden_manifests(observation: Observation, store: Store) -> dict[str, Manifest | None]:
+    """The input manifests of the goldens' keys: kept with the golden at promote, else from the local cache."""
+    found: dict[str, Manifest | None] = {}
+    for view in observation.goldens:
+        for image in view.images:
+            if image.key is None or image.key in found:
+                continue
+            kept = view.inputs.get(image.key)
+            manifest = None
+            if isinstance(kept, dict):
+                try:
+                    manifest = Manifest(**kept)
+                except TypeError:
+                    manifest = None  # written by another planner version
+            found[image.key] = manifest or store.manifest(image.key)
+    return found
 
 
 def _observed(observation: Observation) -> dict[str, str]:

@@ -91,6 +91,39 @@ class PlanStep(Frozen):
     detail: Text = ""
 
 
+GoldenState = Literal["present", "stale", "absent"]
+
+
+class GoldenChange(Frozen):
+    change: Literal["added", "removed", "changed"]
+    input: str = Field(description="What kind of input: file, arg, dockerfile, upstream, ...")
+    name: Text
+
+
+class GoldenNode(Frozen):
+    name: str
+    state: GoldenState = Field(
+        description="present: the golden holds the current key; stale: it holds this node with another key; "
+        "absent: neither (the first apply of a session started from the golden delivers stale and absent nodes)"
+    )
+    image: str | None = None
+    key: str = Field(description="The node's current key")
+    golden_key: str | None = Field(None, description="The key of the node's image in the golden (labelled)")
+    changes: list[GoldenChange] = Field(
+        default_factory=list, description="stale: the inputs that differ, as `explain` gives them"
+    )
+    note: Text = ""
+
+
+class GoldenReport(Frozen):
+    destination: str = Field(description="The destination whose daemon starts on clones of this golden")
+    path: Text
+    version: str = ""
+    created: str = Field("", description="When the current version was promoted (ISO 8601, UTC)")
+    error: Text | None = None
+    nodes: list[GoldenNode] = Field(default_factory=list)
+
+
 class Plan(Frozen):
     version: Literal[1] = 1
     project: str
@@ -105,4 +138,9 @@ class Plan(Frozen):
     steps: list[PlanStep] = Field(
         default_factory=list,
         description="Every step apply runs, in order, with what each needs first (empty offline)",
+    )
+    goldens: list[GoldenReport] = Field(
+        default_factory=list,
+        description="Per destination that names a golden data root (rules: destinations.NAME.golden): its age "
+        "and which nodes it holds with the current key",
     )

@@ -11,7 +11,7 @@ import sys
 from io import StringIO
 from typing import TYPE_CHECKING, Any, TextIO
 
-from planner.plan_model import SHARE, Plan
+from planner.plan_model import SHARE, GoldenReport, Plan
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -140,6 +140,8 @@ def print_plan_table(plan: Plan, console: Console | None = None) -> None:
         )
     if plan.observed:
         console.print("observed: " + "; ".join(f"{name}: {state}" for name, state in plan.observed.items()))
+    for report in plan.goldens:
+        console.print(golden_line(report), highlight=False)
     console.print(table)
     totals = ", ".join(f"{count} {name}" for name, count in plan.summary.items())
     console.print(f"{len(plan.nodes)} nodes in {len(plan.levels)} levels: {totals}")
@@ -292,3 +294,55 @@ def gc_listing(results: list[RepositoryGc], delete: bool, out: TextIO, err: Text
     if delete and any(r.removed for r in results):
         print("the registry frees the space when its garbage collector runs: "
               "docker-registry garbage-collect <config.yml>", file=out)  # fmt: skip
+
+
+def _age(created: str) -> str:
+    import datetime
+
+    try:
+        then = datetime.datetime.fromisoformat(created)
+    except ValueError:
+        return "age unknown"
+    seconds = max(0, int((datetime.datetime.now(datetime.UTC) - then).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} old"
+    return f"{seconds} s old"
+
+
+def golden_line(report: GoldenReport) -> str:
+    """One line per golden in the plan: its version, age and what a session started from it still needs."""
+    if report.error is not None:
+        return f"golden({report.destination}): {report.path}: {report.error}"
+    counts = {
+        state: [n.name for n in report.nodes if n.state == state] for state in ("present", "stale", "absent")
+    }
+    parts = [f"{len(counts['present'])} present"] + [
+        f"{len(names)} {state} ({', '.join(names)})"
+        for state, names in counts.items()
+        if state != "present" and names
+    ]
+    return (
+        f"golden({report.destination}): {report.path} version {report.version}, {_age(report.created)}: "
+        + ", ".join(parts)
+    )
+
+
+def golden_status_json(report: GoldenReport) -> str:
+    return json.dumps(report.model_dump(mode="json"), indent=2) + "\n"
+
+
+def golden_status_text(report: GoldenReport) -> str:
+    lines = [golden_line(report)]
+    for node in report.nodes:
+        key = node.key[:12] + (
+            f" (golden {node.golden_key[:12]})" if node.state == "stale" and node.golden_key else ""
+        )
+        lines.append(
+            f"  {node.state:7} {node.name}  {key}" + (f"  {node.note}" if node.state != "present" else "")
+        )
+        lines += [f"      {SYMBOL[c.change]} {c.input} {c.name}" for c in node.changes]
+    return "\n".join(lines) + "\n"
+
+
+SYMBOL = {"added": "+", "removed": "-", "changed": "~"}

@@ -68,6 +68,11 @@ class Destination(Strict):
         description="host:port of the registry as this daemon reaches it, when it differs from `registry.url` "
         "(a nested daemon often sees it under another name, e.g. registry:5000)",
     )
+    golden: str | None = Field(
+        None,
+        description="A golden data root (`planner golden promote`) this daemon starts on clones of: `plan` reports "
+        "its age and which nodes it holds with the current key",
+    )
 
 
 class HashRules(Strict):
