@@ -23,6 +23,7 @@ bench:
     {{py}} bench/plan_offline.py
     {{py}} bench/apply_helix.py
     {{py}} bench/transfer.py
+    {{py}} bench/golden.py
 
 schemas:
     {{venv}}/bin/planner schema rules > schemas/rules.schema.json
