@@ -200,6 +200,13 @@ class PlanFormat(StrEnum):
     json = "json"
 
 
+class ReportFormat(StrEnum):
+    table = "table"
+    json = "json"
+    svg = "svg"
+    trace = "trace"
+
+
 @app.command()
 @project_command()
 def config(
@@ -344,6 +351,7 @@ def apply(
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Steps run at once (default: CPUs, at least 4).")] = None,
     keep_going: Annotated[bool, typer.Option("--keep-going", help="Let independent branches finish after a failure.")] = False,
     timing_log: Annotated[Path | None, typer.Option("--timing-log", help="Append one JSON line per step here.")] = None,
+    trace: Annotated[Path | None, typer.Option("--trace", help="Write a Chrome trace-event JSON of the run here.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Rebuild every selected node, without build cache.")] = False,
     rebuild: Annotated[list[str] | None, typer.Option("--rebuild", help="Rebuild this node without build cache (repeatable).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop (same as `plan`).")] = False,
@@ -368,13 +376,16 @@ def apply(
     apply_options = ApplyOptions(
         keep_going=keep_going,
         timing_log=timing_log,
+        trace=trace,
         forcing=forcing,
         quiet=quiet or output_format is PlanFormat.json,
     )
     if jobs is not None:
         apply_options.jobs = jobs
     # A no-op apply is remembered: the next identical one answers from the memo (planner.main).
-    recorder = _recorder(options) if timing_log is None and not (no_cache or rebuild) else None
+    recorder = (
+        _recorder(options) if timing_log is None and trace is None and not (no_cache or rebuild) else None
+    )
     with _recording(recorder):
         result = _run(lambda: run_apply(options, rules, nodes or [], apply_options))
     missing = set(rebuild or []) - set(result.planned.graph.nodes)
@@ -409,13 +420,23 @@ def _check_rebuild(options: ProjectOptions, rules: str | None, rebuild: list[str
 def report(
     timing_log: Annotated[Path, typer.Argument(help="A timing log written by `apply --timing-log`.")],
     all_runs: Annotated[bool, typer.Option("--all", help="Merge every apply the log holds (default: the last).")] = False,
+    output_format: Annotated[ReportFormat, typer.Option("--format", help="table, json, svg (a timeline) or trace (Chrome trace-event JSON).")] = ReportFormat.table,
 ) -> None:  # fmt: skip
     """Per-phase times per node from a timing log: build / export / push / pull / load, totals, critical path."""
     from planner import render
     from planner.apply.timing import analyse, read_log
 
     records = _run(lambda: read_log(timing_log))
-    render.print_report(analyse(records, all_runs))
+    analysed = analyse(records, all_runs)
+    if output_format is ReportFormat.table:
+        render.print_report(analysed)
+        return
+    writers = {
+        ReportFormat.json: render.report_json,
+        ReportFormat.svg: render.report_svg,
+        ReportFormat.trace: render.report_trace,
+    }
+    sys.stdout.write(writers[output_format](analysed))
 
 
 @app.command()

@@ -207,6 +207,148 @@ def print_report(report: Report, console: Console | None = None) -> None:
         )
 
 
+def report_json(report: Report) -> str:
+    return json.dumps(report.summary(), indent=2) + "\n"
+
+
+def report_trace(report: Report) -> str:
+    """Chrome trace-event JSON of the steps the report covers (chrome://tracing, ui.perfetto.dev)."""
+    from planner.apply.timing import trace_events
+
+    return json.dumps(trace_events(report.steps)) + "\n"
+
+
+# Timeline colours per phase (Tableau 10), and the order of the legend.
+PHASE_COLOURS = {
+    "build": "#4e79a7", "export": "#f28e2b", "push": "#e15759", "pull": "#76b7b2",
+    "transfer": "#59a14f", "load": "#edc948", "tag": "#b07aa1", "stamp": "#9c755f",
+}  # fmt: skip
+OTHER_COLOUR = "#bab0ac"
+
+
+def _xml(text: object) -> str:
+    from xml.sax.saxutils import escape
+
+    return escape(str(text), {'"': "&quot;", "'": "&apos;"})
+
+
+def _tick_step(span: float) -> float:
+    """1, 2 or 5 times a power of ten, giving 4 to 10 ticks over the span."""
+    import math
+
+    if span <= 0:
+        return 1.0
+    power: float = 10.0 ** math.floor(math.log10(span / 5))
+    return next(m * power for m in (1, 2, 5, 10) if span / (m * power) <= 10)
+
+
+def _size(size: int) -> str:
+    return f"{size} bytes" + (f" ({size / 1e6:.1f} MB)" if size >= 100_000 else "")
+
+
+def report_svg(report: Report) -> str:
+    """A self-contained SVG timeline: one row per node (steps of a node that overlap get lanes), one bar per step
+    placed by start and duration and coloured by phase, the critical path outlined thick, a `<title>` per bar."""
+    from planner.apply.timing import timed
+
+    ran = sorted(timed(report.steps), key=lambda r: (r["start"], r["step"]))
+    origin = ran[0]["start"] if ran else 0.0
+    span = max((r["start"] + r["duration"] - origin for r in ran), default=0.0)
+    critical = set(report.critical_path)
+    label_w, plot_w, lane_h, bar_h, top = 180, 880, 22, 16, 40
+    scale = plot_w / span if span > 0 else 0.0
+    # Rows in order of each node's first start; a node's overlapping steps (several deliveries) take lanes.
+    rows: dict[str, list[list[dict[str, Any]]]] = {}
+    for item in ran:
+        lanes = rows.setdefault(str(item["node"]), [])
+        free = next(
+            (lane for lane in lanes if lane[-1]["start"] + lane[-1]["duration"] <= item["start"]), None
+        )
+        if free is None:
+            lanes.append(free := [])
+        free.append(item)
+    phases = [p for p in PHASE_COLOURS if any(r["phase"] == p for r in ran)]
+    phases += sorted({str(r["phase"]) for r in ran} - set(PHASE_COLOURS))
+    plot_h = sum(len(lanes) for lanes in rows.values()) * lane_h + 8 * len(rows)
+    axis_y = top + plot_h
+    width = label_w + plot_w + 30
+    height = axis_y + 100 + 18 * len(report.unfinished)
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+        "<title>planner report: step timeline</title>",
+        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
+        f'<text x="10" y="20" font-size="14" font-weight="bold">planner report — {_xml(report.shown)}, '
+        f"wall time {report.wall:.2f} s</text>",
+    ]
+    # Time axis with ticks (grid lines first: under the bars).
+    out.append(f'<line x1="{label_w}" y1="{axis_y}" x2="{label_w + plot_w}" y2="{axis_y}" stroke="#333333"/>')
+    step = _tick_step(span)
+    tick = 0.0
+    while span > 0 and tick <= span + 1e-9:
+        x = label_w + tick * scale
+        out.append(
+            f'<line x1="{x:.2f}" y1="{top}" x2="{x:.2f}" y2="{axis_y + 5}" stroke="#cccccc" stroke-width="0.5"/>'
+            f'<text class="tick" x="{x:.2f}" y="{axis_y + 18}" text-anchor="middle">{tick:g} s</text>'
+        )
+        tick = round(tick + step, 9)
+    y = top
+    for node, lanes in rows.items():
+        row_h = len(lanes) * lane_h
+        out.append(
+            f'<g class="row" data-node="{_xml(node)}">'
+            f'<rect x="0" y="{y}" width="{width}" height="{row_h + 8}" fill="#f5f5f5" fill-opacity="0.6"/>'
+            f'<text class="label" x="{label_w - 8}" y="{y + row_h / 2 + 8}" text-anchor="end">{_xml(node)}</text>'
+        )
+        for index, lane in enumerate(lanes):
+            for item in lane:
+                x = label_w + (item["start"] - origin) * scale
+                w = max(1.0, item["duration"] * scale)
+                on_path = item["step"] in critical
+                colour = PHASE_COLOURS.get(str(item["phase"]), OTHER_COLOUR)
+                outline = (
+                    ' stroke="#000000" stroke-width="3"'
+                    if on_path
+                    else ' stroke="#ffffff" stroke-width="0.5"'
+                )
+                dashed = (
+                    "" if item.get("status", "ok") == "ok" else ' stroke-dasharray="4 2" fill-opacity="0.5"'
+                )
+                tip = (
+                    f"{item['step']} — {item['phase']}, {item.get('status', 'ok')}, {item['duration']:.3f} s, "
+                    f"{_size(int(item.get('bytes') or 0))}" + (", on the critical path" if on_path else "")
+                    + (f"; {item['error']}" if item.get("error") else "")
+                )  # fmt: skip
+                out.append(
+                    f'<rect class="bar{" critical" if on_path else ""}" data-step="{_xml(item["step"])}" '
+                    f'x="{x:.2f}" y="{y + 4 + index * lane_h}" width="{w:.2f}" height="{bar_h}" rx="2" '
+                    f'fill="{colour}"{outline}{dashed}><title>{_xml(tip)}</title></rect>'
+                )
+        out.append("</g>")
+        y += row_h + 8
+    # Legend and notes.
+    legend_y = axis_y + 40
+    x = label_w
+    for phase in phases:
+        out.append(
+            f'<rect class="legend" x="{x}" y="{legend_y - 10}" width="12" height="12" '
+            f'fill="{PHASE_COLOURS.get(phase, OTHER_COLOUR)}"/><text x="{x + 16}" y="{legend_y}">{_xml(phase)}</text>'
+        )
+        x += 24 + 8 * len(phase)
+    out.append(
+        f'<rect x="{x + 10}" y="{legend_y - 10}" width="12" height="12" fill="none" stroke="#000000" '
+        f'stroke-width="3"/><text x="{x + 28}" y="{legend_y}">critical path</text>'
+    )
+    note = f"critical path {report.critical_seconds:.2f} s: " + " → ".join(report.critical_path)
+    out.append(f'<text class="note" x="10" y="{legend_y + 26}">{_xml(note)}</text>')
+    for n, (step_id, status) in enumerate(sorted(report.unfinished.items())):
+        out.append(
+            f'<text class="note" x="10" y="{legend_y + 44 + 18 * n}">not done: {_xml(step_id)} ({_xml(status)})</text>'
+        )
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
 def apply_summary(result: ApplyResult, stream: TextIO) -> None:
     counts: dict[str, int] = {}
     for step in result.results.values():

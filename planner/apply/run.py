@@ -15,7 +15,7 @@ from typing import TextIO
 from planner.apply.executor import DONE, Events, Executor, StepResult
 from planner.apply.lock import project_lock
 from planner.apply.steps import ApplyContext, make_steps
-from planner.apply.timing import TimingLog
+from planner.apply.timing import TimingLog, write_trace
 from planner.compose.options import ProjectOptions
 from planner.decide import Forcing
 from planner.engine.builders import make_builder
@@ -34,6 +34,7 @@ class ApplyOptions:
     jobs: int = max(4, os.cpu_count() or 2)
     keep_going: bool = False
     timing_log: Path | None = None
+    trace: Path | None = None  # Chrome trace-event JSON of the steps that finished, written when the run ends
     forcing: Forcing = field(default_factory=Forcing)
     quiet: bool = False
 
@@ -106,6 +107,7 @@ def execute(planned: Planned, apply_options: ApplyOptions, store: Store) -> Appl
         if transfer.destination == SHARE and transfer.mode == "unknown"
     ]
     timing_handle: TextIO | None = None
+    timing = TimingLog(None)
     with open_engines(graph.stack.rules, destinations_of(graph)) as engines:
         try:
             rules = graph.stack.rules
@@ -122,7 +124,7 @@ def execute(planned: Planned, apply_options: ApplyOptions, store: Store) -> Appl
             if apply_options.timing_log is not None:
                 apply_options.timing_log.parent.mkdir(parents=True, exist_ok=True)
                 timing_handle = apply_options.timing_log.open("a")
-            timing = TimingLog(timing_handle)
+                timing.handle = timing_handle
             if apply_options.quiet or not steps:
                 executor = Executor(
                     steps, apply_options.jobs, apply_options.keep_going, Events(finished=timing.write)
@@ -147,6 +149,13 @@ def execute(planned: Planned, apply_options: ApplyOptions, store: Store) -> Appl
         finally:
             if timing_handle is not None:
                 timing_handle.close()
+            if (
+                apply_options.trace is not None
+            ):  # also after a failure or an interrupt: the steps that finished
+                try:
+                    write_trace(apply_options.trace, timing.records)
+                except OSError as exc:
+                    warnings.append(f"{apply_options.trace}: cannot write the trace: {exc.strerror}")
 
 
 def keep_logs(folder: Path, results: dict[str, StepResult]) -> dict[str, Path]:

@@ -40,10 +40,13 @@ class TimingLog:
 
         self.handle = handle
         self.run = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        self.records: list[dict[str, Any]] = []  # kept in memory too: `apply --trace` is written from them
 
     def write(self, result: StepResult) -> None:
+        item = record(result, self.run)
+        self.records.append(item)
         if self.handle is not None:
-            self.handle.write(json.dumps(record(result, self.run)) + "\n")
+            self.handle.write(json.dumps(item) + "\n")
             self.handle.flush()
 
 
@@ -58,6 +61,17 @@ class Report:
     runs: int = 1  # applies in the log
     shown: str = "the only run"  # which of them the report covers
     unfinished: dict[str, str] = field(default_factory=dict)  # step -> status, for steps that did not succeed
+    steps: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # the records the report covers (for the timeline)
+
+    def summary(self) -> dict[str, Any]:
+        """`report --format json`."""
+        return {
+            "rows": self.rows, "totals": self.totals, "wall": round(self.wall, 6),
+            "critical_path": self.critical_path, "critical_seconds": round(self.critical_seconds, 6),
+            "bytes": self.bytes, "runs": self.runs, "shown": self.shown, "unfinished": self.unfinished,
+        }  # fmt: skip
 
 
 def runs_of(records: list[dict[str, Any]]) -> list[str]:
@@ -133,5 +147,50 @@ def analyse(records: list[dict[str, Any]], all_runs: bool = False) -> Report:
     critical = max((longest(s) for s in by_id), key=lambda c: c[0], default=(0.0, []))
     return Report(
         {k: dict(v) for k, v in rows.items()}, dict(totals), wall, critical[1], critical[0], dict(moved),
-        runs, shown, unfinished,
+        runs, shown, unfinished, records,
     )  # fmt: skip
+
+
+def timed(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records of steps that ran (a step that never started has no start time to place it by)."""
+    return [r for r in records if r.get("start")]
+
+
+def trace_events(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Chrome trace-event JSON (chrome://tracing, Perfetto): one complete ("X") event per step that ran, µs from
+    the first step's start, one thread per node (named by "M" metadata events), `cat` = phase."""
+    ran = sorted(timed(records), key=lambda r: (r["start"], r["step"]))
+    origin = ran[0]["start"] if ran else 0.0
+    tids: dict[str, int] = {}
+    for item in ran:
+        tids.setdefault(str(item["node"]), len(tids) + 1)
+    events: list[dict[str, Any]] = [
+        {"name": "process_name", "ph": "M", "pid": 1, "tid": 0, "args": {"name": "planner apply"}}
+    ]
+    events += [
+        {"name": "thread_name", "ph": "M", "pid": 1, "tid": tid, "args": {"name": node}}
+        for node, tid in tids.items()
+    ]
+    for item in ran:
+        events.append(
+            {
+                "name": item["step"],
+                "cat": item["phase"],
+                "ph": "X",
+                "ts": max(0, round((item["start"] - origin) * 1e6)),
+                "dur": max(0, round(item["duration"] * 1e6)),
+                "pid": 1,
+                "tid": tids[str(item["node"])],
+                "args": {
+                    key: item.get(key)
+                    for key in ("run", "status", "bytes", "deps", "detail", "error")
+                    if item.get(key) not in (None, "", [])
+                },
+            }
+        )
+    return {"traceEvents": events, "displayTimeUnit": "ms"}
+
+
+def write_trace(path: Path, records: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(trace_events(records)) + "\n")
