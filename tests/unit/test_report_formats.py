@@ -94,8 +94,8 @@ def test_the_svg_timeline_has_a_row_per_node_a_bar_per_step_and_the_critical_pat
     report = analyse(read_log(log))
     assert report.critical_path == CRITICAL
     root = ET.fromstring(report_svg(report))  # well-formed, the odd node name escaped
-    labels = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "label"]
-    assert sorted(labels) == sorted({s[1] for s in STEPS})  # type: ignore[type-var]
+    labels = [t.text or "" for t in root.iter(f"{SVG}text") if t.get("class") == "label"]
+    assert sorted(labels) == sorted({s[1] for s in STEPS})
     bars = {r.get("data-step"): r for r in root.iter(f"{SVG}rect") if "bar" in (r.get("class") or "").split()}
     assert set(bars) == {s[0] for s in STEPS}
     for step_id, _node, phase, _start, _duration, size, _deps in STEPS:
