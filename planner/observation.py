@@ -21,6 +21,7 @@ class DaemonView:
     error: str | None = None
     images: dict[str, KeyedImage] = field(default_factory=dict)  # key -> image
     wrong_platform: dict[str, str] = field(default_factory=dict)  # key -> platform of the image left out
+    inspected: dict[str, str] = field(default_factory=dict)  # image ID -> platform, asked of the daemon now
 
     @property
     def reachable(self) -> bool:

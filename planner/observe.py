@@ -36,13 +36,18 @@ def platform_matches(wanted: str, found: str) -> bool:
     return want[:2] == got[:2] and (len(want) < 3 or want[2:3] == got[2:3])
 
 
-def _daemon_view(daemon: Daemon, wanted: dict[str, str | None]) -> DaemonView:
+KnownPlatform = Callable[[str, str], "str | None"]  # (daemon address, image ID) -> platform seen before
+
+
+def _daemon_view(daemon: Daemon, wanted: dict[str, str | None], known: KnownPlatform | None) -> DaemonView:
     """What `daemon` holds, by key; an image built for another platform than its node's (declared, or the
-    daemon's own) is left out: a key says what went in, the platform is checked on the image itself."""
+    daemon's own) is left out: a key says what went in, the platform is checked on the image itself. An image
+    ID names its config, platform included, so a platform seen before (`known`) is not asked again."""
     try:
         candidates = daemon.images_by_key()
         images = {key: found[0] for key, found in candidates.items()}
         wrong: dict[str, str] = {}
+        inspected: dict[str, str] = {}
         default: str | None = None
         for key in sorted(set(images) & set(wanted)):
             want = wanted[key]
@@ -51,14 +56,18 @@ def _daemon_view(daemon: Daemon, wanted: dict[str, str | None]) -> DaemonView:
                 want = default
             del images[key]
             for image in candidates[key]:  # the newest one built for the wanted platform
-                found = daemon.image_platform(image.image_id)
+                found = known(daemon.where, image.image_id) if known is not None else None
+                if found is None:
+                    found = daemon.image_platform(image.image_id)
+                    if found is not None:
+                        inspected[image.image_id] = found
                 if found is None or platform_matches(want, found):
                     images[key] = image
                     break
                 wrong.setdefault(key, found)
             if key in images:
                 wrong.pop(key, None)
-        return DaemonView(daemon.name, images=images, wrong_platform=wrong)
+        return DaemonView(daemon.name, images=images, wrong_platform=wrong, inspected=inspected)
     except PlannerError as exc:
         return DaemonView(daemon.name, error=exc.message)
 
@@ -126,13 +135,17 @@ def observe(
     artifact_check: Any = None,
     shared: Callable[[str], bool] | None = None,
     goldens: Mapping[str, str] | None = None,
+    known_platform: KnownPlatform | None = None,
 ) -> Observation:
     """Daemons first (concurrently); the registry only for images some destination lacks, or (`shared` given:
     the rules share builds) whose ref this machine never saw in the registry, so a no-op plan does not wait
     for it once everything is known to be shared."""
     platforms = wanted_platforms(graph, manifests)
     with ThreadPoolExecutor(max_workers=len(daemons)) as pool:
-        views = {name: pool.submit(_daemon_view, daemon, platforms) for name, daemon in daemons.items()}
+        views = {
+            name: pool.submit(_daemon_view, daemon, platforms, known_platform)
+            for name, daemon in daemons.items()
+        }
         daemon_views = {name: future.result() for name, future in views.items()}
     registry_view = None
     known: set[str] = set()

@@ -94,7 +94,11 @@ def _plan(
         observation = observe(
             graph, manifests, engines.daemons, registry, registry_refs,
             lambda node, key: artifact_current(store, node, key), store.shared if share else None, goldens,
+            store.image_platform,
         )  # fmt: skip
+        for name, view in observation.daemons.items():
+            for image_id, platform in view.inspected.items():
+                store.record_image_platform(engines.daemons[name].where, image_id, platform)
         if observation.registry is not None:
             for ref in observation.registry.present - observation.shared:
                 store.record_shared(ref)  # seen in the registry: no need to ask again

@@ -9,6 +9,7 @@ deleting or breaking the cache costs time, never correctness. Its namespaces, ea
 - `manifest`  per content key, the inputs it was computed from                 (explain, rebuild reasons)
 - `artifact`  per artifact output path, the key it was exported for            (observe, apply)
 - `shared`    registry refs this machine pushed, pulled or saw in the registry (observe, apply)
+- `platform`  per daemon and image ID, the image's platform                     (observe)
 
 Beside the diskcache folder it owns the per-project apply locks (`locks/`), the kept step logs (`logs/`) and
 the memos (`memo/`, read without this module on the fast path: localcache.py).
@@ -31,6 +32,7 @@ from planner.localcache import default_cache_dir, warn, warn_cache
 MANIFEST_VERSION = 2
 ARTIFACT_VERSION = 1
 SHARED_VERSION = 1
+PLATFORM_VERSION = 1
 SIZE_LIMIT = 2**30
 
 
@@ -170,6 +172,15 @@ class Store:
 
     def record_shared(self, ref: str) -> None:
         self.set(("shared", SHARED_VERSION, ref), True, "shared ref")
+
+    # -- image platforms, per daemon and image ID (an image ID names its config: the platform cannot change) --
+
+    def image_platform(self, daemon: str, image_id: str) -> str | None:
+        found = self.get(("platform", PLATFORM_VERSION, daemon, image_id), "image platforms")
+        return found if isinstance(found, str) else None
+
+    def record_image_platform(self, daemon: str, image_id: str, platform: str) -> None:
+        self.set(("platform", PLATFORM_VERSION, daemon, image_id), platform, "image platform")
 
     # -- files beside the cache --
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from planner.compose.options import ProjectOptions
@@ -39,3 +40,47 @@ def test_the_named_image_wins_over_a_newer_unnamed_one(tmp_path: Path) -> None:
     assert previous_keys(graph, unnamed, current) == {"app": "newer"}
     other_project = DaemonView("local", images={"x": image("x", 100, project="other")})
     assert previous_keys(graph, other_project, current) == {}
+
+
+class PlatformDaemon:
+    """A daemon double for the platform check: two images carry key k (the newer one built for arm64)."""
+
+    where = "unix:///double.sock"
+    name = "local"
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self.platforms = {"sha256:new": "linux/arm64", "sha256:old": "linux/amd64"}
+
+    def images_by_key(self) -> dict[str, list[KeyedImage]]:
+        return {
+            "k": [
+                replace(image("k", 2), image_id="sha256:new"),
+                replace(image("k", 1), image_id="sha256:old"),
+            ]
+        }
+
+    def platform(self) -> str:
+        return "linux/amd64"
+
+    def image_platform(self, image_id: str) -> str | None:
+        self.asked.append(image_id)
+        return self.platforms.get(image_id)
+
+
+def test_an_image_platform_seen_before_is_not_asked_again() -> None:
+    from planner.observe import _daemon_view
+
+    daemon = PlatformDaemon()
+    first = _daemon_view(daemon, {"k": None}, lambda where, image_id: None)  # type: ignore[arg-type]
+    assert first.images["k"].image_id == "sha256:old" and first.wrong_platform == {}
+    assert daemon.asked == ["sha256:new", "sha256:old"]
+    assert first.inspected == {"sha256:new": "linux/arm64", "sha256:old": "linux/amd64"}
+
+    seen = {(daemon.where, i): p for i, p in first.inspected.items()}
+    daemon.asked.clear()
+    again = _daemon_view(daemon, {"k": None}, lambda where, image_id: seen.get((where, image_id)))  # type: ignore[arg-type]
+    assert daemon.asked == [] and again.inspected == {}
+    assert again.images["k"].image_id == "sha256:old"  # the same answer, from what was seen
+    wrong = _daemon_view(daemon, {"k": "linux/s390x"}, lambda where, image_id: seen.get((where, image_id)))  # type: ignore[arg-type]
+    assert "k" not in wrong.images and wrong.wrong_platform == {"k": "linux/arm64"}
