@@ -9,7 +9,7 @@ push or a transfer through the registry that fails falls back to streaming `save
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,15 +183,28 @@ def _pull_step(ctx: ApplyContext, node: Node, planned: PlanStep) -> Callable[[St
     return run
 
 
+def _push(ctx: ApplyContext, node: Node, ref: str, method: str | None, step: StepContext) -> None:
+    """Put the node's local image in the registry under `ref`, and record it shared only once it is there.
+
+    `method: layers`: planner uploads the export's layers the registry lacks, uncompressed, then the manifest
+    (written last: a failure leaves no ref). Otherwise dockerd's push."""
+    ctx.local.tag(node.image_names()[0], ref)
+    if method == "layers" and ctx.engines.registry is not None:
+        from planner.engine.layers import push_uncompressed
+
+        push_uncompressed(ctx.local, ctx.engines.registry, node.image_names()[0], ref, _byte_counter(step))
+    else:
+        ctx.local.push(ref, _byte_counter(step))
+    ctx.store.record_shared(ref)
+
+
 def _share_again(ctx: ApplyContext, node: Node, ref: str, step: StepContext) -> None:
     """After a pull fell back to a build: overwrite the registry's broken copy, so other sessions pull again."""
     registry = ctx.graph.stack.rules.registry
     if registry is None or not registry.share:
         return
     try:
-        ctx.local.tag(node.image_names()[0], ref)
-        ctx.local.push(ref, _byte_counter(step))
-        ctx.store.record_shared(ref)
+        _push(ctx, node, ref, "engine", step)
     except PlannerError as exc:
         ctx.warn(f"{node.name}: push of the rebuilt image failed ({exc.message}); the next apply pushes it")
 
@@ -227,24 +240,13 @@ def _stamp_step(ctx: ApplyContext, name: str) -> Callable[[StepContext], None]:
 
 
 def _push_step(ctx: ApplyContext, node: Node, planned: PlanStep) -> Callable[[StepContext], None]:
-    """One push per node; with a tarball fallback a failed push is not fatal: the deliveries stream instead.
-
-    `method: layers`: planner uploads the export's layers the registry lacks, uncompressed, then the manifest
-    (written last: a failure leaves no ref). `engine`: dockerd's push."""
+    """One push per node (the plan's `method`); with a tarball fallback a failed push is not fatal: the
+    deliveries stream instead."""
     ref = str(planned.ref)
 
     def run(step: StepContext) -> None:
         try:
-            ctx.local.tag(node.image_names()[0], ref)
-            if planned.method == "layers" and ctx.engines.registry is not None:
-                from planner.engine.layers import push_uncompressed
-
-                push_uncompressed(
-                    ctx.local, ctx.engines.registry, node.image_names()[0], ref, _byte_counter(step)
-                )
-            else:
-                ctx.local.push(ref, _byte_counter(step))
-            ctx.store.record_shared(ref)  # only once the registry took it
+            _push(ctx, node, ref, planned.method, step)
         except PlannerError as exc:
             if planned.fallback is None or step.cancel_event.is_set():
                 raise
@@ -264,19 +266,7 @@ def _deliver_step(ctx: ApplyContext, node: Node, planned: PlanStep) -> Callable[
     mode = planned.mode
 
     def whole(step: StepContext) -> None:
-        names = node.image_names()
-        target = ctx.daemon(destination)
-        counter = _byte_counter(step)
-        moved = [0]
-
-        def counted() -> Any:
-            for chunk in ctx.local.save(names):
-                step.check()
-                moved[0] += len(chunk)
-                counter({"bytes": moved[0]})
-                yield chunk
-
-        target.load(counted())
+        ctx.daemon(destination).load(_counted(step, ctx.local.save(node.image_names())))
 
     def by_tarball(step: StepContext) -> None:
         if planned.method != "partial":
@@ -285,20 +275,10 @@ def _deliver_step(ctx: ApplyContext, node: Node, planned: PlanStep) -> Callable[
         from planner.engine.layers import Layout, held_chains, partial_load_stream
 
         target = ctx.daemon(destination)
-        counter = _byte_counter(step)
-        moved = [0]
         try:
             layout = Layout.of(ctx.local, node.image_names()[0])
             held = held_chains(target)
-
-            def counted() -> Any:
-                for chunk in partial_load_stream(ctx.local.save([layout.image_id]), layout, held):
-                    step.check()
-                    moved[0] += len(chunk)
-                    counter({"bytes": moved[0]})
-                    yield chunk
-
-            target.load(counted())
+            target.load(_counted(step, partial_load_stream(ctx.local.save([layout.image_id]), layout, held)))
             for name in node.image_names():
                 target.tag(layout.image_id, name)
         except PlannerError as exc:
@@ -334,6 +314,16 @@ def _deliver_step(ctx: ApplyContext, node: Node, planned: PlanStep) -> Callable[
         _verify(ctx.daemon(destination), node.image_names()[0], key, f"deliver {node.name} to {destination}")
 
     return run
+
+
+def _counted(step: StepContext, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """A stream passed on chunk by chunk, its running byte count reported, stopping when the step is cancelled."""
+    moved = 0
+    for chunk in chunks:
+        step.check()
+        moved += len(chunk)
+        step.report_bytes(moved)
+        yield chunk
 
 
 def _byte_counter(step: StepContext) -> Callable[[dict[str, Any]], None]:
