@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from planner.engine.labels import LABEL_KEY
+from planner.keys.compute import UNRESOLVED
 from planner.keys.manifest import Manifest
 from planner.manifest_diff import diff_manifests, reasons_from
 from planner.observation import Observation
@@ -94,7 +95,7 @@ def decide_action(
     """What to do at the home daemon (local) for one node."""
     if observation.offline:
         reasons = [Reason(code="offline", detail="daemons and registry not queried")]
-        unresolved = [ref for ref, identity in manifest.bases.items() if identity == "unresolved"]
+        unresolved = [ref for ref, identity in manifest.bases.items() if identity == UNRESOLVED]
         if unresolved:
             reasons.append(Reason(code="base-unresolved", detail=", ".join(unresolved)))
         return "unknown", reasons

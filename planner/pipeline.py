@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from planner.compose.options import ProjectOptions
 from planner.decide import Forcing, StampState, decide, decide_goldens, decide_steps
 from planner.graph import BuildGraph, build_graph
-from planner.keys.compute import BaseResolver, compute_keys
+from planner.keys.compute import UNRESOLVED, BaseResolver, compute_keys
 from planner.keys.manifest import Manifest
 from planner.keys.statcache import StatCache
 from planner.observation import Observation
@@ -21,6 +22,9 @@ from planner.plan_model import Plan, PlanNode
 from planner.redact import mask_plan
 from planner.stack import Stack, load_stack
 from planner.store import Store
+
+if TYPE_CHECKING:
+    from planner.engine.daemon import Daemon
 
 
 @dataclass
@@ -167,17 +171,14 @@ def _observed(observation: Observation) -> dict[str, str]:
     return observed
 
 
-def _resolver(daemon: object) -> BaseResolver:
+def _resolver(daemon: Daemon) -> BaseResolver:
     """Base images resolve to the local daemon's image IDs; an unreachable daemon leaves them `unresolved`."""
-    from planner.engine.daemon import Daemon
     from planner.errors import PlannerError
-
-    assert isinstance(daemon, Daemon)
 
     def resolve(ref: str) -> str | None:
         try:
             return daemon.image_id(ref)
         except PlannerError:
-            return "unresolved"
+            return UNRESOLVED
 
     return resolve

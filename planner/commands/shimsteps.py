@@ -102,25 +102,16 @@ def push_images(options: ProjectOptions, services: Sequence[str], progress: bool
 
 def pull_bases(options: ProjectOptions, services: Sequence[str]) -> list[str]:
     """Pull again the base images the selected nodes name by tag (digest-pinned ones cannot change)."""
+    return pull_image_bases(load_stack(options), services)
+
+
+def pull_image_bases(stack: Stack, services: Sequence[str] = ()) -> list[str]:
     from planner.engine.daemon import Daemon
     from planner.graph import build_graph
     from planner.plan_model import LOCAL
 
-    return _pull(build_graph(load_stack(options)).select(services).external, Daemon(LOCAL, None))
-
-
-def pull_image_bases(stack: Stack) -> list[str]:
-    from planner.engine.daemon import Daemon
-    from planner.graph import build_graph
-    from planner.plan_model import LOCAL
-
-    return _pull(build_graph(stack).external, Daemon(LOCAL, None))
-
-
-def _pull(external: dict[str, list[str]], daemon: object) -> list[str]:
-    from planner.engine.daemon import Daemon
-
-    assert isinstance(daemon, Daemon)
+    external = build_graph(stack).select(services).external
+    daemon = Daemon(LOCAL, None)
     refs = sorted({ref for refs in external.values() for ref in refs if "@" not in ref and ref != "scratch"})
     try:
         for ref in refs:
