@@ -370,8 +370,6 @@ def apply(
     from planner.apply.run import apply as run_apply
     from planner.decide import Forcing
 
-    if rebuild:  # an unknown node is bad input: refused before anything runs
-        _run(lambda: _check_rebuild(options, rules, rebuild))
     forcing = Forcing(everything=no_cache, nodes=frozenset(rebuild or []))
     apply_options = ApplyOptions(
         keep_going=keep_going,
@@ -403,17 +401,6 @@ def apply(
 
         recorder.save_for(Answer(stdout, summary.getvalue()), result.planned.graph)
     raise typer.Exit(result.exit_code)
-
-
-def _check_rebuild(options: ProjectOptions, rules: str | None, rebuild: list[str]) -> None:
-    from planner.errors import UsageError as BadUsage
-    from planner.stack import load_stack
-
-    known = load_stack(options, rules).nodes
-    if unknown := sorted(set(rebuild) - set(known)):
-        raise BadUsage(
-            f"--rebuild: unknown node(s) {', '.join(unknown)}; buildable: {', '.join(sorted(known))}"
-        )
 
 
 @app.command()

@@ -20,7 +20,7 @@ from planner.compose.options import ProjectOptions
 from planner.decide import Forcing
 from planner.engine.builders import make_builder
 from planner.engine.connect import open_engines
-from planner.errors import InputError, RuntimeFailure
+from planner.errors import InputError, RuntimeFailure, UsageError
 from planner.observe import destinations_of
 from planner.pipeline import Planned, make_plan
 from planner.plan_model import SHARE, Plan
@@ -64,6 +64,10 @@ def apply(
     from planner.stack import load_stack
 
     stack = load_stack(options, rules)  # the project names the lock; files are read again only after waiting
+    if unknown := sorted(apply_options.forcing.nodes - set(stack.nodes)):  # bad input: before anything runs
+        raise UsageError(
+            f"--rebuild: unknown node(s) {', '.join(unknown)}; buildable: {', '.join(sorted(stack.nodes))}"
+        )
     with Store.for_environ(options.environ) as store:
         lock = store.lock_path(stack.compose.working_dir, stack.compose.name)
         with project_lock(lock) as waited:
