@@ -125,6 +125,16 @@ def remove_project_images(project: str, url: str | None = None) -> None:
 
 
 @pytest.fixture
+def name(request: pytest.FixtureRequest, sandbox: DaemonProcess) -> Iterator[str]:
+    """A project name for a test that delivers to the sandbox: its images go from both daemons afterwards."""
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")[:2]
+    value = f"{module}{os.getpid()}-{request.node.name[5:25].lower().replace('_', '')}"
+    yield value
+    remove_project_images(value)
+    remove_project_images(value, sandbox.url)
+
+
+@pytest.fixture
 def project_name(request: pytest.FixtureRequest, docker_client: Any) -> Iterator[str]:
     name = f"pt{os.getpid()}-{request.node.name[:20].lower().replace('_', '')}"
     yield name

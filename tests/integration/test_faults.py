@@ -19,18 +19,10 @@ from planner.pipeline import make_plan
 from planner.store import Store
 from tests.integration.conftest import registry_or_skip
 from tests.integration.services import DaemonProcess, start_registry, temp_root
-from tests.integration.test_apply import remove_project_images, run, steps
+from tests.integration.test_apply import run, steps
 from tests.integration.test_transfers import layered_project
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture
-def name(request: pytest.FixtureRequest, sandbox: DaemonProcess) -> object:
-    value = f"ft{os.getpid()}-{request.node.name[5:25].lower().replace('_', '')}"
-    yield value
-    remove_project_images(value)
-    remove_project_images(value, sandbox.url)
 
 
 def registry_has(host: str, repository: str, tag: str) -> bool:

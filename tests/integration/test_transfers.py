@@ -14,7 +14,7 @@ from planner.pipeline import make_plan
 from planner.store import Store
 from tests.integration.conftest import registry_or_skip
 from tests.integration.services import DaemonProcess, RegistryProcess, temp_root
-from tests.integration.test_apply import phases, remove_project_images, run, steps
+from tests.integration.test_apply import phases, run, steps
 
 pytestmark = pytest.mark.docker
 BIG = 6 * 1024 * 1024
@@ -39,14 +39,6 @@ def layered_project(
         f"rules:\n  - match: '*'\n    destinations: {destinations}\n"
     )
     return root
-
-
-@pytest.fixture
-def name(request: pytest.FixtureRequest, sandbox: DaemonProcess) -> object:
-    value = f"tr{os.getpid()}-{request.node.name[5:25].lower().replace('_', '')}"
-    yield value
-    remove_project_images(value)
-    remove_project_images(value, sandbox.url)
 
 
 def test_a_changed_top_layer_moves_only_that_layer(

@@ -21,7 +21,7 @@ from planner.engine.layers import Layout, Partial, chain_ids, held_chains, parti
 from planner.engine.registry import LAYER_TAR, MANIFEST_TYPES, Registry
 from planner.pipeline import make_plan
 from planner.store import Store
-from tests.integration.conftest import registry_or_skip, remove_project_images
+from tests.integration.conftest import registry_or_skip
 from tests.integration.services import DaemonProcess, RegistryProcess, start_registry, temp_root
 from tests.integration.test_apply import run, steps
 
@@ -48,14 +48,6 @@ def project(root: Path, name: str, registry: str, sandbox: str, base: str, trans
         f"rules:\n  - match: '*'\n    destinations: [local, sandbox]\n    transfer: {transfer}\n"
     )
     return root
-
-
-@pytest.fixture
-def name(request: pytest.FixtureRequest, sandbox: DaemonProcess) -> Iterator[str]:
-    value = f"un{os.getpid()}-{request.node.name[5:25].lower().replace('_', '')}"
-    yield value
-    remove_project_images(value)
-    remove_project_images(value, sandbox.url)
 
 
 def checksums(url: str | None, image: str) -> dict[str, str]:
