@@ -4,7 +4,6 @@ key (issue #12), with the real engine."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 
 from planner.engine.labels import LABEL_KEY
+from tests import helpers
 from tests.integration.services import TEST_LABEL
 from tests.integration.test_apply import run
 
@@ -20,11 +20,7 @@ RAW = b"caf\xe9.txt"
 
 
 def write_raw(folder: Path, content: bytes) -> None:
-    fd = os.open(os.path.join(os.fsencode(folder), RAW), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, content)
-    finally:
-        os.close(fd)
+    helpers.write_raw(folder, RAW, content)
 
 
 def test_a_non_utf8_name_is_sent_with_its_bytes_and_keyed_by_its_content(

@@ -21,6 +21,7 @@ from planner.observation import DaemonView, Observation
 from planner.pipeline import Planned, _decided, make_plan
 from planner.plan_model import Plan, Reason, printable
 from planner.store import Store
+from tests import helpers
 from tests.helpers import write_tree
 
 RAW = b"caf\xe9.txt"  # Latin-1 bytes: not UTF-8
@@ -29,11 +30,7 @@ SHOWN = "caf\\xe9.txt"
 
 
 def write_raw(folder: Path, content: bytes) -> None:
-    fd = os.open(os.path.join(os.fsencode(folder), RAW), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, content)
-    finally:
-        os.close(fd)
+    helpers.write_raw(folder, RAW, content)
 
 
 @pytest.fixture
