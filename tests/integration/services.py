@@ -242,6 +242,16 @@ def temp_root(prefix: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def folder_archive(client: Any, image: str, folder: str) -> bytes:
+    """The tar of one folder of an image, read from a container that is created and removed, never run."""
+    container = client.api.create_container(image, command=["x"], labels={TEST_LABEL: "1"})["Id"]
+    try:
+        stream, _ = client.api.get_archive(container, folder)
+        return b"".join(stream)
+    finally:
+        client.api.remove_container(container, force=True)
+
+
 def remove_test_images(url: str | None) -> None:
     """Remove every image and container labelled by the tests from one daemon."""
     import docker

@@ -19,7 +19,7 @@ from planner.engine.labels import LABEL_KEY
 from planner.errors import RuntimeFailure
 from planner.keys.statcache import StatCache
 from planner.keys.walk import walk_context
-from tests.integration.services import TEST_LABEL
+from tests.integration.services import TEST_LABEL, folder_archive
 
 pytestmark = pytest.mark.docker
 
@@ -38,12 +38,7 @@ def make_tree(root: Path) -> None:
 
 
 def image_tree(client: Any, image: str) -> dict[str, tuple[str, int, str]]:
-    container = client.api.create_container(image, command=["x"], labels={TEST_LABEL: "1"})["Id"]
-    try:
-        stream, _ = client.api.get_archive(container, "/ctx")
-        data = b"".join(stream)
-    finally:
-        client.api.remove_container(container, force=True)
+    data = folder_archive(client, image, "/ctx")
     found = {}
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
         for member in archive:

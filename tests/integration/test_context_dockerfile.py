@@ -36,7 +36,7 @@ from planner.engine.daemon import Daemon
 from planner.engine.labels import LABEL_KEY
 from planner.keys.statcache import StatCache
 from planner.keys.walk import walk_context
-from tests.integration.services import TEST_LABEL
+from tests.integration.services import TEST_LABEL, folder_archive
 
 pytestmark = pytest.mark.docker
 
@@ -83,12 +83,7 @@ def materialize(case: Case, top: Path) -> tuple[Path, Path | None]:
 
 
 def ctx_paths(client: Any, image: str) -> set[str]:
-    container = client.api.create_container(image, command=["x"], labels={TEST_LABEL: "1"})["Id"]
-    try:
-        stream, _ = client.api.get_archive(container, "/ctx")
-        data = b"".join(stream)
-    finally:
-        client.api.remove_container(container, force=True)
+    data = folder_archive(client, image, "/ctx")
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
         return {m.name.removeprefix("ctx/") for m in archive if m.name != "ctx"}
 
