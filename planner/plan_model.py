@@ -84,6 +84,12 @@ class PlanStep(Frozen):
     serves: list[str] = Field(
         default_factory=list, description="Other nodes this step also makes (same key and image)"
     )
+    export_with: list[str] = Field(
+        default_factory=list,
+        description="Steps that read the same export of the session daemon's image at the same time: one "
+        "`docker save` feeds the uncompressed push and the streamed deliveries (a step that starts after the "
+        "others began reads its own)",
+    )
     image: str | None = Field(
         None, description="tag: the image ID that gets the node's names (the one observed)"
     )

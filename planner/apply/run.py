@@ -14,6 +14,7 @@ from typing import TextIO
 
 from planner.apply.executor import DONE, Events, Executor, StepResult
 from planner.apply.lock import project_lock
+from planner.apply.shared_export import SharedExports
 from planner.apply.steps import ApplyContext, make_steps
 from planner.apply.timing import TimingLog, write_trace
 from planner.compose.options import ProjectOptions
@@ -119,7 +120,7 @@ def execute(planned: Planned, apply_options: ApplyOptions, store: Store) -> Appl
                 graph=graph, manifests=planned.manifests, engines=engines,
                 builder=make_builder(rules.builder.kind, rules.builder.name, engines.local, rules.builder.context), store=store,
                 no_cache=set(graph.nodes) if apply_options.forcing.everything else set(apply_options.forcing.nodes),
-                warn=warnings.append,
+                warn=warnings.append, exports=SharedExports(planned.plan.steps),
             )  # fmt: skip
             steps = make_steps(ctx, planned.plan.steps)
             mask_steps(steps, graph)  # secret arg values never reach printed or kept logs, nor errors

@@ -12,10 +12,11 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from planner.apply.executor import FellBack, Step, StepContext
 from planner.apply.export import export_image, folder_inside
+from planner.apply.shared_export import SharedExports, close
 from planner.artifacts import record_artifact
 from planner.buildfiles import MAIN
 from planner.dockerignore import PatternMatcher
@@ -32,6 +33,9 @@ from planner.plan_model import LOCAL, PlanStep
 from planner.stack import Node
 from planner.store import Store
 
+if TYPE_CHECKING:
+    from planner.engine.layers import Layout
+
 WarningSink = Callable[[str], None]
 
 
@@ -45,6 +49,7 @@ class ApplyContext:
     no_cache: set[str] = field(default_factory=set)
     warn: WarningSink = lambda message: None
     push_failed: dict[str, str] = field(default_factory=dict)  # node -> why its push failed (auto mode)
+    exports: SharedExports = field(default_factory=lambda: SharedExports([]))
 
     @property
     def project(self) -> str:
@@ -192,7 +197,21 @@ def _push(ctx: ApplyContext, node: Node, ref: str, method: str | None, step: Ste
     if method == "layers" and ctx.engines.registry is not None:
         from planner.engine.layers import push_uncompressed
 
-        push_uncompressed(ctx.local, ctx.engines.registry, node.image_names()[0], ref, _byte_counter(step))
+        readings: list[Iterable[bytes]] = []
+
+        def export(layout: Layout) -> Iterable[bytes]:
+            readings.append(
+                ctx.exports.chunks(step.step.id, lambda: ctx.local.save([layout.image_id]), step.cancel_event)
+            )
+            return readings[-1]
+
+        try:
+            push_uncompressed(
+                ctx.local, ctx.engines.registry, node.image_names()[0], ref, _byte_counter(step), export
+            )
+        finally:
+            for reading in readings:
+                close(reading)
     else:
         ctx.local.push(ref, _byte_counter(step))
     ctx.store.record_shared(ref)
@@ -275,13 +294,18 @@ def _deliver_step(ctx: ApplyContext, node: Node, planned: PlanStep) -> Callable[
         from planner.engine.layers import Layout, held_chains, partial_load_stream
 
         target = ctx.daemon(destination)
+        reading: Iterable[bytes] = ()
         try:
             layout = Layout.of(ctx.local, node.image_names()[0])
             held = held_chains(target)
-            target.load(_counted(step, partial_load_stream(ctx.local.save([layout.image_id]), layout, held)))
+            reading = ctx.exports.chunks(
+                step.step.id, lambda: ctx.local.save([layout.image_id]), step.cancel_event
+            )
+            target.load(_counted(step, partial_load_stream(reading, layout, held)))
             for name in node.image_names():
                 target.tag(layout.image_id, name)
         except PlannerError as exc:
+            close(reading)  # a reading shared with the push goes on without this step
             if step.cancel_event.is_set():
                 raise
             ctx.warn(
@@ -289,6 +313,8 @@ def _deliver_step(ctx: ApplyContext, node: Node, planned: PlanStep) -> Callable[
                 "sending the whole image"
             )
             whole(step)
+        finally:
+            close(reading)
 
     def by_registry(step: StepContext) -> None:
         ref = ctx.engines.ref_at(destination, str(planned.ref))

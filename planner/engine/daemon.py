@@ -183,7 +183,11 @@ class Daemon:
 
     def pull(self, ref: str, progress: Progress | None = None) -> None:
         repository, tag = split_tag(ref)
-        self._stream(self.api.pull(repository, tag=tag, stream=True, decode=True), f"pull {ref}", progress)
+        try:  # the request starts here: a registry that is gone answers before any event streams
+            events = self.api.pull(repository, tag=tag, stream=True, decode=True)
+        except Exception as exc:
+            raise DaemonError(f"daemon {self.name}: pull {ref} failed: {exception_text(exc)}") from None
+        self._stream(events, f"pull {ref}", progress)
 
     def save(self, refs: list[str], chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """`docker save` as a stream of chunks (never held whole)."""

@@ -287,11 +287,17 @@ class Upload:
 
 
 def push_uncompressed(
-    source: Daemon, registry: Registry, image: str, ref: str, progress: Progress | None = None
+    source: Daemon,
+    registry: Registry,
+    image: str,
+    ref: str,
+    progress: Progress | None = None,
+    export: Callable[[Layout], Iterable[bytes]] | None = None,
 ) -> Upload:
     """Put `image` (from `source`) into the registry under `ref` with uncompressed layers; only layers the
     registry lacks are sent. Raises RegistryError / RuntimeFailure; the ref is written last, so a failure
-    leaves no manifest pointing at missing blobs."""
+    leaves no manifest pointing at missing blobs. `export` gives the export stream (a reading shared with
+    other consumers); by default the source daemon's own."""
     layout = Layout.of(source, image)
     name, tag = registry.split(ref)
     present = registry.blob_sizes(name, layout.diff_ids)
@@ -300,7 +306,7 @@ def push_uncompressed(
     config: bytes | None = None
     moved = [0]
     config_name = layout.image_id.split(":", 1)[1] + ".json"
-    ahead = _Ahead(source.save([layout.image_id]))
+    ahead = _Ahead(export(layout) if export is not None else source.save([layout.image_id]))
     try:
         reader = _Reader(ahead)
         for entry in _entries(reader):

@@ -76,7 +76,8 @@ def clean_images(docker_client: Any) -> Iterator[None]:
     remove_test_images(None)
 
 
-BUSYBOX_IMAGE = "planner-test/busybox:1"
+# one tag per test session: sessions running side by side never remove each other's base
+BUSYBOX_IMAGE = f"planner-test/busybox:{os.getpid()}"
 
 
 @pytest.fixture(scope="session")
@@ -105,7 +106,7 @@ def busybox_image(docker_client: Any) -> Iterator[str]:
             link.type, link.linkname = tarfile.SYMTYPE, "busybox"
             archive.addfile(link)
     docker_client.api.import_image_from_data(
-        buffer.getvalue(), repository=BUSYBOX_IMAGE.split(":", maxsplit=1)[0], tag="1",
+        buffer.getvalue(), repository=BUSYBOX_IMAGE.split(":", maxsplit=1)[0], tag=BUSYBOX_IMAGE.split(":")[1],
         changes=["LABEL planner.test.base=1", "ENV PATH=/bin", 'CMD ["/bin/sh"]'],
     )  # fmt: skip
     yield BUSYBOX_IMAGE

@@ -245,14 +245,15 @@ def test_helix_apply_delivers_the_desktop_to_the_sandbox(
 
         # The memo answers a no-op (a full run loads the CLI framework, a memo answer does not) until the
         # sandbox loses the image's name: its listing answers differently, and the apply names it again there
-        # (the image itself is still there under its registry ref: nothing moves).
+        # (the image itself is still there under another name: nothing moves).
         traced = {**env, "PYTHONPROFILEIMPORTTIME": "1"}
         time.sleep(2.1)  # outputs and stamps the first apply wrote age past the memo's racy window
         assert "typer" in run(root, "apply", "-q", env=traced).stderr  # full no-op: remembered
         answered = run(root, "apply", "-q", env=traced)
         assert answered.returncode == 0 and "typer" not in answered.stderr
         assert "nothing to do" in answered.stderr
-        sandbox_client.remove_image(f"{project_name}-helix-ubuntu:latest", force=True)
+        sandbox_client.tag(f"{project_name}-helix-ubuntu:latest", f"{project_name}-kept", "1")
+        sandbox_client.remove_image(f"{project_name}-helix-ubuntu:latest")
         again = run(root, "apply", "-q", "--timing-log", str(tmp_path / "t3.jsonl"), env=env)
         assert again.returncode == 0, again.stderr
         done = {r["step"]: r["status"] for r in steps(tmp_path / "t3.jsonl")}

@@ -104,14 +104,14 @@ def test_plan_follows_what_each_daemon_and_the_registry_hold(
     assert modes(first) == {
         "registry": "registry",
         "local": "none",
-        "sandbox": "registry",
-    }  # builds are shared
+        "sandbox": "tarball",
+    }  # builds are shared; the new image streams to the sandbox (the registry lacks it)
 
     # An image with the key in the session daemon, never shared: skip here, push it, send it to the sandbox.
     keyed_image(None, f"{name}-app:latest", key, "app", name)
     second = plan(project, cache)
     assert node_of(second).action == "skip"
-    assert modes(second) == {"registry": "registry", "local": "none", "sandbox": "registry"}
+    assert modes(second) == {"registry": "registry", "local": "none", "sandbox": "tarball"}
 
     # The sandbox holds it too: only the share is left to do.
     keyed_image(sandbox.url, f"{name}-app:latest", key, "app", name)

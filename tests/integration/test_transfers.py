@@ -69,19 +69,24 @@ def test_registry_killed_after_planning_falls_back_to_streaming(
 ) -> None:
     with temp_root("planner-reg2-") as reg_root:
         doomed = registry_or_skip(reg_root)  # its own registry, to kill: skips like the fixture when absent
-        root = layered_project(tmp_path / "p", name, doomed.host, sandbox.url)
-        environ = {"PATH": os.environ.get("PATH", ""), "HOME": str(root)}
+        root = layered_project(tmp_path / "p", name, doomed.host, sandbox.url, destinations="[local]")
         cache = tmp_path / "cache"
+        shared = run(root, "apply", "-q", env={"PLANNER_CACHE_DIR": str(cache)})  # built and shared
+        assert shared.returncode == 0, shared.stderr
+        rules = root / "planner.yaml"
+        rules.write_text(rules.read_text().replace("[local]", "[local, sandbox]"))
+        environ = {"PATH": os.environ.get("PATH", ""), "HOME": str(root)}
         store = Store.open(cache)
         planned = make_plan(
             ProjectOptions(environ=environ, cwd=str(root)), None, [], offline=False, store=store
         )
         node = planned.plan.nodes[0]
+        # the registry holds the key: the sandbox pulls it from there (nothing is exported)
         assert {t.destination: t.mode for t in node.transfers}["sandbox"] == "registry"
         doomed.stop()
         result = execute(planned, ApplyOptions(quiet=True), store)
     assert result.exit_code == 0, [(r.step.id, r.error) for r in result.results.values()]
-    assert any("stream save | load" in w for w in result.warnings), (
+    assert any("streaming save | load" in w for w in result.warnings), (
         result.warnings,
         [(r.step.id, r.status, r.error) for r in result.results.values()],
     )
@@ -102,6 +107,7 @@ def test_a_destination_reaches_the_registry_under_its_own_name(
         rules.read_text().replace(
             f"host: {sandbox.url}\n", f"host: {sandbox.url}\n    registry: localhost:{port}\n"
         )
+        + "    transfer: registry\n"
     )
     result = run(root, "apply", "-q", env={"PLANNER_CACHE_DIR": str(tmp_path / "cache")})
     assert result.returncode == 0, result.stderr

@@ -166,14 +166,25 @@ def test_a_registry_killed_mid_upload_falls_back_and_a_rerun_completes(
             return original(self, repository, stream())
 
         monkeypatch.setattr(Registry, "upload_blob", dying)
+        saves: list[list[str]] = []
+        save = Daemon.save
+
+        def counted_save(self: Daemon, refs: list[str], chunk_size: int = 1 << 20) -> Iterator[bytes]:
+            saves.append(refs)
+            return save(self, refs, chunk_size)
+
+        monkeypatch.setattr(Daemon, "save", counted_save)
         store = Store.open(cache)
         planned = make_plan(
             ProjectOptions(environ=environ, cwd=str(root)), None, [], offline=False, store=store
         )
         push = next(s for s in planned.plan.steps if s.kind == "push")
         assert push.method == "layers" and push.ref is not None
+        assert push.export_with == ["transfer:app:sandbox"]  # the delivery streams from the same export
         result = execute(planned, ApplyOptions(quiet=True), store)
         assert killed, "the upload never started"
+        # one export read for both; the upload died mid-way and the delivery went on without it
+        assert len(saves) == 1, saves
         assert result.exit_code == 0, [(r.step.id, r.error) for r in result.results.values()]
         status = {r.step.id: r.status for r in result.results.values()}
         assert status["push:app"] == "fell-back" and status["transfer:app:sandbox"] == "ok"

@@ -113,11 +113,20 @@ def test_a_cold_plan_lists_every_step_with_its_order(project: Path) -> None:
         "push:api": ("push", ["build:api"]),  # shared for other sessions
         "build:web": ("build", ["build:api", "export:tool", "stamp:version"]),
         "push:web": ("push", ["build:web"]),
-        "transfer:web:sandbox": ("transfer", ["push:web"]),
+        # the registry lacks the key: the new image streams straight to the sandbox, not push then pull
+        "transfer:web:sandbox": ("transfer", ["build:web"]),
     }
     transfer = next(s for s in plan.steps if s.id == "transfer:web:sandbox")
-    assert (transfer.mode, transfer.fallback, transfer.destination) == ("registry", "tarball", "sandbox")
-    assert transfer.ref is not None and transfer.ref.startswith(f"{REGISTRY}/planner/stack/web:")
+    assert (transfer.mode, transfer.method, transfer.destination) == ("tarball", "partial", "sandbox")
+    assert transfer.ref is None and transfer.fallback is None
+    # one export feeds the uncompressed push and the delivery
+    push = next(s for s in plan.steps if s.id == "push:web")
+    assert (push.method, push.export_with, transfer.export_with) == (
+        "layers",
+        ["transfer:web:sandbox"],
+        ["push:web"],
+    )
+    assert next(s for s in plan.steps if s.id == "push:api").export_with == []  # nothing else reads it
 
 
 def test_a_key_the_registry_holds_is_pulled_not_pushed_and_waits_for_nothing(project: Path) -> None:
@@ -201,7 +210,8 @@ def test_an_offline_plan_comes_from_the_same_decide_and_has_no_steps(project: Pa
 
 def test_apply_runs_exactly_the_plans_steps(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every executor step apply makes is a plan step (same id, phase and dependencies), and none is added."""
-    planned = planned_with(project, {"api": "present", "web": "unnamed"}, {}, set())
+    # api was built here and never shared: pushed
+    planned = planned_with(project, {"api": "present", "web": "unnamed"}, {}, set(), shared={"web"})
     handed: list[Any] = []
 
     class Recording:
@@ -307,7 +317,7 @@ def test_services_sharing_one_image_and_build_make_one_build(tmp_path: Path) -> 
     assert steps_of(plan) == {
         "build:worker0": ("build", []),
         "push:worker0": ("push", ["build:worker0"]),
-        "transfer:worker0:sandbox": ("transfer", ["push:worker0"]),
+        "transfer:worker0:sandbox": ("transfer", ["build:worker0"]),
     }
     build = next(s for s in plan.steps if s.kind == "build")
     assert build.serves == ["worker1", "worker2", "worker3", "worker4"]
