@@ -5,7 +5,8 @@ Real parts only: Debian's docker-registry on 127.0.0.1, a second dockerd as the 
 The image has LAYERS layers of LAYER_MB random data made by RUN steps, plus a top layer COPY of TOP_MB that the
 benchmark changes. Prints, each measured in this run:
 - (a) our users' path today: dockerd `docker push` (gzip) + sandbox `docker pull` through the same registry;
-- (b) planner's cold delivery into the empty sandbox (its uncompressed push + the sandbox's pull); goals
+- (b) planner's cold delivery into the empty sandbox (one export read once, streamed into the sandbox and
+  pushed uncompressed side by side); goals
   (b) <= 0.35x (a) and (b) <= 1.5x (c);
 - (c) the engine's floor: max(`docker save` to /dev/null, `docker load` of a prepared archive);
 - planner's peak RSS while moving the image (goal <= 150 MB);
@@ -26,7 +27,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -68,12 +71,54 @@ def make_base() -> None:
         )
 
 
+def real_files(source: Path = Path("/usr/lib")) -> Iterator[Path]:
+    """Regular files of this machine's /usr/lib in a fixed order: binaries and libraries, which compress as a
+    desktop image's content does (about 2-3x with gzip), unlike random bytes."""
+    for folder, subfolders, files in os.walk(source):
+        subfolders.sort()
+        for name in sorted(files):
+            path = Path(folder) / name
+            if path.is_file() and not path.is_symlink() and os.access(path, os.R_OK):
+                yield path
+
+
+def fill_layers(app: Path, layers: int, layer_mb: int) -> None:
+    """app/l<i>/ for each layer: different real files per layer, about `layer_mb` each (hard links where the
+    filesystem allows: nothing is copied)."""
+    files = real_files()
+    for index in range(layers):
+        folder = app / f"l{index}"
+        folder.mkdir()
+        size = 0
+        for count, path in enumerate(files):
+            target = folder / f"{count:06d}-{path.name}"
+            try:
+                os.link(path, target)
+            except OSError:
+                shutil.copyfile(path, target)
+            size += target.stat().st_size
+            if size >= layer_mb * 1024 * 1024:
+                break
+        else:
+            raise SystemExit(f"/usr/lib holds too little for {layers} layers of {layer_mb} MB")
+
+
 def project(
-    root: Path, name: str, layers: int, layer_mb: int, top_mb: int, registry: str, sandbox: str
+    root: Path,
+    name: str,
+    layers: int,
+    layer_mb: int,
+    top_mb: int,
+    registry: str,
+    sandbox: str,
+    content: str,
 ) -> None:
     (root / "app").mkdir(parents=True)
     steps = [f"FROM {BASE}"]
-    for index in range(layers):
+    if content == "files":
+        fill_layers(root / "app", layers, layer_mb)
+        steps += [f"COPY l{index} /l{index}" for index in range(layers)]
+    for index in range(layers if content == "random" else 0):
         # random data (the layer) plus a little work on it
         steps.append(f"RUN dd if=/dev/urandom of=/layer{index} bs=1M count={layer_mb} 2>/dev/null && "
                      f"sha256sum /layer{index} > /layer{index}.sum")  # fmt: skip
@@ -87,6 +132,14 @@ def project(
         f"registry:\n  url: {registry}\n  namespace: bench\ndestinations:\n  sandbox:\n    host: {sandbox}\n"
         "rules:\n  - match: big\n    destinations: [local, sandbox]\n"
     )
+
+
+def span(records: list[dict[str, Any]], phases: tuple[str, ...] = ("push", "transfer")) -> float:
+    """Wall time from the first of these steps' start to the last one's end (they may run side by side)."""
+    ran = [r for r in records if r.get("phase") in phases and r.get("start")]
+    if not ran:
+        return 0.0
+    return float(max(r["start"] + r["duration"] for r in ran) - min(r["start"] for r in ran))
 
 
 def wipe(url: str) -> None:
@@ -115,6 +168,12 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=5)
     parser.add_argument("--layer-mb", type=int, default=200)
     parser.add_argument("--top-mb", type=int, default=20)
+    parser.add_argument(
+        "--content",
+        choices=["files", "random"],
+        default="files",
+        help="layer content: this machine's /usr/lib files (compress like a desktop image) or random bytes",
+    )
     args = parser.parse_args()
     make_base()
     name = f"tb{os.getpid()}"
@@ -123,7 +182,7 @@ def main() -> None:
         registry = start_registry(tmp_path / "reg")
         sandbox = start_dockerd(tmp_path / "sbx")
         root = tmp_path / "p"
-        project(root, name, args.layers, args.layer_mb, args.top_mb, registry.host, sandbox.url)
+        project(root, name, args.layers, args.layer_mb, args.top_mb, registry.host, sandbox.url, args.content)
         env = {**os.environ, "PYTHONPATH": str(REPO), "PLANNER_CACHE_DIR": str(tmp_path / "cache")}
         image = f"{name}-big:latest"
         rules = root / "planner.yaml"
@@ -167,9 +226,10 @@ def main() -> None:
             b_wall, peak = planner(root, env, "apply", "-q", "--timing-log", str(log))
             records = [json.loads(line) for line in log.read_text().splitlines()]
             by_phase = {r["phase"]: r["duration"] for r in records}
-            b = sum(by_phase.get(p, 0.0) for p in ("push", "transfer"))
-            print(f"(b) planner: push {by_phase.get('push', 0):.1f} s + transfer {by_phase.get('transfer', 0):.1f} s = "
-                  f"{b:.1f} s (apply wall {b_wall:.1f} s); peak RSS {peak / 1024:.0f} MB (goal <= 150)")  # fmt: skip
+            b = span(records)
+            print(f"(b) planner: push {by_phase.get('push', 0):.1f} s and transfer {by_phase.get('transfer', 0):.1f} s "
+                  f"from one export, side by side: {b:.1f} s (apply wall {b_wall:.1f} s); "
+                  f"peak RSS {peak / 1024:.0f} MB (goal <= 150)")  # fmt: skip
             print(f"    (b)/(a) = {b / a:.2f} (goal <= 0.35); (b)/(c) = {b / c:.2f} (goal <= 1.5)")
 
             # One changed top layer into the sandbox.
@@ -179,16 +239,18 @@ def main() -> None:
             planner(root, env, "apply", "-q", "--timing-log", str(log))
             records = [json.loads(line) for line in log.read_text().splitlines()]
             moved = registry.blob_bytes() - stored
-            deliver = sum(r["duration"] for r in records if r["phase"] in ("push", "transfer"))
+            deliver = span(records)
+            streamed = sum(r.get("bytes", 0) for r in records if r["phase"] == "transfer")
             layer_bytes = args.top_mb * 1024 * 1024
             wipe_image(sandbox.url, image)
             start = time.perf_counter()
             subprocess.run(f"docker save {image} | docker -H {sandbox.url} load", shell=True, check=True,
                            capture_output=True)  # fmt: skip
             full = time.perf_counter() - start
-            print(f"changed top layer ({layer_bytes / 1e6:.1f} MB): moved {moved / 1e6:.1f} MB, ratio "
-                  f"{moved / layer_bytes:.2f} (goal <= 1.2); push + pull {deliver:.2f} s vs full save | load "
-                  f"{full:.2f} s, ratio {deliver / full:.2f} (goal <= 0.2)")  # fmt: skip
+            print(f"changed top layer ({layer_bytes / 1e6:.1f} MB): pushed {moved / 1e6:.1f} MB (ratio "
+                  f"{moved / layer_bytes:.2f}), streamed into the sandbox {streamed / 1e6:.1f} MB (ratio "
+                  f"{streamed / layer_bytes:.2f}) (goal <= 1.2); push + delivery {deliver:.2f} s vs full "
+                  f"save | load {full:.2f} s, ratio {deliver / full:.2f} (goal <= 0.2)")  # fmt: skip
 
             # A cold session from the warm registry (the sandbox plays the session daemon; it has the base, as a
             # session that pulls public bases would: the key resolves a tagged base through the local daemon).

@@ -140,9 +140,11 @@ def decide_transfers(
     registry_configured: bool,
     share: bool = False,
     ref: str | None = None,
+    codec: Literal["none", "gzip"] = "none",
 ) -> list[Transfer]:
     """How the image reaches each of its destinations (and, with `share`, the registry: after a build, or
-    when an image built here earlier was never shared, e.g. because its push failed)."""
+    when an image built here earlier was never shared, e.g. because its push failed). `codec`: the registry's
+    (`none`: planner's push reads the session daemon's export; `gzip`: dockerd pushes, without an export)."""
     if node.kind != "image":
         return []
     if observation.offline:
@@ -197,6 +199,8 @@ def decide_transfers(
         served = action == "pull" or (
             ref is not None and registry_ok and registry is not None and ref in registry.present
         )
+        # dockerd's own push (gzip) needs no export and skips the layers it pushed before: through the registry
+        served = served or (codec == "gzip" and registry_ok and share and action == "build")
         mode, reason = _transfer_mode(node.rules.transfer, registry_configured, registry_ok, served)
         transfers.append(Transfer(destination=destination, mode=mode, reason=reason))
     return transfers
@@ -215,13 +219,14 @@ def _named(node: Node, destination: str, observation: Observation, key: str) -> 
 
 
 def _transfer_mode(rule: str, configured: bool, reachable: bool, served: bool) -> tuple[TransferMode, str]:
-    """`served`: the registry holds the key (or the session daemon pulls it from there in this apply).
+    """`served`: the registry holds the key, or will without an export (the session daemon pulls it from there
+    in this apply, or dockerd pushes the build to a gzip registry).
 
-    `auto` pulls from the registry only where the registry can serve the key: the destination then pulls the
-    layers it lacks and nothing is exported. Otherwise the image is exported from the session daemon anyway, and
+    `auto` goes through the registry only where it can serve the key so: the destination then pulls the layers
+    it lacks and nothing is exported. Otherwise the image is exported from the session daemon anyway, and
     streaming the export into the destination (only the layers it lacks) beats a registry round trip, which
-    writes every layer to the registry's disk and reads it back (measured in bench/transfer.py: 13.3 s against
-    29.5 s for a 1 GB image); a push that shares the build reads the same export."""
+    writes every layer to the registry's disk and reads it back (bench/transfer.py: 13.3 s against 29.5 s for
+    a 1 GB image); a push that shares the build reads the same export."""
     if rule == "tarball":
         return "tarball", "missing; rules: transfer tarball"
     if rule == "registry":
@@ -251,6 +256,7 @@ def decide(
     registry_configured: bool,
     share: bool = False,
     builder_kind: str = "docker",
+    codec: Literal["none", "gzip"] = "none",
 ) -> list[PlanNode]:
     planned = []
     for name in order:
@@ -272,7 +278,7 @@ def decide(
                 needs=list(needs[name]),
                 reasons=reasons,
                 transfers=decide_transfers(
-                    node, key, action, observation, registry_configured, share, registry_refs.get(name)
+                    node, key, action, observation, registry_configured, share, registry_refs.get(name), codec
                 ),
             )
         )

@@ -119,10 +119,11 @@ def _decided(
 ) -> Planned:
     rules = graph.stack.rules
     previous = {name: store.manifest(key) for name, key in observation.previous_keys.items()}
+    codec = rules.registry.codec() if rules.registry is not None else "gzip"
     nodes = decide(
         graph.nodes, graph.order(), {n: graph.upstream(n) for n in graph.nodes}, manifests, observation,
         registry_refs, previous, forcing, rules.registry is not None,
-        share=rules.registry is not None and rules.registry.share, builder_kind=rules.builder.kind,
+        share=rules.registry is not None and rules.registry.share, builder_kind=rules.builder.kind, codec=codec,
     )  # fmt: skip
     stamps = [
         StampState(
@@ -130,7 +131,6 @@ def _decided(
         )
         for name, spec in sorted(graph.stack.stamps.items())
     ]
-    codec = rules.registry.codec() if rules.registry is not None else "gzip"
     steps = decide_steps(nodes, graph.nodes, stamps, observation, registry_refs, codec)
     goldens = decide_goldens(
         nodes, graph.nodes, manifests, observation, _golden_manifests(observation, store)

@@ -101,6 +101,24 @@ def test_decision_table(local: str, registry: str, sandbox: str, rule: str) -> N
     assert all(t.reason for t in transfers)
 
 
+@pytest.mark.parametrize(
+    ("codec", "share", "mode"),
+    [("none", True, "tarball"), ("gzip", True, "registry"), ("gzip", False, "tarball")],
+)
+def test_a_new_build_goes_through_a_gzip_registry_dockerd_pushes_to(
+    codec: str, share: bool, mode: str
+) -> None:
+    """dockerd's own push needs no export and skips the layers it pushed before; planner's uncompressed push
+    reads the export, which then streams straight into the destination too."""
+    node = image_node()
+    observation = Observation(
+        daemons={"local": daemon("local", "absent"), "sandbox": daemon("sandbox", "absent")},
+        registry=registry_view("lacks"),
+    )
+    transfers = decide_transfers(node, KEY, "build", observation, True, share, REF, codec)  # type: ignore[arg-type]
+    assert {t.destination: t.mode for t in transfers}["sandbox"] == mode
+
+
 def test_transfer_is_judged_at_the_destination_not_the_source() -> None:
     """The users' wrapper once skipped a transfer because the source had the image (their PR #1771)."""
     node = image_node()
