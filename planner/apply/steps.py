@@ -223,7 +223,7 @@ def _share_again(ctx: ApplyContext, node: Node, ref: str, step: StepContext) -> 
     if registry is None or not registry.share:
         return
     try:
-        _push(ctx, node, ref, "engine", step)
+        _push(ctx, node, ref, "layers" if registry.codec() == "none" else "engine", step)
     except PlannerError as exc:
         ctx.warn(f"{node.name}: push of the rebuilt image failed ({exc.message}); the next apply pushes it")
 
