@@ -142,6 +142,17 @@ def span(records: list[dict[str, Any]], phases: tuple[str, ...] = ("push", "tran
     return float(max(r["start"] + r["duration"] for r in ran) - min(r["start"] for r in ran))
 
 
+def steps_line(records: list[dict[str, Any]]) -> str:
+    """Each push/transfer step as start-end seconds from the first of them, with its bytes."""
+    ran = [r for r in records if r.get("phase") in ("push", "transfer") and r.get("start")]
+    origin = min((r["start"] for r in ran), default=0.0)
+    return ", ".join(
+        f"{r['step']} {r['start'] - origin:.1f}-{r['start'] - origin + r['duration']:.1f} s "
+        f"{r.get('bytes', 0) / 1e6:.0f} MB {r.get('status', '')}"
+        for r in ran
+    )
+
+
 def wipe(url: str) -> None:
     """Remove every image from a daemon (all tags, so no image survives under another name)."""
     ids = sh(["docker", "-H", url, "images", "-aq"], check=False).split()
@@ -230,6 +241,7 @@ def main() -> None:
             print(f"(b) planner: push {by_phase.get('push', 0):.1f} s and transfer {by_phase.get('transfer', 0):.1f} s "
                   f"from one export, side by side: {b:.1f} s (apply wall {b_wall:.1f} s); "
                   f"peak RSS {peak / 1024:.0f} MB (goal <= 150)")  # fmt: skip
+            print(f"    steps: {steps_line(records)}")
             print(f"    (b)/(a) = {b / a:.2f} (goal <= 0.35); (b)/(c) = {b / c:.2f} (goal <= 1.5)")
 
             # One changed top layer into the sandbox.
@@ -247,6 +259,7 @@ def main() -> None:
             subprocess.run(f"docker save {image} | docker -H {sandbox.url} load", shell=True, check=True,
                            capture_output=True)  # fmt: skip
             full = time.perf_counter() - start
+            print(f"    steps: {steps_line(records)}")
             print(f"changed top layer ({layer_bytes / 1e6:.1f} MB): pushed {moved / 1e6:.1f} MB (ratio "
                   f"{moved / layer_bytes:.2f}), streamed into the sandbox {streamed / 1e6:.1f} MB (ratio "
                   f"{streamed / layer_bytes:.2f}) (goal <= 1.2); push + delivery {deliver:.2f} s vs full "

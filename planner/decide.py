@@ -16,8 +16,9 @@ from typing import Literal
 from planner.engine.labels import LABEL_KEY
 from planner.keys.compute import UNRESOLVED
 from planner.keys.manifest import Manifest
+from planner.layer_chain import chain_ids
 from planner.manifest_diff import diff_manifests, reasons_from
-from planner.observation import Observation
+from planner.observation import DaemonView, Observation
 from planner.plan_model import (
     LOCAL,
     SHARE,
@@ -202,8 +203,23 @@ def decide_transfers(
         # dockerd's own push (gzip) needs no export and skips the layers it pushed before: through the registry
         served = served or (codec == "gzip" and registry_ok and share and action == "build")
         mode, reason = _transfer_mode(node.rules.transfer, registry_configured, registry_ok, served)
-        transfers.append(Transfer(destination=destination, mode=mode, reason=reason))
+        layers, size = _moves(observation, key, view) if mode in ("tarball", "registry") else (None, None)
+        transfers.append(
+            Transfer(destination=destination, mode=mode, reason=reason, layers=layers, size=size)
+        )
     return transfers
+
+
+def _moves(observation: Observation, key: str, view: DaemonView) -> tuple[int | None, int | None]:
+    """What a delivery moves, predicted: the layers of the session daemon's image whose chain the destination
+    lacks (a load or a pull skips the others), and their bytes where every size is known."""
+    layers = observation.layers.get(key)
+    if not layers or view.chains is None:
+        return None, None
+    chains = chain_ids([diff for diff, _ in layers])
+    missing = [size for (_, size), chain in zip(layers, chains, strict=True) if chain not in view.chains]
+    known = [size for size in missing if size is not None]
+    return len(missing), sum(known) if len(known) == len(missing) else None
 
 
 def _named(node: Node, destination: str, observation: Observation, key: str) -> Transfer:

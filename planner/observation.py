@@ -22,6 +22,8 @@ class DaemonView:
     images: dict[str, KeyedImage] = field(default_factory=dict)  # key -> image
     wrong_platform: dict[str, str] = field(default_factory=dict)  # key -> platform of the image left out
     inspected: dict[str, str] = field(default_factory=dict)  # image ID -> platform, asked of the daemon now
+    # chain IDs of every layer the daemon holds; read only where an image is to be delivered to it
+    chains: frozenset[str] | None = None
 
     @property
     def reachable(self) -> bool:
@@ -76,6 +78,8 @@ class Observation:
     goldens: tuple[
         GoldenView, ...
     ] = ()  # golden data roots of destinations (rules: destinations.NAME.golden)
+    # key -> the session daemon's image's layers bottom-up (diffID, size or None), for images to deliver
+    layers: dict[str, tuple[tuple[str, int | None], ...]] = field(default_factory=dict)
 
     @classmethod
     def nothing(cls) -> Observation:

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
-from planner.engine.daemon import Daemon
+from planner.engine.daemon import Daemon, DaemonError
 from planner.engine.labels import LABEL_NODE, LABEL_PROJECT
 from planner.engine.registry import Registry
 from planner.errors import PlannerError
 from planner.graph import BuildGraph
 from planner.keys.manifest import Manifest
+from planner.layer_chain import chain_ids
 from planner.observation import DaemonView, GoldenImage, GoldenView, Observation, RegistryView
 from planner.plan_model import LOCAL
 
@@ -168,10 +170,50 @@ def observe(
         name: _holds(stamp.path, stamp.text(manifests[stamp.source].key, graph.nodes[stamp.source]))
         for name, stamp in graph.stack.stamps.items()
     }
+    daemon_views, layers = _delivery_layers(graph, manifests, daemons, daemon_views)
     return Observation(
         daemon_views, registry_view, artifacts, previous_keys(graph, local, manifests), stamps,
         shared=frozenset(known), goldens=tuple(golden_view(d, p) for d, p in sorted((goldens or {}).items())),
+        layers=layers,
     )  # fmt: skip
+
+
+def _delivery_layers(
+    graph: BuildGraph,
+    manifests: dict[str, Manifest],
+    daemons: dict[str, Daemon],
+    views: dict[str, DaemonView],
+) -> tuple[dict[str, DaemonView], dict[str, tuple[tuple[str, int | None], ...]]]:
+    """For each image the session daemon holds and a destination lacks: its layers with their sizes, and the
+    layer chains each such destination holds, so the plan can say what a delivery moves. Read only on that
+    path (a no-op plan asks nothing more); a daemon that cannot answer leaves the figure out, nothing else."""
+    local = views.get(LOCAL)
+    if local is None or not local.reachable or LOCAL not in daemons:
+        return views, {}
+    images: dict[str, str] = {}
+    lacking: set[str] = set()
+    for name, node in graph.nodes.items():
+        key = manifests[name].key
+        if node.kind != "image" or not local.has(key):
+            continue
+        missing = [
+            d for d in node.rules.destinations
+            if d != LOCAL and d in views and d in daemons and views[d].reachable and not views[d].has(key)
+        ]  # fmt: skip
+        if missing:
+            images[key] = local.images[key].image_id
+            lacking.update(missing)
+    layers: dict[str, tuple[tuple[str, int | None], ...]] = {}
+    try:
+        for key, image_id in images.items():
+            layers[key] = tuple(daemons[LOCAL].layers(image_id) or ())
+        views = dict(views)
+        for destination in sorted(lacking):
+            held = {c for diffs in daemons[destination].layer_sets() for c in chain_ids(diffs)}
+            views[destination] = replace(views[destination], chains=frozenset(held))
+    except DaemonError:
+        return views, layers
+    return views, layers
 
 
 def _holds(path: str, text: str) -> bool:

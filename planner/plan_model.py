@@ -40,6 +40,15 @@ class Transfer(Frozen):
     destination: str
     mode: TransferMode
     reason: Text = ""
+    layers: int | None = Field(
+        None,
+        description="A delivery of an image the session daemon holds: how many of its layers the destination "
+        "lacks (what moves); null when not known before the build",
+    )
+    size: int | None = Field(
+        None,
+        description="Bytes of those layers (uncompressed, as the daemon counts them); null when not known",
+    )
 
 
 class PlanNode(Frozen):

@@ -11,7 +11,7 @@ import sys
 from io import StringIO
 from typing import TYPE_CHECKING, Any, TextIO
 
-from planner.plan_model import SHARE, GoldenReport, Plan
+from planner.plan_model import SHARE, GoldenReport, Plan, Transfer
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -124,7 +124,7 @@ def print_plan_table(plan: Plan, console: Console | None = None) -> None:
     table.add_column("why", overflow="fold", ratio=1)
     level_of = {name: index for index, level in enumerate(plan.levels) for name in level}
     for node in plan.nodes:
-        transfers = ", ".join(_transfer_text(t.destination, t.mode) for t in node.transfers) or "-"
+        transfers = ", ".join(_transfer_text(t) for t in node.transfers) or "-"
         reasons = [r for r in node.reasons if r.code != "offline"]
         why = "; ".join(r.code + (f": {r.detail}" if r.detail else "") for r in reasons[:3]) or "-"
         produces = node.image if node.kind == "image" else "artifact"
@@ -157,11 +157,16 @@ def print_plan_table(plan: Plan, console: Console | None = None) -> None:
         console.print("apply has nothing to do")
 
 
-def _transfer_text(destination: str, mode: str) -> str:
-    """`sandbox: registry` reads as "reaches the sandbox through the registry"; the share push reads as one."""
-    if destination == SHARE:
-        return "shared by push" if mode == "registry" else f"not shared ({mode})"
-    return f"{destination}: {mode}"
+def _transfer_text(transfer: Transfer) -> str:
+    """`sandbox: registry` reads as "reaches the sandbox through the registry"; the share push reads as one;
+    a delivery whose content is known says what moves: `sandbox: tarball (2 layers, 21.0 MB)`."""
+    if transfer.destination == SHARE:
+        return "shared by push" if transfer.mode == "registry" else f"not shared ({transfer.mode})"
+    text = f"{transfer.destination}: {transfer.mode}"
+    if transfer.layers is not None:
+        size = f", {transfer.size / 1e6:.1f} MB" if transfer.size is not None else ""
+        text += f" ({transfer.layers} layer{'s' if transfer.layers != 1 else ''}{size})"
+    return text
 
 
 def print_report(report: Report, console: Console | None = None) -> None:

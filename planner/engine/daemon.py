@@ -140,6 +140,31 @@ class Daemon:
             raise DaemonError(f"daemon {self.name}: cannot inspect {ref}: {exception_text(exc)}") from None
         return dict(found)
 
+    def layers(self, ref: str) -> list[tuple[str, int | None]] | None:
+        """The image's layers bottom-up: diffID and size, or None where the history cannot say which entry is
+        which layer (the Engine API does not mark empty-layer entries; a layer of size 0 makes it ambiguous).
+        None when the daemon has no such image."""
+        from urllib.parse import quote
+
+        found = self.inspect(ref)
+        if found is None:
+            return None
+        diffs = [str(d) for d in (found.get("RootFS") or {}).get("Layers") or []]
+        try:
+            history = self._read(f"/images/{quote(ref, safe='')}/history")
+            if history is None:
+                history = self.api.history(ref)
+        except Exception as exc:
+            raise DaemonError(
+                f"daemon {self.name}: cannot read the history of {ref}: {exception_text(exc)}"
+            ) from None
+        sizes = [int(entry.get("Size") or 0) for entry in reversed(list(history))]  # oldest first
+        if len(sizes) != len(diffs):
+            sizes = [size for size in sizes if size > 0]
+        if len(sizes) != len(diffs):
+            return [(diff, None) for diff in diffs]
+        return [(diff, size) for diff, size in zip(diffs, sizes, strict=True)]
+
     def layer_sets(self, jobs: int = 8) -> list[list[str]]:
         """The diffIDs (RootFS.Layers) of every image the daemon holds: which layers it has, by chain."""
         from concurrent.futures import ThreadPoolExecutor

@@ -28,19 +28,10 @@ from typing import Any
 from planner.engine.daemon import Daemon
 from planner.engine.registry import IMAGE_CONFIG, LAYER_TAR, SCHEMA2_MANIFEST, Registry, RegistryError
 from planner.errors import RuntimeFailure
+from planner.layer_chain import chain_ids
 
 BLOCK = 512
 Progress = Callable[[dict[str, Any]], None]
-
-
-def chain_ids(diff_ids: list[str]) -> list[str]:
-    """The chain ID of each layer position (the identity a daemon's layer store uses)."""
-    chains: list[str] = []
-    for diff in diff_ids:
-        chains.append(
-            diff if not chains else "sha256:" + hashlib.sha256(f"{chains[-1]} {diff}".encode()).hexdigest()
-        )
-    return chains
 
 
 def _raw_members(text: str) -> dict[str, str]:
@@ -432,4 +423,4 @@ def held_chains(daemon: Daemon) -> set[str]:
     return chains
 
 
-__all__ = ["RegistryError", "held_chains", "partial_load_stream", "push_uncompressed"]
+__all__ = ["RegistryError", "chain_ids", "held_chains", "partial_load_stream", "push_uncompressed"]

@@ -112,6 +112,9 @@ def test_plan_follows_what_each_daemon_and_the_registry_hold(
     second = plan(project, cache)
     assert node_of(second).action == "skip"
     assert modes(second) == {"registry": "registry", "local": "none", "sandbox": "tarball"}
+    # what the delivery moves, from the image's history and the sandbox's layers: one layer of one byte
+    delivery = next(t for t in node_of(second).transfers if t.destination == "sandbox")
+    assert (delivery.layers, delivery.size) == (1, 1)
 
     # The sandbox holds it too: only the share is left to do.
     keyed_image(sandbox.url, f"{name}-app:latest", key, "app", name)

@@ -18,7 +18,7 @@ STAGES: list[tuple[str, float]] = [
     # foundation: data types and helpers every stage may use
     ("planner", 0),
     ("planner.errors", 0), ("planner.inputs", 0), ("planner.localcache", 0), ("planner.signatures", 0),
-    ("planner.refs", 0), ("planner.secrets", 0), ("planner.streams", 0), ("planner.plan_model", 0),
+    ("planner.refs", 0), ("planner.secrets", 0), ("planner.streams", 0), ("planner.layer_chain", 0), ("planner.plan_model", 0),
     ("planner.rules.model", 0), ("planner.schemas", 0), ("planner.keys.manifest", 0), ("planner.keys", 0),
     ("planner.dockerfile", 0), ("planner.observation", 0), ("planner.engine.labels", 0), ("planner.apply.lock", 0), ("planner.rules", 0),
     ("planner.compose", 0), ("planner.engine", 0), ("planner.apply", 0), ("planner.commands", 0),

@@ -119,6 +119,46 @@ def test_a_new_build_goes_through_a_gzip_registry_dockerd_pushes_to(
     assert {t.destination: t.mode for t in transfers}["sandbox"] == mode
 
 
+@pytest.mark.parametrize(
+    ("held", "sizes", "expected"),
+    [
+        (0, [10, 20, 30], (3, 60)),  # an empty destination: every layer moves
+        (2, [10, 20, 30], (1, 30)),  # it holds the two lower layers: only the top moves
+        (3, [10, 20, 30], (0, 0)),
+        (1, [10, None, 30], (2, None)),  # a size the history could not place: the count, no bytes
+    ],
+)
+def test_a_delivery_says_what_it_moves(
+    held: int, sizes: list[int | None], expected: tuple[int, int | None]
+) -> None:
+    from planner.layer_chain import chain_ids
+
+    diffs = [f"sha256:{c * 64}" for c in "abc"]
+    node = image_node()
+    sandbox = DaemonView("sandbox", chains=frozenset(chain_ids(diffs)[:held]))
+    observation = Observation(
+        daemons={"local": daemon("local", "present"), "sandbox": sandbox},
+        registry=registry_view("lacks"),
+        layers={KEY: tuple(zip(diffs, sizes, strict=True))},
+    )
+    transfers = decide_transfers(node, KEY, "skip", observation, True, ref=REF)
+    delivery = next(t for t in transfers if t.destination == "sandbox")
+    assert (delivery.mode, delivery.layers, delivery.size) == ("tarball", *expected)
+    # the same layers held at another position (another chain) are not held: a load looks chains up
+    elsewhere = DaemonView("sandbox", chains=frozenset(chain_ids(diffs[1:])))
+    observation = Observation(
+        daemons={"local": daemon("local", "present"), "sandbox": elsewhere},
+        registry=registry_view("lacks"),
+        layers={KEY: tuple(zip(diffs, [10, 20, 30], strict=True))},
+    )
+    moved = next(
+        t
+        for t in decide_transfers(node, KEY, "skip", observation, True, ref=REF)
+        if t.destination == "sandbox"
+    )
+    assert (moved.layers, moved.size) == (3, 60)
+
+
 def test_transfer_is_judged_at_the_destination_not_the_source() -> None:
     """The users' wrapper once skipped a transfer because the source had the image (their PR #1771)."""
     node = image_node()
