@@ -5,7 +5,7 @@ ref as they pull any other. The same reading of the export stream builds a `dock
 the layers a destination already holds.
 
 Nothing is held whole or written to disk: the export is read once, in order, and each layer goes to the registry
-(or the load stream) as it arrives. A reader thread keeps a few MiB of the export ahead of the upload, so reading
+(or the load stream) as it arrives. A reader thread (`streams.tee`) keeps a few MiB of the export ahead of the upload, so reading
 the daemon and writing the registry overlap.
 
 Which file of the export is which layer: an engine that writes the OCI layout names layers by diffID
@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import queue
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +27,7 @@ from planner.engine.daemon import Daemon
 from planner.engine.registry import IMAGE_CONFIG, LAYER_TAR, SCHEMA2_MANIFEST, Registry, RegistryError
 from planner.errors import RuntimeFailure
 from planner.layer_chain import chain_ids
+from planner.streams import tee
 
 BLOCK = 512
 Progress = Callable[[dict[str, Any]], None]
@@ -76,48 +75,6 @@ def place_legacy_layer(folder: str, v1_json: bytes, chains: list[str]) -> int | 
             if hashlib.sha256(text.encode("utf-8")).hexdigest() == folder:
                 return position
     return None
-
-
-class _Ahead:
-    """Reads a chunk iterator on a thread of its own, up to `depth` chunks ahead (bounded memory)."""
-
-    def __init__(self, chunks: Iterable[bytes], depth: int = 16) -> None:
-        self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(chunks,), daemon=True, name="export-reader")
-        self._thread.start()
-
-    def _run(self, chunks: Iterable[bytes]) -> None:
-        item: bytes | BaseException | None
-        try:
-            for chunk in chunks:
-                if self._stop.is_set():
-                    return
-                self._put(chunk)
-            item = None
-        except BaseException as exc:  # handed to the consumer
-            item = exc
-        self._put(item)
-
-    def _put(self, item: bytes | BaseException | None) -> None:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-
-    def __iter__(self) -> Iterator[bytes]:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def close(self) -> None:
-        self._stop.set()
 
 
 class _Reader:
@@ -297,7 +254,7 @@ def push_uncompressed(
     config: bytes | None = None
     moved = [0]
     config_name = layout.image_id.split(":", 1)[1] + ".json"
-    ahead = _Ahead(export(layout) if export is not None else source.save([layout.image_id]))
+    ahead = tee(export(layout) if export is not None else source.save([layout.image_id]), 1)[0]
     try:
         reader = _Reader(ahead)
         for entry in _entries(reader):
@@ -384,7 +341,7 @@ def partial_load_stream(
     report = report if report is not None else Partial()
     placer = _Placer(layout)
     needed_diffs = {d for d, c in zip(layout.diff_ids, layout.chains, strict=True) if c not in held_chains}
-    ahead = _Ahead(chunks)
+    ahead = tee(chunks, 1)[0]
     try:
         reader = _Reader(ahead)
         for entry in _entries(reader):

@@ -104,14 +104,20 @@ def group(*ids: str) -> list[PlanStep]:
     ]  # fmt: skip
 
 
+class Readings:
+    """An export to hand SharedExports: each call starts (and keeps) a new reading."""
+
+    def __init__(self) -> None:
+        self.started: list[Source] = []
+
+    def __call__(self) -> Iterable[bytes]:
+        self.started.append(Source(CHUNKS))
+        return self.started[-1]
+
+
 def test_a_group_that_arrives_together_reads_one_export() -> None:
     exports = SharedExports(group("push:app", "transfer:app:sandbox"), wait=5)
-    readings: list[Source] = []
-
-    def export() -> Iterable[bytes]:
-        readings.append(Source(CHUNKS))
-        return readings[-1]
-
+    export = Readings()
     got: dict[str, list[bytes]] = {"push:app": [], "transfer:app:sandbox": []}
 
     def step(step_id: str) -> None:
@@ -122,17 +128,13 @@ def test_a_group_that_arrives_together_reads_one_export() -> None:
             close(chunks)
 
     run_all(*(threading.Thread(target=step, args=(i,)) for i in got))
-    assert len(readings) == 1
+    assert len(export.started) == 1
     assert got["push:app"] == CHUNKS and got["transfer:app:sandbox"] == CHUNKS
 
 
 def test_a_member_that_never_comes_does_not_block_the_others_and_a_late_one_reads_its_own() -> None:
     exports = SharedExports(group("push:app", "transfer:app:sandbox"), wait=0.2)
-    readings: list[Source] = []
-
-    def export() -> Iterable[bytes]:
-        readings.append(Source(CHUNKS))
-        return readings[-1]
+    export = Readings()
 
     started = time.monotonic()
     first: list[bytes] = []
@@ -140,7 +142,7 @@ def test_a_member_that_never_comes_does_not_block_the_others_and_a_late_one_read
     assert first == CHUNKS and time.monotonic() - started < 3
     late: list[bytes] = []
     consume(exports.chunks("transfer:app:sandbox", export, threading.Event()), late)
-    assert late == CHUNKS and len(readings) == 2
+    assert late == CHUNKS and len(export.started) == 2
 
 
 @pytest.mark.parametrize("step_id", ["build:app", "transfer:app:other"])
