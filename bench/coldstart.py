@@ -460,6 +460,11 @@ def main() -> None:
     worlds = [World(label, run_dir / label, f"cs{os.getpid()}{label}", tmp) for label in ("a", "b")]
     for world in worlds:
         make_stack(world.root, world.name, world.label, data, args.layers)
+    engine = sh(["docker", "version", "--format", "{{.Server.Version}}"]).strip()
+    driver = sh(["docker", "info", "--format", "{{.Driver}}"]).strip()
+    print(
+        f"machine: {os.cpu_count()} cores, dockerd {engine} ({driver}), {time.strftime('%Y-%m-%d %H:%M %Z')}"
+    )
     print(f"stack: desktop {args.size_mb} MiB of random data in {args.layers} big layers (+ 4 small), "
           f"2 compose services, 2 artifacts, a stamp, the sandbox image; compose {compose}")  # fmt: skip
     try:
