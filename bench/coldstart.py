@@ -405,22 +405,43 @@ def table(results: dict[str, dict[str, Measured]]) -> str:
     return "\n".join(lines)
 
 
+def longest(measured: Measured) -> str:
+    """The step that took longest, with its share of the run (what dominates)."""
+    if not measured.records:
+        return "–"
+    top = max(measured.records, key=lambda r: float(r["duration"]))
+    return f"{top['step']} {float(top['duration']):.1f} s"
+
+
 def ratios(results: dict[str, dict[str, Measured]]) -> str:
     lines = [
-        "| scenario | (a) today, s | (b) planner, s | (b)/(a) | goal | |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| scenario | (a) today, s | (b) planner, s | (b)/(a) | goal | | (a) longest step | (b) longest step |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for s in SCENARIOS:
-        a, b = results[s]["a"].total, results[s]["b"].total
+        a, b = results[s]["a"], results[s]["b"]
         goal = GOALS.get(s)
-        verdict = "" if goal is None else ("met" if b / a <= goal else "missed")
+        verdict = "" if goal is None else ("met" if b.total / a.total <= goal else "missed")
         lines.append(
-            f"| {s} | {a:.1f} | {b:.1f} | {b / a:.3f} | {'≤ ' + str(goal) if goal else '–'} | {verdict} |"
+            f"| {s} | {a.total:.1f} | {b.total:.1f} | {b.total / a.total:.3f} | "
+            f"{'≤ ' + str(goal) if goal else '–'} | {verdict} | {longest(a)} | {longest(b)} |"
         )
-    cp = results["golden"]["a (cp -a golden)"].total
-    b = results["golden"]["b"].total
-    lines.append(f"| golden, against users' own `cp -a` golden | {cp:.1f} | {b:.1f} | {b / cp:.3f} | – | |")
+    cp, b = results["golden"]["a (cp -a golden)"], results["golden"]["b"]
+    lines.append(
+        f"| golden, against users' own `cp -a` golden | {cp.total:.1f} | {b.total:.1f} | "
+        f"{b.total / cp.total:.3f} | – | | {longest(cp)} | {longest(b)} |"
+    )
     return "\n".join(lines)
+
+
+def keep_logs(results: dict[str, dict[str, Measured]], folder: Path) -> None:
+    """Every run's timing records, kept in the work dir for reading after the run."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for scenario, paths in results.items():
+        for path, measured in paths.items():
+            name = f"{scenario}-{path}".replace(" ", "-").replace("(", "").replace(")", "")
+            (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in measured.records))
+    print(f"timing logs of every run: {folder}")
 
 
 def write_svgs(results: dict[str, dict[str, Measured]], log_dir: Path, out: Path) -> None:
@@ -476,6 +497,7 @@ def main() -> None:
         print(ratios(results))
         print()
         write_svgs(results, run_dir, (args.out or work).resolve())
+        keep_logs(results, work / "logs")
     finally:
         for world in worlds:
             world.stop()
