@@ -25,6 +25,10 @@ bench:
     {{py}} bench/transfer.py
     {{py}} bench/golden.py
 
+# our users' cold-start table: today's path vs planner apply, six scenarios (docs/benchmarks.md); ~1.5 GB desktop
+bench-coldstart *args:
+    {{py}} bench/coldstart.py --out docs {{args}}
+
 schemas:
     {{venv}}/bin/planner schema rules > schemas/rules.schema.json
     {{venv}}/bin/planner schema plan > schemas/plan.schema.json

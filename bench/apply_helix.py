@@ -15,24 +15,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench._common import timed  # noqa: E402
 from planner.apply.timing import analyse, read_log  # noqa: E402
 from tests.integration.services import start_dockerd, start_registry  # noqa: E402
 from tests.oracle import compose_v2_binary  # noqa: E402
-
-
-def timed(command: list[str], cwd: Path, env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-    return elapsed
 
 
 def compile_bytecode() -> None:
@@ -62,17 +53,17 @@ def main() -> None:
             env = {**os.environ, "PLANNER_CACHE_DIR": str(tmp_path / "cache"), "PLANNER_REGISTRY": registry.host,
                    "SANDBOX_DOCKER_HOST": sandbox.url, "COMPOSE_PROJECT_NAME": name, "PYTHONPATH": str(REPO)}  # fmt: skip
             log = tmp_path / "cold.jsonl"
-            cold = timed([*command, "apply", "-q", "--timing-log", str(log)], root, env)
+            cold = timed([*command, "apply", "-q", "--timing-log", str(log)], env, root)
             report = analyse(read_log(log))
             print(f"cold apply: wall {cold:.2f} s (steps {report.wall:.2f} s); critical path "
                   f"{report.critical_seconds:.2f} s; ratio wall/critical {report.wall / report.critical_seconds:.2f} "
                   f"(process {cold / report.critical_seconds:.2f}) (goal <= 1.25)")  # fmt: skip
             # The first no-op apply runs in full and remembers its answer; identical ones then use the memo.
-            first = timed([*command, "apply", "-q"], root, env)
-            noop = [timed([*command, "apply", "-q"], root, env) for _ in range(args.runs)]
+            first = timed([*command, "apply", "-q"], env, root)
+            noop = [timed([*command, "apply", "-q"], env, root) for _ in range(args.runs)]
             median = statistics.median(noop)
             floor = statistics.median(
-                [timed([sys.executable, "-c", "pass"], root, env) for _ in range(args.runs)]
+                [timed([sys.executable, "-c", "pass"], env, root) for _ in range(args.runs)]
             )
             print(f"no-op apply: median {median:.3f} s, best {min(noop):.3f} s over {args.runs} (goal <= 0.5 s); "
                   f"the first no-op (full run, remembers) {first:.3f} s; `python -c pass` {floor:.3f} s")  # fmt: skip
@@ -90,8 +81,8 @@ def main() -> None:
                 "api",
                 "frontend",
             ]
-            timed(compose, root, env)  # warm its build cache first
-            reference = statistics.median([timed(compose, root, env) for _ in range(args.runs)])
+            timed(compose, env, root)  # warm its build cache first
+            reference = statistics.median([timed(compose, env, root) for _ in range(args.runs)])
             print(f"no-op docker-compose build (v2) of api + frontend: median {reference:.3f} s; "
                   f"ratio planner/compose {median / reference:.2f} (goal <= 0.1); "
                   f"the interpreter alone is {floor / reference:.2f}")  # fmt: skip

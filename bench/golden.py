@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench._common import sh  # noqa: E402
 from tests.integration.services import (  # noqa: E402
     DaemonProcess,
     remove_test_images,
@@ -33,13 +33,6 @@ from tests.integration.services import (  # noqa: E402
     start_registry,
 )
 from tests.integration.xfs import xfs_mount  # noqa: E402
-
-
-def sh(command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
-    result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
-    return result.stdout
 
 
 def planner(root: Path, env: dict[str, str], *args: str) -> str:

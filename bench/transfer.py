@@ -34,24 +34,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench._common import sh, timed  # noqa: E402
 from tests.integration.services import start_dockerd, start_registry  # noqa: E402
 
 BASE = "planner-bench/busybox:1"
-
-
-def sh(
-    command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None, check: bool = True
-) -> str:
-    result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, check=False)
-    if check and result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
-    return result.stdout
-
-
-def timed(command: list[str], env: dict[str, str], cwd: Path | None = None) -> float:
-    start = time.perf_counter()
-    sh(command, env=env, cwd=cwd)
-    return time.perf_counter() - start
 
 
 def make_base() -> None:

@@ -193,6 +193,7 @@ class GraphFormat(StrEnum):
     json = "json"
     dot = "dot"
     mermaid = "mermaid"
+    svg = "svg"
 
 
 class PlanFormat(StrEnum):
@@ -238,7 +239,10 @@ def graph(
     options: ProjectOptions,
     rules: str | None,
     nodes: NodesArg = None,
-    output_format: Annotated[GraphFormat, typer.Option("--format", help="Output format.")] = GraphFormat.json,
+    output_format: Annotated[
+        GraphFormat,
+        typer.Option("--format", help="json, dot, mermaid, or svg (the dot graph drawn by Graphviz)."),
+    ] = GraphFormat.json,
 ) -> None:
     """Print the build graph: nodes, edges (with why), and the levels that can run in parallel."""
     from planner import render
@@ -246,8 +250,13 @@ def graph(
     from planner.stack import load_stack
 
     built = _run(lambda: build_graph(load_stack(options, rules)).select(nodes or []))
-    renderer = {"json": render.graph_json, "dot": render.graph_dot, "mermaid": render.graph_mermaid}
-    sys.stdout.write(renderer[output_format.value](built))
+    renderer = {
+        "json": render.graph_json,
+        "dot": render.graph_dot,
+        "mermaid": render.graph_mermaid,
+        "svg": render.graph_svg,
+    }
+    sys.stdout.write(_run(lambda: renderer[output_format.value](built)))
 
 
 def _print_plan(

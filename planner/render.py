@@ -88,6 +88,32 @@ def graph_dot(graph: BuildGraph) -> str:
     return "\n".join(lines) + "\n"
 
 
+GRAPHVIZ_MISSING = "graph --format svg needs Graphviz's `dot` on PATH: install it (apt-get install graphviz) or use --format dot"
+
+
+def graph_svg(graph: BuildGraph) -> str:
+    """The DOT graph drawn by Graphviz (`dot -Tsvg`): a self-contained SVG with a `<g class="node">` per node.
+    Graphviz missing is a runtime failure (exit 1) whose one line says how to get it."""
+    import shutil
+    import subprocess
+
+    from planner.errors import RuntimeFailure
+
+    binary = shutil.which("dot")
+    if binary is None:
+        raise RuntimeFailure(GRAPHVIZ_MISSING)
+    try:
+        done = subprocess.run(
+            [binary, "-Tsvg"], input=graph_dot(graph), capture_output=True, text=True, check=False
+        )
+    except OSError as exc:
+        raise RuntimeFailure(f"{GRAPHVIZ_MISSING} ({binary}: {exc.strerror})") from None
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[0]
+        raise RuntimeFailure(f"Graphviz `dot -Tsvg` failed: {reason}")
+    return done.stdout
+
+
 def graph_mermaid(graph: BuildGraph) -> str:
     ids = {name: f"n{i}" for i, name in enumerate(graph.order())}
     lines = ["flowchart LR"]
