@@ -96,7 +96,13 @@ class NodeRules(Strict):
     destinations: list[str] | None = Field(
         None, description="Daemons the image must reach; `local` is the session daemon"
     )
-    transfer: TransferMode | None = Field(None, description="How images reach other destinations")
+    transfer: TransferMode | None = Field(
+        None,
+        description="How images reach other destinations: `auto` pulls from the registry where it holds the "
+        "key (or dockerd pushes there without an export), else streams the session daemon's export (only the "
+        "layers the destination lacks), falling back to streaming when a registry step fails; `registry` or "
+        "`tarball` only that way",
+    )
     always: bool | None = Field(None, description="Never skip: build on every apply")
     skip: bool | None = Field(None, description="Never build (use what exists)")
     depends_on: list[str] | None = Field(
