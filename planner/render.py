@@ -303,7 +303,10 @@ def report_svg(report: Report) -> str:
     plot_h = sum(len(lanes) for lanes in rows.values()) * lane_h + 8 * len(rows)
     axis_y = top + plot_h
     width = label_w + plot_w + 30
-    height = axis_y + 100 + 18 * len(report.unfinished)
+    note_lines = _wrapped(
+        [f"critical path {report.critical_seconds:.2f} s:", *report.critical_path], (width - 20) // 7
+    )
+    height = axis_y + 82 + 18 * (len(note_lines) + len(report.unfinished))
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
@@ -370,14 +373,28 @@ def report_svg(report: Report) -> str:
         f'<rect x="{x + 10}" y="{legend_y - 10}" width="12" height="12" fill="none" stroke="#000000" '
         f'stroke-width="3"/><text x="{x + 28}" y="{legend_y}">critical path</text>'
     )
-    note = f"critical path {report.critical_seconds:.2f} s: " + " → ".join(report.critical_path)
-    out.append(f'<text class="note" x="10" y="{legend_y + 26}">{_xml(note)}</text>')
+    for n, line in enumerate(note_lines):
+        out.append(f'<text class="note" x="10" y="{legend_y + 26 + 18 * n}">{_xml(line)}</text>')
+    below = legend_y + 26 + 18 * len(note_lines)
     for n, (step_id, status) in enumerate(sorted(report.unfinished.items())):
         out.append(
-            f'<text class="note" x="10" y="{legend_y + 44 + 18 * n}">not done: {_xml(step_id)} ({_xml(status)})</text>'
+            f'<text class="note" x="10" y="{below + 18 * n}">not done: {_xml(step_id)} ({_xml(status)})</text>'
         )
     out.append("</svg>")
     return "\n".join(out) + "\n"
+
+
+def _wrapped(words: list[str], width: int) -> list[str]:
+    """`head step → step → ...` broken into lines of at most `width` characters (a long critical path would
+    run off the picture); a line break comes after an arrow."""
+    lines = [words[0]]
+    for index, word in enumerate(words[1:]):
+        piece = ("" if index == 0 else "→ ") + word
+        if len(lines[-1]) + 1 + len(piece) > width and lines[-1] != words[0]:
+            lines.append(piece)
+        else:
+            lines[-1] += " " + piece
+    return lines
 
 
 def apply_summary(result: ApplyResult, stream: TextIO) -> None:

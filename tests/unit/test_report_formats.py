@@ -228,3 +228,12 @@ def test_an_interrupted_apply_still_writes_the_trace(
         )
     spans = [e for e in json.loads(trace_path.read_text())["traceEvents"] if e["ph"] == "X"]
     assert [(e["name"], e["ts"], e["dur"], e["args"]["bytes"]) for e in spans] == [("build:s", 0, 250_000, 7)]
+
+
+def test_a_long_critical_path_is_wrapped_inside_the_picture() -> None:
+    from planner.render import _wrapped
+
+    path = [f"build:node-with-a-long-name-{i}" for i in range(40)]
+    lines = _wrapped(["critical path 9.00 s:", *path], 140)
+    assert all(len(line) <= 140 for line in lines) and len(lines) > 1
+    assert " ".join(lines).replace("→ ", "").split()[4:] == path  # every step, in order
