@@ -254,7 +254,11 @@ def promote(
     golden = golden.resolve()
     version = _new_id()
     partial = golden / "versions" / f".partial-{version}"
-    method = pick_method(data_root, golden / "versions", "auto", driver)
+    # a version is a copy of its own: never an overlay over the source data root, which its session goes on
+    # changing (or deletes) after the promote
+    method: Method = (
+        "reflink" if pick_method(data_root, golden / "versions", "auto", driver) == "reflink" else "copy"
+    )
     started = time.monotonic()
     with _building(partial):
         partial.mkdir()

@@ -132,6 +132,22 @@ def started() -> Iterator[list[DaemonProcess]]:
             subprocess.run(["umount", str(daemon.root / "data")], check=True)
 
 
+def test_a_promote_without_reflinks_copies_never_an_overlay_over_the_source(
+    golden: Golden, tmp_path: Path
+) -> None:
+    """The source data root goes on changing (or is deleted) after the promote: a version on another
+    filesystem is a copy of its own, even where an overlay mount would be quicker."""
+    elsewhere = tmp_path / "golden"  # not on the XFS mount: no reflinks
+    promoted = run(golden.project, "golden", "promote", str(golden.source / "data"), str(elsewhere))
+    assert promoted.returncode == 0, promoted.stderr
+    assert "by copy" in promoted.stdout, promoted.stdout
+    version = golden_files.current(elsewhere)
+    assert not os.path.ismount(version.data) and version.manifest["method"] == "copy"
+    assert {i["id"] for i in version.manifest["images"]} == {
+        i["id"] for i in golden_files.current(golden.golden).manifest["images"]
+    }
+
+
 def test_the_manifest_lists_every_image_with_its_key(golden: Golden) -> None:
     manifest = json.loads((golden.golden / "current/manifest.json").read_text())
     assert manifest["storage_driver"] == "fuse-overlayfs"
