@@ -448,7 +448,9 @@ def _transfer_steps(
 
     def push() -> list[str]:
         if in_registry or planned.action == "pull":
-            return after  # the registry holds this key already: nothing to push
+            # the registry holds this key already: nothing to push, and a destination pulls it while the
+            # session daemon does (its fallback, a stream of the session daemon's copy, needs that copy first)
+            return []
         step_id = f"push:{name}"
         if not any(step.id == step_id for step in steps):
             steps.append(

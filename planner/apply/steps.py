@@ -331,6 +331,11 @@ def _deliver_step(ctx: ApplyContext, node: Node, planned: PlanStep) -> Callable[
             except PlannerError as exc:
                 if planned.fallback is None or step.cancel_event.is_set():
                     raise
+                if ctx.local.image_key(node.image_names()[0]) != key:
+                    raise RuntimeFailure(
+                        f"{node.name} -> {destination}: registry transfer failed ({exc.message}), and the session "
+                        "daemon does not hold the image yet to stream it; the next apply delivers it"
+                    ) from None
                 ctx.warn(
                     f"{node.name} -> {destination}: registry transfer failed ({exc.message}); streaming save | load"
                 )
