@@ -111,6 +111,8 @@ def _pattern(rng: random.Random, paths: list[str]) -> str:
     """A literal sent path (file or folder), or a wildcard under a sent folder (or the root)."""
     if rng.random() < 0.4 and paths:
         return rng.choice(paths)
+    if rng.random() < 0.03:
+        return "."
     folders = [p for p in paths if "." not in p.rsplit("/", 1)[-1]]  # folder-like names (a, a/d, src/x, b2)
     base = rng.choice(folders) + "/" if folders and rng.random() < 0.5 else ""
     glob = rng.choice(("*.txt", "?.txt", "[a-c]*", "*", "[^a]*", "?", "*.md", "[0-2].txt", "[a-b]?", ".*"))
@@ -195,7 +197,7 @@ def _pattern_literal(rng: random.Random, paths: list[str]) -> str:
     return rng.choice(paths) if paths and rng.random() < 0.95 else rng.choice(("a", "src/x", "missing"))
 
 
-EDIT_KINDS = ("content", "new", "new-match", "delete", "chmod", "rename", "mkdir", "touch")
+EDIT_KINDS = ("content", "new", "new-match", "delete", "chmod", "rename", "mkdir", "touch", "ignore", "link")
 
 
 def edit(rng: random.Random, root: Path) -> str:
@@ -236,6 +238,14 @@ def edit(rng: random.Random, root: Path) -> str:
         if (root / path).exists() or (root / path).is_symlink():
             return f"nothing ({path} exists)"
         (root / path).mkdir()
+    elif kind == "ignore":
+        path = ".dockerignore"
+        (root / path).write_text(rng.choice(IGNORES))
+    elif kind == "link":
+        path = f"{rng.choice(folders)}/{rng.choice(('z.txt', 'lnk', 'q'))}".lstrip("/")
+        if (root / path).exists() or (root / path).is_symlink():
+            return f"nothing ({path} exists)"
+        (root / path).symlink_to(rng.choice(("1.txt", "..", "f.txt", "nowhere")))
     elif kind == "touch" and files:
         path = rng.choice(files)
         os.utime(root / path, ns=(time.time_ns(), time.time_ns()))
