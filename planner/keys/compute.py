@@ -66,9 +66,9 @@ class KeyComputer:
     ) -> None:
         self.resolve_base = resolve_base
         self.base_triggers = base_triggers
-        self._sorted: dict[
-            int, tuple[dict[str, str], list[str]]
-        ] = {}  # id(tree files) -> (files, sorted paths)
+        # id(tree files) -> (the files, their sorted paths): sorted once per shared tree
+        self._sorted: dict[int, tuple[dict[str, str], list[str]]] = {}
+        self._onbuild: dict[str, bool] = {}  # node -> whether its Dockerfile has ONBUILD
         self.graph = graph
         self.cache = cache
         self.environ = environ
@@ -237,10 +237,15 @@ class KeyComputer:
                 if triggers:
                     return f"FROM {base}: the base image has ONBUILD triggers"
         for upstream in self.graph.upstream(node.name):
-            text = self.graph.files[upstream].dockerfile_text if upstream in self.graph.files else None
-            if text is not None and any(i.keyword == "ONBUILD" for i in instructions(text)):
+            if self._has_onbuild(upstream):
                 return f"upstream {upstream}'s Dockerfile has ONBUILD"
         return None
+
+    def _has_onbuild(self, name: str) -> bool:
+        if name not in self._onbuild:
+            text = self.graph.files[name].dockerfile_text if name in self.graph.files else None
+            self._onbuild[name] = text is not None and any(i.keyword == "ONBUILD" for i in instructions(text))
+        return self._onbuild[name]
 
     def _base_identity(self, ref: str) -> str:
         return _identity(ref, self.resolve_base)
