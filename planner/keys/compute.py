@@ -233,7 +233,10 @@ class KeyComputer:
             if base in external:
                 triggers = self.base_triggers(base) if self.base_triggers is not None else None
                 if triggers is None:
-                    return f"FROM {base}: its ONBUILD triggers are unknown (base image not inspected)"
+                    return (
+                        f"FROM {base}: its ONBUILD triggers are unknown "
+                        "(offline, or the image is not in the local daemon)"
+                    )
                 if triggers:
                     return f"FROM {base}: the base image has ONBUILD triggers"
         for upstream in self.graph.upstream(node.name):

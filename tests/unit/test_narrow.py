@@ -365,3 +365,58 @@ def test_helix_an_edit_nobody_reads_moves_nothing(helix: Path) -> None:
     (helix / "README.txt").write_text("notes\n")  # in the compose images' context, read by no COPY
     (helix / "api.txt").write_text("notes\n")
     assert moved(before, helix_keys(helix)) == set()
+
+
+# --- plan and explain say how the context counts ---------------------------------------------------------------
+
+
+def test_plan_gives_the_fallback_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from planner.cli import app
+
+    for name in ("PLANNER_RULES", "COMPOSE_FILE", "COMPOSE_PROFILES", "COMPOSE_PROJECT_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PLANNER_CACHE_DIR", str(tmp_path / "cache"))
+    project = tmp_path / "p"
+    write_tree(project, {
+        "compose.yaml": "services:\n  narrow: {build: .}\n  syntax: {build: {context: ., dockerfile: Dockerfile.syntax}}\n"
+        "  raw:\n    build: .\n    x-planner: {hash: {narrow: false}}\n",
+        "Dockerfile": "FROM scratch\nCOPY src/ /src/\n",
+        "Dockerfile.syntax": "# syntax=docker/dockerfile:1.7\nFROM scratch\nCOPY src/ /src/\n",
+        "src/a": "a\n",
+    })  # fmt: skip
+    result = CliRunner().invoke(
+        app, ["plan", "--offline", "--format", "json", "--project-directory", str(project)]
+    )
+    assert result.exit_code == 0, result.output
+    reasons = {
+        node["name"]: [r["detail"] for r in node["reasons"] if r["code"] == "whole-context"]
+        for node in json.loads(result.output)["nodes"]
+    }
+    assert reasons["narrow"] == []
+    assert reasons["raw"] == ["rules: hash.narrow is false"]
+    assert reasons["syntax"] == [
+        "line 1: `# syntax=docker/dockerfile:1.7` picks a frontend whose reads are not analysed"
+    ]
+
+
+def test_explain_says_how_the_key_covers_the_context() -> None:
+    from planner.commands.explain import Explanation, context_scope
+    from planner.render import explanation_text
+
+    assert context_scope("narrowed", "") == "the key covers the context paths the build reads"
+    whole = context_scope("whole", "rules: hash.narrow is false")
+    assert whole == "the key covers the whole context (not narrowed: rules: hash.narrow is false)"
+    text = explanation_text(Explanation("n", "k" * 32, "build", None, "note", context=whole))
+    assert text.splitlines()[2] == whole
+
+
+def test_a_change_of_scope_is_an_explained_input() -> None:
+    from planner.manifest_diff import diff_manifests, reasons_from
+
+    old = Manifest(node="n", scope="narrowed")
+    new = Manifest(node="n", scope="whole", scope_reason="rules: hash.narrow is false")
+    assert [r.code for r in reasons_from(diff_manifests(old, new))] == ["scope-changed"]
