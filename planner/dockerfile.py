@@ -396,6 +396,7 @@ class Source:
     path: str
     line: int
     instruction: str  # "COPY", "ADD" or "RUN --mount"
+    pattern: bool = True  # COPY/ADD sources are patterns; a bind mount's source is a path as written
 
 
 @dataclass(frozen=True)
@@ -636,4 +637,4 @@ def _mount_reads(stage: _StageReads, step: Instruction, scope: Mapping[str, str]
         if kind != "bind":
             raise _Unresolved(f"--mount={spec}: mount type {kind!r} is not analysed")
         source = fields.get("source", fields.get("src", ""))
-        stage.sources.append(Source(_clean(source), step.line, "RUN --mount"))
+        stage.sources.append(Source(_clean(source), step.line, "RUN --mount", pattern=False))

@@ -134,7 +134,9 @@ def select(
         if source.path == "":
             raise Whole(f"{where} reads the whole context", exact=True)
         parts = source.path.split("/")
-        split = next((i for i, part in enumerate(parts) if has_wildcards(part)), len(parts))
+        split = len(parts)
+        if source.pattern:
+            split = next((i for i, part in enumerate(parts) if has_wildcards(part)), len(parts))
         folder = "/".join(parts[:split])
         literal_chain = _ancestors(source.path) if split == len(parts) else [*_ancestors(folder), folder]
         for ancestor in literal_chain:

@@ -145,6 +145,13 @@ def test_wildcards_per_go_filepath_match() -> None:
     assert narrow.select(FILES, sorted(FILES), [Source("a/*.md", 1, "COPY")]).files == {"a": "d (searched)"}
 
 
+def test_a_bind_mount_source_is_a_path_not_a_pattern() -> None:
+    files = tree("[x]", "x")
+    literal = narrow.select(files, sorted(files), [Source("[x]", 1, "RUN --mount", pattern=False)])
+    assert list(literal.files) == ["[x]"]
+    assert select(files, "[x]") == ["x"]  # COPY: a pattern
+
+
 def test_symlinks_in_or_at_a_source_fall_back() -> None:
     files = tree("a/", "a/x", links=("l", "a/l.txt"))
     with pytest.raises(narrow.Whole, match="symlink l"):
@@ -420,3 +427,50 @@ def test_a_change_of_scope_is_an_explained_input() -> None:
     old = Manifest(node="n", scope="narrowed")
     new = Manifest(node="n", scope="whole", scope_reason="rules: hash.narrow is false")
     assert [r.code for r in reasons_from(diff_manifests(old, new))] == ["scope-changed"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(
+                [
+                    "FROM scratch",
+                    "FROM a AS b",
+                    "FROM $X",
+                    "FROM",
+                    "ARG X",
+                    "ARG X=$Y",
+                    "ARG",
+                    "ENV X=1",
+                    "ENV",
+                    "COPY",
+                    "COPY a",
+                    "COPY --from= a b",
+                    "COPY --from=9 a b",
+                    'COPY ["a"',
+                    "COPY [1, 2] x",
+                    "ADD http://x y",
+                    "RUN --mount=",
+                    "RUN --mount=type=bind,,=,source",
+                    "ONBUILD",
+                    "COPY ${X:-a} b",
+                    "COPY ${ /x",
+                    "COPY $ /x",
+                    "# syntax=",
+                    "COPY <<EOF /x",
+                    "EOF",
+                    "\\",
+                    "COPY a \\",
+                    "COPY [] x",
+                ]
+            ),
+            st.text(" $[]{}\"'\\=,-:*?/abAB#<\n", max_size=20),
+        ),
+        max_size=8,
+    ),
+    st.sampled_from([None, "b", "B", "0"]),
+)
+def test_the_analysis_never_raises(lines: list[str], target: str | None) -> None:
+    reads = context_reads("\n".join(lines), {"X": "v"}, target)
+    assert reads.fallback is not None or all(isinstance(s.path, str) for s in reads.sources)
