@@ -103,14 +103,27 @@ def go_pattern(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out), re.DOTALL)
 
 
-def _subtree(paths: Sequence[str], path: str) -> Iterable[str]:
-    """`path` and everything under it, from the sorted path list."""
+def _subtree(paths: Sequence[str], path: str) -> list[tuple[int, int]]:
+    """`path` and everything under it, as index ranges of the sorted path list."""
+    ranges = []
     at = bisect_left(paths, path)
     if at < len(paths) and paths[at] == path:
-        yield path
+        ranges.append((at, at + 1))
     start = bisect_left(paths, path + "/")
     end = bisect_left(paths, path + "0")  # "0" follows "/": every "path/..." lies in between
-    yield from paths[start:end]
+    if start < end:
+        ranges.append((start, end))
+    return ranges
+
+
+def _expand(paths: Sequence[str], ranges: list[tuple[int, int]]) -> Iterable[str]:
+    """The paths of merged ranges, in order."""
+    last = -1
+    for start, end in sorted(ranges):
+        start = max(start, last)
+        if start < end:
+            yield from paths[start:end]
+            last = end
 
 
 def _ancestors(path: str) -> list[str]:
@@ -127,7 +140,7 @@ def select(
 ) -> Selection:
     """The part of a tree (`files`, with `paths` its sorted keys) the sources read. Raises Whole when a source
     selects the whole context or cannot be narrowed exactly."""
-    chosen: set[str] = set()
+    chosen: list[tuple[int, int]] = []
     searched: dict[str, str] = {}
     for source in sources:
         where = f"line {source.line}: {source.instruction} {source.path or '.'}"
@@ -145,7 +158,7 @@ def select(
         if split == len(parts):
             if _kind(files.get(source.path)) == "l":
                 raise Whole(f"{where} is a symlink (BuildKit copies what it points to)")
-            chosen.update(_subtree(paths, source.path))
+            chosen += _subtree(paths, source.path)
             continue
         try:
             matcher = go_pattern("/".join(parts[split:]))
@@ -156,26 +169,27 @@ def select(
             if kind is None:
                 continue  # the build fails: nothing to read
             searched[folder] = f"{kind} (searched)"
-            under = [p for p in _subtree(paths, folder) if p != folder]
+            start = bisect_left(paths, folder + "/")
+            end = bisect_left(paths, folder + "0")
             offset = len(folder) + 1
         else:
-            under = list(paths)
-            offset = 0
-        skip_below: str | None = None
-        for path in under:
-            if skip_below is not None and path.startswith(skip_below):
-                continue  # inside a matched folder: selected with it
+            start, end, offset = 0, len(paths), 0
+        matched: set[str] = set()
+        for path in paths[start:end]:
+            if matched and any(a in matched for a in _ancestors(path)):
+                continue  # inside a matched folder: selected with it (BuildKit does not look inside)
             if matcher.fullmatch(path[offset:]) is None:
                 continue
             if _kind(files[path]) == "l":
                 raise Whole(f"{where} matches the symlink {path} (BuildKit copies what it points to)")
-            chosen.update(_subtree(paths, path))
-            skip_below = path + "/"
+            chosen += _subtree(paths, path)
+            matched.add(path)
     for path in always:
         if path in files:
-            chosen.add(path)
-    selected = {path: files[path] for path in sorted(chosen)}
-    for folder, line in searched.items():
-        selected.setdefault(folder, line)
-    ordered = dict(sorted(selected.items()))
-    return Selection(ordered, digest_lines(f"{path}\0{line}" for path, line in ordered.items()))
+            chosen += _subtree(paths, path)[:1]
+    selected = {path: files[path] for path in _expand(paths, chosen)}
+    if any(folder not in selected for folder in searched):
+        for folder, line in searched.items():
+            selected.setdefault(folder, line)
+        selected = dict(sorted(selected.items()))
+    return Selection(selected, digest_lines(f"{path}\0{line}" for path, line in selected.items()))

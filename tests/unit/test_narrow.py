@@ -474,3 +474,10 @@ def test_a_change_of_scope_is_an_explained_input() -> None:
 def test_the_analysis_never_raises(lines: list[str], target: str | None) -> None:
     reads = context_reads("\n".join(lines), {"X": "v"}, target)
     assert reads.fallback is not None or all(isinstance(s.path, str) for s in reads.sources)
+
+
+def test_a_matched_folder_is_not_looked_into() -> None:
+    # "a" matches `?`; "a.txt" sorts between "a" and "a/l.txt"; the link inside "a" is copied as a link
+    files = tree("a/", "a.txt", "a/x/", links=("a/x/l",))
+    assert select(files, "?") == ["a", "a/x", "a/x/l"]
+    assert select(files, "a*") == ["a", "a.txt", "a/x", "a/x/l"]
