@@ -119,8 +119,8 @@ def _subtree(paths: Sequence[str], path: str) -> list[tuple[int, int]]:
 def _expand(paths: Sequence[str], ranges: list[tuple[int, int]]) -> Iterable[str]:
     """The paths of merged ranges, in order."""
     last = -1
-    for start, end in sorted(ranges):
-        start = max(start, last)
+    for first, end in sorted(ranges):
+        start = max(first, last)
         if start < end:
             yield from paths[start:end]
             last = end
