@@ -14,8 +14,8 @@ as files, folders and links with their modes and contents (a created, never-run 
 - so whenever BuildKit's output differs, the key changed.
 The run also checks that narrowing happened: a good share of the edits left the key unchanged.
 
-Sizing (2 cores): `PLANNER_NARROW_DIFF_TREES` trees (default 56) x `PLANNER_NARROW_DIFF_EDITS` edits
-(default 4) = 224 edit cases (about 210 conclusive), built by `PLANNER_NARROW_DIFF_WORKERS` threads (default 3);
+Sizing (2 cores): `PLANNER_NARROW_DIFF_TREES` trees (default 60) x `PLANNER_NARROW_DIFF_EDITS` edits
+(default 4) = 240 edit cases (about 220 conclusive; 2-3.5 min here), built by `PLANNER_NARROW_DIFF_WORKERS` threads (default 3);
 `PLANNER_NARROW_DIFF_SEED` picks another sample (default fixed, so CI explores the same inputs). Images carry
 `planner.test.narrow=1` (not `planner.test`: other sessions sweep that label from the shared daemon
 while this test builds) and are removed after each comparison (and swept at the end).
@@ -56,7 +56,7 @@ from planner.stack import load_stack
 
 pytestmark = pytest.mark.docker
 
-TREES = int(os.environ.get("PLANNER_NARROW_DIFF_TREES", "56"))
+TREES = int(os.environ.get("PLANNER_NARROW_DIFF_TREES", "60"))
 EDITS = int(os.environ.get("PLANNER_NARROW_DIFF_EDITS", "4"))
 WORKERS = int(os.environ.get("PLANNER_NARROW_DIFF_WORKERS", "3"))
 SEED = int(os.environ.get("PLANNER_NARROW_DIFF_SEED", "14"))
@@ -145,6 +145,10 @@ def make_dockerfile(rng: random.Random, root: Path, number: int) -> Case:
     count = rng.randint(1, 4)
     made: list[str] = []
     copies = 0
+    if rng.random() < 0.25:  # a global ARG: visible in a stage only where redeclared
+        lines.append(f"ARG G={rng.choice(('a', 'src', 'b'))}")
+        if rng.random() < 0.3:
+            args["G"] = rng.choice(("src", "a"))
     for index in range(count):
         name = f"s{index}"
         kind = rng.random()
@@ -180,6 +184,13 @@ def make_dockerfile(rng: random.Random, root: Path, number: int) -> Case:
                         if rng.random() < 0.7:
                             args[variable] = rng.choice(("src", "a", "bc", "?.txt"))
                     sources[0] = "${" + variable + "}" if rng.random() < 0.5 else f"${variable}/*"
+                elif "ARG G=" in lines[0] and rng.random() < 0.4:
+                    if rng.random() < 0.7:
+                        lines.append("ARG G")
+                    sources[0] = rng.choice(("$G", "${G}/*.txt", "${G:-a}"))
+                elif rng.random() < 0.05:
+                    lines.append(f"ENV E{copies}={rng.choice(('a', 'src'))}")
+                    sources[0] = f"$E{copies}"
                 if made and rng.random() < 0.2:
                     lines.append(f"COPY --from={rng.choice(made)} /out /out/from{copies}/")
                 lines.append(f"{instruction} {' '.join(sources)} /out/c{copies}/")
@@ -441,6 +452,6 @@ def test_an_unchanged_narrowed_key_means_an_unchanged_build(narrow_engine: tuple
     for message, count in FAILURES.most_common(8):
         print(f"  {count} x {message}")
     assert not stale, f"{len(stale)} stale key(s):\n\n" + "\n\n".join(stale[:5])
-    assert cases >= TREES * EDITS * 9 // 10
+    assert cases >= TREES * EDITS * 8 // 10
     assert unchanged >= cases // 10, "narrowing left hardly any key unchanged: the test would prove nothing"
     assert differing >= cases // 10, "hardly any edit changed a build: the test would prove nothing"
