@@ -226,22 +226,25 @@ class KeyComputer:
             return "no Dockerfile to analyse"
         if reads.fallback is not None:
             return reads.fallback
-        external = self.graph.external.get(node.name, [])
         for base in reads.bases:
             if base in node.build.additional_contexts:
                 return f"FROM {base}: a named context"
-            if base in external:
-                triggers = self.base_triggers(base) if self.base_triggers is not None else None
-                if triggers is None:
-                    return (
-                        f"FROM {base}: its ONBUILD triggers are unknown "
-                        "(offline, or the image is not in the local daemon)"
-                    )
-                if triggers:
-                    return f"FROM {base}: the base image has ONBUILD triggers"
-        for upstream in self.graph.upstream(node.name):
-            if self._has_onbuild(upstream):
-                return f"upstream {upstream}'s Dockerfile has ONBUILD"
+            producer = self.graph.producer(base)
+            if producer is not None and producer != node.name:
+                if producer not in self.graph.files or self.graph.files[producer].dockerfile_text is None:
+                    return f"FROM {base}: made by {producer}, whose Dockerfile is not read here"
+                if self._has_onbuild(producer):
+                    return f"FROM {base}: the Dockerfile of {producer}, which makes it, has ONBUILD"
+                continue
+            # an image from outside: its ONBUILD triggers run in this build and may read the context
+            triggers = self.base_triggers(base) if self.base_triggers is not None else None
+            if triggers is None:
+                return (
+                    f"FROM {base}: its ONBUILD triggers are unknown "
+                    "(offline, or the image is not in the local daemon)"
+                )
+            if triggers:
+                return f"FROM {base}: the base image has ONBUILD triggers"
         return None
 
     def _has_onbuild(self, name: str) -> bool:

@@ -481,3 +481,16 @@ def test_a_matched_folder_is_not_looked_into() -> None:
     files = tree("a/", "a.txt", "a/x/", links=("a/x/l",))
     assert select(files, "?") == ["a", "a/x", "a/x/l"]
     assert select(files, "a*") == ["a", "a.txt", "a/x", "a/x/l"]
+
+
+def test_a_stack_built_base_is_narrowed_unless_its_dockerfile_has_onbuild(tmp_path: Path) -> None:
+    write_tree(tmp_path, {
+        "compose.yaml": "services:\n  base:\n    image: my/base\n    build: ./base\n  app:\n    build: ./app\n",
+        "base/Dockerfile": "FROM scratch\nCOPY b /b\n", "base/b": "b\n",
+        "app/Dockerfile": "ARG B=my/base\nFROM $B\nCOPY a /a\n", "app/a": "a\n",
+    })  # fmt: skip
+    found = manifests(tmp_path)
+    assert found["app"].scope == "narrowed"  # offline: the base is ours, its Dockerfile says what it triggers
+    (tmp_path / "base/Dockerfile").write_text("FROM scratch\nONBUILD COPY . /x\nCOPY b /b\n")
+    found = manifests(tmp_path)
+    assert found["app"].scope == "whole" and "has ONBUILD" in found["app"].scope_reason
