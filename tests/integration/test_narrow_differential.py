@@ -455,3 +455,71 @@ def test_an_unchanged_narrowed_key_means_an_unchanged_build(narrow_engine: tuple
     assert cases >= TREES * EDITS * 8 // 10
     assert unchanged >= cases // 10, "narrowing left hardly any key unchanged: the test would prove nothing"
     assert differing >= cases // 10, "hardly any edit changed a build: the test would prove nothing"
+
+
+def test_a_base_with_onbuild_triggers_keys_the_whole_context(
+    narrow_engine: tuple[Any, EngineBuilder], tmp_path: Path
+) -> None:
+    """ONBUILD triggers of a base image run in the child build and read its context: the key must cover it."""
+    client, builder = narrow_engine
+    base = f"{TAG_REPO}-onbuild:{os.getpid()}"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo("tmp")
+        info.type, info.mode = tarfile.DIRTYPE, 0o755
+        archive.addfile(info)
+    repository, tag = base.split(":")
+    client.api.import_image_from_data(
+        buffer.getvalue(), repository=repository, tag=tag,
+        changes=["ONBUILD COPY . /onb/", f"LABEL {LABEL}=1"],
+    )  # fmt: skip
+    try:
+        root = tmp_path / "ctx"
+        root.mkdir()
+        (root / "a").write_text("a\n")
+        (root / "other").write_text("other\n")
+        case = Case(0, f"FROM {base} AS final\nCOPY a /o/a\n")
+        (root / "Dockerfile").write_text(case.dockerfile)
+        (root / "compose.yaml").write_text(compose_text(case))
+        resolve, triggers = _resolver(Daemon("local", None))
+        before = manifest_of(root, triggers, resolve)
+        assert before.scope == "whole" and "ONBUILD triggers" in before.scope_reason
+        tag_name = f"{TAG_REPO}:{os.getpid()}-onbuild"
+
+        def onb(image_tag: str) -> bytes:
+            image = builder.build(
+                BuildRequest(
+                    node="t",
+                    context=root,
+                    entries=walk_context(root, _matcher(root)),
+                    expected=StatCache(None).hashes(str(root), walk_context(root, _matcher(root))),
+                    dockerfile="Dockerfile",
+                    dockerfile_text=None,
+                    target="final",
+                    labels={LABEL: "1"},
+                    tags=[image_tag],
+                    no_cache=True,
+                ),
+                lambda line: None,
+            )
+            container = client.api.create_container(image, command=["x"], labels={LABEL: "1"})["Id"]
+            try:
+                stream, _ = client.api.get_archive(container, "/onb/other")
+                return b"".join(stream)
+            finally:
+                client.api.remove_container(container, force=True)
+                client.api.remove_image(image, force=True)
+
+        first = onb(tag_name)
+        (root / "other").write_text("edited\n")  # read by no COPY of ours: only by the trigger
+        assert onb(tag_name) != first  # the trigger did read it
+        assert manifest_of(root, triggers, resolve).key != before.key
+    finally:
+        with contextlib.suppress(Exception):
+            client.api.remove_image(base, force=True)
+
+
+def _matcher(root: Path) -> Any:
+    from planner.dockerignore import load_matcher
+
+    return load_matcher(root, root / "Dockerfile")
