@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from planner import inputs
-from planner.dockerfile import DockerfileInfo, DockerfileSyntaxError, check_dockerfile, parse_dockerfile
+from planner.dockerfile import (
+    DockerfileInfo,
+    DockerfileSyntaxError,
+    Reads,
+    check_dockerfile,
+    context_reads,
+    parse_dockerfile,
+)
 from planner.dockerignore import PatternMatcher, load_matcher
 from planner.errors import InputError, Location, exception_text
 from planner.stack import Node
@@ -94,6 +101,10 @@ class BuildFiles:
     info: DockerfileInfo | None
     # context label ("." or the additional context's name) -> (absolute root, its ignore matcher)
     contexts: dict[str, tuple[str, PatternMatcher]] = field(default_factory=dict)
+    # what the target's build reads from the main context (None: no Dockerfile of ours to read)
+    reads: Reads | None = None
+    # main-context-relative paths that are always in the key when sent: the Dockerfile and the ignore files
+    always: tuple[str, ...] = ()
 
     def sees(self, path: str) -> bool:
         """Whether `path` would be sent in one of the node's local contexts (ignore rules applied); an excluded
@@ -113,6 +124,7 @@ def read_build_files(node: Node, produced: Collection[str] = ()) -> BuildFiles:
     if text is not None:
         _check_syntax(node, text)
     info = parse_dockerfile(text, node.build.args) if text is not None else None
+    reads = context_reads(text, node.build.args, node.build.target) if text is not None else None
     contexts: dict[str, tuple[str, PatternMatcher]] = {}
     main = node.build.context
     if os.path.isabs(main):
@@ -120,7 +132,20 @@ def read_build_files(node: Node, produced: Collection[str] = ()) -> BuildFiles:
     for name, value in node.build.additional_contexts.items():
         if os.path.isabs(value):
             contexts[name] = (value, load_matcher(Path(value), None))
-    return BuildFiles(node.name, dockerfile_path(node), text, info, contexts)
+    return BuildFiles(
+        node.name, dockerfile_path(node), text, info, contexts, reads, _always(node.build.context, node)
+    )
+
+
+def _always(context: str, node: Node) -> tuple[str, ...]:
+    """The Dockerfile and the ignore files, relative to the main context when they lie in it."""
+    path = dockerfile_path(node)
+    found = [".dockerignore"]
+    if path is not None:
+        relative = os.path.relpath(path, context).replace(os.sep, "/")
+        if not relative.startswith("../"):
+            found += [relative, f"{relative}.dockerignore"]
+    return tuple(found)
 
 
 def read_all(nodes: Mapping[str, Node]) -> dict[str, BuildFiles]:

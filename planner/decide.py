@@ -284,6 +284,9 @@ def decide(
         problem = builder_problem(node, builder_kind) if action == "build" else None
         if problem is not None:
             reasons = [*reasons, problem]
+        if manifests[name].scope == "whole" and manifests[name].scope_reason:
+            # the key covers the whole context: every edit in it changes the key; say why
+            reasons = [*reasons, Reason(code="whole-context", detail=manifests[name].scope_reason)]
         planned.append(
             PlanNode(
                 name=name,

@@ -383,3 +383,258 @@ def _check_from(step: Instruction, words: list[str]) -> None:
             raise DockerfileSyntaxError(step.line, f"FROM: expected 'AS' or 'as', not {words[1]!r}")
         if not _STAGE_NAME.match(words[2].lower()):
             raise DockerfileSyntaxError(step.line, f"invalid name for build stage: {words[2]!r}")
+
+
+# -- what a build reads from its main context --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    """A path the build reads from the main context: context-relative, cleaned ("" is the root), possibly with
+    wildcards (Go `filepath.Match`, as BuildKit's copy resolves them)."""
+
+    path: str
+    line: int
+    instruction: str  # "COPY", "ADD" or "RUN --mount"
+    pattern: bool = True  # COPY/ADD sources are patterns; a bind mount's source is a path as written
+
+
+@dataclass(frozen=True)
+class Reads:
+    """The main-context paths the target's build reads, or why they cannot be told exactly (`fallback`)."""
+
+    sources: tuple[Source, ...] = ()
+    fallback: str | None = None  # the reason the whole context counts
+    bases: tuple[str, ...] = ()  # external images the needed stages build FROM (their ONBUILD triggers run)
+
+
+_VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)|([A-Za-z_][A-Za-z0-9_]*))")
+_LEADING_FLAG = re.compile(r"^--(\S*)\s*")
+_WILDCARD = re.compile(r"[*?\[]")
+
+
+class _Unresolved(Exception):
+    """A construct the analyser cannot resolve exactly: the whole context counts."""
+
+
+@dataclass
+class _StageReads:
+    index: int
+    name: str | None
+    base: str
+    line: int
+    sources: list[Source] = field(default_factory=list)
+    needs: list[str] = field(default_factory=list)  # `--from` / `from=` values (stage names or indexes)
+    problem: str | None = None  # the first construct that cannot be resolved
+
+
+def context_reads(text: str, build_args: Mapping[str, str], target: str | None) -> Reads:
+    """The main-context paths the build of `target` (None: the last stage) reads: COPY/ADD sources without
+    `--from`, `RUN --mount=type=bind` sources without `from=`, in the target's stage and every stage it needs
+    (its FROM chain, `--from` / `from=` stages; BuildKit builds no other). Anything that cannot be resolved
+    exactly gives a `fallback` reason instead."""
+    text = text.removeprefix("\ufeff")
+    for raw in text.splitlines():
+        match = _DIRECTIVE.match(raw.strip())
+        if not match or match.group(1).lower() not in _DIRECTIVE_NAMES:
+            break
+        name, value = match.group(1).lower(), match.group(2)
+        if name == "syntax":
+            return Reads(fallback=f"line 1: `# syntax={value}` picks a frontend whose reads are not analysed")
+        if name == "escape" and value != "\\":
+            return Reads(fallback=f"`# escape={value}`: words are not analysed with another escape character")
+    stages = _stage_reads(text, build_args)
+    if not stages:
+        return Reads(fallback="no build stage")
+    by_name = {s.name: s for s in stages if s.name}
+    if target is None:
+        top = stages[-1]
+    elif target.lower() in by_name:
+        top = by_name[target.lower()]
+    else:
+        return Reads(fallback=f"target stage {target!r} is not in the Dockerfile")
+    needed: dict[int, _StageReads] = {}
+    todo = [top]
+    bases: list[str] = []
+    while todo:
+        stage = todo.pop()
+        if stage.index in needed:
+            continue
+        needed[stage.index] = stage
+        if stage.problem is not None:
+            return Reads(fallback=stage.problem)
+        base = stage.base.lower()
+        parent = by_name.get(base)
+        if parent is not None and parent.index < stage.index:
+            todo.append(parent)
+        elif base != "scratch" and stage.base not in bases:
+            bases.append(stage.base)
+        for value in stage.needs:
+            if value.lower() in by_name:
+                todo.append(by_name[value.lower()])
+            elif value.isdigit() and int(value) < len(stages):
+                todo.append(stages[int(value)])
+            # else an image or a named context: not the main context
+    sources = tuple(s for index in sorted(needed) for s in needed[index].sources)
+    return Reads(sources, None, tuple(bases))
+
+
+def _stage_reads(text: str, build_args: Mapping[str, str]) -> list[_StageReads]:
+    global_scope: dict[str, str] = {}
+    stages: list[_StageReads] = []
+    scope: dict[str, str] = {}  # ARGs with a known value in the current stage (what its words may use)
+    touched: set[str] = set()  # names an ENV of this stage (or of a stage it builds FROM) sets
+    touched_by: dict[str, set[str]] = {}  # stage name -> its ENV names
+    current: _StageReads | None = None
+    for step in instructions(text):
+        keyword = step.keyword
+        if keyword == "ARG":
+            lookup = global_scope if current is None else scope
+            for name, default in _arg_definitions(step.args):
+                value = build_args.get(name)
+                if value is None and default is not None:
+                    value = None if _uses_unknown(default, lookup) else expand(default, lookup)
+                elif value is None and current is not None:
+                    value = global_scope.get(name)  # `ARG NAME` in a stage re-imports the global value
+                if name in _PLATFORM_ARGS or name in touched:
+                    value = None  # the builder's platform; or an ENV of the same name may win
+                if value is None:
+                    lookup.pop(name, None)
+                else:
+                    lookup[name] = value
+        elif keyword == "FROM":
+            _, words = _split_flags(step.args)
+            base = expand(words[0], global_scope) if words else ""
+            label = words[2].lower() if len(words) >= 3 and words[1].lower() == "as" else None
+            current = _StageReads(len(stages), label, base, step.line)
+            stages.append(current)
+            scope = {}
+            touched = set(touched_by.get(base.lower(), set()))
+            if label:
+                touched_by[label] = touched
+            if words and _uses_unknown(words[0], global_scope):
+                current.problem = f"line {step.line}: FROM {words[0]} uses an ARG without a value"
+        elif current is None or current.problem is not None:
+            continue
+        elif keyword == "ENV":
+            words = step.args.split()
+            names = (
+                [w.split("=", 1)[0] for w in words if "=" in w] if words and "=" in words[0] else words[:1]
+            )
+            touched.update(names)
+            for name in names:
+                scope.pop(name, None)
+        elif keyword == "ONBUILD":
+            current.problem = f"line {step.line}: ONBUILD in a stage the target needs"
+        elif keyword in ("COPY", "ADD"):
+            try:
+                _copy_reads(current, step, scope)
+            except _Unresolved as exc:
+                current.problem = f"line {step.line}: {keyword} {exc}"
+        elif keyword == "RUN":
+            try:
+                _mount_reads(current, step, scope)
+            except _Unresolved as exc:
+                current.problem = f"line {step.line}: RUN {exc}"
+    return stages
+
+
+def _uses_unknown(word: str, scope: Mapping[str, str]) -> bool:
+    return any((a or b) not in scope for a, b in _VARIABLE.findall(word))
+
+
+def _word(word: str, scope: Mapping[str, str]) -> str:
+    """A source word as BuildKit's shell lexer expands it; only the forms known exactly."""
+    if any(c in word for c in "'\"\\`"):
+        raise _Unresolved(f"source {word!r}: quotes or escapes in a source path are not analysed")
+    if "$" in word:
+        if word.count("$") != len(_VARIABLE.findall(word)):
+            raise _Unresolved(f"source {word!r}: a `$` that is not a variable is not analysed")
+        missing = sorted({a or b for a, b in _VARIABLE.findall(word)} - scope.keys())
+        if missing:
+            raise _Unresolved(f"source {word!r}: ${missing[0]} has no value known here")
+        word = expand(word, scope)
+    return word
+
+
+def _clean(path: str) -> str:
+    """BuildKit roots a source at the context: `path.Join("/", src)` (so `../x` is `x`); "" is the root."""
+    import posixpath
+
+    cleaned = posixpath.normpath("/" + path.lstrip("/"))
+    return cleaned.lstrip("/")
+
+
+def _strip_flags(args: str) -> tuple[dict[str, list[str]], str]:
+    flags: dict[str, list[str]] = {}
+    rest = args
+    while True:
+        match = _LEADING_FLAG.match(rest)
+        if not match:
+            break
+        token = match.group(1)
+        if token == "":
+            rest = rest[match.end() :]
+            break
+        name, _, value = token.partition("=")
+        flags.setdefault(name.lower(), []).append(value)
+        rest = rest[match.end() :]
+    return flags, rest
+
+
+def _copy_reads(stage: _StageReads, step: Instruction, scope: Mapping[str, str]) -> None:
+    import json
+
+    flags, rest = _strip_flags(step.args)
+    for name in ("parents", "exclude"):
+        if name in flags:
+            raise _Unresolved(f"--{name}: not supported by the engine's Dockerfile frontend, not analysed")
+    for values in flags.values():
+        if any(c in v for v in values for c in "'\"\\"):
+            raise _Unresolved("a flag with quotes or escapes is not analysed")
+    words: list[str] | None = None
+    if rest.startswith("["):
+        try:
+            parsed = json.loads(rest)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, list) and all(isinstance(w, str) for w in parsed):
+            words = parsed
+    if words is None:
+        words = rest.split()
+    if len(words) < 2:
+        raise _Unresolved("needs a source and a destination")
+    froms = flags.get("from", [])
+    if froms:
+        value = froms[-1]
+        if "$" in value or not value:
+            raise _Unresolved(f"--from={value}: not resolved")
+        stage.needs.append(value)
+        return
+    for word in words[:-1]:
+        if step.keyword == "ADD" and ("://" in word or word.startswith("git@")):
+            raise _Unresolved(f"of a remote source {word}: a remote input")
+        stage.sources.append(Source(_clean(_word(word, scope)), step.line, step.keyword))
+
+
+def _mount_reads(stage: _StageReads, step: Instruction, scope: Mapping[str, str]) -> None:
+    flags, _ = _strip_flags(step.args)
+    for spec in flags.get("mount", []):
+        if any(c in spec for c in "'\"\\$"):
+            raise _Unresolved(f"--mount={spec}: quotes, escapes or variables are not analysed")
+        fields: dict[str, str] = {}
+        for part in spec.split(","):
+            key, sep, value = part.partition("=")
+            fields[key.strip().lower()] = value.strip() if sep else "true"
+        kind = fields.get("type", "bind")
+        if "from" in fields:
+            if not fields["from"]:
+                raise _Unresolved(f"--mount={spec}: empty from=")
+            stage.needs.append(fields["from"])
+            continue
+        if kind in ("cache", "tmpfs", "secret", "ssh"):
+            continue
+        if kind != "bind":
+            raise _Unresolved(f"--mount={spec}: mount type {kind!r} is not analysed")
+        source = fields.get("source", fields.get("src", ""))
+        stage.sources.append(Source(_clean(source), step.line, "RUN --mount", pattern=False))

@@ -175,6 +175,10 @@ class BuildGraph:
     def levels(self) -> list[list[str]]:
         return [sorted(level) for level in nx.topological_generations(self.dag)]
 
+    def producer(self, ref: str) -> str | None:
+        """The node that produces an image reference (as FROM names it), or None: an image from outside."""
+        return _ImageIndex(self.stack.nodes.values()).lookup(ref)
+
     def upstream(self, name: str) -> list[str]:
         """Direct predecessors, sorted."""
         return sorted(self.dag.predecessors(name))

@@ -12,7 +12,7 @@ ChangeKind = Literal["added", "removed", "changed"]
 SYMBOL = {"added": "+", "removed": "-", "changed": "~"}
 # Reason codes, in the order a reader wants them.
 ORDER = (
-    "dockerfile", "file", "arg", "target", "platforms", "label", "context", "input", "env", "upstream", "base",
+    "dockerfile", "file", "scope", "arg", "target", "platforms", "label", "context", "input", "env", "upstream", "base",
     "output",
 )  # fmt: skip
 MAX_DETAIL_ITEMS = 5
@@ -44,6 +44,8 @@ def diff_manifests(old: Manifest, new: Manifest) -> list[Change]:
     if old.dockerfile != new.dockerfile:
         changes.append(Change("changed", "dockerfile", "text"))
     changes += _map_changes("file", old.files, new.files)
+    if old.scope != new.scope:
+        changes.append(Change("changed", "scope", f"{old.scope or '(none)'} -> {new.scope or '(none)'}"))
     changes += _map_changes("arg", old.args, new.args)
     if old.target != new.target:
         changes.append(Change("changed", "target", f"{old.target or '(none)'} -> {new.target or '(none)'}"))

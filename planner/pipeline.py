@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from planner.compose.options import ProjectOptions
 from planner.decide import Forcing, StampState, decide, decide_goldens, decide_steps
 from planner.graph import BuildGraph, build_graph
-from planner.keys.compute import UNRESOLVED, BaseResolver, compute_keys
+from planner.keys.compute import UNRESOLVED, BaseResolver, TriggerReader, compute_keys
 from planner.keys.manifest import Manifest
 from planner.keys.statcache import StatCache
 from planner.observation import Observation
@@ -86,7 +86,8 @@ def _plan(
     from planner.observe import destinations_of, observe
 
     with open_engines(stack.rules, destinations_of(graph)) as engines:
-        manifests = compute_keys(graph, cache, environ, resolve_base=_resolver(engines.local))
+        resolve, triggers = _resolver(engines.local)
+        manifests = compute_keys(graph, cache, environ, resolve_base=resolve, base_triggers=triggers)
         store.put_manifests(manifests)
         registry = engines.registry
         registry_refs = {
@@ -171,14 +172,32 @@ def _observed(observation: Observation) -> dict[str, str]:
     return observed
 
 
-def _resolver(daemon: Daemon) -> BaseResolver:
-    """Base images resolve to the local daemon's image IDs; an unreachable daemon leaves them `unresolved`."""
+def _resolver(daemon: Daemon) -> tuple[BaseResolver, TriggerReader]:
+    """Base images resolve to the local daemon's image IDs; an unreachable daemon leaves them `unresolved`.
+    Their ONBUILD triggers (which may read the context) come from the same inspect; unknown when the daemon
+    has no such image or cannot be reached."""
     from planner.errors import PlannerError
 
-    def resolve(ref: str) -> str | None:
-        try:
-            return daemon.image_id(ref)
-        except PlannerError:
-            return UNRESOLVED
+    found: dict[str, dict[str, Any] | PlannerError | None] = {}
 
-    return resolve
+    def inspect(ref: str) -> dict[str, Any] | PlannerError | None:
+        if ref not in found:
+            try:
+                found[ref] = daemon.inspect(ref)
+            except PlannerError as exc:
+                found[ref] = exc
+        return found[ref]
+
+    def resolve(ref: str) -> str | None:
+        image = inspect(ref)
+        if isinstance(image, PlannerError):
+            return UNRESOLVED
+        return str(image["Id"]) if image else None
+
+    def triggers(ref: str) -> list[str] | None:
+        image = inspect(ref)
+        if image is None or isinstance(image, PlannerError):
+            return None
+        return [str(t) for t in ((image.get("Config") or {}).get("OnBuild") or [])]
+
+    return resolve, triggers

@@ -457,6 +457,8 @@ def warm_summary(result: WarmResult, stream: TextIO) -> None:
 
 def explanation_text(explanation: Explanation) -> str:
     lines = [f"{explanation.node}: key {explanation.key[:12]}, action {explanation.action}", explanation.note]
+    if explanation.context:
+        lines.append(explanation.context)
     lines += [f"  {c.line()}" for c in explanation.changes]
     return "\n".join(lines) + "\n"
 
@@ -468,6 +470,7 @@ def explanation_json(explanation: Explanation) -> str:
         "action": explanation.action,
         "compared_with": explanation.compared_with,
         "note": explanation.note,
+        "context": explanation.context,
         "changes": [{"change": c.kind, "input": c.what, "name": c.name} for c in explanation.changes],
     }
     return json.dumps(data, indent=2) + "\n"

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from planner.compose.options import ProjectOptions
 from planner.manifest_diff import Change, diff_manifests
-from planner.pipeline import make_plan
+from planner.pipeline import Planned, make_plan
 from planner.redact import mask_changes, node_secrets
 from planner.store import Store
 
@@ -19,6 +19,7 @@ class Explanation:
     compared_with: str | None  # the key of the build compared against
     note: str
     changes: list[Change] = field(default_factory=list)
+    context: str = ""  # how the key covers the main context, and why when it is all or the whole of it
 
 
 def explain_node(options: ProjectOptions, rules: str | None, node: str) -> Explanation:
@@ -28,6 +29,23 @@ def explain_node(options: ProjectOptions, rules: str | None, node: str) -> Expla
 
 def _explain(options: ProjectOptions, rules: str | None, node: str, store: Store) -> Explanation:
     planned = make_plan(options, rules, [node], offline=False, store=store)
+    explanation = _compare(planned, node, store)
+    current = planned.manifests[node]
+    explanation.context = context_scope(current.scope, current.scope_reason)
+    return explanation
+
+
+def context_scope(scope: str, reason: str) -> str:
+    if scope == "narrowed":
+        return "the key covers the context paths the build reads"
+    if scope == "all":
+        return f"the key covers the whole context: {reason}"
+    if scope == "whole":
+        return f"the key covers the whole context (not narrowed: {reason})"
+    return ""
+
+
+def _compare(planned: Planned, node: str, store: Store) -> Explanation:
     current = planned.manifests[node]
     planned_node = next(n for n in planned.plan.nodes if n.name == node)
     previous_key = planned.observation.previous_keys.get(node)

@@ -18,10 +18,11 @@ from pathlib import Path
 import xxhash
 
 from planner import inputs
+from planner.dockerfile import instructions
 from planner.dockerignore import PatternMatcher
 from planner.errors import InputError
 from planner.graph import BuildGraph
-from planner.keys import snapshot
+from planner.keys import narrow, snapshot
 from planner.keys.manifest import KEY_VERSION, Manifest, digest_lines, value_hash
 from planner.keys.statcache import StatCache
 from planner.keys.walk import Entry, Witnesses, walk_contexts
@@ -61,8 +62,13 @@ class KeyComputer:
         cache: StatCache,
         environ: dict[str, str],
         resolve_base: BaseResolver | None = None,
+        base_triggers: TriggerReader | None = None,
     ) -> None:
         self.resolve_base = resolve_base
+        self.base_triggers = base_triggers
+        # id(tree files) -> (the files, their sorted paths): sorted once per shared tree
+        self._sorted: dict[int, tuple[dict[str, str], list[str]]] = {}
+        self._onbuild: dict[str, bool] = {}  # node -> whether its Dockerfile has ONBUILD
         self.graph = graph
         self.cache = cache
         self.environ = environ
@@ -185,6 +191,68 @@ class KeyComputer:
             self.pending.append((key, witnesses, walked))
         return result
 
+    def _main_context(
+        self, node: Node, manifest: Manifest, digest: str, files: dict[str, str]
+    ) -> tuple[str, dict[str, str]]:
+        """The main context's part of the key: the paths the build reads (`manifest.scope` "narrowed"), or the
+        whole tree when they cannot be told exactly (`manifest.scope` "whole", `manifest.scope_reason` why)."""
+        why = self._whole_reason(node)
+        if why is None:
+            held = self._sorted.get(id(files))
+            if held is None or held[0] is not files:
+                held = (files, sorted(files))
+                self._sorted[id(files)] = held
+            reads = self.graph.files[node.name].reads
+            assert reads is not None  # _whole_reason said so
+            try:
+                selection = narrow.select(files, held[1], reads.sources, self.graph.files[node.name].always)
+            except narrow.Whole as exc:
+                if exc.exact:
+                    manifest.scope, manifest.scope_reason = "all", str(exc)
+                    return digest, files
+                why = str(exc)
+            else:
+                manifest.scope = "narrowed"
+                return selection.digest, selection.files
+        manifest.scope, manifest.scope_reason = "whole", why
+        return digest, files
+
+    def _whole_reason(self, node: Node) -> str | None:
+        """Why the whole main context counts, before looking at the tree; None: it can be narrowed."""
+        if not node.rules.narrow:
+            return "rules: hash.narrow is false"
+        reads = self.graph.files[node.name].reads
+        if reads is None:
+            return "no Dockerfile to analyse"
+        if reads.fallback is not None:
+            return reads.fallback
+        for base in reads.bases:
+            if base in node.build.additional_contexts:
+                return f"FROM {base}: a named context"
+            producer = self.graph.producer(base)
+            if producer is not None and producer != node.name:
+                if producer not in self.graph.files or self.graph.files[producer].dockerfile_text is None:
+                    return f"FROM {base}: made by {producer}, whose Dockerfile is not read here"
+                if self._has_onbuild(producer):
+                    return f"FROM {base}: the Dockerfile of {producer}, which makes it, has ONBUILD"
+                continue
+            # an image from outside: its ONBUILD triggers run in this build and may read the context
+            triggers = self.base_triggers(base) if self.base_triggers is not None else None
+            if triggers is None:
+                return (
+                    f"FROM {base}: its ONBUILD triggers are unknown "
+                    "(offline, or the image is not in the local daemon)"
+                )
+            if triggers:
+                return f"FROM {base}: the base image has ONBUILD triggers"
+        return None
+
+    def _has_onbuild(self, name: str) -> bool:
+        if name not in self._onbuild:
+            text = self.graph.files[name].dockerfile_text if name in self.graph.files else None
+            self._onbuild[name] = text is not None and any(i.keyword == "ONBUILD" for i in instructions(text))
+        return self._onbuild[name]
+
     def _base_identity(self, ref: str) -> str:
         return _identity(ref, self.resolve_base)
 
@@ -220,6 +288,8 @@ class KeyComputer:
         context_trees: dict[str, str] = {}
         for walk in walks:
             digest, files = trees[(walk.node, walk.label)]
+            if walk.label == ".":
+                digest, files = self._main_context(node, manifest, digest, files)
             if walk.label.startswith("input:"):
                 manifest.inputs[walk.label[len("input:") :]] = digest
             else:
@@ -259,6 +329,8 @@ def _decides(walk: _Walk) -> tuple[object, ...]:
 
 
 BaseResolver = Callable[[str], "str | None"]
+# A base image's ONBUILD triggers (Config.OnBuild); None: unknown (offline, no such image here)
+TriggerReader = Callable[[str], "list[str] | None"]
 PINNED = "pinned"
 UNRESOLVED = "unresolved"
 MISSING = "missing"
@@ -289,6 +361,10 @@ def _file_entry(path: str) -> Entry:
 
 
 def compute_keys(
-    graph: BuildGraph, cache: StatCache, environ: dict[str, str], resolve_base: BaseResolver | None = None
+    graph: BuildGraph,
+    cache: StatCache,
+    environ: dict[str, str],
+    resolve_base: BaseResolver | None = None,
+    base_triggers: TriggerReader | None = None,
 ) -> dict[str, Manifest]:
-    return KeyComputer(graph, cache, environ, resolve_base).compute()
+    return KeyComputer(graph, cache, environ, resolve_base, base_triggers).compute()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import xxhash
 
-KEY_VERSION = "planner-key/1"
+KEY_VERSION = "planner-key/2"  # 2: the main context narrowed to what the build reads
 
 
 def digest_lines(lines: Iterable[str]) -> str:
@@ -50,6 +50,10 @@ class Manifest:
         default_factory=dict
     )  # external image ref -> identity (image ID, pinned, ...)
     output: str | None = None
+    # how `files` covers the main context: "narrowed" (the paths the build reads), "all" (the build reads all
+    # of it), "whole" (a fallback: what it reads cannot be told exactly), "" (a remote context)
+    scope: str = ""
+    scope_reason: str = ""  # why all or the whole of it counts (not in the key: the scope and files are)
 
     def files_key(self) -> str:
         """Names `files` by what it was made from (its trees and inputs): nodes that share a tree share it."""
@@ -67,4 +71,5 @@ class Manifest:
         out += [f"upstream {name} {key}" for name, key in sorted(self.upstream.items())]
         out += [f"base {ref} {identity}" for ref, identity in sorted(self.bases.items())]
         out.append(f"output {self.output or ''}")
+        out.append(f"scope {self.scope}")
         return out

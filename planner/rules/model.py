@@ -87,6 +87,11 @@ class HashRules(Strict):
     volatile_args: list[str] | None = Field(
         None, description="Build args left out of the key (e.g. a git sha that changes on every commit)"
     )
+    narrow: bool | None = Field(
+        None,
+        description="true (default): the key covers only the context paths the Dockerfile reads (COPY/ADD "
+        "sources, RUN --mount=type=bind sources of the stages the target needs); false: the whole context",
+    )
 
 
 class NodeRules(Strict):
@@ -179,6 +184,7 @@ class EffectiveRules(Strict):
     ignore: list[str] = Field(default_factory=list)
     env: list[str] = Field(default_factory=list)
     volatile_args: list[str] = Field(default_factory=list)
+    narrow: bool = True
     destinations: list[str] = Field(default_factory=lambda: ["local"])
     transfer: TransferMode = "auto"
     always: bool = False
@@ -194,6 +200,8 @@ def layer(base: EffectiveRules, rules: NodeRules) -> EffectiveRules:
             value = getattr(rules.hash, name)
             if value is not None:
                 update[name] = list(value)
+        if rules.hash.narrow is not None:
+            update["narrow"] = rules.hash.narrow
     for name in ("destinations", "transfer", "always", "skip", "depends_on"):
         value = getattr(rules, name)
         if value is not None:

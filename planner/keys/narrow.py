@@ -1,0 +1,195 @@
+"""Narrowing a node's key to the context paths its build reads: a selection over the shared tree of its root.
+
+The tree (path -> manifest line, one walk per root and ignore set, shared by every node) is not walked again:
+each node selects from it the subtree of every source its build reads (dockerfile.context_reads), the way
+BuildKit's copy resolves them (tonistiigi/fsutil `copy.ResolveWildcards`):
+- a source is cleaned and rooted at the context (`path.Join("/", src)`);
+- without wildcards it names one path: that path and everything under it;
+- with wildcards it splits at the first component holding `*`, `?` or `[` into a literal folder and a pattern;
+  every path under the folder whose folder-relative path matches the pattern (Go `filepath.Match`: `*` and `?`
+  never match `/`) is selected with everything under it;
+- BuildKit follows symlinks in a source path (`FollowSymlinks`): a source that passes through or names a
+  symlink is not narrowed (the whole context counts), since its target may lie anywhere in the context;
+- a source that matches nothing selects nothing: a file that appears and matches changes the selection;
+- the folder a wildcard searches is recorded by its kind only (whether it exists decides whether the build
+  fails, its mode decides nothing).
+The ignore files and the Dockerfile, when they are in the tree, are always selected.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from planner.dockerfile import Source
+from planner.keys.manifest import digest_lines
+
+_WILDCARD_CHARS = "*?["
+
+
+@dataclass(frozen=True)
+class Selection:
+    files: dict[str, str]  # path -> manifest line, the selected part of the tree
+    digest: str
+
+
+class Whole(Exception):
+    """The whole context counts (the message says why): a source reads all of it (`exact`), or the sources
+    cannot be narrowed exactly (a fallback)."""
+
+    def __init__(self, message: str, exact: bool = False) -> None:
+        super().__init__(message)
+        self.exact = exact
+
+
+def has_wildcards(component: str) -> bool:
+    return any(c in component for c in _WILDCARD_CHARS)
+
+
+def go_pattern(pattern: str) -> re.Pattern[str]:
+    """A Go `filepath.Match` pattern as a regular expression (full match). Raises ValueError for a pattern Go
+    calls malformed (`ErrBadPattern`). Escapes (`\\`) are not expected: the analyser refuses them."""
+    out: list[str] = []
+    i = 0
+    n = len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "*":
+            out.append("[^/]*")
+            i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[":
+            i += 1
+            negated = i < n and pattern[i] == "^"
+            if negated:
+                i += 1
+            ranges: list[tuple[str, str]] = []
+            while True:
+                if i >= n:
+                    raise ValueError("unterminated [")
+                if pattern[i] == "]" and ranges:
+                    i += 1
+                    break
+                lo = pattern[i]
+                if lo in "-]\\":
+                    raise ValueError(f"bad range start {lo!r}")
+                i += 1
+                hi = lo
+                if i < n and pattern[i] == "-":
+                    i += 1
+                    if i >= n or pattern[i] in "-]\\":
+                        raise ValueError("bad range end")
+                    hi = pattern[i]
+                    i += 1
+                ranges.append((lo, hi))
+            parts = "".join(
+                re.escape(lo) if lo == hi else f"{re.escape(lo)}-{re.escape(hi)}"
+                for lo, hi in ranges
+                if lo <= hi
+            )
+            if negated:
+                out.append(f"[^{parts}]" if parts else "(?s:.)")
+            else:
+                out.append(f"[{parts}]" if parts else "(?!)")
+        elif c == "\\":
+            raise ValueError("escapes are not analysed")
+        else:
+            out.append(re.escape(c))
+            i += 1
+    return re.compile("".join(out), re.DOTALL)
+
+
+def _subtree(paths: Sequence[str], path: str) -> list[tuple[int, int]]:
+    """`path` and everything under it, as index ranges of the sorted path list."""
+    ranges = []
+    at = bisect_left(paths, path)
+    if at < len(paths) and paths[at] == path:
+        ranges.append((at, at + 1))
+    start = bisect_left(paths, path + "/")
+    end = bisect_left(paths, path + "0")  # "0" follows "/": every "path/..." lies in between
+    if start < end:
+        ranges.append((start, end))
+    return ranges
+
+
+def _expand(paths: Sequence[str], ranges: list[tuple[int, int]]) -> Iterable[str]:
+    """The paths of merged ranges, in order."""
+    last = -1
+    for first, end in sorted(ranges):
+        start = max(first, last)
+        if start < end:
+            yield from paths[start:end]
+            last = end
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = path.split("/")
+    return ["/".join(parts[:depth]) for depth in range(1, len(parts))]
+
+
+def _kind(line: str | None) -> str | None:
+    return line.split(" ", 1)[0] if line else None
+
+
+def select(
+    files: dict[str, str], paths: Sequence[str], sources: Sequence[Source], always: Iterable[str] = ()
+) -> Selection:
+    """The part of a tree (`files`, with `paths` its sorted keys) the sources read. Raises Whole when a source
+    selects the whole context or cannot be narrowed exactly."""
+    chosen: list[tuple[int, int]] = []
+    searched: dict[str, str] = {}
+    for source in sources:
+        where = f"line {source.line}: {source.instruction} {source.path or '.'}"
+        if source.path == "":
+            raise Whole(f"{where} reads the whole context", exact=True)
+        parts = source.path.split("/")
+        split = len(parts)
+        if source.pattern:
+            split = next((i for i, part in enumerate(parts) if has_wildcards(part)), len(parts))
+        folder = "/".join(parts[:split])
+        literal_chain = _ancestors(source.path) if split == len(parts) else [*_ancestors(folder), folder]
+        for ancestor in literal_chain:
+            if ancestor and _kind(files.get(ancestor)) == "l":
+                raise Whole(f"{where} goes through the symlink {ancestor}")
+        if split == len(parts):
+            if _kind(files.get(source.path)) == "l":
+                raise Whole(f"{where} is a symlink (BuildKit copies what it points to)")
+            chosen += _subtree(paths, source.path)
+            continue
+        try:
+            matcher = go_pattern("/".join(parts[split:]))
+        except ValueError as exc:
+            raise Whole(f"{where}: a malformed pattern ({exc})") from None
+        if folder:
+            kind = _kind(files.get(folder))
+            if kind is None:
+                continue  # the build fails: nothing to read
+            searched[folder] = f"{kind} (searched)"
+            start = bisect_left(paths, folder + "/")
+            end = bisect_left(paths, folder + "0")
+            offset = len(folder) + 1
+        else:
+            start, end, offset = 0, len(paths), 0
+        matched: set[str] = set()
+        for path in paths[start:end]:
+            if matched and any(a in matched for a in _ancestors(path)):
+                continue  # inside a matched folder: selected with it (BuildKit does not look inside)
+            if matcher.fullmatch(path[offset:]) is None:
+                continue
+            if _kind(files[path]) == "l":
+                raise Whole(f"{where} matches the symlink {path} (BuildKit copies what it points to)")
+            chosen += _subtree(paths, path)
+            matched.add(path)
+    for path in always:
+        if path in files:
+            chosen += _subtree(paths, path)[:1]
+    selected = {path: files[path] for path in _expand(paths, chosen)}
+    if any(folder not in selected for folder in searched):
+        for folder, line in searched.items():
+            selected.setdefault(folder, line)
+        selected = dict(sorted(selected.items()))
+    return Selection(selected, digest_lines(f"{path}\0{line}" for path, line in selected.items()))
