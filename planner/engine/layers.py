@@ -283,7 +283,7 @@ def push_uncompressed(
                         progress({"bytes": moved[0]})
                     yield chunk
 
-            digest, size = registry.upload_blob(name, counted())
+            digest, size = registry.upload_blob(name, counted(), expected=diff)
             _drain(reader, entry.padded - entry.size)
             if diff is not None and digest != diff:
                 raise RuntimeFailure(

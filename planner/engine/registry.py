@@ -177,9 +177,11 @@ class Registry:
             sizes = list(pool.map(lambda digest: self.blob_size(name, digest), wanted))
         return {digest: size for digest, size in zip(wanted, sizes, strict=True) if size is not None}
 
-    def upload_blob(self, name: str, chunks: Iterable[bytes]) -> tuple[str, int]:
-        """Upload one blob as it streams in (one PATCH with chunked encoding, never held whole), hashing it on the
-        way; the closing PUT names the digest, which the registry checks. Returns (digest, size)."""
+    def upload_blob(self, name: str, chunks: Iterable[bytes], expected: str | None = None) -> tuple[str, int]:
+        """Upload one blob as it streams in (one PATCH with chunked encoding, never held whole); the closing PUT
+        names the digest, which the registry checks against what it received. `expected`: the digest the content
+        must have (a layer's diffID), named without hashing here (the registry's check is the proof); else it is
+        hashed on the way. Returns (digest, size)."""
         import hashlib
 
         digest = hashlib.sha256()
@@ -187,7 +189,8 @@ class Registry:
 
         def hashed() -> Iterator[bytes]:
             for chunk in chunks:
-                digest.update(chunk)
+                if expected is None:
+                    digest.update(chunk)
                 size[0] += len(chunk)
                 yield chunk
 
@@ -203,9 +206,14 @@ class Registry:
             if sent.status_code != 202:
                 raise RegistryError(f"registry {self.host}: blob upload answered {sent.status_code}")
             location = self._absolute(sent.headers["Location"])
-            found = f"sha256:{digest.hexdigest()}"
+            found = expected or f"sha256:{digest.hexdigest()}"
             separator = "&" if "?" in location else "?"
             done = self.session.put(f"{location}{separator}digest={found}", timeout=UPLOAD_TIMEOUT)
+            if done.status_code == 400 and expected is not None:
+                raise RegistryError(
+                    f"registry {self.host}: the uploaded content does not hash to {found[:19]} (the registry "
+                    f"refused it: {done.text.strip()[:200]})"
+                )
             if done.status_code != 201:
                 raise RegistryError(
                     f"registry {self.host}: closing upload of {found[:19]} answered {done.status_code}"

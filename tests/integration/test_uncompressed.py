@@ -18,7 +18,7 @@ from planner.apply.run import ApplyOptions, execute
 from planner.compose.options import ProjectOptions
 from planner.engine.daemon import Daemon
 from planner.engine.layers import Layout, Partial, chain_ids, held_chains, partial_load_stream
-from planner.engine.registry import LAYER_TAR, MANIFEST_TYPES, Registry
+from planner.engine.registry import LAYER_TAR, MANIFEST_TYPES, Registry, RegistryError
 from planner.pipeline import make_plan
 from planner.store import Store
 from tests.integration.conftest import registry_or_skip
@@ -154,7 +154,9 @@ def test_a_registry_killed_mid_upload_falls_back_and_a_rerun_completes(
         original = Registry.upload_blob
         killed = []
 
-        def dying(self: Registry, repository: str, chunks: Iterable[bytes]) -> tuple[str, int]:
+        def dying(
+            self: Registry, repository: str, chunks: Iterable[bytes], expected: str | None = None
+        ) -> tuple[str, int]:
             def stream() -> Iterator[bytes]:
                 for index, chunk in enumerate(chunks):
                     if index == 1 and not killed:
@@ -163,7 +165,7 @@ def test_a_registry_killed_mid_upload_falls_back_and_a_rerun_completes(
                         killed.append(repository)
                     yield chunk
 
-            return original(self, repository, stream())
+            return original(self, repository, stream(), expected)
 
         monkeypatch.setattr(Registry, "upload_blob", dying)
         saves: list[list[str]] = []
@@ -205,3 +207,20 @@ def test_a_registry_killed_mid_upload_falls_back_and_a_rerun_completes(
             assert Registry(revived.host, "u").has(push.ref)
         finally:
             revived.stop()
+
+
+def test_the_registry_refuses_a_blob_that_does_not_hash_to_the_named_digest(
+    registry: RegistryProcess,
+) -> None:
+    """planner names a layer's diffID at the closing PUT without hashing the bytes itself: the registry's own
+    check is the proof, so it must refuse content that does not match."""
+    import hashlib
+
+    client = Registry(registry.host, "u")
+    other = "sha256:" + hashlib.sha256(b"other content").hexdigest()
+    with pytest.raises(RegistryError, match="does not hash to"):
+        client.upload_blob("t/verify", [b"some ", b"content"], expected=other)
+    assert client.blob_size("t/verify", other) is None
+    right = "sha256:" + hashlib.sha256(b"some content").hexdigest()
+    assert client.upload_blob("t/verify", [b"some ", b"content"], expected=right) == (right, 12)
+    assert client.blob_size("t/verify", right) == 12
