@@ -132,7 +132,7 @@ def test_random_command_lines_reach_both_paths() -> None:
     assert taken > 100
 
 
-HEAVY = ("typer", "click", "networkx", "planner.cli", "pydantic.json_schema", "rich")
+HEAVY = ("typer", "click", "networkx", "planner.cli", "rich", "concurrent")
 
 
 def test_a_full_plan_does_not_import_what_it_does_not_use(tmp_path: Path) -> None:
