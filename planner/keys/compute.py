@@ -24,7 +24,7 @@ from planner.graph import BuildGraph
 from planner.keys import snapshot
 from planner.keys.manifest import KEY_VERSION, Manifest, digest_lines, value_hash
 from planner.keys.statcache import StatCache
-from planner.keys.walk import Entry, Witnesses, walk_contexts
+from planner.keys.walk import Entry, Folders, Witnesses, walk_contexts
 from planner.stack import Node
 
 
@@ -68,7 +68,7 @@ class KeyComputer:
         self.environ = environ
         self.generated = self._generated_paths()
         self.pending: list[
-            tuple[tuple[str, int, str], Witnesses, snapshot.TreeResults]
+            tuple[tuple[str, int, str], Witnesses, snapshot.TreeResults, Folders]
         ] = []  # snapshots to keep
 
     def _generated_paths(self) -> list[str]:
@@ -126,8 +126,13 @@ class KeyComputer:
             manifest = self._manifest(node, plan[name], trees, manifests)
             manifests[name] = manifest
         self.cache.save()
-        for key, witnesses, walked in self.pending:  # kept only once every key is computed (bad input: none)
-            snapshot.remember(self.cache.store, key, witnesses, walked)
+        for (
+            key,
+            witnesses,
+            walked,
+            folders,
+        ) in self.pending:  # kept once every key is computed (bad input: none)
+            snapshot.remember(self.cache.store, key, witnesses, walked, folders)
         self.pending.clear()
         return manifests
 
@@ -146,7 +151,8 @@ class KeyComputer:
                 result[(walk.node, walk.label)] = (digest_lines([f"file {content}"]), {walk.label: content})
         for root, group in by_root.items():
             key = snapshot.snapshot_key(os.path.realpath(root), [_decides(w) for w in group])
-            reused = snapshot.reuse(self.cache.store, key)
+            folders = Folders()  # the last walk's folders, to list again only those that changed
+            reused = snapshot.reuse(self.cache.store, key, folders)
             if reused is not None:
                 result.update(reused)
                 continue
@@ -158,7 +164,7 @@ class KeyComputer:
                 distinct.setdefault(_rules_of(walk), []).append(walk)
             firsts = [walks[0] for walks in distinct.values()]
             listings = walk_contexts(
-                Path(root), [w.matcher for w in firsts], [w.skip for w in firsts], witnesses
+                Path(root), [w.matcher for w in firsts], [w.skip for w in firsts], witnesses, folders
             )
             union: dict[str, Entry] = {}
             for entries in listings:
@@ -182,7 +188,7 @@ class KeyComputer:
                 for walk in same:
                     result[(walk.node, walk.label)] = tree
             walked = {(w.node, w.label): result[(w.node, w.label)] for w in group}
-            self.pending.append((key, witnesses, walked))
+            self.pending.append((key, witnesses, walked, folders))
         return result
 
     def _base_identity(self, ref: str) -> str:

@@ -91,17 +91,45 @@ class _Filter:
         return any(path == s or path.startswith(s + "/") for s in self.skip)
 
 
+# A folder as the walk left it: its signature, the pattern hits it was entered with (per matcher), and per child
+# entry: (name, kind, the Entry sent or None, the matchers that sent it, the hits to enter it with (a folder
+# walked into) or None, the matchers for which it is an excluded folder walked into).
+Child = tuple[str, str, Entry | None, tuple[int, ...], dict[int, tuple[bool, ...]] | None, tuple[int, ...]]
+Folder = tuple[inputs.Signature, tuple[tuple[int, tuple[bool, ...]], ...], list[Child]]
+
+
+class Folders:
+    """Per-folder results of the last walk of a root (`previous`, from its snapshot) and of this one (`current`).
+
+    A folder is listed again only when its own signature changed (an entry was added, removed or renamed in it:
+    its mtime and ctime change; a chmod changes its ctime) or it was entered with other pattern hits. Otherwise its
+    recorded children stand, and only the entries it sent are looked at again (one lstat each): an entry whose
+    signature changed (content, mode: ctime; a replaced entry: inode) is read again. An entry's kind or a link's
+    target cannot change without a new inode, which is a change of the folder. `newest` holds each folder's
+    latest timestamp (folder and sent entries), so a snapshot keeps only the folders older than the racy window.
+    """
+
+    def __init__(self, previous: dict[str, Folder] | None = None) -> None:
+        self.previous: dict[str, Folder] = previous or {}
+        self.current: dict[str, Folder] = {}
+        self.newest: dict[str, int] = {}
+        self.listed = 0  # folders listed again (scandir), for tests and the bench
+        self.kept = 0  # folders taken from `previous`
+
+
 def walk_contexts(
     root: Path,
     matchers: Sequence[PatternMatcher],
     skips: Sequence[Sequence[str]],
     witnesses: Witnesses | None = None,
+    folders: Folders | None = None,
 ) -> list[list[Entry]]:
     """Entries of `root` as each matcher would send them (sorted by path), from one traversal.
 
     `skips[i]` are context-relative paths left out for matcher i (outputs of upstream nodes, hashed by key).
     `witnesses`, when given, receives what the result depends on: the folders listed and the entries sent,
-    with their signatures (the input log gets the same while it records)."""
+    with their signatures (the input log gets the same while it records). `folders`, when given, holds the
+    last walk's per-folder results to reuse and receives this walk's (the result is the same either way)."""
     try:
         real_root = os.path.realpath(root)
         if not inputs.is_dir(real_root):
@@ -110,50 +138,46 @@ def walk_contexts(
         raise InputError(f"cannot read build context {root}: {exc}") from None
     filters = [_Filter(m, s) for m, s in zip(matchers, skips, strict=True)]
     recording = inputs.is_recording() or witnesses is not None
-    listed: list[tuple[str, inputs.Signature]] = (
-        [(real_root, inputs.signature(os.lstat(real_root)))] if recording else []
-    )
+    listed: list[tuple[str, inputs.Signature]] = []
     no_hits: list[tuple[bool, ...]] = [tuple(False for _ in f.matcher.patterns) for f in filters]
     # (relative dir, absolute dir, {filter index: that filter's pattern hits for the dir})
     stack: list[tuple[str, str, dict[int, tuple[bool, ...]]]] = [
         ("", real_root, {i: no_hits[i] for i in range(len(filters))})
     ]
+    memory = folders if folders is not None else Folders()
+    previous = memory.previous
     while stack:
         rel_dir, abs_dir, wanting = stack.pop()
         try:
-            with os.scandir(abs_dir) as iterator:
-                listing = [(d.name, d.path, d.stat(follow_symlinks=False)) for d in iterator]
-        except PermissionError as exc:
+            folder_sig = inputs.signature(os.lstat(abs_dir))
+        except OSError as exc:
             raise InputError(f"cannot read {abs_dir}: {exc.strerror}") from None
-        for name, full, st in listing:
-            kind = _kind(st.st_mode)
-            if kind is None:
-                continue
-            path = f"{rel_dir}/{name}" if rel_dir else name
-            children: dict[int, tuple[bool, ...]] = {}
-            entry: Entry | None = None
-            for index, parent_hits in wanting.items():
-                view = filters[index]
-                if view.skip and view.skipped(path):
-                    continue
-                matcher = view.matcher
-                hits = parent_hits
-                if matcher.patterns:
-                    hits = matcher.hits(path, parent_hits)
-                    if matcher.decide(hits):
-                        if kind == "d" and matcher.descend_into(path):
-                            view.active_excluded.add(path)
-                            children[index] = hits
-                        continue
-                if entry is None:
-                    entry = _entry(path, full, st, kind)
-                view.entries.append(entry)
-                if kind == "d":
-                    children[index] = hits
-            if kind == "d" and children:
-                stack.append((path, full, children))
-                if recording:
-                    listed.append((full, inputs.signature(st)))
+        if recording:
+            listed.append((abs_dir, folder_sig))
+        entered = tuple(sorted(wanting.items()))
+        record = previous.get(rel_dir)
+        children = None
+        if record is not None and record[0] == folder_sig and record[1] == entered:
+            children = _kept(rel_dir, abs_dir, record[2])
+        if children is None:
+            children = _listed(rel_dir, abs_dir, wanting, filters)
+            memory.listed += 1
+        else:
+            memory.kept += 1
+        newest = max(folder_sig[2], folder_sig[3])
+        for name, _, entry, sent_by, enter_with, walked_by in children:
+            if entry is not None:
+                for index in sent_by:
+                    filters[index].entries.append(entry)
+                newest = max(newest, entry.mtime_ns, entry.ctime_ns)
+            for index in walked_by:
+                filters[index].active_excluded.add(f"{rel_dir}/{name}" if rel_dir else name)
+            if enter_with is not None:
+                path = f"{rel_dir}/{name}" if rel_dir else name
+                stack.append((path, os.path.join(abs_dir, name), enter_with))
+        if folders is not None:
+            memory.current[rel_dir] = (folder_sig, entered, children)
+            memory.newest[rel_dir] = newest
     results = []
     for view in filters:
         implicit = _implicit_folders(view) if view.active_excluded else []
@@ -171,6 +195,79 @@ def walk_contexts(
             witnesses[0].extend(paths)
             witnesses[1].extend(sigs)
     return results
+
+
+def _kept(rel_dir: str, abs_dir: str, recorded: list[Child]) -> list[Child] | None:
+    """A folder whose own signature holds: its recorded children, each sent entry checked by lstat and read
+    again when its signature changed; None when the folder must be listed again after all (an entry is gone
+    or is of another kind: the folder changed after its signature was taken)."""
+    lstat = os.lstat
+    join = os.path.join
+    children: list[Child] = []
+    for child in recorded:
+        name, kind, entry, sent_by, enter_with, walked_by = child
+        if entry is not None:
+            full = join(abs_dir, name)
+            try:
+                st = lstat(full)
+            except OSError:
+                return None
+            size = st.st_size if kind == "f" else 0
+            if (st.st_ino, st.st_dev, st.st_mtime_ns, st.st_ctime_ns, size) != (
+                entry.inode, entry.device, entry.mtime_ns, entry.ctime_ns, entry.size
+            ):  # fmt: skip
+                if _kind(st.st_mode) != kind:
+                    return None
+                children.append(
+                    (name, kind, _entry(entry.path, full, st, kind), sent_by, enter_with, walked_by)
+                )
+                continue
+        children.append(child)
+    return children
+
+
+def _listed(
+    rel_dir: str, abs_dir: str, wanting: dict[int, tuple[bool, ...]], filters: list[_Filter]
+) -> list[Child]:
+    """A folder listed: what each matcher sends of it and which sub-folders it walks into."""
+    try:
+        with os.scandir(abs_dir) as iterator:
+            listing = [(d.name, d.path, d.stat(follow_symlinks=False)) for d in iterator]
+    except PermissionError as exc:
+        raise InputError(f"cannot read {abs_dir}: {exc.strerror}") from None
+    children: list[Child] = []
+    for name, full, st in listing:
+        kind = _kind(st.st_mode)
+        if kind is None:
+            continue
+        path = f"{rel_dir}/{name}" if rel_dir else name
+        enter_with: dict[int, tuple[bool, ...]] = {}
+        entry: Entry | None = None
+        sent_by: list[int] = []
+        walked_by: list[int] = []
+        for index, parent_hits in wanting.items():
+            view = filters[index]
+            if view.skip and view.skipped(path):
+                continue
+            matcher = view.matcher
+            hits = parent_hits
+            if matcher.patterns:
+                hits = matcher.hits(path, parent_hits)
+                if matcher.decide(hits):
+                    if kind == "d" and matcher.descend_into(path):
+                        walked_by.append(index)
+                        enter_with[index] = hits
+                    continue
+            if entry is None:
+                entry = _entry(path, full, st, kind)
+            sent_by.append(index)
+            if kind == "d":
+                enter_with[index] = hits
+        if entry is None and not enter_with:
+            continue  # nothing of it is sent or walked into: only the folder's signature speaks for it
+        walk_into = enter_with if kind == "d" and enter_with else None
+        children.append((name, kind, entry, tuple(sent_by), walk_into, tuple(walked_by)))
+    return children
 
 
 Witnesses = tuple[list[str], list["inputs.Signature"]]  # absolute paths, and their signatures
