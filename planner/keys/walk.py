@@ -91,30 +91,32 @@ class _Filter:
         return any(path == s or path.startswith(s + "/") for s in self.skip)
 
 
-# A folder as the walk left it: its signature, the pattern hits it was entered with (per matcher), and per child
-# entry: (name, kind, the Entry sent or None, the matchers that sent it, the hits to enter it with (a folder
-# walked into) or None, the matchers for which it is an excluded folder walked into).
-Child = tuple[str, str, Entry | None, tuple[int, ...], dict[int, tuple[bool, ...]] | None, tuple[int, ...]]
+# A folder's decisions as the walk made them: per child entry (name, kind, the matchers that send it, the hits
+# to walk into it with (a folder walked into) or None, the matchers for which it is an excluded folder walked
+# into); with the folder's signature and the pattern hits it was entered with.
+Child = tuple[str, str, tuple[int, ...], dict[int, tuple[bool, ...]] | None, tuple[int, ...]]
 Folder = tuple[inputs.Signature, tuple[tuple[int, tuple[bool, ...]], ...], list[Child]]
 
 
 class Folders:
-    """Per-folder results of the last walk of a root (`previous`, from its snapshot) and of this one (`current`).
+    """Per-folder decisions of the last walk of a root (`previous`, from its snapshot) and of this one
+    (`current`): what each matcher sends of a folder and which sub-folders it walks into.
 
-    A folder is listed again only when its own signature changed (an entry was added, removed or renamed in it:
-    its mtime and ctime change; a chmod changes its ctime) or it was entered with other pattern hits. Otherwise its
-    recorded children stand, and only the entries it sent are looked at again (one lstat each): an entry whose
-    signature changed (content, mode: ctime; a replaced entry: inode) is read again. An entry's kind or a link's
-    target cannot change without a new inode, which is a change of the folder. `newest` holds each folder's
-    latest timestamp (folder and sent entries), so a snapshot keeps only the folders older than the racy window.
+    Those decisions depend only on the names and kinds in the folder and on the pattern hits it was entered with.
+    So a folder is listed (and matched) again only when its own signature changed (an entry added, removed or
+    renamed in it changes its mtime and ctime; a chmod its ctime) or it was entered with other hits. Its sent
+    entries are stat'ed again in every walk, kept folder or not, so a content edit, a chmod, a replaced file or a
+    retargeted link shows in the entry exactly as in a walk from scratch; an entry of another kind than recorded
+    (changed after the folder's signature was taken) has the folder listed again. `newest` holds each folder's
+    latest timestamp, so a snapshot keeps only the records of folders older than the racy window.
     """
 
     def __init__(self, previous: dict[str, Folder] | None = None) -> None:
         self.previous: dict[str, Folder] = previous or {}
         self.current: dict[str, Folder] = {}
         self.newest: dict[str, int] = {}
-        self.listed = 0  # folders listed again (scandir), for tests and the bench
-        self.kept = 0  # folders taken from `previous`
+        self.listed = 0  # folders listed again (scandir and matching), for tests and the bench
+        self.kept = 0  # folders whose recorded decisions were used
 
 
 def walk_contexts(
@@ -164,20 +166,19 @@ def walk_contexts(
             memory.listed += 1
         else:
             memory.kept += 1
-        newest = max(folder_sig[2], folder_sig[3])
-        for name, _, entry, sent_by, enter_with, walked_by in children:
+        for child, entry in children:
+            name, _, sent_by, enter_with, walked_by = child
             if entry is not None:
                 for index in sent_by:
                     filters[index].entries.append(entry)
-                newest = max(newest, entry.mtime_ns, entry.ctime_ns)
             for index in walked_by:
                 filters[index].active_excluded.add(f"{rel_dir}/{name}" if rel_dir else name)
             if enter_with is not None:
                 path = f"{rel_dir}/{name}" if rel_dir else name
                 stack.append((path, os.path.join(abs_dir, name), enter_with))
         if folders is not None:
-            memory.current[rel_dir] = (folder_sig, entered, children)
-            memory.newest[rel_dir] = newest
+            memory.current[rel_dir] = (folder_sig, entered, [child for child, _ in children])
+            memory.newest[rel_dir] = max(folder_sig[2], folder_sig[3])
     results = []
     for view in filters:
         implicit = _implicit_folders(view) if view.active_excluded else []
@@ -197,45 +198,39 @@ def walk_contexts(
     return results
 
 
-def _kept(rel_dir: str, abs_dir: str, recorded: list[Child]) -> list[Child] | None:
-    """A folder whose own signature holds: its recorded children, each sent entry checked by lstat and read
-    again when its signature changed; None when the folder must be listed again after all (an entry is gone
-    or is of another kind: the folder changed after its signature was taken)."""
+def _kept(rel_dir: str, abs_dir: str, recorded: list[Child]) -> list[tuple[Child, Entry | None]] | None:
+    """A folder whose signature holds: its recorded decisions, each sent entry stat'ed now; None when the folder
+    must be listed after all (an entry is gone or of another kind: the folder changed after its signature was
+    taken)."""
     lstat = os.lstat
     join = os.path.join
-    children: list[Child] = []
+    children: list[tuple[Child, Entry | None]] = []
     for child in recorded:
-        name, kind, entry, sent_by, enter_with, walked_by = child
-        if entry is not None:
-            full = join(abs_dir, name)
-            try:
-                st = lstat(full)
-            except OSError:
-                return None
-            size = st.st_size if kind == "f" else 0
-            if (st.st_ino, st.st_dev, st.st_mtime_ns, st.st_ctime_ns, size) != (
-                entry.inode, entry.device, entry.mtime_ns, entry.ctime_ns, entry.size
-            ):  # fmt: skip
-                if _kind(st.st_mode) != kind:
-                    return None
-                children.append(
-                    (name, kind, _entry(entry.path, full, st, kind), sent_by, enter_with, walked_by)
-                )
-                continue
-        children.append(child)
+        name, kind, sent_by, _, _ = child
+        if not sent_by:
+            children.append((child, None))
+            continue
+        full = join(abs_dir, name)
+        try:
+            st = lstat(full)
+        except OSError:
+            return None
+        if _kind(st.st_mode) != kind:
+            return None
+        children.append((child, _entry(f"{rel_dir}/{name}" if rel_dir else name, full, st, kind)))
     return children
 
 
 def _listed(
     rel_dir: str, abs_dir: str, wanting: dict[int, tuple[bool, ...]], filters: list[_Filter]
-) -> list[Child]:
+) -> list[tuple[Child, Entry | None]]:
     """A folder listed: what each matcher sends of it and which sub-folders it walks into."""
     try:
         with os.scandir(abs_dir) as iterator:
             listing = [(d.name, d.path, d.stat(follow_symlinks=False)) for d in iterator]
     except PermissionError as exc:
         raise InputError(f"cannot read {abs_dir}: {exc.strerror}") from None
-    children: list[Child] = []
+    children: list[tuple[Child, Entry | None]] = []
     for name, full, st in listing:
         kind = _kind(st.st_mode)
         if kind is None:
@@ -264,9 +259,9 @@ def _listed(
             if kind == "d":
                 enter_with[index] = hits
         if entry is None and not enter_with:
-            continue  # nothing of it is sent or walked into: only the folder's signature speaks for it
+            continue  # nothing of it is sent or walked into: the folder's signature alone speaks for it
         walk_into = enter_with if kind == "d" and enter_with else None
-        children.append((name, kind, entry, tuple(sent_by), walk_into, tuple(walked_by)))
+        children.append(((name, kind, tuple(sent_by), walk_into, tuple(walked_by)), entry))
     return children
 
 

@@ -376,11 +376,12 @@ def test_an_edit_in_a_folder_whose_signature_holds_changes_the_key(
 def test_folder_records_are_kept_when_the_whole_root_cannot_be(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A file written just now keeps the root's results from being kept, but not the other folders' records."""
+    """A file made just now keeps the root's results from being kept (and its folder's record: the folder
+    changed just now), but not the other folders' records."""
     cache = StatCache(tmp_path / "cache")
     manifests(project, cache)
-    (project / "web/src/app.js").write_text("fresh\n")
-    manifests(project, cache)  # app.js is within the racy window: no root results for p and web
+    (project / "web/src/new.js").write_text("fresh\n")
+    manifests(project, cache)  # new.js and web/src are within the racy window: no root results for p and web
     stored = {key: cache.store.get(key) for key in cache.store.cache.iterkeys() if key[0] == "tree"}
     partial = [data for data in stored.values() if "paths" not in data]
     assert partial and all(
