@@ -149,10 +149,13 @@ class KeyComputer:
                 digest = StatCache(None).hashes(os.path.dirname(walk.root), [_file_entry(walk.root)])
                 content = next(iter(digest.values()))
                 result[(walk.node, walk.label)] = (digest_lines([f"file {content}"]), {walk.label: content})
-        for root, group in by_root.items():
-            key = snapshot.snapshot_key(os.path.realpath(root), [_decides(w) for w in group])
-            folders = Folders()  # the last walk's folders, to list again only those that changed
-            reused = snapshot.reuse(self.cache.store, key, folders)
+        keys = [
+            snapshot.snapshot_key(os.path.realpath(r), [_decides(w) for w in g]) for r, g in by_root.items()
+        ]
+        # each root's last walk, to list again only the folders that changed
+        memories = [Folders() for _ in keys]
+        found = snapshot.reuse_all(self.cache.store, list(zip(keys, memories, strict=True)))
+        for (root, group), key, folders, reused in zip(by_root.items(), keys, memories, found, strict=True):
             if reused is not None:
                 result.update(reused)
                 continue

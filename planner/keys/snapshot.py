@@ -39,6 +39,34 @@ def snapshot_key(real_root: str, walks: Sequence[object]) -> tuple[str, int, str
 def reuse(store: Store, key: tuple[str, int, str], folders: Folders | None = None) -> TreeResults | None:
     """The snapshot's results if all its witnesses hold (and reported to the input log); else None, and
     `folders` (when given) receives the per-folder records of the last walk to walk again with."""
+    return reuse_all(store, [(key, folders)])[0]
+
+
+def reuse_all(
+    store: Store, wanted: Sequence[tuple[tuple[str, int, str], Folders | None]]
+) -> list[TreeResults | None]:
+    """`reuse` for every root at once: the snapshots are loaded, then all their witnesses checked in one pass
+    (signatures.holds_each: two processes when there are many)."""
+    loaded: list[tuple[list[str], list[str], bytes, TreeResults] | None] = []
+    for key, folders in wanted:
+        loaded.append(_load(store, key, folders))
+    candidates = [(index, found) for index, found in enumerate(loaded) if found is not None]
+    held = signatures.holds_each([(found[0], found[1]) for _, found in candidates])
+    answers: list[TreeResults | None] = [None] * len(wanted)
+    for (index, (paths, _, packed, results)), ok in zip(candidates, held, strict=True):
+        if not ok:
+            continue
+        if inputs.is_recording():
+            inputs.note_tree(paths, list(signatures.PACKED.iter_unpack(packed)))
+        answers[index] = results
+    return answers
+
+
+def _load(
+    store: Store, key: tuple[str, int, str], folders: Folders | None
+) -> tuple[list[str], list[str], bytes, TreeResults] | None:
+    """A snapshot's witnesses (paths, chunk digests, packed signatures) and results; its folder records go to
+    `folders`. None when there are no whole results to check."""
     try:
         data = store.get(key, "walk snapshot")
         if not isinstance(data, dict):
@@ -56,11 +84,9 @@ def reuse(store: Store, key: tuple[str, int, str], folders: Folders | None = Non
         if folders is not None:
             folders.previous = {}
         return None
-    if len(packed) != signatures.PACKED.size * len(paths) or not signatures.holds(paths, digests):
+    if len(packed) != signatures.PACKED.size * len(paths):
         return None
-    if inputs.is_recording():
-        inputs.note_tree(paths, list(signatures.PACKED.iter_unpack(packed)))
-    return results
+    return paths, digests, packed, results
 
 
 def remember(

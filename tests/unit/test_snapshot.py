@@ -148,14 +148,14 @@ def test_keys_with_snapshots_equal_keys_from_scratch(
 ) -> None:
     """Through any edits, keys computed with snapshots equal keys from scratch; and snapshots were reused."""
     reused = [0]
-    reuse = snapshot.reuse
+    reuse_all = snapshot.reuse_all
 
-    def counted(store: Any, key: tuple[str, int, str], *rest: Any) -> snapshot.TreeResults | None:
-        found = reuse(store, key, *rest)
-        reused[0] += found is not None
+    def counted(store: Any, wanted: Any) -> list[snapshot.TreeResults | None]:
+        found = reuse_all(store, wanted)
+        reused[0] += sum(one is not None for one in found)
         return found
 
-    monkeypatch.setattr(snapshot, "reuse", counted)
+    monkeypatch.setattr(snapshot, "reuse_all", counted)
 
     @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(edits=EDITS)
