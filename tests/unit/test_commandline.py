@@ -177,3 +177,26 @@ def test_a_full_plan_does_not_import_what_it_does_not_use(tmp_path: Path) -> Non
     print(
         f"plan --offline imports {report['modules']} modules, {total / 1000:.0f} ms (-X importtime self total)"
     )
+
+
+@pytest.mark.parametrize("command", ["plan", "apply"])
+def test_the_parser_knows_every_option_typer_has(command: str) -> None:
+    """An option added to the typer command but not to the parser's table, or a body parameter the parser does
+    not fill, fails here (not on the first plain command line after the change)."""
+    import inspect
+
+    import typer.main
+
+    typed = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
+    theirs = {
+        param.name: tuple(sorted(param.opts + param.secondary_opts))
+        for param in typed.params
+        if param.param_type_name == "option" and param.name != "help"
+    }
+    ours = {option.name: tuple(sorted(option.forms)) for option in commandline.OPTIONS[command]}
+    assert ours == theirs
+    body = getattr(commandline, command)
+    parsed = commandline.parse([command])
+    assert parsed is not None
+    filled = {*parsed[1]} - set(commandline.PROJECT_FIELDS) | {"options"}
+    assert filled == set(inspect.signature(body).parameters)
