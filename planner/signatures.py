@@ -85,6 +85,9 @@ def holds_each(
     os.close(write_end)
     try:
         ours = _each_holds(checks, work[:middle], list(answers))
+        if not any(ours):
+            os.kill(pid, signal.SIGKILL)  # every list already differs: the answer is known
+            return ours
         reported = b""
         while len(reported) < len(checks):
             got = os.read(read_end, len(checks) - len(reported))
