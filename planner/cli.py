@@ -24,13 +24,12 @@ import typer
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
+from planner import commandline
+from planner.commandline import PlanFormat, overrides, project_options, run_or_exit
 from planner.compose.options import ProjectOptions
-from planner.errors import PlannerError
 
 if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
-
-    from planner.memo import Recorder
+    pass
 
 
 class _OneLineUsageErrors(TyperGroup):
@@ -88,24 +87,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 
-def project_options(
-    files: list[str] | None = None,
-    project_name: str | None = None,
-    project_directory: str | None = None,
-    profile: list[str] | None = None,
-    env_file: list[str] | None = None,
-) -> ProjectOptions:
-    return ProjectOptions(
-        files=tuple(files or ()),
-        project_directory=project_directory,
-        project_name=project_name,
-        profiles=tuple(profile or ()),
-        env_files=tuple(env_file or ()),
-        environ=dict(os.environ),
-        cwd=os.getcwd(),
-    )
-
-
 def project_command(with_rules: bool = True) -> Callable[[F], F]:
     """Give a command the compose options (and `--rules`); it receives them as `options` (and `rules`)."""
 
@@ -134,18 +115,7 @@ def project_command(with_rules: bool = True) -> Callable[[F], F]:
     return decorate
 
 
-def _run(action: Callable[[], T]) -> T:
-    """Run a command body, turning PlannerErrors into one line on stderr and their exit code."""
-    try:
-        return action()
-    except PlannerError as exc:
-        typer.echo(f"planner: {exc.one_line()}", err=True)
-        if exc.hint:
-            typer.echo(f"  hint: {exc.hint}", err=True)
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:  # before apply's executor runs (it cancels its own steps): nothing was started
-        typer.echo("planner: interrupted", err=True)
-        raise typer.Exit(130) from None
+_run = run_or_exit  # a command body's PlannerError: one line on stderr, and its exit code
 
 
 def _show_version(value: bool) -> None:
@@ -194,11 +164,6 @@ class GraphFormat(StrEnum):
     dot = "dot"
     mermaid = "mermaid"
     svg = "svg"
-
-
-class PlanFormat(StrEnum):
-    table = "table"
-    json = "json"
 
 
 class ReportFormat(StrEnum):
@@ -259,38 +224,6 @@ def graph(
     sys.stdout.write(_run(lambda: renderer[output_format.value](built)))
 
 
-def _print_plan(
-    options: ProjectOptions, rules: str | None, nodes: list[str], offline: bool, output: PlanFormat
-) -> None:
-    from planner.pipeline import make_plan
-    from planner.render import plan_json, write_plan
-
-    recorder = _recorder(options) if offline else None
-    with _recording(recorder):
-        planned = _run(lambda: make_plan(options, rules, nodes, offline))
-        text = plan_json(planned.plan)
-    if recorder is not None:
-        from planner.memo import Answer
-
-        # the compose warnings the load printed, replayed with the answer
-        warned = "".join(f"planner: warning: {w}\n" for w in planned.graph.stack.compose.warnings)
-        recorder.save_for(Answer(text, warned, table=output is not PlanFormat.json), planned.graph)
-    write_plan(text, output.value)
-
-
-def _recorder(options: ProjectOptions) -> Recorder | None:
-    """A memo recorder when run from the command line (planner.main), which answers identical runs."""
-    if _invocation.args is None:
-        return None
-    from planner.memo import Recorder
-
-    return Recorder(_invocation.args, options)
-
-
-def _recording(recorder: Recorder | None) -> AbstractContextManager[object]:
-    return recorder.recording() if recorder is not None else contextlib.nullcontext()
-
-
 BuildArgOption = Annotated[
     list[str] | None,
     typer.Option("--build-arg", help="KEY=VALUE (or KEY: from the environment) overriding the compose build args of the named services (all when none), for this run (repeatable)."),
@@ -300,22 +233,7 @@ DependenciesOption = Annotated[
 ]  # fmt: skip
 
 
-def _overrides(
-    options: ProjectOptions, nodes: list[str], build_arg: list[str] | None, with_dependencies: bool
-) -> tuple[ProjectOptions, list[str]]:
-    """`--build-arg` and `--with-dependencies`: the options the stack is loaded with, and the selection."""
-    import dataclasses
-
-    from planner.stack import StackOptions, parse_build_args
-    from planner.stack import with_dependencies as expand
-
-    if with_dependencies:
-        nodes = _run(lambda: expand(options, nodes))
-    if not build_arg:
-        return options, nodes
-    parsed = _run(lambda: parse_build_args(build_arg))
-    fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
-    return StackOptions(**fields, build_args=parsed, build_arg_services=tuple(nodes)), nodes
+_overrides = overrides
 
 
 @app.command()
@@ -330,8 +248,7 @@ def plan(
     with_dependencies: DependenciesOption = False,
 ) -> None:
     """Say what apply would do per node and destination, and why (no side effects)."""
-    options, selected = _overrides(options, nodes or [], build_arg, with_dependencies)
-    _print_plan(options, rules, selected, offline, output_format)
+    commandline.plan(options, rules, nodes, offline, output_format, build_arg, with_dependencies)
 
 
 @app.command()
@@ -370,46 +287,10 @@ def apply(
     with_dependencies: DependenciesOption = False,
 ) -> None:  # fmt: skip
     """Execute the plan: builds, exports, pulls and transfers in dependency order, in parallel."""
-    options, nodes = _overrides(options, nodes or [], build_arg, with_dependencies)
-    if dry_run:
-        _print_plan(options, rules, nodes or [], False, output_format)
-        return
-    from planner import render
-    from planner.apply.run import ApplyOptions
-    from planner.apply.run import apply as run_apply
-    from planner.decide import Forcing
-
-    forcing = Forcing(everything=no_cache, nodes=frozenset(rebuild or []))
-    apply_options = ApplyOptions(
-        keep_going=keep_going,
-        timing_log=timing_log,
-        trace=trace,
-        forcing=forcing,
-        quiet=quiet or output_format is PlanFormat.json,
-    )
-    if jobs is not None:
-        apply_options.jobs = jobs
-    # A no-op apply is remembered: the next identical one answers from the memo (planner.main).
-    recorder = (
-        _recorder(options) if timing_log is None and trace is None and not (no_cache or rebuild) else None
-    )
-    with _recording(recorder):
-        result = _run(lambda: run_apply(options, rules, nodes or [], apply_options))
-    missing = set(rebuild or []) - set(result.planned.graph.nodes)
-    if missing:
-        typer.echo(
-            f"planner: warning: --rebuild names no selected node: {', '.join(sorted(missing))}", err=True
-        )
-    stdout = render.apply_json(result) if output_format is PlanFormat.json else ""
-    summary = StringIO()
-    render.apply_summary(result, summary)
-    sys.stdout.write(stdout)
-    sys.stderr.write(summary.getvalue())
-    if recorder is not None and result.exit_code == 0 and not result.results and not result.warnings:
-        from planner.memo import Answer
-
-        recorder.save_for(Answer(stdout, summary.getvalue()), result.planned.graph)
-    raise typer.Exit(result.exit_code)
+    commandline.apply(
+        options, rules, nodes, jobs, keep_going, timing_log, trace, no_cache, rebuild, dry_run, quiet,
+        output_format, build_arg, with_dependencies,
+    )  # fmt: skip
 
 
 @app.command()
@@ -676,19 +557,10 @@ def schema(name: Annotated[SchemaName, typer.Argument(help="Which schema.")]) ->
     sys.stdout.write(schema_json(name.value))
 
 
-class _Invocation:
-    """The command line as typed, while run() runs: the plan memo's key (None under a test runner)."""
-
-    args: list[str] | None = None
-
-
-_invocation = _Invocation()
-
-
 def run(args: list[str]) -> None:
     """Run the CLI on `args`, remembering them for the plan memo (planner.main answers memo hits)."""
-    _invocation.args = args
+    commandline.invocation.args = args
     try:
         app(args=args, prog_name="planner")
     finally:
-        _invocation.args = None
+        commandline.invocation.args = None

@@ -10,11 +10,9 @@ Edges (`from` must be ready before `to`):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import networkx as nx
+from typing import Literal
 
 from planner.buildfiles import BuildFiles, read_all
 from planner.dockerfile import ImageRef
@@ -111,6 +109,81 @@ def find_edges(
     return sorted(set(edges), key=lambda e: (e.source, e.target, e.via))
 
 
+class Dag:
+    """The few DAG operations planner needs (successors, predecessors, ancestors, topological generations),
+    without importing networkx on every run: its import cost more than the whole graph stage. They are
+    checked against networkx on random graphs (tests/unit/test_graph.py); a cycle's report is networkx's."""
+
+    def __init__(self, nodes: Iterable[str], edges: Iterable[tuple[str, str]]) -> None:
+        self._succ: dict[str, dict[str, None]] = {}
+        self._pred: dict[str, dict[str, None]] = {}
+        self._edges: list[tuple[str, str]] = []
+        for node in nodes:
+            self._add_node(node)
+        for source, target in edges:
+            self._add_node(source)
+            self._add_node(target)
+            self._succ[source][target] = None
+            self._pred[target][source] = None
+            self._edges.append((source, target))
+
+    def _add_node(self, node: str) -> None:
+        if node not in self._succ:
+            self._succ[node] = {}
+            self._pred[node] = {}
+
+    def __contains__(self, node: object) -> bool:
+        return node in self._succ
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._succ)
+
+    def successors(self, node: str) -> Iterator[str]:
+        return iter(self._succ[node])
+
+    def predecessors(self, node: str) -> Iterator[str]:
+        return iter(self._pred[node])
+
+    def ancestors(self, node: str) -> set[str]:
+        """Every node with a path to `node` (not `node` itself)."""
+        seen: set[str] = set()
+        todo = list(self._pred[node])
+        while todo:
+            current = todo.pop()
+            if current not in seen:
+                seen.add(current)
+                todo.extend(self._pred[current])
+        seen.discard(node)
+        return seen
+
+    def generations(self) -> list[list[str]] | None:
+        """Kahn's levels: each holds the nodes whose predecessors are all in earlier levels; None on a cycle."""
+        waiting = {node: len(preds) for node, preds in self._pred.items()}
+        level = [node for node, count in waiting.items() if count == 0]
+        levels: list[list[str]] = []
+        placed = 0
+        while level:
+            levels.append(level)
+            placed += len(level)
+            following = []
+            for node in level:
+                for successor in self._succ[node]:
+                    waiting[successor] -= 1
+                    if waiting[successor] == 0:
+                        following.append(successor)
+            level = following
+        return levels if placed == len(self._succ) else None
+
+    def find_cycle(self) -> list[tuple[str, str]]:
+        """A cycle as networkx reports it (the error path only, so networkx is imported only then)."""
+        import networkx as nx
+
+        graph = nx.DiGraph()
+        graph.add_nodes_from(self._succ)
+        graph.add_edges_from(self._edges)
+        return [(a, b) for a, b in nx.find_cycle(graph)]
+
+
 class BuildGraph:
     """A DAG of nodes; `levels()` are the sets that can run together. `files` holds what each node's build
     reads (buildfiles.py), read once for the graph, the keys and apply."""
@@ -129,17 +202,14 @@ class BuildGraph:
         }  # base images from outside
         self.nodes = stack.nodes
         self.edges = edges
-        self.dag: Any = nx.DiGraph()
-        self.dag.add_nodes_from(sorted(self.nodes))
-        for edge in edges:
-            self.dag.add_edge(edge.source, edge.target)
-        self._check_acyclic()
+        self.dag = Dag(sorted(self.nodes), [(edge.source, edge.target) for edge in edges])
+        self._levels = self._check_acyclic()
 
-    def _check_acyclic(self) -> None:
-        try:
-            cycle = nx.find_cycle(self.dag)
-        except nx.NetworkXNoCycle:
-            return
+    def _check_acyclic(self) -> list[list[str]]:
+        levels = self.dag.generations()
+        if levels is not None:
+            return [sorted(level) for level in levels]
+        cycle = self.dag.find_cycle()
         vias = {(e.source, e.target): e.via for e in self.edges}
         steps = [f"{a} -[{vias[(a, b)]}]-> {b}" for a, b in cycle]
         first: Location | None = self.nodes[cycle[0][0]].location
@@ -157,7 +227,7 @@ class BuildGraph:
             )
         keep = set(wanted)
         for name in wanted:
-            keep |= nx.ancestors(self.dag, name)
+            keep |= self.dag.ancestors(name)
         sub = Stack(
             self.stack.compose,
             self.stack.rules,
@@ -173,7 +243,7 @@ class BuildGraph:
         )
 
     def levels(self) -> list[list[str]]:
-        return [sorted(level) for level in nx.topological_generations(self.dag)]
+        return [list(level) for level in self._levels]
 
     def producer(self, ref: str) -> str | None:
         """The node that produces an image reference (as FROM names it), or None: an image from outside."""

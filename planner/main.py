@@ -2,14 +2,16 @@
 
 An offline plan or a no-op apply whose memo holds is answered before the command line is parsed or the CLI
 framework is loaded: the memo is keyed by the exact command line, directory and environment, and proves by
-lstat and by replaying the daemon reads that nothing the run depended on has moved (memo.py). Everything else
-goes to the CLI.
+lstat and by replaying the daemon reads that nothing the run depended on has moved (memo.py). A plain `plan`
+or `apply` command line is parsed without the CLI framework (commandline.py: typer, click and their pydantic
+adapters are not imported); everything else goes to the typer CLI.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -27,6 +29,45 @@ def main(argv: Sequence[str] | None = None) -> None:
                 sys.stdout.write(answer.stdout)
             sys.stderr.write(answer.stderr)
             return
-    from planner.cli import run
+    from planner.commandline import parse
 
-    run(args)
+    parsed = parse(args)
+    if parsed is None:
+        from planner.cli import run
+
+        run(args)
+        return
+    _run_plain(*parsed, args)
+
+
+def _run_plain(command: str, values: dict[str, Any], args: list[str]) -> None:
+    """A parsed `plan`/`apply`, ending as typer's standalone mode ends a command: SystemExit with the exit code,
+    130 on Ctrl-C, 1 on a closed stdout."""
+    import errno
+
+    from planner.commandline import run_parsed
+
+    try:
+        run_parsed(command, values, args)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except EOFError:
+        sys.stderr.write("\nAborted!\n")
+        raise SystemExit(1) from None
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            raise
+        _pacify()
+        raise SystemExit(1) from None
+    raise SystemExit(0)
+
+
+def _pacify() -> None:
+    """After a broken pipe, nothing more is written (as click's PacifyFlushWrapper does)."""
+    import contextlib
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(devnull, stream.fileno())

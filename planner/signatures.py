@@ -55,6 +55,65 @@ def holds(paths: Sequence[str], digests: Sequence[str], parallel: bool | None = 
         os.waitpid(pid, 0)
 
 
+def holds_each(
+    checks: Sequence[tuple[Sequence[str], Sequence[str]]], parallel: bool | None = None
+) -> list[bool]:
+    """`holds` for several lists of paths at once (every context root's snapshot, say), in one pass: with many
+    paths in all, two processes split the chunks of all the lists between them."""
+    answers = [len(digests) == -(-len(paths) // CHUNK) for paths, digests in checks]
+    work = [
+        (which, chunk)
+        for which, (_, digests) in enumerate(checks)
+        if answers[which]
+        for chunk in range(len(digests))
+    ]
+    total = sum(len(paths) for paths, _ in checks)
+    if parallel is None:
+        parallel = total >= PARALLEL_FROM and (os.cpu_count() or 1) > 1
+    if not parallel or len(work) < 2 or threading.active_count() > 1:  # forking a threaded process is unsafe
+        return _each_holds(checks, work, answers)
+    middle = len(work) // 2
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child checks the second half of the chunks and reports each list's answer as one byte
+        try:
+            os.close(read_end)
+            theirs = _each_holds(checks, work[middle:], list(answers))
+            os.write(write_end, bytes(b"1"[0] if ok else b"0"[0] for ok in theirs))
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    try:
+        ours = _each_holds(checks, work[:middle], list(answers))
+        if not any(ours):
+            os.kill(pid, signal.SIGKILL)  # every list already differs: the answer is known
+            return ours
+        reported = b""
+        while len(reported) < len(checks):
+            got = os.read(read_end, len(checks) - len(reported))
+            if not got:
+                return [False] * len(checks)  # the child died: nothing is proven
+            reported += got
+        return [mine and theirs == b"1"[0] for mine, theirs in zip(ours, reported, strict=True)]
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
+
+
+def _each_holds(
+    checks: Sequence[tuple[Sequence[str], Sequence[str]]],
+    work: Sequence[tuple[int, int]],
+    answers: list[bool],
+) -> list[bool]:
+    for which, chunk in work:
+        if not answers[which]:
+            continue  # a chunk of this list already differs
+        paths, digests = checks[which]
+        start = chunk * CHUNK
+        answers[which] = _digest(paths, start, min(start + CHUNK, len(paths))) == digests[chunk]
+    return answers
+
+
 def _chunks_hold(paths: Sequence[str], digests: Sequence[str], first: int, last: int) -> bool:
     for chunk in range(first, last):
         start = chunk * CHUNK

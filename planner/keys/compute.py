@@ -25,7 +25,7 @@ from planner.graph import BuildGraph
 from planner.keys import narrow, snapshot
 from planner.keys.manifest import KEY_VERSION, Manifest, digest_lines, value_hash
 from planner.keys.statcache import StatCache
-from planner.keys.walk import Entry, Witnesses, walk_contexts
+from planner.keys.walk import Entry, Folders, Witnesses, walk_contexts
 from planner.stack import Node
 
 
@@ -74,7 +74,7 @@ class KeyComputer:
         self.environ = environ
         self.generated = self._generated_paths()
         self.pending: list[
-            tuple[tuple[str, int, str], Witnesses, snapshot.TreeResults]
+            tuple[tuple[str, int, str], Witnesses, snapshot.TreeResults, Folders]
         ] = []  # snapshots to keep
 
     def _generated_paths(self) -> list[str]:
@@ -132,8 +132,13 @@ class KeyComputer:
             manifest = self._manifest(node, plan[name], trees, manifests)
             manifests[name] = manifest
         self.cache.save()
-        for key, witnesses, walked in self.pending:  # kept only once every key is computed (bad input: none)
-            snapshot.remember(self.cache.store, key, witnesses, walked)
+        for (
+            key,
+            witnesses,
+            walked,
+            folders,
+        ) in self.pending:  # kept once every key is computed (bad input: none)
+            snapshot.remember(self.cache.store, key, witnesses, walked, folders)
         self.pending.clear()
         return manifests
 
@@ -150,9 +155,13 @@ class KeyComputer:
                 digest = StatCache(None).hashes(os.path.dirname(walk.root), [_file_entry(walk.root)])
                 content = next(iter(digest.values()))
                 result[(walk.node, walk.label)] = (digest_lines([f"file {content}"]), {walk.label: content})
-        for root, group in by_root.items():
-            key = snapshot.snapshot_key(os.path.realpath(root), [_decides(w) for w in group])
-            reused = snapshot.reuse(self.cache.store, key)
+        keys = [
+            snapshot.snapshot_key(os.path.realpath(r), [_decides(w) for w in g]) for r, g in by_root.items()
+        ]
+        # each root's last walk, to list again only the folders that changed
+        memories = [Folders() for _ in keys]
+        found = snapshot.reuse_all(self.cache.store, list(zip(keys, memories, strict=True)))
+        for (root, group), key, folders, reused in zip(by_root.items(), keys, memories, found, strict=True):
             if reused is not None:
                 result.update(reused)
                 continue
@@ -164,7 +173,7 @@ class KeyComputer:
                 distinct.setdefault(_rules_of(walk), []).append(walk)
             firsts = [walks[0] for walks in distinct.values()]
             listings = walk_contexts(
-                Path(root), [w.matcher for w in firsts], [w.skip for w in firsts], witnesses
+                Path(root), [w.matcher for w in firsts], [w.skip for w in firsts], witnesses, folders
             )
             union: dict[str, Entry] = {}
             for entries in listings:
@@ -188,7 +197,7 @@ class KeyComputer:
                 for walk in same:
                     result[(walk.node, walk.label)] = tree
             walked = {(w.node, w.label): result[(w.node, w.label)] for w in group}
-            self.pending.append((key, witnesses, walked))
+            self.pending.append((key, witnesses, walked, folders))
         return result
 
     def _main_context(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import xxhash
@@ -52,6 +51,8 @@ def _hash_all(paths: list[str], sizes: list[int], jobs: int) -> list[str]:
     digests: list[str | None] = [None] * len(paths)
     large = [i for i, size in enumerate(sizes) if size >= PARALLEL_FROM_BYTES]
     if len(large) > 1 and jobs > 1:
+        from concurrent.futures import ThreadPoolExecutor  # only then: its import costs more than most plans
+
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             for index, digest in zip(large, pool.map(hash_file, [paths[i] for i in large]), strict=True):
                 digests[index] = digest

@@ -91,17 +91,57 @@ class _Filter:
         return any(path == s or path.startswith(s + "/") for s in self.skip)
 
 
+# A folder's decisions as the walk made them, compactly (a snapshot loads them on every edit): the names of the
+# child entries that matter ("\0"-joined), their kinds (a letter each), per child the matchers that send it (a
+# bit mask, as one character), and for the folders walked into: (child index, the hits to walk into it with, the
+# matchers for which it is an excluded folder walked into); with the folder's signature and the pattern hits it
+# was entered with.
+Decisions = tuple[str, str, str, tuple[tuple[int, dict[int, tuple[bool, ...]], tuple[int, ...]], ...]]
+Folder = tuple[inputs.Signature, tuple[tuple[int, tuple[bool, ...]], ...], Decisions]
+MAX_MATCHERS = 20  # a mask is one character (below 0x110000): more matchers over one root are not recorded
+
+
+def _indices(mask: int) -> tuple[int, ...]:
+    return tuple(index for index in range(MAX_MATCHERS) if mask >> index & 1)
+
+
+_MASKS: dict[str, tuple[int, ...]] = {}  # mask character -> matcher indices
+
+
+class Folders:
+    """Per-folder decisions of the last walk of a root (`previous`, from its snapshot) and of this one
+    (`current`): what each matcher sends of a folder and which sub-folders it walks into.
+
+    Those decisions depend only on the names and kinds in the folder and on the pattern hits it was entered with.
+    So a folder is listed (and matched) again only when its own signature changed (an entry added, removed or
+    renamed in it changes its mtime and ctime; a chmod its ctime) or it was entered with other hits. Its sent
+    entries are stat'ed again in every walk, kept folder or not, so a content edit, a chmod, a replaced file or a
+    retargeted link shows in the entry exactly as in a walk from scratch; an entry of another kind than recorded
+    (changed after the folder's signature was taken) has the folder listed again. `newest` holds each folder's
+    latest timestamp, so a snapshot keeps only the records of folders older than the racy window.
+    """
+
+    def __init__(self, previous: dict[str, Folder] | None = None) -> None:
+        self.previous: dict[str, Folder] = previous or {}
+        self.current: dict[str, Folder] = {}
+        self.newest: dict[str, int] = {}
+        self.listed = 0  # folders listed again (scandir and matching), for tests and the bench
+        self.kept = 0  # folders whose recorded decisions were used
+
+
 def walk_contexts(
     root: Path,
     matchers: Sequence[PatternMatcher],
     skips: Sequence[Sequence[str]],
     witnesses: Witnesses | None = None,
+    folders: Folders | None = None,
 ) -> list[list[Entry]]:
     """Entries of `root` as each matcher would send them (sorted by path), from one traversal.
 
     `skips[i]` are context-relative paths left out for matcher i (outputs of upstream nodes, hashed by key).
     `witnesses`, when given, receives what the result depends on: the folders listed and the entries sent,
-    with their signatures (the input log gets the same while it records)."""
+    with their signatures (the input log gets the same while it records). `folders`, when given, holds the
+    last walk's per-folder results to reuse and receives this walk's (the result is the same either way)."""
     try:
         real_root = os.path.realpath(root)
         if not inputs.is_dir(real_root):
@@ -110,50 +150,42 @@ def walk_contexts(
         raise InputError(f"cannot read build context {root}: {exc}") from None
     filters = [_Filter(m, s) for m, s in zip(matchers, skips, strict=True)]
     recording = inputs.is_recording() or witnesses is not None
-    listed: list[tuple[str, inputs.Signature]] = (
-        [(real_root, inputs.signature(os.lstat(real_root)))] if recording else []
-    )
+    listed: list[tuple[str, inputs.Signature]] = []
     no_hits: list[tuple[bool, ...]] = [tuple(False for _ in f.matcher.patterns) for f in filters]
-    # (relative dir, absolute dir, {filter index: that filter's pattern hits for the dir})
-    stack: list[tuple[str, str, dict[int, tuple[bool, ...]]]] = [
-        ("", real_root, {i: no_hits[i] for i in range(len(filters))})
-    ]
+    # (relative dir, absolute dir, {filter index: that filter's pattern hits for the dir}, its signature as
+    # its parent's listing saw it, or None)
+    stack: list[_Pending] = [("", real_root, {i: no_hits[i] for i in range(len(filters))}, None)]
+    memory = folders if folders is not None else Folders()
+    previous = memory.previous
     while stack:
-        rel_dir, abs_dir, wanting = stack.pop()
-        try:
-            with os.scandir(abs_dir) as iterator:
-                listing = [(d.name, d.path, d.stat(follow_symlinks=False)) for d in iterator]
-        except PermissionError as exc:
-            raise InputError(f"cannot read {abs_dir}: {exc.strerror}") from None
-        for name, full, st in listing:
-            kind = _kind(st.st_mode)
-            if kind is None:
-                continue
-            path = f"{rel_dir}/{name}" if rel_dir else name
-            children: dict[int, tuple[bool, ...]] = {}
-            entry: Entry | None = None
-            for index, parent_hits in wanting.items():
-                view = filters[index]
-                if view.skip and view.skipped(path):
-                    continue
-                matcher = view.matcher
-                hits = parent_hits
-                if matcher.patterns:
-                    hits = matcher.hits(path, parent_hits)
-                    if matcher.decide(hits):
-                        if kind == "d" and matcher.descend_into(path):
-                            view.active_excluded.add(path)
-                            children[index] = hits
-                        continue
-                if entry is None:
-                    entry = _entry(path, full, st, kind)
-                view.entries.append(entry)
-                if kind == "d":
-                    children[index] = hits
-            if kind == "d" and children:
-                stack.append((path, full, children))
-                if recording:
-                    listed.append((full, inputs.signature(st)))
+        rel_dir, abs_dir, wanting, folder_sig = stack.pop()
+        if folder_sig is None:
+            try:
+                folder_sig = inputs.signature(os.lstat(abs_dir))
+            except OSError as exc:
+                raise InputError(f"cannot read {abs_dir}: {exc.strerror}") from None
+        if recording:
+            listed.append((abs_dir, folder_sig))
+        entered = tuple(sorted(wanting.items()))
+        record = previous.get(rel_dir)
+        found = None
+        if record is not None and record[0] == folder_sig and record[1] == entered:
+            found = _kept(rel_dir, abs_dir, record[2], len(filters))
+        if found is None:
+            found = _listed(rel_dir, abs_dir, wanting, filters)
+            memory.listed += 1
+        else:
+            memory.kept += 1
+        decisions, sent, walked, entering = found
+        for index, entries in enumerate(sent):
+            filters[index].entries.extend(entries)
+        for index, path in walked:
+            filters[index].active_excluded.add(path)
+        stack.extend(entering)
+        if folders is not None:
+            if len(filters) <= MAX_MATCHERS:
+                memory.current[rel_dir] = (folder_sig, entered, decisions)
+            memory.newest[rel_dir] = max(folder_sig[2], folder_sig[3])
     results = []
     for view in filters:
         implicit = _implicit_folders(view) if view.active_excluded else []
@@ -173,6 +205,124 @@ def walk_contexts(
     return results
 
 
+_Pending = tuple[str, str, dict[int, tuple[bool, ...]], "inputs.Signature | None"]
+# A folder's walk: its decisions (to record), the entries each matcher sends of it, the excluded folders walked
+# into (matcher index, path), the folders to walk next.
+_Found = tuple[Decisions, list[list[Entry]], list[tuple[int, str]], list[_Pending]]
+_FORMAT = {"f": stat.S_IFREG, "d": stat.S_IFDIR, "l": stat.S_IFLNK, "p": stat.S_IFIFO, "c": stat.S_IFCHR,
+           "b": stat.S_IFBLK}  # fmt: skip
+
+
+def _kept(rel_dir: str, abs_dir: str, recorded: Decisions, matchers: int) -> _Found | None:
+    """A folder whose signature holds: its recorded decisions, each sent entry stat'ed now; None when the folder
+    must be listed after all (an entry is gone or of another kind: the folder changed after its signature was
+    taken)."""
+    lstat = os.lstat
+    folder = abs_dir if abs_dir.endswith("/") else abs_dir + "/"  # os.path.join's result, without its cost
+    prefix = rel_dir + "/" if rel_dir else ""
+    sent: list[list[Entry]] = [[] for _ in range(matchers)]
+    joined, kinds, masks, folders = recorded
+    names = joined.split("\0") if joined else []
+    if not len(names) == len(kinds) == len(masks):
+        return None
+    signatures: dict[int, inputs.Signature] = {}
+    only = sent[0] if matchers == 1 else None
+    for position, name in enumerate(names):
+        mask = masks[position]
+        if mask == "\0":
+            continue  # only walked into
+        kind = kinds[position]
+        full = folder + name
+        try:
+            st = lstat(full)
+        except OSError:
+            return None
+        if st.st_mode & 0o170000 != _FORMAT[kind]:
+            return None
+        if kind == "f":
+            entry = Entry(
+                prefix + name, "f", st.st_mode & 0o7777, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
+                st.st_dev,
+            )  # fmt: skip
+        else:
+            entry = _entry(prefix + name, full, st, kind)
+            if kind == "d":
+                signatures[position] = (st.st_ino, st.st_dev, st.st_mtime_ns, st.st_ctime_ns, 0)
+        if only is not None:
+            only.append(entry)
+            continue
+        indices = _MASKS.get(mask)
+        if indices is None:
+            indices = _MASKS[mask] = _indices(ord(mask))
+        for index in indices:
+            sent[index].append(entry)
+    walked: list[tuple[int, str]] = []
+    entering: list[_Pending] = []
+    for position, enter_with, walked_by in folders:
+        path = prefix + names[position]
+        walked.extend((index, path) for index in walked_by)
+        entering.append((path, folder + names[position], enter_with, signatures.get(position)))
+    return recorded, sent, walked, entering
+
+
+def _listed(
+    rel_dir: str, abs_dir: str, wanting: dict[int, tuple[bool, ...]], filters: list[_Filter]
+) -> _Found:
+    """A folder listed: what each matcher sends of it and which sub-folders it walks into."""
+    try:
+        with os.scandir(abs_dir) as iterator:
+            listing = [(d.name, d.path, d.stat(follow_symlinks=False)) for d in iterator]
+    except PermissionError as exc:
+        raise InputError(f"cannot read {abs_dir}: {exc.strerror}") from None
+    names: list[str] = []
+    kinds: list[str] = []
+    masks: list[str] = []
+    folders: list[tuple[int, dict[int, tuple[bool, ...]], tuple[int, ...]]] = []
+    sent: list[list[Entry]] = [[] for _ in filters]
+    walked: list[tuple[int, str]] = []
+    entering: list[_Pending] = []
+    prefix = rel_dir + "/" if rel_dir else ""
+    for name, full, st in listing:
+        kind = _kind(st.st_mode)
+        if kind is None:
+            continue
+        path = prefix + name
+        enter_with: dict[int, tuple[bool, ...]] | None = None
+        entry: Entry | None = None
+        mask = 0
+        walked_by: tuple[int, ...] = ()
+        for index, parent_hits in wanting.items():
+            view = filters[index]
+            if view.skip and view.skipped(path):
+                continue
+            matcher = view.matcher
+            hits = parent_hits
+            if matcher.patterns:
+                hits = matcher.hits(path, parent_hits)
+                if matcher.decide(hits):
+                    if kind == "d" and matcher.descend_into(path):
+                        walked_by = (*walked_by, index)
+                        walked.append((index, path))
+                        enter_with = {**(enter_with or {}), index: hits}
+                    continue
+            if entry is None:
+                entry = _entry(path, full, st, kind)
+            mask |= 1 << index
+            sent[index].append(entry)
+            if kind == "d":
+                enter_with = {**(enter_with or {}), index: hits}
+        if entry is None and enter_with is None:
+            continue  # nothing of it is sent or walked into: the folder's signature alone speaks for it
+        if enter_with is not None:
+            folders.append((len(names), enter_with, walked_by))
+            entering.append((path, full, enter_with, inputs.signature(st)))
+        names.append(name)
+        kinds.append(kind)
+        masks.append(chr(mask) if len(filters) <= MAX_MATCHERS else "\0")
+    decisions: Decisions = ("\0".join(names), "".join(kinds), "".join(masks), tuple(folders))
+    return decisions, sent, walked, entering
+
+
 Witnesses = tuple[list[str], list["inputs.Signature"]]  # absolute paths, and their signatures
 
 
@@ -181,8 +331,8 @@ def _depends_on(
 ) -> Witnesses:
     """What this walk's result depends on: the folders it listed, the entries it sent."""
     sent = {e.path: e for entries in results for e in entries if e.inode}  # implicit folders have no stat
-    join = os.path.join
-    paths = [p for p, _ in listed] + [join(real_root, p) for p in sent]
+    folder = real_root if real_root.endswith("/") else real_root + "/"  # as os.path.join, without its cost
+    paths = [p for p, _ in listed] + [folder + p for p in sent]
     sigs = [s for _, s in listed] + [
         (e.inode, e.device, e.mtime_ns, e.ctime_ns, e.size) for e in sent.values()
     ]

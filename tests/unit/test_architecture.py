@@ -35,7 +35,7 @@ STAGES: list[tuple[str, float]] = [
     ("planner.apply.", 7),
     ("planner.render", 8),
     ("planner.commands.", 9), ("planner.memo", 9),
-    ("planner.cli", 10), ("planner.main", 10), ("planner.shim", 10), ("planner.__main__", 10),
+    ("planner.cli", 10), ("planner.commandline", 10), ("planner.main", 10), ("planner.shim", 10), ("planner.__main__", 10),
 ]  # fmt: skip
 # Stages that must not talk to a daemon or registry, even indirectly through an import.
 NO_ENGINE = ("planner.graph", "planner.keys.", "planner.decide", "planner.manifest_diff", "planner.stack")

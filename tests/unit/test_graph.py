@@ -570,3 +570,48 @@ def test_dot_and_mermaid_from_the_cli(runner: CliRunner) -> None:
         result = runner.invoke(app, ["graph", "--format", fmt, "--project-directory", str(BASIC)])
         assert result.exit_code == 0, result.output
         assert result.stdout.splitlines()[0] == first
+
+
+# --- the DAG without networkx: the same answers as networkx ------------------------------------------
+
+
+def _random_graph(seed: int, acyclic: bool) -> tuple[list[str], list[tuple[str, str]]]:
+    import random
+
+    rng = random.Random(seed)
+    nodes = [f"n{i}" for i in range(rng.randint(1, 14))]
+    rng.shuffle(nodes)
+    edges = []
+    for _ in range(rng.randint(0, 3 * len(nodes))):
+        a, b = rng.sample(range(len(nodes)), 2) if len(nodes) > 1 else (0, 0)
+        if a == b:
+            continue
+        if acyclic and a > b:
+            a, b = b, a  # edges only forward in the shuffled order: a DAG
+        edges.append((nodes[a], nodes[b]))
+    return sorted(nodes), edges
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_the_dag_answers_as_networkx_does(seed: int) -> None:
+    import networkx as nx
+
+    from planner.graph import Dag
+
+    nodes, edge_list = _random_graph(seed, acyclic=seed % 3 != 0)
+    ours = Dag(nodes, edge_list)
+    theirs = nx.DiGraph()
+    theirs.add_nodes_from(nodes)
+    theirs.add_edges_from(edge_list)
+    levels = ours.generations()
+    if not nx.is_directed_acyclic_graph(theirs):
+        assert levels is None
+        cycle = ours.find_cycle()
+        assert cycle == list(nx.find_cycle(theirs))
+        return
+    assert levels is not None
+    assert [sorted(level) for level in levels] == [sorted(g) for g in nx.topological_generations(theirs)]
+    for node in nodes:
+        assert ours.ancestors(node) == nx.ancestors(theirs, node)
+        assert sorted(ours.successors(node)) == sorted(theirs.successors(node))
+        assert sorted(ours.predecessors(node)) == sorted(theirs.predecessors(node))

@@ -53,3 +53,45 @@ def test_checks_see_a_change_in_any_chunk(
     assert not checked(paths, recorded)
     # parallel=True must really split the check between two processes (each check here forks once)
     assert forks[0] == (checks[0] if parallel else 0)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_several_lists_are_checked_in_one_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool
+) -> None:
+    """holds_each answers for each list what holds answers, whichever process checks which chunk."""
+    monkeypatch.setattr(signatures, "CHUNK", 4)
+    monkeypatch.setattr(signatures.threading, "active_count", lambda: 1)
+    lists = []
+    for which in range(5):
+        folder = tmp_path / f"root{which}"
+        folder.mkdir()
+        files = [folder / f"f{i}" for i in range(3 + 5 * which)]
+        for index, path in enumerate(files):
+            path.write_text(str(index))
+        lists.append([str(p) for p in files])
+
+    def recorded() -> list[list[str]]:
+        found = [signatures.recorded_digests([inputs.lstat_signature(p) or (0, 0, 0, 0, 0) for p in paths])
+                 for paths in lists]  # fmt: skip
+        assert all(f is not None for f in found)
+        return [f for f in found if f is not None]
+
+    digests = recorded()
+    assert signatures.holds_each(list(zip(lists, digests, strict=True)), parallel) == [True] * 5
+    for which, position in ((0, 0), (4, -1), (2, 5), (3, 9)):  # first, last, middle chunks
+        digests = recorded()
+        Path(lists[which][position]).write_text("changed")
+        expected = [which != other for other in range(5)]
+        assert signatures.holds_each(list(zip(lists, digests, strict=True)), parallel) == expected
+        assert [signatures.holds(p, d, False) for p, d in zip(lists, digests, strict=True)] == expected
+    digests = recorded()
+    wrong = [*digests[:1], digests[1][:-1], *digests[2:]]  # recorded for another list of paths
+    assert signatures.holds_each(list(zip(lists, wrong, strict=True)), parallel) == [
+        True,
+        False,
+        True,
+        True,
+        True,
+    ]
+    assert signatures.holds_each([], parallel) == []

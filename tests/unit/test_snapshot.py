@@ -3,6 +3,8 @@ computed with snapshots always equal keys computed from scratch."""
 
 from __future__ import annotations
 
+import os
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -13,12 +15,14 @@ from hypothesis import strategies as st
 
 import planner.keys.compute
 from planner.compose.options import ProjectOptions
+from planner.dockerignore import PatternMatcher, read_dockerignore
 from planner.errors import InputError, PlannerError
 from planner.graph import build_graph
 from planner.keys import snapshot
 from planner.keys.compute import compute_keys
 from planner.keys.manifest import Manifest
 from planner.keys.statcache import StatCache
+from planner.keys.walk import Folders, walk_contexts
 from planner.stack import load_stack
 from tests.helpers import write_tree
 
@@ -144,14 +148,14 @@ def test_keys_with_snapshots_equal_keys_from_scratch(
 ) -> None:
     """Through any edits, keys computed with snapshots equal keys from scratch; and snapshots were reused."""
     reused = [0]
-    reuse = snapshot.reuse
+    reuse_all = snapshot.reuse_all
 
-    def counted(store: Any, key: tuple[str, int, str]) -> snapshot.TreeResults | None:
-        found = reuse(store, key)
-        reused[0] += found is not None
+    def counted(store: Any, wanted: Any) -> list[snapshot.TreeResults | None]:
+        found = reuse_all(store, wanted)
+        reused[0] += sum(one is not None for one in found)
         return found
 
-    monkeypatch.setattr(snapshot, "reuse", counted)
+    monkeypatch.setattr(snapshot, "reuse_all", counted)
 
     @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(edits=EDITS)
@@ -196,4 +200,192 @@ def test_a_failed_computation_keeps_no_snapshot(
     with pytest.raises(InputError):
         manifests(project, cache)
     assert not [key for key in cache.store.cache.iterkeys() if key[0] == "tree"]
+    cache.close()
+
+
+# --- per-folder records: only changed folders are listed again, and no edit is missed -----------------------
+
+
+MATCHERS = [
+    [],
+    ["*.log", "node_modules"],
+    ["dist", "!dist/keep*"],
+    ["*", "!a", "!b/*/c"],
+    ["b/**/x*", "!b/d0/x1"],
+]  # fmt: skip
+SKIPS: list[tuple[str, ...]] = [(), (), ("b/out",), (), ()]
+
+
+def _walk(root: Path, folders: Folders | None) -> list[list[Any]]:
+    matchers = [PatternMatcher.from_lines(read_dockerignore("\n".join(lines))) for lines in MATCHERS]
+    return walk_contexts(root, matchers, SKIPS, None, folders)
+
+
+def _tree(root: Path, rng: random.Random) -> None:
+    for index in range(40):
+        folder = root / rng.choice(["", "a", "b", "b/d0", "b/d1", "dist", "node_modules", "a/e/f", "b/out"])
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{rng.choice(['x', 'c', 'keep', 'y'])}{index}{rng.choice(['', '.log'])}").write_text("v")
+
+
+def _mutate(root: Path, rng: random.Random) -> str:
+    """One random change of the tree; returns what it did."""
+    everything = sorted(root.rglob("*"), key=str)
+    files = [p for p in everything if p.is_file() and not p.is_symlink()]
+    folders = [root, *[p for p in everything if p.is_dir() and not p.is_symlink()]]
+    links = [p for p in everything if p.is_symlink()]
+    action = rng.choice(["edit", "edit-same-stat", "chmod", "add", "remove", "rename-over", "link", "relink",
+                         "mkdir", "rmdir", "chmod-dir", "add-mtime-kept", "remove-mtime-kept"])  # fmt: skip
+    if action == "remove-mtime-kept" and files:  # the folder's mtime put back: only its ctime tells
+        target = rng.choice(files)
+        folder_stat = target.parent.stat()
+        target.unlink()
+        os.utime(target.parent, ns=(folder_stat.st_atime_ns, folder_stat.st_mtime_ns))
+        return f"{action} {target.relative_to(root)}"
+    if action in ("edit", "edit-same-stat", "chmod", "remove", "rename-over") and files:
+        target = rng.choice(files)
+        before = target.stat()
+        if action == "edit":
+            target.write_text(target.read_text() + "e")
+        elif action == "edit-same-stat":  # same size, mtime put back: only ctime tells
+            target.write_text("w" * before.st_size)
+            os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+        elif action == "chmod":
+            target.chmod(before.st_mode ^ 0o111)
+        elif action == "remove":
+            target.unlink()
+        else:  # a new file of the same size and mtime renamed over it; its folder's mtime put back too
+            folder_stat = target.parent.stat()
+            fresh = target.parent / ".fresh"
+            fresh.write_text("r" * before.st_size)
+            os.utime(fresh, ns=(before.st_atime_ns, before.st_mtime_ns))
+            fresh.rename(target)
+            os.utime(target.parent, ns=(folder_stat.st_atime_ns, folder_stat.st_mtime_ns))
+        return f"{action} {target.relative_to(root)}"
+    if action == "relink" and links:  # a symlink pointed elsewhere, with its folder's mtime put back
+        target = rng.choice(links)
+        folder_stat = target.parent.stat()
+        target.unlink()
+        os.symlink(f"elsewhere{rng.randint(0, 9)}", target)
+        os.utime(target.parent, ns=(folder_stat.st_atime_ns, folder_stat.st_mtime_ns))
+        return f"relink {target.relative_to(root)}"
+    folder = rng.choice(folders)
+    if action == "link":
+        os.symlink("t", folder / f"l{rng.randint(0, 99)}")
+    elif action == "mkdir":
+        (folder / f"n{rng.randint(0, 99)}").mkdir(exist_ok=True)
+        (folder / f"n{rng.randint(0, 99)}" / "x2").parent.mkdir(exist_ok=True)
+    elif action == "rmdir" and folder != root and not any(folder.iterdir()):
+        folder.rmdir()
+    elif action == "chmod-dir":
+        folder.chmod(folder.stat().st_mode ^ 0o020)
+    elif action == "add-mtime-kept":
+        folder_stat = folder.stat()
+        (folder / f"h{rng.randint(0, 99)}").write_text("hidden")
+        os.utime(folder, ns=(folder_stat.st_atime_ns, folder_stat.st_mtime_ns))
+    else:
+        (folder / f"c{rng.randint(0, 99)}").write_text("new")
+    return f"{action} {folder.relative_to(root)}"
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_a_walk_from_folder_records_equals_a_walk_from_scratch(tmp_path: Path, seed: int) -> None:
+    """Random trees, several matchers (exceptions that enter excluded folders, skips), random edits including
+    those that keep a file's size and mtime, rename over, symlink retargets and chmods: the walk that reuses
+    the last walk's folders gives exactly (every Entry field) what a walk from scratch gives."""
+    rng = random.Random(seed)
+    root = tmp_path / "t"
+    root.mkdir()
+    _tree(root, rng)
+    folders = Folders()
+    _walk(root, folders)
+    kept = 0
+    for _ in range(4):
+        time.sleep(0.005)  # a change made later than the records were taken (the racy window's job)
+        done = [_mutate(root, rng) for _ in range(rng.randint(1, 3))]
+        again = Folders(folders.current)
+        assert _walk(root, again) == _walk(root, None), done
+        kept += again.kept
+        folders = again
+    assert kept > 0
+
+
+def test_after_a_content_edit_no_folder_is_listed_again(tmp_path: Path) -> None:
+    root = tmp_path / "t"
+    root.mkdir()
+    _tree(root, random.Random(1))
+    first = Folders()
+    _walk(root, first)
+    time.sleep(0.005)
+    edited = next(p for p in sorted(root.rglob("*"), key=str) if p.is_file() and p.suffix != ".log")
+    edited.write_text("changed")
+    second = Folders(first.current)
+    assert _walk(root, second) == _walk(root, None)
+    assert (second.listed, second.kept) == (0, len(first.current))
+    time.sleep(0.005)
+    (edited.parent / "new-file").write_text("n")
+    third = Folders(second.current)
+    assert _walk(root, third) == _walk(root, None)
+    assert third.listed == 1  # only the folder that gained an entry
+
+
+def _plan_keys(root: Path, cache: StatCache) -> dict[str, str]:
+    return {name: m.key for name, m in manifests(root, cache).items()}
+
+
+@pytest.mark.parametrize(
+    "edit", ["content, same size and mtime", "chmod", "symlink retarget", "rename over, same size and mtime"]
+)
+def test_an_edit_in_a_folder_whose_signature_holds_changes_the_key(
+    project: Path, tmp_path: Path, edit: str
+) -> None:
+    """Keys through per-folder records: each edit that leaves the folder's own signature alone (or puts its mtime
+    back) still changes the key, and keys equal keys from scratch."""
+    os.symlink("main.go", project / "api/link")
+    settle()
+    cache = StatCache(tmp_path / "cache", racy_window_ns=50_000_000)  # content hashes kept by stat, too
+    before = _plan_keys(project, cache)
+    settle()
+    target = project / "api/main.go"
+    folder = (project / "api").stat()
+    old = target.stat()
+    if edit.startswith("content"):
+        target.write_text("package mein\n")
+        os.utime(target, ns=(old.st_atime_ns, old.st_mtime_ns))
+    elif edit == "chmod":
+        target.chmod(0o755)
+    elif edit == "symlink retarget":
+        (project / "api/link").unlink()
+        os.symlink("lib/util.go", project / "api/link")
+    else:
+        fresh = project / "api/.fresh"
+        fresh.write_text("package mein\n")
+        os.utime(fresh, ns=(old.st_atime_ns, old.st_mtime_ns))
+        fresh.rename(target)
+    if edit in ("symlink retarget", "rename over, same size and mtime"):  # only the folder's ctime then tells
+        os.utime(project / "api", ns=(folder.st_atime_ns, folder.st_mtime_ns))
+    else:
+        assert (project / "api").stat().st_ctime_ns == folder.st_ctime_ns  # the folder's signature holds
+    after = _plan_keys(project, cache)
+    assert after == _plan_keys(project, StatCache(None))
+    assert after["api"] != before["api"] and after["whole"] != before["whole"]
+    assert after["web"] == before["web"]
+    cache.close()
+
+
+def test_folder_records_are_kept_when_the_whole_root_cannot_be(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file made just now keeps the root's results from being kept (and its folder's record: the folder
+    changed just now), but not the other folders' records."""
+    cache = StatCache(tmp_path / "cache")
+    manifests(project, cache)
+    (project / "web/src/new.js").write_text("fresh\n")
+    manifests(project, cache)  # new.js and web/src are within the racy window: no root results for p and web
+    stored = {key: cache.store.get(key) for key in cache.store.cache.iterkeys() if key[0] == "tree"}
+    partial = [data for data in stored.values() if "paths" not in data]
+    assert partial and all(
+        "web/src" not in data["folders"] and "src" not in data["folders"] for data in partial
+    )
+    assert all(data["folders"] for data in partial)
     cache.close()
