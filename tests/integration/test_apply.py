@@ -241,14 +241,15 @@ def test_helix_apply_delivers_the_desktop_to_the_sandbox(
         assert second.returncode == 0, second.stderr
         assert steps(tmp_path / "t2.jsonl") == []
 
-        # The memo answers a no-op (a full run loads the CLI framework, a memo answer does not) until the
+        # The memo answers a no-op (a full run loads the pipeline, a memo answer does not) until the
         # sandbox loses the image's name: its listing answers differently, and the apply names it again there
         # (the image itself is still there under another name: nothing moves).
         traced = {**env, "PYTHONPROFILEIMPORTTIME": "1"}
         time.sleep(2.1)  # outputs and stamps the first apply wrote age past the memo's racy window
-        assert "typer" in run(root, "apply", "-q", env=traced).stderr  # full no-op: remembered
+        # a full run loads the pipeline; a memo answer does not
+        assert "planner.pipeline" in run(root, "apply", "-q", env=traced).stderr  # full no-op: remembered
         answered = run(root, "apply", "-q", env=traced)
-        assert answered.returncode == 0 and "typer" not in answered.stderr
+        assert answered.returncode == 0 and "planner.pipeline" not in answered.stderr
         assert "nothing to do" in answered.stderr
         sandbox_client.tag(f"{project_name}-helix-ubuntu:latest", f"{project_name}-kept", "1")
         sandbox_client.remove_image(f"{project_name}-helix-ubuntu:latest")
