@@ -38,19 +38,6 @@ def edges(g: BuildGraph) -> set[tuple[str, str, str]]:
     return {(e.source, e.target, e.via) for e in g.edges}
 
 
-@pytest.fixture
-def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    for name in (
-        "PLANNER_RULES",
-        "COMPOSE_FILE",
-        "COMPOSE_PROFILES",
-        "COMPOSE_PROJECT_NAME",
-        "SANDBOX_IMAGE",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    return CliRunner()
-
-
 # --- image references in Dockerfiles -------------------------------------------------------------------
 
 

@@ -19,19 +19,6 @@ SVG = "{http://www.w3.org/2000/svg}"
 HELIX_NODES = {"api", "frontend", "zed-build", "qwen-code-build", "helix-ubuntu", "helix-sandbox"}
 
 
-@pytest.fixture
-def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    for name in (
-        "PLANNER_RULES",
-        "COMPOSE_FILE",
-        "COMPOSE_PROFILES",
-        "COMPOSE_PROJECT_NAME",
-        "SANDBOX_IMAGE",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    return CliRunner()
-
-
 @pytest.mark.skipif(
     shutil.which("dot") is None, reason="graphviz `dot` is not installed (CI installs it via apt)"
 )
