@@ -200,7 +200,9 @@ def decide_transfers(
         served = action == "pull" or (
             ref is not None and registry_ok and registry is not None and ref in registry.present
         )
-        # dockerd's own push (gzip) needs no export and skips the layers it pushed before: through the registry
+        # dockerd's own push (gzip) needs no export and skips the layers it pushed before, and a destination that
+        # pulled the earlier builds skips the layers it pulled before (a daemon knows a registry blob by the
+        # digest it pulled or pushed it under; a streamed delivery teaches it nothing): through the registry
         served = served or (codec == "gzip" and registry_ok and share and action == "build")
         mode, reason = _transfer_mode(node.rules.transfer, registry_configured, registry_ok, served)
         layers, size = _moves(observation, key, view) if mode in ("tarball", "registry") else (None, None)

@@ -30,8 +30,10 @@ class RegistryRules(Strict):
     password: str | None = Field(None, description="Basic auth password; use ${VAR}, never a literal")
     compression: Literal["none", "gzip"] | None = Field(
         None,
-        description="How pushed layers are stored: none (planner uploads them uncompressed from the export; fastest "
-        "on loopback) or gzip (dockerd's push); null: none for a loopback registry, gzip otherwise",
+        description="How pushed layers are stored: gzip (dockerd's push: no export, and a rebuild moves only the "
+        "layers dockerd has not pushed before) or none (planner uploads them uncompressed from the session "
+        "daemon's export, teed into the deliveries: a faster first push on loopback, but on Engine 20.10 every "
+        "push then costs a whole `docker save`, since dockerd never learns those layers); null: gzip",
     )
     share: bool = Field(
         True,
@@ -39,12 +41,11 @@ class RegistryRules(Strict):
     )
 
     def codec(self) -> Literal["none", "gzip"]:
-        """The effective compression: as set, else none on loopback (where compressing is pure cost)."""
-        if self.compression is not None:
-            return self.compression
-        from planner.refs import is_loopback_host
-
-        return "none" if is_loopback_host(self.url) else "gzip"
+        """The effective compression: as set, else gzip. Uncompressed uploads make a cold push about 1.5x faster
+        on loopback, but every later push of a rebuilt image must then read its whole export, where dockerd's
+        own push moves only the changed layers (bench/coldstart.py, desktop change: 21.8 s against 9.6 s for
+        today's path); a rebuild is what a session does most."""
+        return self.compression if self.compression is not None else "gzip"
 
 
 class BuilderRules(Strict):

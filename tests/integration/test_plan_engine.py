@@ -104,13 +104,14 @@ def test_plan_follows_what_each_daemon_and_the_registry_hold(
     assert modes(first) == {
         "registry": "registry",
         "local": "none",
-        "sandbox": "tarball",
-    }  # builds are shared; the new image streams to the sandbox (the registry lacks it)
+        "sandbox": "registry",
+    }  # builds are shared (dockerd's push), and the sandbox pulls them
 
     # An image with the key in the session daemon, never shared: skip here, push it, send it to the sandbox.
     keyed_image(None, f"{name}-app:latest", key, "app", name)
     second = plan(project, cache)
     assert node_of(second).action == "skip"
+    # not a build: the image is there already, streamed to the sandbox while it is pushed
     assert modes(second) == {"registry": "registry", "local": "none", "sandbox": "tarball"}
     # what the delivery moves, from the image's history and the sandbox's layers: one layer of one byte
     delivery = next(t for t in node_of(second).transfers if t.destination == "sandbox")

@@ -43,7 +43,7 @@ def project(root: Path, name: str, registry: str, sandbox: str, base: str, trans
     )
     (root / "compose.yaml").write_text(f"name: {name}\nservices:\n  app:\n    build: ./app\n")
     (root / "planner.yaml").write_text(
-        f"registry:\n  url: {registry}\n  namespace: u\n"
+        f"registry:\n  url: {registry}\n  namespace: u\n  compression: none\n"
         f"destinations:\n  sandbox:\n    host: {sandbox}\n"
         f"rules:\n  - match: '*'\n    destinations: [local, sandbox]\n    transfer: {transfer}\n"
     )
@@ -85,7 +85,7 @@ def test_uncompressed_delivery_runs_in_the_sandbox_and_moves_only_what_changed(
     env = {"PLANNER_CACHE_DIR": str(tmp_path / "cache")}
     planned = plan_json(root, env)
     push = next(s for s in planned["steps"] if s["kind"] == "push")
-    assert push["method"] == "layers"  # loopback registry: planner moves the layers, uncompressed
+    assert push["method"] == "layers"  # compression: none: planner moves the layers, uncompressed
     ref = push["ref"]
     first = run(root, "apply", "-q", "--timing-log", str(tmp_path / "t1.jsonl"), env=env)
     assert first.returncode == 0, first.stderr

@@ -113,14 +113,26 @@ def test_a_cold_plan_lists_every_step_with_its_order(project: Path) -> None:
         "push:api": ("push", ["build:api"]),  # shared for other sessions
         "build:web": ("build", ["build:api", "export:tool", "stamp:version"]),
         "push:web": ("push", ["build:web"]),
-        # the registry lacks the key: the new image streams straight to the sandbox, not push then pull
-        "transfer:web:sandbox": ("transfer", ["build:web"]),
+        # dockerd pushes (gzip, by default: it pushes only layers it has not pushed before, without an export),
+        # the sandbox pulls (only layers it has not pulled before)
+        "transfer:web:sandbox": ("transfer", ["push:web"]),
     }
     transfer = next(s for s in plan.steps if s.id == "transfer:web:sandbox")
-    assert (transfer.mode, transfer.method, transfer.destination) == ("tarball", "partial", "sandbox")
-    assert transfer.ref is None and transfer.fallback is None
-    # one export feeds the uncompressed push and the delivery
+    assert (transfer.mode, transfer.fallback, transfer.destination) == ("registry", "tarball", "sandbox")
+    assert transfer.ref is not None and transfer.ref.startswith(f"{REGISTRY}/planner/stack/web:")
     push = next(s for s in plan.steps if s.id == "push:web")
+    assert (push.method, push.export_with, transfer.export_with) == ("engine", [], [])
+
+
+def test_an_uncompressed_push_and_the_delivery_read_one_export(project: Path) -> None:
+    """compression: none: planner's push reads the session daemon's export, so the new image streams straight
+    into the sandbox from the same reading instead of a push then a pull."""
+    rules = project / "planner.yaml"
+    rules.write_text(rules.read_text().replace(f'url: "{REGISTRY}"', f'url: "{REGISTRY}", compression: none'))
+    plan = planned_with(project, {}, {}, set()).plan
+    push = next(s for s in plan.steps if s.id == "push:web")
+    transfer = next(s for s in plan.steps if s.id == "transfer:web:sandbox")
+    assert (transfer.mode, transfer.method, transfer.needs) == ("tarball", "partial", ["build:web"])
     assert (push.method, push.export_with, transfer.export_with) == (
         "layers",
         ["transfer:web:sandbox"],
@@ -318,7 +330,7 @@ def test_services_sharing_one_image_and_build_make_one_build(tmp_path: Path) -> 
     assert steps_of(plan) == {
         "build:worker0": ("build", []),
         "push:worker0": ("push", ["build:worker0"]),
-        "transfer:worker0:sandbox": ("transfer", ["build:worker0"]),
+        "transfer:worker0:sandbox": ("transfer", ["push:worker0"]),
     }
     build = next(s for s in plan.steps if s.kind == "build")
     assert build.serves == ["worker1", "worker2", "worker3", "worker4"]
