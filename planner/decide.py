@@ -244,7 +244,7 @@ def _transfer_mode(rule: str, configured: bool, reachable: bool, served: bool) -
     it lacks and nothing is exported. Otherwise the image is exported from the session daemon anyway, and
     streaming the export into the destination (only the layers it lacks) beats a registry round trip, which
     writes every layer to the registry's disk and reads it back (bench/transfer.py: 13.3 s against 29.5 s for
-    a 1 GB image); a push that shares the build reads the same export."""
+    a 1 GB image); an uncompressed push that shares the build reads the same export."""
     if rule == "tarball":
         return "tarball", "missing; rules: transfer tarball"
     if rule == "registry":
@@ -254,7 +254,7 @@ def _transfer_mode(rule: str, configured: bool, reachable: bool, served: bool) -
             return "unknown", "missing; rules ask for the registry, which is unreachable"
         return "registry", "missing; only layers the destination lacks move"
     if served:
-        return "registry", "missing; the registry holds it: only layers the destination lacks move"
+        return "registry", "missing; pulled through the registry: only layers the destination lacks move"
     if reachable:
         return "tarball", "missing; streamed from the session daemon: only layers the destination lacks move"
     if configured:
