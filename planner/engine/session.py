@@ -248,7 +248,11 @@ class Source:
                     return True
             return False
 
-        return [e for e in self.entries if chosen(os.fsdecode(e.stat.path))]
+        picked = {path for path in (os.fsdecode(e.stat.path) for e in self.entries) if chosen(path)}
+        # every folder above a picked entry, as fsutil's own sender emits them: a wildcard (`*/x.txt`) picks
+        # `c/x.txt` without `c`, and BuildKit's receiver then fails with "changes out of order"
+        above = {"/".join(path.split("/")[:n]) for path in picked for n in range(1, path.count("/") + 1)}
+        return [e for e in self.entries if os.fsdecode(e.stat.path) in picked | above]
 
 
 def _file_reader(root: str, entry: Entry, expected: str | None) -> Reader:

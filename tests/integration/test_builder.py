@@ -154,3 +154,34 @@ def test_a_session_outlives_the_daemons_health_checks(
     tag = f"planner-test/builder-slow:{os.getpid()}"
     EngineBuilder(Daemon("local", None)).build(request_for(tmp_path, tag), lambda line: None)
     assert Daemon("local", None).image_id(tag) is not None
+
+
+def test_a_wildcard_copy_rebuilds_after_an_edit(tmp_path: Path, docker_client: Any) -> None:
+    """BuildKit asks the session for `followpaths` such as `*/x*.txt`; the sender must send every folder above a
+    matched file (as fsutil's own sender does), or the receiver fails a rebuild with "changes out of order"."""
+    from tests.integration.conftest import remove_project_images
+    from tests.integration.test_apply import run
+
+    name = f"bw{os.getpid()}"
+    root = tmp_path / "p"
+    for path, text in {"a/x1.txt": "1\n", "c/x2.txt": "2\n", "a.txt": "z\n", "a/b/y.txt": "y\n"}.items():
+        (root / "app" / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / "app" / path).write_text(text)
+    (root / "app/Dockerfile").write_text(
+        "FROM scratch\nLABEL planner.test=1\nCOPY */x*.txt /out/\nCOPY a* /all/\n"
+    )
+    (root / "compose.yaml").write_text(f"name: {name}\nservices:\n  app:\n    build: ./app\n")
+    env = {"PLANNER_CACHE_DIR": str(tmp_path / "cache")}
+    try:
+        for edit in range(3):
+            (root / "app/c/x2.txt").write_text(f"2 edit {edit}\n")
+            (root / "app/a" / f"new{edit}.txt").write_text("n\n")
+            done = run(root, "apply", "-q", env=env)
+            assert done.returncode == 0, done.stderr
+            with tarfile.open(
+                fileobj=io.BytesIO(folder_archive(docker_client, f"{name}-app", "/out"))
+            ) as archive:
+                member = archive.extractfile("out/x2.txt")
+                assert member is not None and member.read() == f"2 edit {edit}\n".encode()
+    finally:
+        remove_project_images(name)
