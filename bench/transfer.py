@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench._common import sh, timed  # noqa: E402
-from tests.integration.services import start_dockerd, start_registry  # noqa: E402
+from tests.integration.services import RegistryProcess, start_dockerd, start_registry  # noqa: E402
 
 BASE = "planner-bench/busybox:1"
 
@@ -140,6 +140,17 @@ def steps_line(records: list[dict[str, Any]]) -> str:
     )
 
 
+def change_top_layer(
+    root: Path, env: dict[str, str], registry: RegistryProcess, top_mb: int, log: Path
+) -> tuple[int, float, list[dict[str, Any]]]:
+    """Rewrite the top layer's file and apply: bytes the registry gained, the push + delivery span, the log."""
+    (root / "app/top.bin").write_bytes(os.urandom(top_mb * 1024 * 1024))
+    stored = registry.blob_bytes()
+    planner(root, env, "apply", "-q", "--timing-log", str(log))
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    return registry.blob_bytes() - stored, span(records), records
+
+
 def wipe(url: str) -> None:
     """Remove every image from a daemon (all tags, so no image survives under another name)."""
     ids = sh(["docker", "-H", url, "images", "-aq"], check=False).split()
@@ -241,13 +252,9 @@ def main() -> None:
                   f"(b)/(c') = {b / streamed_c:.2f}")  # fmt: skip
 
             # One changed top layer into the sandbox.
-            (root / "app/top.bin").write_bytes(os.urandom(args.top_mb * 1024 * 1024))
-            stored = registry.blob_bytes()
-            log = tmp_path / "t1.jsonl"
-            planner(root, env, "apply", "-q", "--timing-log", str(log))
-            records = [json.loads(line) for line in log.read_text().splitlines()]
-            moved = registry.blob_bytes() - stored
-            deliver = span(records)
+            moved, deliver, records = change_top_layer(
+                root, env, registry, args.top_mb, tmp_path / "t1.jsonl"
+            )
             streamed = sum(r.get("bytes", 0) for r in records if r["phase"] == "transfer")
             layer_bytes = args.top_mb * 1024 * 1024
             wipe_image(sandbox.url, image)
@@ -269,13 +276,9 @@ def main() -> None:
                 text.replace("  compression: none\n", "").replace("namespace: bench", "namespace: benchgz")
             )
             planner(root, env, "apply", "-q")
-            (root / "app/top.bin").write_bytes(os.urandom(args.top_mb * 1024 * 1024))
-            stored = registry.blob_bytes()
-            log = tmp_path / "t2.jsonl"
-            planner(root, env, "apply", "-q", "--timing-log", str(log))
-            records = [json.loads(line) for line in log.read_text().splitlines()]
-            moved = registry.blob_bytes() - stored
-            deliver = span(records)
+            moved, deliver, records = change_top_layer(
+                root, env, registry, args.top_mb, tmp_path / "t2.jsonl"
+            )
             print(f"    steps: {steps_line(records)}")
             print(f"changed top layer, compression gzip (the default): pushed {moved / 1e6:.1f} MB (ratio "
                   f"{moved / layer_bytes:.2f}); push + pull {deliver:.2f} s vs full save | load {full:.2f} s, "
