@@ -17,7 +17,6 @@ from planner.engine.registry import Registry
 from planner.errors import PlannerError
 from planner.graph import BuildGraph
 from planner.keys.manifest import Manifest
-from planner.layer_chain import chain_ids
 from planner.observation import DaemonView, GoldenImage, GoldenView, Observation, RegistryView
 from planner.plan_model import LOCAL
 
@@ -203,13 +202,15 @@ def _delivery_layers(
         if missing:
             images[key] = local.images[key].image_id
             lacking.update(missing)
+    from planner.engine.layers import held_chains  # only on the delivery path
+
     layers: dict[str, tuple[tuple[str, int | None], ...]] = {}
     try:
         for key, image_id in images.items():
             layers[key] = tuple(daemons[LOCAL].layers(image_id) or ())
         views = dict(views)
         for destination in sorted(lacking):
-            held = {c for diffs in daemons[destination].layer_sets() for c in chain_ids(diffs)}
+            held = held_chains(daemons[destination])
             views[destination] = replace(views[destination], chains=frozenset(held))
     except DaemonError:
         return views, layers

@@ -29,30 +29,7 @@ def holds(paths: Sequence[str], digests: Sequence[str], parallel: bool | None = 
 
     Signatures are compared through one xxh3-128 digest per chunk of paths, so that a memo holds no per-path
     objects to load and a check stops at the first chunk that differs."""
-    if len(digests) != -(-len(paths) // CHUNK):
-        return False  # recorded for another list of paths
-    if parallel is None:
-        parallel = len(paths) >= PARALLEL_FROM and (os.cpu_count() or 1) > 1
-    middle = len(digests) // 2
-    if not parallel or threading.active_count() > 1:  # forking a threaded process is unsafe
-        return _chunks_hold(paths, digests, 0, len(digests))
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child checks the second half of the chunks and reports one byte
-        try:
-            os.close(read_end)
-            os.write(write_end, b"1" if _chunks_hold(paths, digests, middle, len(digests)) else b"0")
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    try:
-        if not _chunks_hold(paths, digests, 0, middle):
-            os.kill(pid, signal.SIGKILL)  # the answer is known
-            return False
-        return os.read(read_end, 1) == b"1"
-    finally:
-        os.close(read_end)
-        os.waitpid(pid, 0)
+    return holds_each([(paths, digests)], parallel)[0]
 
 
 def holds_each(
@@ -112,14 +89,6 @@ def _each_holds(
         start = chunk * CHUNK
         answers[which] = _digest(paths, start, min(start + CHUNK, len(paths))) == digests[chunk]
     return answers
-
-
-def _chunks_hold(paths: Sequence[str], digests: Sequence[str], first: int, last: int) -> bool:
-    for chunk in range(first, last):
-        start = chunk * CHUNK
-        if _digest(paths, start, min(start + CHUNK, len(paths))) != digests[chunk]:
-            return False
-    return True
 
 
 def _digest(paths: Sequence[str], start: int, stop: int) -> str | None:

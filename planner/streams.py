@@ -77,6 +77,14 @@ class Branch:
         return False
 
 
+def close(chunks: Iterable[bytes]) -> None:
+    """End a chunk stream that can be ended (a generator, an HTTP body, a `Branch`: detached, so the other
+    readers of a teed stream go on without this one); anything else needs nothing."""
+    closer = getattr(chunks, "close", None)
+    if closer is not None:
+        closer()
+
+
 def tee(chunks: Iterable[bytes], consumers: int, depth: int = 16) -> list[Branch]:
     """Read `chunks` once, on a thread of its own, handing every chunk to each of `consumers` branches.
 
@@ -97,9 +105,7 @@ def tee(chunks: Iterable[bytes], consumers: int, depth: int = 16) -> list[Branch
             for branch in branches:
                 branch.put(exc)
         finally:
-            close = getattr(source, "close", None)
-            if close is not None:
-                close()
+            close(source)
 
     threading.Thread(target=run, daemon=True, name="tee").start()
     return branches

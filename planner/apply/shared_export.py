@@ -42,9 +42,6 @@ class SharedExports:
                 for member in group.members:
                     self._groups[member] = group
 
-    def grouped(self, step_id: str) -> bool:
-        return step_id in self._groups
-
     def chunks(
         self, step_id: str, export: Callable[[], Iterable[bytes]], cancelled: threading.Event
     ) -> Iterable[bytes]:
@@ -69,10 +66,3 @@ class SharedExports:
                     break
                 self._condition.wait(min(left, 0.1))
             return group.branches[step_id]
-
-
-def close(chunks: Iterable[bytes]) -> None:
-    """Detach from a shared reading (or end an own one) so the other readers need not wait for this step."""
-    closer = getattr(chunks, "close", None)
-    if closer is not None:
-        closer()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from planner.apply.executor import FellBack, Step, StepContext
 from planner.apply.export import export_image, folder_inside
-from planner.apply.shared_export import SharedExports, close
+from planner.apply.shared_export import SharedExports
 from planner.artifacts import record_artifact
 from planner.buildfiles import MAIN
 from planner.dockerignore import PatternMatcher
@@ -32,6 +32,7 @@ from planner.keys.walk import Entry, walk_context
 from planner.plan_model import LOCAL, PlanStep
 from planner.stack import Node
 from planner.store import Store
+from planner.streams import close
 
 if TYPE_CHECKING:
     from planner.engine.layers import Layout

@@ -5,8 +5,8 @@ ref as they pull any other. The same reading of the export stream builds a `dock
 the layers a destination already holds.
 
 Nothing is held whole or written to disk: the export is read once, in order, and each layer goes to the registry
-(or the load stream) as it arrives. A reader thread (`streams.tee`) keeps a few MiB of the export ahead of the upload, so reading
-the daemon and writing the registry overlap.
+(or the load stream) as it arrives. A reader thread (`streams.tee`) keeps a few MiB of the export ahead of the
+upload, so reading the daemon and writing the registry overlap.
 
 Which file of the export is which layer: an engine that writes the OCI layout names layers by diffID
 (`blobs/sha256/<hex>`). The legacy layout (Engine 20.10) names each layer's folder by its v1 ID, a hash of the

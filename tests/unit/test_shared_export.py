@@ -8,9 +8,9 @@ from collections.abc import Iterable, Iterator
 
 import pytest
 
-from planner.apply.shared_export import SharedExports, close
+from planner.apply.shared_export import SharedExports
 from planner.plan_model import PlanStep
-from planner.streams import tee
+from planner.streams import close, tee
 
 CHUNKS = [bytes([i]) * 1000 for i in range(200)]
 
