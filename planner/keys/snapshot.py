@@ -36,17 +36,13 @@ def snapshot_key(real_root: str, walks: Sequence[object]) -> tuple[str, int, str
     return ("tree", SNAPSHOT_VERSION, xxhash.xxh3_128_hexdigest(repr((real_root, list(walks))).encode()))
 
 
-def reuse(store: Store, key: tuple[str, int, str], folders: Folders | None = None) -> TreeResults | None:
-    """The snapshot's results if all its witnesses hold (and reported to the input log); else None, and
-    `folders` (when given) receives the per-folder records of the last walk to walk again with."""
-    return reuse_all(store, [(key, folders)])[0]
-
-
 def reuse_all(
     store: Store, wanted: Sequence[tuple[tuple[str, int, str], Folders | None]]
 ) -> list[TreeResults | None]:
-    """`reuse` for every root at once: the snapshots are loaded, then all their witnesses checked in one pass
-    (signatures.holds_each: two processes when there are many)."""
+    """Each root's snapshot results if all its witnesses hold (and reported to the input log), else None, and
+    its `Folders` (when given) receives the per-folder records of the last walk to walk again with. The
+    snapshots are loaded first, then all their witnesses checked in one pass (signatures.holds_each: two
+    processes when there are many)."""
     loaded: list[tuple[list[str], list[str], bytes, TreeResults] | None] = []
     for key, folders in wanted:
         loaded.append(_load(store, key, folders))
