@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -46,7 +46,9 @@ class InputLog:
     def __init__(self, ignore_prefixes: Iterable[str] = ()) -> None:
         self.seen: dict[str, Signature | None] = {}  # files opened or probed by name
         self.looked_up: list[str] = []  # the same, in order: the folders searched are witnessed too
-        self.trees: list[tuple[list[str], list[Signature]]] = []  # what context walks listed and sent
+        # what context walks listed and sent: paths, their signatures packed (signatures.PACKED), and those of
+        # them not known to be older than the racy window
+        self.trees: list[tuple[list[str], bytes, Sequence[Signature]]] = []
         self.in_trees: set[str] = set()
         self.variables: set[str] = set()  # names interpolation looked up
         self.folders: dict[str, Signature | None] = {}  # every folder above a looked-up path, at first look
@@ -54,8 +56,11 @@ class InputLog:
         self.opaque: list[str] = []  # what was consulted that cannot be replayed (then nothing is remembered)
         self.ignore_prefixes = tuple(ignore_prefixes)
 
-    def note_tree(self, paths: list[str], sigs: list[Signature]) -> None:
-        self.trees.append((paths, sigs))
+    def note_tree(self, paths: list[str], packed: bytes | None, recent: Sequence[Signature]) -> None:
+        if packed is None:
+            self.opaque.append("a context entry whose signature cannot be stored")
+            return
+        self.trees.append((paths, packed, recent))
         self.in_trees.update(paths)
 
     def note_looked_up(self, path: str) -> None:
@@ -118,11 +123,12 @@ def recording(log: InputLog) -> Iterator[InputLog]:
         _state.log = previous
 
 
-def note_tree(paths: list[str], sigs: list[Signature]) -> None:
-    """A context walk reports the folders it listed and the entries it sent (absolute paths)."""
+def note_tree(paths: list[str], packed: bytes | None, recent: Sequence[Signature]) -> None:
+    """A context walk reports the folders it listed and the entries it sent (absolute paths) with their packed
+    signatures, and which of those may be within the racy window (all, for a walk made now)."""
     log = _state.log
     if log is not None:
-        log.note_tree(paths, sigs)
+        log.note_tree(paths, packed, recent)
 
 
 def note_variables(names: Iterable[str]) -> None:

@@ -30,7 +30,7 @@ import xxhash
 
 from planner import inputs
 from planner.localcache import RACY_WINDOW_NS, cache_root, warn_cache
-from planner.signatures import holds, seal
+from planner.signatures import holds, pack_all, seal
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -138,11 +138,11 @@ def chain(path: str, anchor: str) -> list[str]:
     return folders
 
 
-def witnesses(
-    log: inputs.InputLog, anchors: Sequence[str], project_dir: str
-) -> dict[str, inputs.Signature | None] | None:
-    """The log's paths plus the folders whose listings the run depended on, with their signatures; None when
-    a path was seen with two signatures (it changed during the run)."""
+def witnesses(log: inputs.InputLog, anchors: Sequence[str], project_dir: str) -> Witnessed:
+    """The log's paths plus the folders whose listings the run depended on, with their signatures: first the
+    paths looked up (and the folders searched), then what context walks listed and sent. A path found twice
+    (walks that overlap, a Dockerfile inside a context) is checked twice: if it changed during the run the two
+    signatures differ and the memo can never hold, which is what such a run deserves."""
     extra: set[str] = set(_installation())
     for path in log.looked_up:
         extra.update(chain(os.path.dirname(path), project_dir))
@@ -160,26 +160,48 @@ def witnesses(
             if name.endswith(".py"):
                 full = os.path.join(folder, name)
                 seen.setdefault(full, inputs.lstat_signature(full))
-    walked: dict[str, inputs.Signature] = {}
-    for paths, sigs in reversed(log.trees):  # where walks overlap, the first walk's signature stays
-        walked.update(zip(paths, sigs, strict=True))
-    if any(walked.get(path, sig) != sig for path, sig in seen.items() if path in walked):
-        return None
-    seen.update({path: sig for path, sig in walked.items() if path not in seen})
-    return seen
+    return Witnessed(seen, log.trees)
+
+
+class Witnessed:
+    """What a memo must check: paths looked up with their signatures (None: the path was absent; its folder
+    is witnessed, so it cannot appear unseen), and the walks' blocks of paths with packed signatures."""
+
+    __slots__ = ("seen", "trees")
+
+    def __init__(
+        self,
+        seen: dict[str, inputs.Signature | None],
+        trees: Sequence[tuple[list[str], bytes, Sequence[inputs.Signature]]] = (),
+    ) -> None:
+        self.seen = seen
+        self.trees = trees
+
+    def sealed(self) -> tuple[str, list[str]] | None:
+        """The paths joined and the chunk digests to keep; None when a witness is too recent to trust later."""
+        present = {witness: sig for witness, sig in self.seen.items() if sig is not None}
+        head = pack_all(list(present.values()))
+        if head is None:
+            return None
+        paths = list(present)
+        recent: list[inputs.Signature] = list(present.values())
+        blocks = [head]
+        for tree_paths, packed, fresh in self.trees:
+            paths += tree_paths
+            blocks.append(packed)
+            recent += fresh
+        return seal(paths, b"".join(blocks), recent, RACY_WINDOW_NS)
 
 
 def save(
     path: str,
-    seen: dict[str, inputs.Signature | None],
+    seen: Witnessed,
     answer: Answer,
     volatile: Mapping[str, str | None],
     responses: Sequence[inputs.Response] = (),
 ) -> bool:
     """Write the memo atomically; refuse (False) if a witness was written too recently."""
-    # a path looked for and absent has no signature: its folder is witnessed, so it cannot appear unseen
-    present = {witness: sig for witness, sig in seen.items() if sig is not None}
-    sealed = seal(list(present), list(present.values()), RACY_WINDOW_NS)
+    sealed = seen.sealed()
     if sealed is None:
         return False
     data = {
@@ -236,7 +258,7 @@ class Recorder:
         start = os.path.abspath(os.path.join(self.options.cwd, self.options.project_directory or "."))
         volatile = {n: self.options.environ.get(n) for n in SHELL_VOLATILE if n in self.log.variables}
         seen = witnesses(self.log, [start, *roots], project_dir)
-        return seen is not None and save(self.path, seen, answer, volatile, self.log.responses)
+        return save(self.path, seen, answer, volatile, self.log.responses)
 
     def save_for(self, answer: Answer, graph: BuildGraph) -> bool:
         """`save` with the build roots a plan of `graph` walked and its project folder."""

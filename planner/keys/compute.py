@@ -17,13 +17,14 @@ from pathlib import Path
 
 import xxhash
 
-from planner import inputs
+from planner import inputs, signatures
 from planner.dockerfile import instructions
 from planner.dockerignore import PatternMatcher
 from planner.errors import InputError
 from planner.graph import BuildGraph
 from planner.keys import narrow, snapshot
-from planner.keys.manifest import KEY_VERSION, Manifest, digest_lines, value_hash
+from planner.keys.manifest import KEY_VERSION, Manifest, digest_lines, file_line, files_digest, value_hash
+from planner.keys.patch import patch
 from planner.keys.statcache import StatCache
 from planner.keys.walk import Entry, Folders, Witnesses, walk_contexts
 from planner.stack import Node
@@ -73,9 +74,9 @@ class KeyComputer:
         self.cache = cache
         self.environ = environ
         self.generated = self._generated_paths()
-        self.pending: list[
-            tuple[tuple[str, int, str], Witnesses, snapshot.TreeResults, Folders]
-        ] = []  # snapshots to keep
+        # snapshots to keep once every key is computed (bad input: none), with their signatures not yet known
+        # to be older than the racy window
+        self.pending: list[tuple[tuple[str, int, str], snapshot.Snapshot, list[inputs.Signature]]] = []
 
     def _generated_paths(self) -> list[str]:
         paths = [n.output_dest for n in self.graph.nodes.values() if n.output_dest]
@@ -132,13 +133,8 @@ class KeyComputer:
             manifest = self._manifest(node, plan[name], trees, manifests)
             manifests[name] = manifest
         self.cache.save()
-        for (
-            key,
-            witnesses,
-            walked,
-            folders,
-        ) in self.pending:  # kept once every key is computed (bad input: none)
-            snapshot.remember(self.cache.store, key, witnesses, walked, folders)
+        for key, kept, recent in self.pending:
+            snapshot.remember(self.cache.store, key, kept, recent)
         self.pending.clear()
         return manifests
 
@@ -158,14 +154,26 @@ class KeyComputer:
         keys = [
             snapshot.snapshot_key(os.path.realpath(r), [_decides(w) for w in g]) for r, g in by_root.items()
         ]
-        # each root's last walk, to list again only the folders that changed
-        memories = [Folders() for _ in keys]
-        found = snapshot.reuse_all(self.cache.store, list(zip(keys, memories, strict=True)))
-        for (root, group), key, folders, reused in zip(by_root.items(), keys, memories, found, strict=True):
-            if reused is not None:
-                result.update(reused)
+        found = snapshot.reuse_all(self.cache.store, keys)
+        for (root, group), key, last in zip(by_root.items(), keys, found, strict=True):
+            if isinstance(last, snapshot.Held):
+                result.update(last.results)
                 continue
-            witnesses: Witnesses = ([], [])
+            if isinstance(last, snapshot.Stale):
+                patched = patch(os.path.realpath(root), last)
+                if patched is not None:
+                    kept, recent = patched
+                    if inputs.is_recording():
+                        inputs.note_tree(kept.paths, kept.packed, recent)
+                    result.update(kept.results)
+                    self.pending.append((key, kept, recent))
+                    continue
+                records = last.snapshot.folders
+            else:
+                records = last.folders
+            # each root's last walk, to list again only the folders that changed
+            folders = Folders(records)
+            witnesses = Witnesses()
             # Nodes that share a root usually share its ignore rules too: each distinct set of rules is
             # walked, hashed and encoded once, and its result shared (one tree, not one per node).
             distinct: dict[tuple[object, ...], list[_Walk]] = {}
@@ -184,20 +192,23 @@ class KeyComputer:
                 entries = listing
                 if same[0].hash_ignore is not None:
                     entries = [e for e in listing if not same[0].hash_ignore.excluded(e.path)]
-                lines = tree_lines(entries, hashes)
                 files = {
-                    e.path: (
-                        f"{e.kind} {e.mode:o} {hashes[e.path]}"
-                        if e.kind == "f"
-                        else f"{e.kind} {e.mode:o} {e.target}"
-                    )
+                    e.path: file_line(e.kind, e.mode, hashes[e.path] if e.kind == "f" else e.target)
                     for e in entries
                 }
-                tree = (digest_lines(lines), files)
+                tree = (files_digest(files), files)
                 for walk in same:
                     result[(walk.node, walk.label)] = tree
             walked = {(w.node, w.label): result[(w.node, w.label)] for w in group}
-            self.pending.append((key, witnesses, walked, folders))
+            packed = signatures.pack_all(witnesses.sigs)
+            kept = snapshot.Snapshot(
+                witnesses.paths if packed is not None else [],
+                packed or b"",
+                witnesses.listed if packed is not None else 0,
+                walked,
+                snapshot.settled_folders(folders),
+            )
+            self.pending.append((key, kept, witnesses.sigs))
         return result
 
     def _main_context(

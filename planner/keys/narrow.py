@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from planner.dockerfile import Source
-from planner.keys.manifest import digest_lines
+from planner.keys.manifest import files_digest
 
 _WILDCARD_CHARS = "*?["
 
@@ -192,4 +192,4 @@ def select(
         for folder, line in searched.items():
             selected.setdefault(folder, line)
         selected = dict(sorted(selected.items()))
-    return Selection(selected, digest_lines(f"{path}\0{line}" for path, line in selected.items()))
+    return Selection(selected, files_digest(selected))

@@ -7,16 +7,18 @@ mtime changes when an entry is added, removed or renamed), by each sent entry's 
 are part of the snapshot's key. So a snapshot is used only when every witness holds (signatures.py), and kept
 only when no witness was written within the racy window. The other roots are not walked at all.
 
-A root with a changed entry is walked again folder by folder (walk.Folders): a folder whose signature holds is
-not listed again, only the entries it sent are checked by lstat (a content edit, chmod or replacement shows on
-the entry itself), and a folder whose signature changed is listed again. Each folder's record is kept when it
-and the entries it sent are older than the racy window, whether or not the whole root's results can be kept.
+A root whose witnesses do not all hold comes back `Stale`, saying which witnesses changed: when only sent
+entries did, the root is patched (keys/patch.py); when a listed folder did, it is walked again folder by folder
+(walk.Folders): a folder whose signature holds is not listed again, only the entries it sent are checked by
+lstat, and a folder whose signature changed is listed again. Each folder's record is kept when it and the
+entries it sent are older than the racy window, whether or not the whole root's results can be kept.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import xxhash
 
@@ -25,10 +27,45 @@ from planner.keys.walk import Folder, Folders
 from planner.localcache import RACY_WINDOW_NS
 from planner.store import Store
 
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3  # 3: per-path signatures, so a failed check says which paths changed
 TreeResults = dict[
     tuple[str, str], tuple[str, dict[str, str]]
 ]  # (node, label) -> (tree hash, manifest lines)
+
+
+@dataclass
+class Snapshot:
+    """A root's walk as kept: its witnesses (the `listed` folders first, then the entries sent) with their
+    packed signatures, its results, and the per-folder records to walk again with."""
+
+    paths: list[str]
+    packed: bytes
+    listed: int
+    results: TreeResults
+    folders: dict[str, Folder] = field(default_factory=dict)
+
+
+@dataclass
+class Held:
+    """A snapshot every witness of which holds: its results are what a walk would give."""
+
+    results: TreeResults
+
+
+@dataclass
+class Absent:
+    """No whole snapshot: only the folder records kept for the root (maybe none) to walk with."""
+
+    folders: dict[str, Folder]
+
+
+@dataclass
+class Stale:
+    """A snapshot some of whose witnesses changed (index into `snapshot.paths` -> the signature now, None when
+    the path is gone)."""
+
+    snapshot: Snapshot
+    changes: signatures.Changes
 
 
 def snapshot_key(real_root: str, walks: Sequence[object]) -> tuple[str, int, str]:
@@ -36,80 +73,72 @@ def snapshot_key(real_root: str, walks: Sequence[object]) -> tuple[str, int, str
     return ("tree", SNAPSHOT_VERSION, xxhash.xxh3_128_hexdigest(repr((real_root, list(walks))).encode()))
 
 
-def reuse_all(
-    store: Store, wanted: Sequence[tuple[tuple[str, int, str], Folders | None]]
-) -> list[TreeResults | None]:
-    """Each root's snapshot results if all its witnesses hold (and reported to the input log), else None, and
-    its `Folders` (when given) receives the per-folder records of the last walk to walk again with. The
-    snapshots are loaded first, then all their witnesses checked in one pass (signatures.holds_each: two
-    processes when there are many)."""
-    loaded: list[tuple[list[str], list[str], bytes, TreeResults] | None] = []
-    for key, folders in wanted:
-        loaded.append(_load(store, key, folders))
-    candidates = [(index, found) for index, found in enumerate(loaded) if found is not None]
-    held = signatures.holds_each([(found[0], found[1]) for _, found in candidates])
-    answers: list[TreeResults | None] = [None] * len(wanted)
-    for (index, (paths, _, packed, results)), ok in zip(candidates, held, strict=True):
-        if not ok:
+Reuse = Held | Stale | Absent
+
+
+def reuse_all(store: Store, keys: Sequence[tuple[str, int, str]]) -> list[Reuse]:
+    """What each root's snapshot gives: `Held` when all its witnesses hold (reported to the input log), `Stale`
+    when some changed, `Absent` when there is none. The snapshots are loaded first, then all their witnesses
+    checked in one pass (signatures.differences: two processes when there are many)."""
+    loaded = [_load(store, key) for key in keys]
+    candidates = [(index, found) for index, found in enumerate(loaded) if isinstance(found, Snapshot)]
+    changed = signatures.differences([(found.paths, found.packed) for _, found in candidates])
+    answers: list[Reuse] = [found if isinstance(found, Absent) else Absent({}) for found in loaded]
+    for (index, found), changes in zip(candidates, changed, strict=True):
+        if changes is not None:
+            answers[index] = Stale(found, changes)
             continue
         if inputs.is_recording():
-            inputs.note_tree(paths, list(signatures.PACKED.iter_unpack(packed)))
-        answers[index] = results
+            inputs.note_tree(found.paths, found.packed, ())  # sealed before: none is recent
+        answers[index] = Held(found.results)
     return answers
 
 
-def _load(
-    store: Store, key: tuple[str, int, str], folders: Folders | None
-) -> tuple[list[str], list[str], bytes, TreeResults] | None:
-    """A snapshot's witnesses (paths, chunk digests, packed signatures) and results; its folder records go to
-    `folders`. None when there are no whole results to check."""
+def _load(store: Store, key: tuple[str, int, str]) -> Snapshot | Absent:
+    """A snapshot; or only its folder records when no whole results were kept."""
     try:
         data = store.get(key, "walk snapshot")
         if not isinstance(data, dict):
-            return None
+            return Absent({})
         recorded: dict[str, Folder] = data.get("folders") or {}
-        if folders is not None and isinstance(recorded, dict):
-            folders.previous = recorded
+        if not isinstance(recorded, dict):
+            return Absent({})
         if data.get("paths") is None:
-            return None  # only folder records were kept (some entry was too recent)
-        paths: list[str] = data["paths"].split("\0")
-        digests: list[str] = data["digests"]
-        packed: bytes = data["signatures"]
-        results: TreeResults = data["results"]
+            return Absent(recorded)  # only folder records were kept (some entry was too recent)
+        found = Snapshot(
+            data["paths"].split("\0"), data["signatures"], data["listed"], data["results"], recorded
+        )
     except Exception:  # damaged or foreign: walk again
-        if folders is not None:
-            folders.previous = {}
-        return None
-    if len(packed) != signatures.PACKED.size * len(paths):
-        return None
-    return paths, digests, packed, results
+        return Absent({})
+    if len(found.packed) != signatures.PACKED.size * len(found.paths) or not 0 <= found.listed <= len(
+        found.paths
+    ):
+        return Absent({})
+    return found
 
 
 def remember(
-    store: Store,
-    key: tuple[str, int, str],
-    witnesses: tuple[list[str], list[inputs.Signature]],
-    results: TreeResults,
-    folders: Folders | None = None,
+    store: Store, key: tuple[str, int, str], kept: Snapshot, recent: Sequence[inputs.Signature]
 ) -> None:
-    """Keep the results of a walk, unless a witness is too recent to be trusted; and the records of the
-    folders that are old enough (the next walk lists the others again)."""
+    """Keep a root's snapshot, unless a witness is too recent to be trusted (`recent`: the signatures not yet
+    known to be older than the racy window); its folder records in any case (the caller keeps only old ones)."""
     if store.cache is None:
         return
-    paths, sigs = witnesses
-    sealed = None if not paths else signatures.seal(paths, sigs, RACY_WINDOW_NS)
-    kept: dict[str, Folder] = {}
-    if folders is not None:
-        settled = time.time_ns() - RACY_WINDOW_NS
-        kept = {path: record for path, record in folders.current.items() if folders.newest[path] < settled}
-    if sealed is None and not kept:
+    whole = bool(kept.paths) and signatures.settled(recent, RACY_WINDOW_NS)
+    if whole and "\0".join(kept.paths).count("\0") != len(kept.paths) - 1:
+        whole = False  # a path holds the separator
+    if not whole and not kept.folders:
         return
-    data: dict[str, object] = {"folders": kept}
-    if sealed is not None:
+    data: dict[str, object] = {"folders": kept.folders}
+    if whole:
         data.update(
-            paths=sealed[0],
-            digests=sealed[1],
-            signatures=b"".join(signatures.PACKED.pack(*sig) for sig in sigs),
-            results=results,
+            paths="\0".join(kept.paths), signatures=kept.packed, listed=kept.listed, results=kept.results
         )
     store.set(key, data, "walk snapshot (the next run walks again)")
+
+
+def settled_folders(folders: Folders) -> dict[str, Folder]:
+    """The records of this walk's folders that are older than the racy window (the next walk lists the others
+    again)."""
+    settled = time.time_ns() - RACY_WINDOW_NS
+    return {path: record for path, record in folders.current.items() if folders.newest[path] < settled}

@@ -18,10 +18,10 @@ import os
 import posixpath
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from planner import inputs
+from planner import inputs, signatures
 from planner.dockerignore import PatternMatcher
 from planner.errors import InputError
 
@@ -76,6 +76,13 @@ def _entry(path: str, full: str, st: os.stat_result, kind: str) -> Entry:
         st.st_dev,
         target,
     )
+
+
+def entry_of(path: str, full: str, st: os.stat_result) -> Entry | None:
+    """The entry a walk sends for `full` (context path `path`) as lstat found it; None for what it never sends
+    (a socket)."""
+    kind = _kind(st.st_mode)
+    return None if kind is None else _entry(path, full, st, kind)
 
 
 class _Filter:
@@ -198,10 +205,11 @@ def walk_contexts(
         results.append(entries)
     if recording:
         paths, sigs = _depends_on(real_root, listed, results)
-        inputs.note_tree(paths, sigs)
+        inputs.note_tree(paths, signatures.pack_all(sigs), sigs)
         if witnesses is not None:
-            witnesses[0].extend(paths)
-            witnesses[1].extend(sigs)
+            witnesses.paths.extend(paths)
+            witnesses.sigs.extend(sigs)
+            witnesses.listed += len(listed)
     return results
 
 
@@ -323,12 +331,19 @@ def _listed(
     return decisions, sent, walked, entering
 
 
-Witnesses = tuple[list[str], list["inputs.Signature"]]  # absolute paths, and their signatures
+@dataclass
+class Witnesses:
+    """What a walk's result depends on, absolute paths with their signatures: the `listed` folders first, then
+    the entries sent."""
+
+    paths: list[str] = field(default_factory=list)
+    sigs: list[inputs.Signature] = field(default_factory=list)
+    listed: int = 0
 
 
 def _depends_on(
     real_root: str, listed: list[tuple[str, inputs.Signature]], results: list[list[Entry]]
-) -> Witnesses:
+) -> tuple[list[str], list[inputs.Signature]]:
     """What this walk's result depends on: the folders it listed, the entries it sent."""
     sent = {e.path: e for entries in results for e in entries if e.inode}  # implicit folders have no stat
     folder = real_root if real_root.endswith("/") else real_root + "/"  # as os.path.join, without its cost

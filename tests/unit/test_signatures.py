@@ -56,12 +56,23 @@ def test_checks_see_a_change_in_any_chunk(
 
 
 @pytest.mark.parametrize("parallel", [False, True])
-def test_several_lists_are_checked_in_one_pass(
+def test_differences_name_the_changed_paths_of_each_list(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool
 ) -> None:
-    """holds_each answers for each list what holds answers, whichever process checks which chunk."""
+    """differences answers for every list, whichever process checks which chunk: None where every path holds,
+    else exactly the paths that changed, with their signatures now (None for a path that is gone)."""
     monkeypatch.setattr(signatures, "CHUNK", 4)
     monkeypatch.setattr(signatures.threading, "active_count", lambda: 1)
+    forks = [0]
+    fork = os.fork
+
+    def counted_fork() -> int:
+        pid = fork()
+        if pid:
+            forks[0] += 1
+        return pid
+
+    monkeypatch.setattr(signatures.os, "fork", counted_fork)
     lists = []
     for which in range(5):
         folder = tmp_path / f"root{which}"
@@ -71,27 +82,36 @@ def test_several_lists_are_checked_in_one_pass(
             path.write_text(str(index))
         lists.append([str(p) for p in files])
 
-    def recorded() -> list[list[str]]:
-        found = [signatures.recorded_digests([inputs.lstat_signature(p) or (0, 0, 0, 0, 0) for p in paths])
+    def recorded() -> list[bytes]:
+        found = [signatures.pack_all([inputs.lstat_signature(p) or (0, 0, 0, 0, 0) for p in paths])
                  for paths in lists]  # fmt: skip
-        assert all(f is not None for f in found)
         return [f for f in found if f is not None]
 
-    digests = recorded()
-    assert signatures.holds_each(list(zip(lists, digests, strict=True)), parallel) == [True] * 5
-    for which, position in ((0, 0), (4, -1), (2, 5), (3, 9)):  # first, last, middle chunks
-        digests = recorded()
-        Path(lists[which][position]).write_text("changed")
-        expected = [which != other for other in range(5)]
-        assert signatures.holds_each(list(zip(lists, digests, strict=True)), parallel) == expected
-        assert [signatures.holds(p, d, False) for p, d in zip(lists, digests, strict=True)] == expected
-    digests = recorded()
-    wrong = [*digests[:1], digests[1][:-1], *digests[2:]]  # recorded for another list of paths
-    assert signatures.holds_each(list(zip(lists, wrong, strict=True)), parallel) == [
-        True,
-        False,
-        True,
-        True,
-        True,
+    packed = recorded()
+    assert signatures.differences(list(zip(lists, packed, strict=True)), parallel) == [None] * 5
+    for which, positions in (
+        (0, [0]),
+        (4, [-1, 2]),
+        (2, [5]),
+        (3, [9, 10, 11]),
+    ):  # first, last, middle chunks
+        packed = recorded()
+        for position in positions:
+            Path(lists[which][position]).write_text("changed")
+        expected: list[object] = [None] * 5
+        expected[which] = {
+            position % len(lists[which]): inputs.lstat_signature(lists[which][position])
+            for position in positions
+        }
+        assert signatures.differences(list(zip(lists, packed, strict=True)), parallel) == expected
+    packed = recorded()
+    Path(lists[1][2]).unlink()
+    assert signatures.differences(list(zip(lists, packed, strict=True)), parallel) == [
+        None,
+        {2: None},
+        None,
+        None,
+        None,
     ]
-    assert signatures.holds_each([], parallel) == []
+    assert signatures.differences([], parallel) == []
+    assert (forks[0] > 0) == parallel  # the parallel check really split the work

@@ -99,9 +99,32 @@ def test_only_the_changed_root_is_walked_again(
     assert walks.during(lambda: manifests(project, cache)) == ["api", "p", "web"]
     assert walks.during(lambda: manifests(project, cache)) == []
     (project / "web/src/app.js").write_text("2\n")
-    # the whole-repo root sends web/src/app.js too, so it is walked again with web; api is not
+    # only a sent entry changed: both roots that send it are patched, none walked, and the keys are exact
+    patched = Patches(monkeypatch)
+    assert walks.during(lambda: keys_and_files(manifests(project, cache))) == []
+    assert sorted(patched.roots) == ["p", "web"]
+    assert keys_and_files(manifests(project, cache)) == keys_and_files(manifests(project, StatCache(None)))
+    settle()
+    (project / "web/src/new.js").write_text("3\n")
+    # a folder changed: the whole-repo root sends it too, so it is walked again with web; api is not
     assert walks.during(lambda: manifests(project, cache)) == ["p", "web"]
     cache.close()
+
+
+class Patches:
+    """Counts the roots patched instead of walked."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.roots: list[str] = []
+        patch = planner.keys.compute.patch
+
+        def counted(root: str, *args: Any) -> Any:
+            done = patch(root, *args)
+            if done is not None:
+                self.roots.append(Path(root).name)
+            return done
+
+        monkeypatch.setattr(planner.keys.compute, "patch", counted)
 
 
 def test_a_file_the_ignore_file_drops_still_invalidates_its_folder(
@@ -150,12 +173,13 @@ def test_keys_with_snapshots_equal_keys_from_scratch(
     reused = [0]
     reuse_all = snapshot.reuse_all
 
-    def counted(store: Any, wanted: Any) -> list[snapshot.TreeResults | None]:
+    def counted(store: Any, wanted: Any) -> list[snapshot.Reuse]:
         found = reuse_all(store, wanted)
-        reused[0] += sum(one is not None for one in found)
+        reused[0] += sum(isinstance(one, snapshot.Held) for one in found)
         return found
 
     monkeypatch.setattr(snapshot, "reuse_all", counted)
+    patched = Patches(monkeypatch)
 
     @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(edits=EDITS)
@@ -181,6 +205,7 @@ def test_keys_with_snapshots_equal_keys_from_scratch(
 
     through()
     assert reused[0] > 0, "no snapshot was reused: the test compared walks from scratch only"
+    assert patched.roots, "no root was patched: the test compared walks only"
 
 
 def test_a_failed_computation_keeps_no_snapshot(

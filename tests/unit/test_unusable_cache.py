@@ -21,7 +21,7 @@ from planner.apply import run
 from planner.apply.executor import Step, StepContext
 from planner.apply.lock import project_lock
 from planner.compose.options import ProjectOptions
-from planner.memo import Answer, load, save
+from planner.memo import Answer, Witnessed, load, save
 from planner.pipeline import make_plan
 from planner.store import Store
 from tests.helpers import write_tree
@@ -63,7 +63,7 @@ def run_everything(options: ProjectOptions, store: Store, monkeypatch: pytest.Mo
         result = run.execute(planned, run.ApplyOptions(quiet=True), store)
     assert result.exit_code == 0 and result.logs == {}
     memo = os.path.join(store.directory, "memo", "x.memo")
-    assert save(memo, {}, Answer("out"), {}) is False  # not saved, no exception
+    assert save(memo, Witnessed({}), Answer("out"), {}) is False  # not saved, no exception
     assert load(memo, {}) is None
 
 
