@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from enum import StrEnum
 from io import StringIO
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
@@ -27,9 +27,6 @@ from typer.core import TyperGroup
 from planner import commandline
 from planner.commandline import PlanFormat, overrides, project_options, run_or_exit
 from planner.compose.options import ProjectOptions
-
-if TYPE_CHECKING:
-    pass
 
 
 class _OneLineUsageErrors(TyperGroup):

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from planner.engine.daemon import Daemon
-from planner.engine.registry import IMAGE_CONFIG, LAYER_TAR, SCHEMA2_MANIFEST, Registry, RegistryError
+from planner.engine.registry import IMAGE_CONFIG, LAYER_TAR, SCHEMA2_MANIFEST, Registry
 from planner.errors import RuntimeFailure
 from planner.layer_chain import chain_ids
 from planner.streams import tee
@@ -378,6 +378,3 @@ def held_chains(daemon: Daemon) -> set[str]:
     for diff_ids in found:
         chains.update(chain_ids(diff_ids))
     return chains
-
-
-__all__ = ["RegistryError", "chain_ids", "held_chains", "partial_load_stream", "push_uncompressed"]

@@ -17,8 +17,9 @@ import pytest
 from planner.apply.run import ApplyOptions, execute
 from planner.compose.options import ProjectOptions
 from planner.engine.daemon import Daemon
-from planner.engine.layers import Layout, Partial, chain_ids, held_chains, partial_load_stream
+from planner.engine.layers import Layout, Partial, held_chains, partial_load_stream
 from planner.engine.registry import LAYER_TAR, MANIFEST_TYPES, Registry, RegistryError
+from planner.layer_chain import chain_ids
 from planner.pipeline import make_plan
 from planner.store import Store
 from tests.integration.conftest import registry_or_skip

@@ -123,3 +123,23 @@ def test_there_is_no_import_circle() -> None:
 def test_the_stage_table_knows_every_module() -> None:
     for path in PACKAGE.rglob("*.py"):
         stage(module_name(path))  # raises for a module nobody placed
+
+
+def test_no_module_re_exports_an_imported_name() -> None:
+    """`__all__` may list only what the module itself defines: a name imported to be re-exported is a second
+    address for it, and goes stale when its users import it from where it lives."""
+    re_exported = []
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = {
+            (alias.asname or alias.name).split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for alias in node.names
+        }
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
+                listed = ast.literal_eval(node.value)  # type: ignore[union-attr]
+                re_exported += [f"{module_name(path)}: {name}" for name in listed if name in imported]
+    assert re_exported == []

@@ -223,8 +223,6 @@ def test_an_offline_plan_comes_from_the_same_decide_and_has_no_steps(project: Pa
 
 def test_apply_runs_exactly_the_plans_steps(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every executor step apply makes is a plan step (same id, phase and dependencies), and none is added."""
-    # api was built here and never shared: pushed
-    planned = planned_with(project, {"api": "present", "web": "unnamed"}, {}, set(), shared={"web"})
     handed: list[Any] = []
 
     class Recording:
@@ -237,9 +235,23 @@ def test_apply_runs_exactly_the_plans_steps(project: Path, monkeypatch: pytest.M
             return {}
 
     monkeypatch.setattr(run, "Executor", Recording)
-    run.execute(planned, run.ApplyOptions(quiet=True), Store.memory())
-    assert [(s.id, s.phase, s.deps) for s in handed] == [(s.id, s.kind, s.needs) for s in planned.plan.steps]
-    assert {s.kind for s in planned.plan.steps} >= {"stamp", "export", "tag", "push", "transfer"}
+    kinds: set[str] = set()
+    several_needs = False
+    for planned in (
+        planned_with(project, {}, {}, set()),  # cold: builds with several needs, pushes, a delivery
+        planned_with(project, {}, {}, {"api", "web"}),  # the registry holds both: pulls
+        # api was built here and never shared: pushed; web lost its name: put back, then delivered
+        planned_with(project, {"api": "present", "web": "unnamed"}, {}, set(), shared={"web"}),
+    ):
+        handed.clear()
+        run.execute(planned, run.ApplyOptions(quiet=True), Store.memory())
+        assert [(s.id, s.phase, s.deps) for s in handed] == [
+            (s.id, s.kind, s.needs) for s in planned.plan.steps
+        ]
+        kinds |= {s.kind for s in planned.plan.steps}
+        several_needs |= any(len(s.needs) > 1 for s in planned.plan.steps)
+    assert kinds == {"stamp", "export", "build", "pull", "tag", "push", "transfer"}
+    assert several_needs
 
 
 def test_warm_runs_only_the_pulls_the_registry_can_serve(project: Path) -> None:
