@@ -7,17 +7,21 @@ import threading
 from typing import Any
 
 from rich.console import Console
+from rich.filesize import decimal
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.text import Text
 
 from planner.apply.executor import Events, Step, StepResult
+
+MOVES_BYTES = ("push", "pull", "transfer")  # the phases whose steps report bytes
 
 MARK = {
     "ok": "done",
@@ -28,14 +32,25 @@ MARK = {
 }
 
 
+class _Amount(ProgressColumn):
+    """The overall row counts steps; a step that moves bytes shows how many so far; any other step, nothing."""
+
+    def render(self, task: Task) -> Text:
+        if task.fields.get("overall"):
+            return Text(f"{int(task.completed)}/{int(task.total or 0)} steps")
+        if task.fields.get("moves_bytes") and task.completed:
+            return Text(decimal(int(task.completed)))
+        return Text("")
+
+
 class LiveProgress:
     def __init__(self, total: int, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), DownloadColumn(),
-            TimeElapsedColumn(), console=self.console, transient=True,
+            TextColumn("{task.description}"), BarColumn(), _Amount(), TimeElapsedColumn(),
+            console=self.console, transient=True,
         )  # fmt: skip
-        self.overall = self.progress.add_task("apply", total=total)
+        self.overall = self.progress.add_task("apply", total=total, overall=True)
         self.tasks: dict[str, TaskID] = {}
         self.lock = threading.Lock()
 
@@ -51,7 +66,9 @@ class LiveProgress:
 
     def started(self, step: Step) -> None:
         with self.lock:
-            self.tasks[step.id] = self.progress.add_task(f"  {step.id}", total=None)
+            self.tasks[step.id] = self.progress.add_task(
+                f"  {step.id}", total=None, moves_bytes=step.phase in MOVES_BYTES
+            )
             if not self.console.is_terminal:  # no live display in a log: say when each step starts
                 self.console.print(f"{'start':>9}  {step.id}", highlight=False, markup=False)
 

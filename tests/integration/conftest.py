@@ -16,6 +16,7 @@ from tests.conftest import docker_unavailable
 from tests.integration.services import (
     DaemonProcess,
     RegistryProcess,
+    link_names,
     remove_test_images,
     start_dockerd,
     start_registry,
@@ -36,6 +37,22 @@ def _or_skip(start: Callable[[Path], Service], root: Path) -> Service:
     if started is None:
         docker_unavailable(reason)  # outside the handler: no chained traceback in the report
     return started
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hosts_docker0_survives() -> Iterator[None]:
+    """The host's `docker0` is there after the whole run if it was there before it (issue #12): a sandbox
+    daemon started with `--bridge=none` deletes it, and every later RUN of the host daemon's builds fails. A
+    loss is an error at the last test's teardown."""
+    try:
+        before = link_names()
+    except RuntimeError:
+        before = set()  # no `ip`: nothing to compare (the tests that start a daemon need it and say so)
+    yield
+    if "docker0" in before and "docker0" not in link_names():
+        pytest.fail(
+            "the host's docker0 bridge is gone after the integration tests (a dockerd with --bridge=none?)"
+        )
 
 
 def registry_or_skip(root: Path) -> RegistryProcess:

@@ -184,6 +184,15 @@ def _own_bridge() -> tuple[str, str]:
     raise RuntimeError("no free bridge name or subnet for the sandbox daemon")
 
 
+def link_names() -> set[str]:
+    """The names of this network namespace's interfaces (`ip -o link`); RuntimeError without `ip`."""
+    ip = shutil.which("ip")
+    if ip is None:
+        raise RuntimeError("the `ip` command (Debian iproute2) is not installed")
+    out = subprocess.run([ip, "-o", "link"], capture_output=True, text=True, check=True).stdout
+    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line}
+
+
 def remove_bridge(name: str) -> None:
     subprocess.run(["ip", "link", "delete", name, "type", "bridge"], capture_output=True, check=False)
 

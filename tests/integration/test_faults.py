@@ -1,6 +1,7 @@
 """Faults with the real registry and engine: nothing is recorded that did not happen, and a rerun recovers.
 
-- a push that fails is `fell-back` (never `ok`), the deliveries stream instead, and the next apply pushes;
+- a push that fails (the registry gone before it, or killed while dockerd uploads a layer) is `fell-back` (never
+  `ok`), the deliveries stream instead, and the next apply pushes;
 - a registry that lost a layer blob: the pull falls back to building, and the rebuilt image is pushed again;
 - a stamp is written only once the build it describes succeeded.
 """
@@ -15,6 +16,7 @@ import pytest
 
 from planner.apply.run import ApplyOptions, execute
 from planner.compose.options import ProjectOptions
+from planner.engine.daemon import Daemon, Progress
 from planner.pipeline import make_plan
 from planner.store import Store
 from tests.integration.conftest import registry_or_skip
@@ -40,9 +42,11 @@ def registry_has(host: str, repository: str, tag: str) -> bool:
         return False
 
 
+@pytest.mark.parametrize("when", ["before-the-push", "mid-push"])
 def test_a_push_that_failed_is_not_recorded_and_the_next_apply_shares_the_image(
-    tmp_path: Path, name: str, sandbox: DaemonProcess
+    tmp_path: Path, name: str, sandbox: DaemonProcess, monkeypatch: pytest.MonkeyPatch, when: str
 ) -> None:
+    """The default codec (gzip: dockerd's push, which retries a lost upload before it gives up)."""
     with temp_root("planner-reg3-") as reg_root:
         registry = registry_or_skip(reg_root)
         port = int(registry.host.rsplit(":", 1)[1])
@@ -51,10 +55,30 @@ def test_a_push_that_failed_is_not_recorded_and_the_next_apply_shares_the_image(
         store = Store.open(tmp_path / "cache")
         options = ProjectOptions(environ=environ, cwd=str(root))
         planned = make_plan(options, None, [], offline=False, store=store)
-        registry.stop()  # dies between the plan and the push
+        push = next(s for s in planned.plan.steps if s.id == "push:app")
+        assert push.method != "layers"  # dockerd's push (planner's own upload: test_uncompressed.py)
+        killed: list[dict[str, object]] = []
+        if when == "before-the-push":
+            registry.stop()  # dies between the plan and the push
+        else:
+            original = Daemon.push
+
+            def dying(self: Daemon, ref: str, progress: Progress | None = None) -> None:
+                def on_event(event: dict[str, object]) -> None:
+                    if not killed and event.get("status") == "Pushing":  # a layer upload is under way
+                        registry.process.kill()
+                        registry.process.wait()
+                        killed.append(event)
+                    if progress is not None:
+                        progress(event)
+
+                original(self, ref, on_event)
+
+            monkeypatch.setattr(Daemon, "push", dying)
         timing = tmp_path / "t1.jsonl"
         result = execute(planned, ApplyOptions(quiet=True, timing_log=timing), store)
         store.close()
+        assert when != "mid-push" or killed, "the registry was never killed: no upload progress was seen"
         assert result.exit_code == 0, [(r.step.id, r.error) for r in result.results.values()]
         status = {r["step"]: (r["status"], r["bytes"]) for r in steps(timing)}
         assert status["push:app"][0] == "fell-back"  # not "ok": nothing was shared

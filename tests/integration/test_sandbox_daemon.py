@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from typing import Any
 
 import pytest
 
 from tests.conftest import docker_unavailable
 from tests.integration.conftest import dockerd_or_skip
-from tests.integration.services import DaemonProcess, temp_root
+from tests.integration.services import DaemonProcess, link_names, temp_root
 
 pytestmark = pytest.mark.docker
 
 
 def _links() -> set[str]:
-    ip = shutil.which("ip")
-    if ip is None:
-        docker_unavailable("the `ip` command (Debian iproute2) is not installed")
-    out = subprocess.run([ip, "-o", "link"], capture_output=True, text=True, check=True).stdout
-    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line}
+    found: set[str] | None = None
+    reason = ""
+    try:
+        found = link_names()
+    except RuntimeError as exc:
+        reason = str(exc)
+    if found is None:
+        docker_unavailable(reason)  # outside the handler: no chained traceback in the report
+    return found
 
 
 def test_starting_and_stopping_a_sandbox_daemon_keeps_the_hosts_docker0(docker_client: Any) -> None:

@@ -346,3 +346,16 @@ def test_services_sharing_one_image_and_build_make_one_build(tmp_path: Path) -> 
     }
     build = next(s for s in plan.steps if s.kind == "build")
     assert build.serves == ["worker1", "worker2", "worker3", "worker4"]
+
+
+def test_the_plan_table_fits_120_columns_and_says_how_a_build_is_shared(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """#12: the table was ~160 columns wide and showed the share push as `registry:registry`."""
+    from planner.render import print_plan_table
+
+    print_plan_table(planned_with(project, {}, {}, set()).plan)  # not a terminal: the default width
+    printed = capsys.readouterr().out
+    assert max(len(line) for line in printed.splitlines()) <= 120, printed
+    table = printed.split("apply runs")[0]
+    assert "shared by push" in table and "registry:" not in table.replace("sandbox: registry", ""), table
