@@ -38,6 +38,7 @@ class Golden:
     name: str
     env: dict[str, str]
     busybox: str
+    images: dict[str, list[str]]  # what the source daemon listed before it stopped: ID -> names
 
 
 def _api(url: str) -> Any:
@@ -114,11 +115,12 @@ def golden(
         # a daemon still uses the data root: refused
         refused = run(project, "golden", "promote", str(source / "data"), str(xfs / "golden"))
         assert refused.returncode == 2 and "in use" in refused.stderr, refused.stderr
+        images = _images(daemon.url)
         daemon.stop()
         promoted = run(project, "golden", "promote", str(source / "data"), str(xfs / "golden"), env=env)
         assert promoted.returncode == 0, promoted.stderr
         assert "by reflink" in promoted.stdout, promoted.stdout
-        yield Golden(xfs, source, xfs / "golden", project, name, env, busybox_image)
+        yield Golden(xfs, source, xfs / "golden", project, name, env, busybox_image, images)
     finally:
         daemon.stop()
         remove_project_images(name)
@@ -178,7 +180,7 @@ def test_a_daemon_on_a_clone_holds_the_same_images_and_needs_nothing(
     }
     daemon = dockerd_or_skip(root)
     started.append(daemon)
-    assert _images(daemon.url) == source_images
+    assert _images(daemon.url) == source_images == golden.images
     assert _run_container(daemon.url, golden.busybox).strip() == "ran on the clone"
 
     env = {**golden.env, "SANDBOX_DOCKER_HOST": daemon.url}
@@ -222,7 +224,9 @@ def test_a_changed_desktop_file_is_stale_and_apply_delivers_only_it(
         assert every["frontend"] == "absent"  # frontend never went to the sandbox
 
         root = golden.xfs / "clone-topup"
-        assert run(golden.project, "golden", "clone", str(golden.golden), str(root / "data")).returncode == 0
+        cloned = run(golden.project, "golden", "clone", str(golden.golden), str(root / "data"))
+        assert cloned.returncode == 0, cloned.stderr
+        assert " by reflink in " in cloned.stdout  # auto, on XFS made with reflink=1
         daemon = dockerd_or_skip(root)
         started.append(daemon)
         timing = tmp_path / "t.jsonl"
@@ -244,6 +248,35 @@ def test_a_changed_desktop_file_is_stale_and_apply_delivers_only_it(
         assert delivered[0]["bytes"] <= 1.2 * layer, (delivered[0]["bytes"], layer, whole)
     finally:
         start.write_text(before)
+
+
+def test_a_destination_naming_its_golden_gets_its_age_and_stale_nodes_in_the_plan(golden: Golden) -> None:
+    rules = golden.project / "planner.yaml"
+    start = golden.project / "desktop/start.sh"
+    rules_before, start_before = rules.read_text(), start.read_text()
+    host = "    host: ${SANDBOX_DOCKER_HOST:-unix:///run/planner-sandbox/docker.sock}\n"
+    assert host in rules_before
+    rules.write_text(rules_before.replace(host, host + f"    golden: {golden.golden}\n"))
+    start.write_text(start_before + "echo changed\n")
+    try:
+        version = golden_files.current(golden.golden).id
+        text = run(golden.project, "plan", env=golden.env)
+        assert text.returncode == 0, text.stderr
+        words = " ".join(text.stdout.split())  # the console wraps long lines
+        line = words[words.index("golden(sandbox):") :]
+        assert line.startswith(f"golden(sandbox): {golden.golden} version {version}, "), line
+        assert " old: 1 present, 1 stale (helix-ubuntu)" in line, line
+        plan = json.loads(run(golden.project, "plan", "--format", "json", env=golden.env).stdout)
+        (report,) = plan["goldens"]
+        assert report["destination"] == "sandbox" and report["version"] == version and report["created"]
+        assert {n["name"]: n["state"] for n in report["nodes"]} == {"helix-ubuntu": "stale", "api": "present"}
+        status = run(
+            golden.project, "golden", "status", str(golden.golden), "--format", "json", env=golden.env
+        )
+        assert json.loads(status.stdout)["destination"] == "sandbox"  # the destination whose rules name it
+    finally:
+        rules.write_text(rules_before)
+        start.write_text(start_before)
 
 
 @pytest.mark.parametrize("method", ["reflink", "overlay"])  # an overlay clone reads the version's own files
