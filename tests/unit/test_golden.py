@@ -181,3 +181,17 @@ def test_a_prune_during_a_clone_keeps_the_version_being_cloned(
     golden.clone(tmp_path / "golden", tmp_path / "clone/data", "copy")
     assert pruned[0].removed == [] and first.id in pruned[0].in_use
     assert (tmp_path / "clone/data/fuse-overlayfs/l/layer").is_file()
+
+
+def test_auto_without_reflinks_takes_an_overlay_only_for_drivers_that_run_on_it(tmp_path: Path) -> None:
+    source = _data_root(tmp_path / "src", {"1" * 64: ("app:latest", NEW)})
+    (tmp_path / "clones").mkdir()
+    if golden.can_reflink(source / "fuse-overlayfs/l/layer", tmp_path / "clones"):
+        pytest.skip(f"{tmp_path} clones files: auto takes a reflink")
+    assert (
+        golden.pick_method(source, tmp_path / "clones", "auto", "overlay2") == "copy"
+    )  # overlay does not nest
+    mountable = golden._overlay_mountable(tmp_path / "clones")
+    chosen = golden.pick_method(source, tmp_path / "clones", "auto", "fuse-overlayfs")
+    assert chosen == ("overlay" if mountable else "copy")
+    assert os.listdir(tmp_path / "clones") == []  # the probes leave nothing behind
