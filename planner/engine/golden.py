@@ -303,25 +303,33 @@ def clone(golden: Path, data_root: Path, method: str = "auto", jobs: int = 8) ->
     chosen = pick_method(
         version.data, data_root.parent, method, version.driver or storage_driver(version.data)
     )
-    # registered first: a prune running meanwhile sees the version in use (by this live pid)
-    registration = hashlib.sha256(str(data_root).encode()).hexdigest()[:16]
-    (version.path / "clones").mkdir(exist_ok=True)
-    entry = {"path": str(data_root), "pid": os.getpid()}
-    (version.path / "clones" / f"{registration}.json").write_text(json.dumps(entry) + "\n")
+    # registered first: a prune running meanwhile sees the version in use (by this live pid, until it is made)
+    registration = (
+        version.path / "clones" / f"{hashlib.sha256(str(data_root).encode()).hexdigest()[:16]}.json"
+    )
+    registration.parent.mkdir(exist_ok=True)
+    registration.write_text(json.dumps({"path": str(data_root), "pid": os.getpid()}) + "\n")
     marker = json.dumps({"golden": str(golden), "version": version.id, "method": chosen, "created": _now()})
     started = time.monotonic()
-    if chosen == "overlay":
-        stats = _overlay(version.data, data_root)  # a mount appears whole: nothing to rename
-        with _building(data_root):  # a failure from here on unmounts and removes it
-            (data_root / MARKER).write_text(marker + "\n")
-    else:
-        partial = _partial_beside(data_root)
-        with _building(partial):
-            stats = _materialise(version.data, partial, chosen, jobs)
-            (partial / MARKER).write_text(marker + "\n")
-            if data_root.exists():
-                data_root.rmdir()
-            os.rename(partial, data_root)
+    try:
+        if chosen == "overlay":
+            stats = _overlay(version.data, data_root)  # a mount appears whole: nothing to rename
+            with _building(data_root):  # a failure from here on unmounts and removes it
+                (data_root / MARKER).write_text(marker + "\n")
+        else:
+            partial = _partial_beside(data_root)
+            with _building(partial):
+                stats = _materialise(version.data, partial, chosen, jobs)
+                (partial / MARKER).write_text(marker + "\n")
+                if data_root.exists():
+                    data_root.rmdir()
+                os.rename(partial, data_root)
+    except BaseException:
+        registration.unlink(missing_ok=True)  # no clone: the version is not in use by it
+        raise
+    # made: from now on its marker says whether it uses the version (the pid, which may live on or be reused
+    # by another process, no longer does)
+    registration.write_text(json.dumps({"path": str(data_root)}) + "\n")
     return Made(version, chosen, time.monotonic() - started, stats)
 
 
@@ -332,8 +340,8 @@ def clones_of(version: GoldenVersion) -> list[Path]:
         with contextlib.suppress(OSError, ValueError, KeyError):
             registered = json.loads(entry.read_text())
             path = Path(registered["path"])
-            if registered.get("pid") and Path(f"/proc/{registered['pid']}").exists() and not path.exists():
-                live.append(path)  # being cloned right now
+            if registered.get("pid") and Path(f"/proc/{registered['pid']}").exists():
+                live.append(path)  # being cloned right now (into a new folder or an empty one)
                 continue
             marker = json.loads((path / MARKER).read_text())
             if marker.get("version") == version.id and Path(marker.get("golden", "")) == version.golden:
