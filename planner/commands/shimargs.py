@@ -85,7 +85,7 @@ DOCKER_BUILD = _table(
     V("--file", "-f"), B("--force-rm"), V("--iidfile"), V("--isolation"), V("--label"), V("--memory", "-m"),
     V("--memory-swap"), V("--network"), B("--no-cache"), V("--platform"), B("--pull"), B("--quiet", "-q"), B("--rm"),
     V("--security-opt"), V("--shm-size"), V("--tag", "-t"), V("--target"), V("--ulimit"),
-    B("--squash", hidden=True), V("--stream", hidden=True), HELP,
+    B("--squash", hidden=True), HELP,
 )  # fmt: skip
 
 # docker buildx 0.2x `docker buildx build --help` (and `docker build` when buildx is the default builder)
@@ -456,7 +456,6 @@ BUILD_PASSED = {
     "--sbom": "attestations are not made by planner's Engine builder",
     "--no-cache-filter": "partial cache use is not modelled by planner",
     "--squash": "squashing is not modelled by planner",
-    "--stream": "streams the context in a way planner does not",
     "--isolation": "isolation is not modelled by planner",
     "--security-opt": "security options are not modelled by planner",
     "--ulimit": "ulimits are not modelled by planner",

