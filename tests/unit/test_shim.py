@@ -294,3 +294,96 @@ def test_a_docker_without_compose_is_named_with_what_to_install(tmp_path: Path) 
     assert result.returncode == 125
     assert result.stderr.count("\n") == 1 and "has no compose plugin" in result.stderr
     assert "--print" in result.stderr and "docker-compose-plugin" in result.stderr
+
+
+def fake_tool(folder: Path, name: str) -> Path:
+    folder.mkdir(exist_ok=True)
+    tool = folder / name
+    tool.write_text(f'#!/bin/sh\necho "real {name}: $*"\nexit 7\n')
+    tool.chmod(0o755)
+    return tool
+
+
+def test_docker_compose_launcher_stands_in_for_the_real_docker_compose(tmp_path: Path) -> None:
+    fake_tool(tmp_path / "real", "docker-compose")
+    fake_tool(tmp_path / "real", "docker")
+    shim = install(tmp_path / "shim", name="docker-compose")
+    assert shim.name == "docker-compose" and not (shim.parent / "docker").exists()
+    env = {
+        **os.environ,
+        "PATH": f"{shim.parent}:{tmp_path / 'real'}:{os.environ['PATH']}",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
+    env.pop("PLANNER_REAL_DOCKER_COMPOSE", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(shim), *args], cwd=tmp_path, capture_output=True, text=True, env=env, check=False
+        )
+
+    result = run("-f", "x.yml", "config")
+    assert (result.returncode, result.stdout.strip(), result.stderr) == (
+        7,
+        "real docker-compose: -f x.yml config",
+        "",
+    )
+    result = run("build", "--print")
+    assert result.stdout.strip() == "real docker-compose: build --print"
+    assert (
+        result.stderr
+        == "planner shim: passing to the real docker-compose: --print: prints a bake file (the real compose does that)\n"
+    )
+    (tmp_path / "compose.yaml").write_text("services:\n  s:\n    build:\n      context: ./missing\n")
+    result = run("--context", "default", "build")
+    assert result.returncode == 2 and result.stderr.startswith("planner: ")  # planner ran it
+
+
+def shim_cli(*args: str, path: str) -> tuple[int, str]:
+    from typer.testing import CliRunner
+
+    from planner.cli import app
+
+    environ = {"PATH": path, "PLANNER_REAL_DOCKER": "", "PLANNER_REAL_DOCKER_COMPOSE": ""}
+    result = CliRunner().invoke(app, ["shim", *args], env=environ)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.output
+
+
+def test_uninstall_removes_only_the_launchers_install_wrote(tmp_path: Path) -> None:
+    folder = tmp_path / "bin"
+    install(folder)
+    install(folder, name="docker-compose")
+    fake_tool(folder, "docker-buildx")
+    code, output = shim_cli("uninstall", str(folder), path="/nonexistent")
+    assert code == 0
+    assert output.splitlines() == [f"removed {folder / 'docker'}", f"removed {folder / 'docker-compose'}"]
+    assert [p.name for p in folder.iterdir()] == ["docker-buildx"]
+    code, output = shim_cli("uninstall", str(folder), path="/nonexistent")
+    assert code == 2 and f"no planner shim in {folder}" in output
+
+    fake_tool(folder, "docker")  # a docker that is not the shim stays
+    assert shim_cli("uninstall", str(folder), path="/nonexistent")[0] == 2
+    assert (folder / "docker").read_text().startswith("#!/bin/sh\necho")
+
+
+def test_status_says_which_docker_runs_and_where_the_shim_forwards(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    docker = fake_tool(real, "docker")
+    compose = fake_tool(real, "docker-compose")
+    shim = install(tmp_path / "shim")
+    code, output = shim_cli("status", path=f"{shim.parent}:{real}")
+    assert code == 0
+    assert output.splitlines() == [
+        f"docker: shim {shim}, first on PATH; forwards to {docker}",
+        f"docker-compose: no shim on PATH (runs {compose})",
+    ]
+    code, output = shim_cli("status", path=f"{real}:{shim.parent}")
+    assert (
+        output.splitlines()[0]
+        == f"docker: shim {shim}, NOT first on PATH ({docker} runs instead); forwards to {docker}"
+    )
+    code, output = shim_cli("status", path=str(shim.parent))
+    assert output.splitlines() == [
+        f"docker: shim {shim}, first on PATH; forwards to nothing found",
+        "docker-compose: no shim on PATH (runs nothing)",
+    ]
