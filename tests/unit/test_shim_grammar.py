@@ -3,6 +3,7 @@ and pass-through byte for byte to a recording stand-in for the real docker."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -23,6 +24,8 @@ from planner.commands.shimargs import (
     COMPOSE_ROOT,
     DOCKER_BUILD,
     DOCKER_GLOBAL,
+    STANDALONE_BOOL,
+    STANDALONE_VALUE,
     BadArgs,
     Flag,
     parse,
@@ -315,6 +318,8 @@ STANDALONE_LINES = [
     "--context=default",
     "-H unix:///var/run/docker.sock",
     "-H=unix:///var/run/docker.sock",
+    "-Hx=unix:///var/run/docker.sock",  # Convert takes any -H...=value as -H
+    "-Hunix:///var/run/docker.sock",
     "--host unix:///var/run/docker.sock -f x.yml",
     "-f x.yml --context default",
     "--file=x.yml --context default",
@@ -346,3 +351,104 @@ def test_docker_compose_spelling_takes_what_the_standalone_binary_takes(line: st
     assert decided.handled == accepted, (real.stdout + real.stderr, decided)
     if not accepted:
         assert decided.reason
+
+
+GOOD_VALUES = {
+    "--context": ["default"], "--log-level": ["info", "DEBUG", "warn"], "--host": ["unix:///run/a.sock"],
+    "--ansi": ["never", "auto"], "--progress": ["plain", "quiet", "json"], "--parallel": ["2", "-1"],
+}  # fmt: skip
+Drawn = list[tuple[Flag, str | None]]
+
+
+@st.composite
+def options_from(
+    draw: st.DrawFn, table: dict[str, Flag], bare_bools: bool = False
+) -> tuple[list[str], Drawn]:
+    """Options drawn from a table (no --help/--version: they pass silently by design), each in a form the real
+    parser takes: mostly values that planner honours, sometimes any value."""
+    flags = sorted(
+        {f.long: f for f in table.values() if f.long not in ("--help", "--version")}.values(),
+        key=lambda f: f.long,
+    )
+    tokens: list[str] = []
+    drawn: Drawn = []
+    for _ in range(draw(st.integers(0, 4))):
+        flag = draw(st.sampled_from(flags))
+        if flag.value:
+            good = GOOD_VALUES.get(flag.long)
+            value: str | None = draw(st.sampled_from(good) if good and draw(st.integers(0, 3)) else values)
+        else:
+            value = None if bare_bools else draw(st.sampled_from([None, None, "true", "false"]))
+        form = 1 if bare_bools and flag.short else draw(st.integers(0, 3))
+        if not flag.value and value is not None:
+            form = 2
+        tokens += rendered(flag, value, form)
+        drawn.append((flag, value))
+    return tokens, drawn
+
+
+def bool_on(drawn: Drawn, long: str) -> bool:
+    state = False
+    for flag, value in drawn:
+        if flag.long == long:
+            state = value in (None, "true")
+    return state
+
+
+def after(step: list[str], option: str) -> list[str]:
+    return [step[i + 1] for i, word in enumerate(step[:-1]) if word == option]
+
+
+STANDALONE = STANDALONE_BOOL + STANDALONE_VALUE
+STANDALONE_TABLE = {
+    k: dataclasses.replace(f, short=f.short if f.short in STANDALONE else None)
+    for k, f in DOCKER_GLOBAL.items()
+    if k in STANDALONE
+}
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(["docker", "docker-compose"]),
+    st.data(),
+    options_from(COMPOSE_ROOT),
+    options_from(COMPOSE_BUILD),
+    st.lists(words, max_size=3),
+)
+def test_random_compose_build_command_lines_are_honoured_or_passed_naming_the_option(
+    name: str,
+    data: st.DataObject,
+    root: tuple[list[str], Drawn],
+    build: tuple[list[str], Drawn],
+    services: list[str],
+) -> None:
+    """Whole command lines from the three tables: handled, every option reaches planner as it means; passed
+    through, the note names an option of the line."""
+    if name == "docker":
+        head, top = data.draw(options_from(DOCKER_GLOBAL))
+        argv = [*head, "compose", *root[0], "build", *build[0], *services]
+    else:  # the standalone binary's connection options come first, bools bare
+        head, top = data.draw(options_from(STANDALONE_TABLE, bare_bools=True))
+        argv = [*head, *root[0], "build", *build[0], *services]
+    decided = route(argv, name, environ={"HOME": "/nonexistent"})
+    everything = top + root[1] + build[1]
+    if not decided.handled:
+        named = (decided.reason or "").split(":")[0]
+        assert named in {n for flag, _ in everything for n in (flag.long, flag.short)}, (argv, decided)
+        return
+    [apply] = [step for step in decided.planner if step[0] == "apply"]
+    roots, builds = root[1], build[1]
+    assert apply[len(apply) - len(services) :] == services
+    assert after(apply, "--build-arg") == [v for f, v in builds if f.long == "--build-arg"]
+    assert after(apply, "--file") == [v for f, v in roots if f.long == "--file"]
+    assert after(apply, "--profile") == [v for f, v in roots if f.long == "--profile"]
+    assert ("--no-cache" in apply) == bool_on(builds, "--no-cache")
+    assert ("--with-dependencies" in apply) == bool_on(builds, "--with-dependencies")
+    dry = bool_on(roots, "--dry-run") or bool_on(builds, "--dry-run")
+    assert ("--dry-run" in apply) == dry
+    quiet = bool_on(builds, "--quiet") or "quiet" in [v for f, v in roots + builds if f.long == "--progress"]
+    assert ("-q" in apply) == quiet
+    assert (decided.planner[0][:1] == ["pull-bases"]) == (bool_on(builds, "--pull") and not dry)
+    assert (decided.planner[-1][:1] == ["push-images"]) == (bool_on(builds, "--push") and not dry)
+    hosts = [v for f, v in top if f.long == "--host"]
+    assert decided.env.get("DOCKER_HOST") == (hosts[0] if hosts else None)
