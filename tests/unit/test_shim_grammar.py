@@ -294,6 +294,19 @@ def test_passthrough_reaches_the_real_docker_byte_for_byte(
     assert result.returncode == 42, result.stderr
     assert (record / "argv").read_bytes() == b"\0".join(argv)
     assert (record / "stdin").read_bytes() == stdin
+    assert result.stderr.count(b"\n") <= 1  # at most the one line naming the option
+
+
+def test_shim_off_passes_a_build_through_silently(stand_in: dict[str, str]) -> None:
+    argv = ["compose", "build", "--build-arg", "V=2", "web"]
+    result = subprocess.run(
+        [sys.executable, "-m", "planner.shim", *argv], input=b"in", capture_output=True,
+        env={**stand_in, "EXIT": "3", "PLANNER_SHIM": "off"}, check=False,
+    )  # fmt: skip
+    record = Path(stand_in["RECORD"])
+    assert (result.returncode, result.stderr) == (3, b"")
+    assert (record / "argv").read_bytes() == "\0".join(argv).encode()
+    assert (record / "stdin").read_bytes() == b"in"
 
 
 def test_passthrough_is_exec_so_signals_reach_the_real_docker(stand_in: dict[str, str]) -> None:
