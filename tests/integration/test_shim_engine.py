@@ -4,9 +4,12 @@ and --print reaching the real compose."""
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import os
 import shutil
 import subprocess
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -114,3 +117,63 @@ def test_print_reaches_the_real_compose(setup: Any) -> None:
     result = shim_run(shim, basic, "compose", "-f", str(basic / "compose.yaml"), "build", "--print", env=env)
     assert "passing to the real docker: --print" in result.stderr
     assert '"target"' in result.stdout and result.returncode == 0, result.stderr
+
+
+def registry_tags(host: str, repository: str) -> list[str]:
+    with urllib.request.urlopen(f"http://{host}/v2/{repository}/tags/list", timeout=10) as answer:
+        tags: list[str] = json.loads(answer.read())["tags"] or []
+    return tags
+
+
+def test_compose_build_push_pushes_the_compose_names(setup: Any, registry: Any) -> None:
+    shim, basic, env, project, _, client = setup
+    compose = basic / "compose.yaml"
+    pushed = f"{registry.host}/{project}/web:1"
+    compose.write_text(compose.read_text().replace("basic/web:${WEB_TAG:-dev}", pushed))
+    result = shim_run(shim, basic, "compose", "-f", str(compose), "build", "--push", "web", env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"pushing {pushed}" in result.stdout
+    assert registry_tags(registry.host, f"{project}/web") == ["1"]
+    assert client.images.get(pushed).labels.get(LABEL_KEY)
+
+
+def test_build_pull_resolves_the_base_again(
+    setup: Any, registry: Any, busybox_image: str, tmp_path: Path
+) -> None:
+    shim, _, env, project, tags, client = setup
+    base = f"{registry.host}/{project}/base:1"
+    made: list[str] = []  # image IDs this test makes, children first: removed after it
+
+    def image(version: int) -> Any:
+        dockerfile = f"FROM {busybox_image}\nLABEL base.v={version} test={project}\n"
+        built, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), rm=True)
+        made.insert(0, built.id)
+        return built
+
+    try:
+        # the registry's base:1 moves on from v1 to v2; this daemon keeps v1, the one it pulled before
+        old, new = image(1), image(2)
+        new.tag(base)
+        client.images.push(base)
+        old.tag(base)
+        context = tmp_path / "pulled"
+        context.mkdir()
+        (context / "Dockerfile").write_text(f"FROM {base}\nCOPY a.txt /a.txt\n")
+        (context / "a.txt").write_text(f"{project}\n")
+        first = shim_run(shim, tmp_path, "build", "-t", tags[0], "pulled", env=env)
+        assert first.returncode == 0, first.stderr
+        made.insert(0, client.images.get(tags[0]).id)
+        assert client.images.get(tags[0]).labels.get("base.v") == "1"
+        same = shim_run(shim, tmp_path, "build", "-t", tags[0], "pulled", env=env)
+        assert "1 skip; steps: nothing to do" in same.stderr, (
+            same.stderr
+        )  # without --pull: the base held here
+        pulled = shim_run(shim, tmp_path, "build", "--pull", "-t", tags[0], "pulled", env=env)
+        assert pulled.returncode == 0, pulled.stderr
+        assert client.images.get(base).id == new.id
+        assert ": 1 build; steps:" in pulled.stderr, pulled.stderr
+        assert client.images.get(tags[0]).labels.get("base.v") == "2"
+    finally:
+        for ref in [tags[0], *made]:
+            with contextlib.suppress(Exception):
+                client.images.remove(ref, force=True)
