@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 
 from planner.commands.shim import install
 from planner.commands.shimargs import route
+from planner.errors import UsageError
 
 P = None  # passed through to the real docker (the route's reason must name an option or say why)
 A = "apply"
@@ -387,3 +389,32 @@ def test_status_says_which_docker_runs_and_where_the_shim_forwards(tmp_path: Pat
         f"docker: shim {shim}, first on PATH; forwards to nothing found",
         "docker-compose: no shim on PATH (runs nothing)",
     ]
+
+
+def test_docker_build_is_a_one_node_stack_with_paths_as_the_docker_cli_reads_them(tmp_path: Path) -> None:
+    from planner.commands.shimsteps import ImageBuild, build_stack
+
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile.helix").write_text("FROM scratch\nARG A\n")
+    (tmp_path / "other.Dockerfile").write_text("FROM scratch\n")
+    environ = {"HOME": "/nonexistent", "A": "from-env"}
+    args = (("A", None), ("B", "2"), ("UNSET", None))  # KEY alone: from the environment, left out when unset
+    request = ImageBuild("ctx", ("r/helix-ubuntu:1", "r/helix:latest"), "ctx/Dockerfile.helix", args,
+                         ("l=1", "bare"), "prod", "linux/amd64")  # fmt: skip
+    stack = build_stack(request, str(tmp_path), environ)
+    assert list(stack.nodes) == ["helix-ubuntu"]
+    service = stack.compose.services["helix-ubuntu"]
+    assert service.image == "r/helix-ubuntu:1" and service.build is not None
+    build = service.build
+    assert (build.context, build.dockerfile) == (str(tmp_path / "ctx"), "Dockerfile.helix")  # -f from the cwd
+    assert build.args == {"A": "from-env", "B": "2"}
+    assert (build.labels, build.target, build.platforms, build.tags) == (
+        {"l": "1", "bare": ""}, "prod", ["linux/amd64"], ["r/helix:latest"]
+    )  # fmt: skip
+    outside = dataclasses.replace(request, dockerfile="other.Dockerfile", build_args=())
+    build = build_stack(outside, str(tmp_path), environ).compose.services["helix-ubuntu"].build
+    assert build is not None and build.dockerfile == str(tmp_path / "other.Dockerfile")
+    with pytest.raises(UsageError, match="not a folder"):
+        build_stack(dataclasses.replace(request, context="missing"), str(tmp_path), environ)
+    with pytest.raises(UsageError, match="--label '=x'"):
+        build_stack(dataclasses.replace(request, labels=("=x",)), str(tmp_path), environ)
