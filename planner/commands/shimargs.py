@@ -62,12 +62,14 @@ COMPOSE_ROOT = _table(
     V("--parallel"), V("--profile"), V("--progress"), V("--project-directory"), V("--project-name", "-p"),
     B("--verbose", hidden=True), B("--no-ansi", hidden=True), V("--workdir", hidden=True), B("--version", "-v", hidden=True), HELP,
 )  # fmt: skip
-# The standalone `docker-compose` v2 binary also takes the docker CLI's connection options (not -c, --config).
-COMPOSE_STANDALONE_ROOT = {
-    **COMPOSE_ROOT,
-    **_table(V("--context"), V("--host", "-H"), B("--debug", "-D"), V("--log-level", "-l"), B("--tls"),
-             V("--tlscacert"), V("--tlscert"), V("--tlskey"), B("--tlsverify")),
-}  # fmt: skip
+# The standalone `docker-compose` v2 binary runs as `docker [these options] compose [the rest]`: compose's
+# cmd/compatibility moves these docker CLI options there, when given before the first word that is not an option
+# (a bool one exactly as written, a value one as `--opt value` or `--opt...=value`); `--verbose` is `--debug`,
+# `-h` is `--help`, `-v`/`--version` is the `version` command.
+STANDALONE_BOOL = ("--debug", "-D", "--verbose", "--tls", "--tlsverify")
+STANDALONE_VALUE = ("--tlscacert", "--tlscert", "--tlskey", "--host", "-H", "--context", "--log-level")
+STANDALONE_RENAMED = {"--verbose": "--debug", "-h": "--help", "--version": "version", "-v": "version"}
+COMPLETION = ("__complete", "__completeNoDesc")
 
 # Docker Compose v2.40: `docker compose build --help` (+ hidden --compress, --force-rm, --no-rm, --parallel,
 # --progress; --dry-run is the root's persistent flag)
@@ -85,7 +87,7 @@ DOCKER_BUILD = _table(
     V("--file", "-f"), B("--force-rm"), V("--iidfile"), V("--isolation"), V("--label"), V("--memory", "-m"),
     V("--memory-swap"), V("--network"), B("--no-cache"), V("--platform"), B("--pull"), B("--quiet", "-q"), B("--rm"),
     V("--security-opt"), V("--shm-size"), V("--tag", "-t"), V("--target"), V("--ulimit"),
-    B("--squash", hidden=True), V("--stream", hidden=True), HELP,
+    B("--squash", hidden=True), HELP,
 )  # fmt: skip
 
 # docker buildx 0.2x `docker buildx build --help` (and `docker build` when buildx is the default builder)
@@ -259,6 +261,40 @@ COMPOSE_BUILD_PASSED = {
     "--memory": "a build memory limit is not modelled by planner",
 }
 TLS = {"--tls", "--tlscacert", "--tlscert", "--tlskey", "--tlsverify"}
+LOG_LEVELS = {"panic", "fatal", "error", "warn", "warning", "info", "debug", "trace"}  # logrus.ParseLevel
+
+
+def standalone(argv: Sequence[str]) -> list[str]:
+    """`docker-compose ARGV` as the docker command line the standalone binary runs (compose's Convert)."""
+    moved: list[str] = []
+    command = ["compose"]
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        index += 1
+        if arg in COMPLETION:
+            command.insert(0, arg)
+            continue
+        if arg and not arg.startswith("-"):
+            command += argv[index - 1 :]
+            break
+        arg = STANDALONE_RENAMED.get(arg, arg)
+        if arg in STANDALONE_BOOL:
+            moved.append(arg)
+            continue
+        for option in STANDALONE_VALUE:
+            if arg == option:
+                if index >= len(argv):
+                    raise BadArgs(arg, "needs a value")
+                moved += [arg, argv[index]]
+                index += 1
+                break
+            if arg.startswith(option) and "=" in arg:
+                moved += [option, arg.partition("=")[2]]
+                break
+        else:
+            command.append(arg)
+    return moved + command
 
 
 def route(
@@ -271,18 +307,18 @@ def route(
     if environ.get("PLANNER_SHIM", "").lower() in ("off", "0", "false", "no"):
         return passthrough(None, name)
     try:
-        if name == "docker-compose":
-            return _compose(argv, {}, "docker-compose", environ)
-        top = parse(argv, DOCKER_GLOBAL, interspersed=False)
+        top = parse(standalone(argv) if name == "docker-compose" else argv, DOCKER_GLOBAL, interspersed=False)
         command = top.rest[:1]
         if top.on("--help") or top.on("--version") or not command:
-            return passthrough()
+            return passthrough(None, name)
         rest = top.rest[1:]
         if command[0] == "compose":
             env = _daemon_env(top, environ)
             if isinstance(env, str):
-                return passthrough(env) if _is_compose_build(rest, COMPOSE_ROOT) else passthrough()
-            return _compose(rest, env, "docker", environ)
+                return passthrough(env if _is_compose_build(rest, COMPOSE_ROOT) else None, name)
+            return _compose(rest, env, name)
+        if name == "docker-compose":
+            return passthrough(None, name)
         if command[0] == "build" or (command[0] in ("buildx", "image", "builder") and rest[:1] == ["build"]):
             table = BUILDX_BUILD if command[0] == "buildx" else DOCKER_BUILD
             body = rest if command[0] == "build" else rest[1:]
@@ -310,6 +346,9 @@ def _daemon_env(top: Parsed, environ: Mapping[str, str]) -> dict[str, str] | str
     for option in TLS:
         if option in top.given():
             return f"{option}: TLS client options are not handed to planner"
+    level = top.last("--log-level")
+    if level is not None and level.lower() not in LOG_LEVELS:
+        return f"--log-level: not a level: {level!r} (the real docker reports it)"
     env: dict[str, str] = {}
     config = top.last("--config")
     if config is not None:
@@ -364,16 +403,10 @@ def context_host(config_dir: Path, name: str) -> str | None:
     return host if isinstance(host, str) and host else None
 
 
-def _compose(argv: Sequence[str], env: dict[str, str], tool: str, environ: Mapping[str, str]) -> Route:
-    root_table = COMPOSE_STANDALONE_ROOT if tool == "docker-compose" else COMPOSE_ROOT
-    root = parse(argv, root_table, interspersed=False)
+def _compose(argv: Sequence[str], env: dict[str, str], tool: str) -> Route:
+    root = parse(argv, COMPOSE_ROOT, interspersed=False)
     if root.on("--help") or root.on("--version") or root.rest[:1] != ["build"]:
         return passthrough(None, tool)
-    if tool == "docker-compose":
-        connection = _daemon_env(root, environ)
-        if isinstance(connection, str):
-            return passthrough(connection, tool)
-        env = {**env, **connection}
     build = parse(root.rest[1:], COMPOSE_BUILD, interspersed=True)
     if build.on("--help"):
         return passthrough(None, tool)
@@ -456,7 +489,6 @@ BUILD_PASSED = {
     "--sbom": "attestations are not made by planner's Engine builder",
     "--no-cache-filter": "partial cache use is not modelled by planner",
     "--squash": "squashing is not modelled by planner",
-    "--stream": "streams the context in a way planner does not",
     "--isolation": "isolation is not modelled by planner",
     "--security-opt": "security options are not modelled by planner",
     "--ulimit": "ulimits are not modelled by planner",

@@ -4,9 +4,12 @@ and --print reaching the real compose."""
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import os
 import shutil
 import subprocess
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -37,6 +40,8 @@ def setup(tmp_path: Path, docker_client: Any) -> Any:
     # its own project name (and so its own api image name): nothing shared with other tests' images
     text = web.read_text().replace("basic-api", f"{project}-api")
     web.write_text(text + "ARG V=1\nLABEL shim.v=$V\n")
+    for context in ("api", "web"):  # keys are content addresses: this test's own, not another test's builds
+        (basic / context / "test-id").write_text(project)
     shim = install(tmp_path / "bin")
     real = shutil.which("docker")
     assert real is not None
@@ -73,10 +78,12 @@ def test_compose_build_with_build_arg_through_the_shim(setup: Any) -> None:
     )
     assert again.returncode == 0, again.stderr
     assert client.images.get(f"basic/web:{project}").id == image.id
+    assert first.stderr.count("start  build:") == 2, first.stderr
     assert "2 skip; steps: nothing to do" in again.stderr  # no build call
     # through --context default: handled by planner too (no build: the key is present)
     ctx = shim_run(shim, basic, "--context", "default", "compose", "-f", compose_file, "build", "--build-arg", "V=2", "web", env=env)  # fmt: skip
     assert ctx.returncode == 0 and "passing to the real" not in ctx.stderr, ctx.stderr
+    assert "2 skip; steps: nothing to do" in ctx.stderr  # planner's answer, not the real compose's build
     assert client.images.get(f"basic/web:{project}").id == image.id
     # another arg value: another key, built
     third = shim_run(
@@ -91,7 +98,7 @@ def test_docker_build_tag_twice_builds_once(setup: Any, tmp_path: Path) -> None:
     context = tmp_path / "ctx"
     context.mkdir()
     (context / "Dockerfile").write_text("FROM scratch\nCOPY a.txt /a.txt\n")
-    (context / "a.txt").write_text("a\n")
+    (context / "a.txt").write_text(f"{tags[0]}\n")  # this test's own key
     first = shim_run(shim, tmp_path, "build", "-t", tags[0], "ctx", env=env)
     assert first.returncode == 0, first.stderr
     image = client.images.get(tags[0])
@@ -100,7 +107,8 @@ def test_docker_build_tag_twice_builds_once(setup: Any, tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
     assert second.stdout.strip() == image.id  # -q prints the image ID, as docker build -q does
     assert client.images.get(tags[0]).id == image.id
-    assert "1 build" in first.stderr and "1 skip; steps: nothing to do" in second.stderr  # built once
+    assert ": 1 build; steps:" in first.stderr and "start  build:" in first.stderr, first.stderr
+    assert "1 skip; steps: nothing to do" in second.stderr, second.stderr  # built once
 
 
 @pytest.mark.skipif(compose_v2_binary() is None, reason="no Compose v2 binary")
@@ -109,3 +117,63 @@ def test_print_reaches_the_real_compose(setup: Any) -> None:
     result = shim_run(shim, basic, "compose", "-f", str(basic / "compose.yaml"), "build", "--print", env=env)
     assert "passing to the real docker: --print" in result.stderr
     assert '"target"' in result.stdout and result.returncode == 0, result.stderr
+
+
+def registry_tags(host: str, repository: str) -> list[str]:
+    with urllib.request.urlopen(f"http://{host}/v2/{repository}/tags/list", timeout=10) as answer:
+        tags: list[str] = json.loads(answer.read())["tags"] or []
+    return tags
+
+
+def test_compose_build_push_pushes_the_compose_names(setup: Any, registry: Any) -> None:
+    shim, basic, env, project, _, client = setup
+    compose = basic / "compose.yaml"
+    pushed = f"{registry.host}/{project}/web:1"
+    compose.write_text(compose.read_text().replace("basic/web:${WEB_TAG:-dev}", pushed))
+    result = shim_run(shim, basic, "compose", "-f", str(compose), "build", "--push", "web", env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"pushing {pushed}" in result.stdout
+    assert registry_tags(registry.host, f"{project}/web") == ["1"]
+    assert client.images.get(pushed).labels.get(LABEL_KEY)
+
+
+def test_build_pull_resolves_the_base_again(
+    setup: Any, registry: Any, busybox_image: str, tmp_path: Path
+) -> None:
+    shim, _, env, project, tags, client = setup
+    base = f"{registry.host}/{project}/base:1"
+    made: list[str] = []  # image IDs this test makes, children first: removed after it
+
+    def image(version: int) -> Any:
+        dockerfile = f"FROM {busybox_image}\nLABEL base.v={version} test={project}\n"
+        built, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), rm=True)
+        made.insert(0, built.id)
+        return built
+
+    try:
+        # the registry's base:1 moves on from v1 to v2; this daemon keeps v1, the one it pulled before
+        old, new = image(1), image(2)
+        new.tag(base)
+        client.images.push(base)
+        old.tag(base)
+        context = tmp_path / "pulled"
+        context.mkdir()
+        (context / "Dockerfile").write_text(f"FROM {base}\nCOPY a.txt /a.txt\n")
+        (context / "a.txt").write_text(f"{project}\n")
+        first = shim_run(shim, tmp_path, "build", "-t", tags[0], "pulled", env=env)
+        assert first.returncode == 0, first.stderr
+        made.insert(0, client.images.get(tags[0]).id)
+        assert client.images.get(tags[0]).labels.get("base.v") == "1"
+        same = shim_run(shim, tmp_path, "build", "-t", tags[0], "pulled", env=env)
+        assert "1 skip; steps: nothing to do" in same.stderr, (
+            same.stderr
+        )  # without --pull: the base held here
+        pulled = shim_run(shim, tmp_path, "build", "--pull", "-t", tags[0], "pulled", env=env)
+        assert pulled.returncode == 0, pulled.stderr
+        assert client.images.get(base).id == new.id
+        assert ": 1 build; steps:" in pulled.stderr, pulled.stderr
+        assert client.images.get(tags[0]).labels.get("base.v") == "2"
+    finally:
+        for ref in [tags[0], *made]:
+            with contextlib.suppress(Exception):
+                client.images.remove(ref, force=True)

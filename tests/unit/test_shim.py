@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 
 from planner.commands.shim import install
 from planner.commands.shimargs import route
+from planner.errors import UsageError
 
 P = None  # passed through to the real docker (the route's reason must name an option or say why)
 A = "apply"
@@ -67,6 +69,7 @@ TABLE: list[tuple[str, list[list[str]] | tuple[None, str]]] = [
     ("-D compose build", [[A]]),
     ("-l debug compose build", [[A]]),
     ("--log-level=warn compose -f x.yml build", [[A, "--file", "x.yml"]]),
+    ("-l WARNING compose build", [[A]]),
     # passed through, with the option that caused it
     ("compose build --print", (P, "--print")),
     ("compose build --check", (P, "--check")),
@@ -92,6 +95,7 @@ TABLE: list[tuple[str, list[list[str]] | tuple[None, str]]] = [
     ("-H unix:///a -H unix:///b compose build", (P, "-H")),
     ("--context x -H unix:///a compose build", (P, "--context")),
     ("--context nosuchcontext compose build", (P, "--context")),
+    ("-l bogus compose build", (P, "--log-level")),  # docker: "Unable to parse logging level"
     ("ps", (P, "")),
     ("ps -a", (P, "")),
     ("run -it --rm busybox sh", (P, "")),
@@ -156,6 +160,7 @@ def test_docker_compose_spelling_routes_the_same() -> None:
         if words[:1] == ["compose"] and not isinstance(expected, tuple):
             assert route(words[1:], "docker-compose", environ={"HOME": "/x"}).planner == expected, line
     assert route(["--context", "default", "build"], "docker-compose", environ={"HOME": "/x"}).planner == [[A]]
+    assert "--log-level" in (route(["--log-level", "x", "build"], "docker-compose", environ={}).reason or "")
 
 
 def test_shim_off_passes_everything() -> None:
@@ -291,3 +296,125 @@ def test_a_docker_without_compose_is_named_with_what_to_install(tmp_path: Path) 
     assert result.returncode == 125
     assert result.stderr.count("\n") == 1 and "has no compose plugin" in result.stderr
     assert "--print" in result.stderr and "docker-compose-plugin" in result.stderr
+
+
+def fake_tool(folder: Path, name: str) -> Path:
+    folder.mkdir(exist_ok=True)
+    tool = folder / name
+    tool.write_text(f'#!/bin/sh\necho "real {name}: $*"\nexit 7\n')
+    tool.chmod(0o755)
+    return tool
+
+
+def test_docker_compose_launcher_stands_in_for_the_real_docker_compose(tmp_path: Path) -> None:
+    fake_tool(tmp_path / "real", "docker-compose")
+    fake_tool(tmp_path / "real", "docker")
+    shim = install(tmp_path / "shim", name="docker-compose")
+    assert shim.name == "docker-compose" and not (shim.parent / "docker").exists()
+    env = {
+        **os.environ,
+        "PATH": f"{shim.parent}:{tmp_path / 'real'}:{os.environ['PATH']}",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
+    env.pop("PLANNER_REAL_DOCKER_COMPOSE", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(shim), *args], cwd=tmp_path, capture_output=True, text=True, env=env, check=False
+        )
+
+    result = run("-f", "x.yml", "config")
+    assert (result.returncode, result.stdout.strip(), result.stderr) == (
+        7,
+        "real docker-compose: -f x.yml config",
+        "",
+    )
+    result = run("build", "--print")
+    assert result.stdout.strip() == "real docker-compose: build --print"
+    assert (
+        result.stderr
+        == "planner shim: passing to the real docker-compose: --print: prints a bake file (the real compose does that)\n"
+    )
+    (tmp_path / "compose.yaml").write_text("services:\n  s:\n    build:\n      context: ./missing\n")
+    result = run("--context", "default", "build")
+    assert result.returncode == 2 and result.stderr.startswith("planner: ")  # planner ran it
+
+
+def shim_cli(*args: str, path: str) -> tuple[int, str]:
+    from typer.testing import CliRunner
+
+    from planner.cli import app
+
+    environ = {"PATH": path, "PLANNER_REAL_DOCKER": "", "PLANNER_REAL_DOCKER_COMPOSE": ""}
+    result = CliRunner().invoke(app, ["shim", *args], env=environ)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.output
+
+
+def test_uninstall_removes_only_the_launchers_install_wrote(tmp_path: Path) -> None:
+    folder = tmp_path / "bin"
+    install(folder)
+    install(folder, name="docker-compose")
+    fake_tool(folder, "docker-buildx")
+    code, output = shim_cli("uninstall", str(folder), path="/nonexistent")
+    assert code == 0
+    assert output.splitlines() == [f"removed {folder / 'docker'}", f"removed {folder / 'docker-compose'}"]
+    assert [p.name for p in folder.iterdir()] == ["docker-buildx"]
+    code, output = shim_cli("uninstall", str(folder), path="/nonexistent")
+    assert code == 2 and f"no planner shim in {folder}" in output
+
+    fake_tool(folder, "docker")  # a docker that is not the shim stays
+    assert shim_cli("uninstall", str(folder), path="/nonexistent")[0] == 2
+    assert (folder / "docker").read_text().startswith("#!/bin/sh\necho")
+
+
+def test_status_says_which_docker_runs_and_where_the_shim_forwards(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    docker = fake_tool(real, "docker")
+    compose = fake_tool(real, "docker-compose")
+    shim = install(tmp_path / "shim")
+    code, output = shim_cli("status", path=f"{shim.parent}:{real}")
+    assert code == 0
+    assert output.splitlines() == [
+        f"docker: shim {shim}, first on PATH; forwards to {docker}",
+        f"docker-compose: no shim on PATH (runs {compose})",
+    ]
+    code, output = shim_cli("status", path=f"{real}:{shim.parent}")
+    assert (
+        output.splitlines()[0]
+        == f"docker: shim {shim}, NOT first on PATH ({docker} runs instead); forwards to {docker}"
+    )
+    code, output = shim_cli("status", path=str(shim.parent))
+    assert output.splitlines() == [
+        f"docker: shim {shim}, first on PATH; forwards to nothing found",
+        "docker-compose: no shim on PATH (runs nothing)",
+    ]
+
+
+def test_docker_build_is_a_one_node_stack_with_paths_as_the_docker_cli_reads_them(tmp_path: Path) -> None:
+    from planner.commands.shimsteps import ImageBuild, build_stack
+
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile.helix").write_text("FROM scratch\nARG A\n")
+    (tmp_path / "other.Dockerfile").write_text("FROM scratch\n")
+    environ = {"HOME": "/nonexistent", "A": "from-env"}
+    args = (("A", None), ("B", "2"), ("UNSET", None))  # KEY alone: from the environment, left out when unset
+    request = ImageBuild("ctx", ("r/helix-ubuntu:1", "r/helix:latest"), "ctx/Dockerfile.helix", args,
+                         ("l=1", "bare"), "prod", "linux/amd64")  # fmt: skip
+    stack = build_stack(request, str(tmp_path), environ)
+    assert list(stack.nodes) == ["helix-ubuntu"]
+    service = stack.compose.services["helix-ubuntu"]
+    assert service.image == "r/helix-ubuntu:1" and service.build is not None
+    build = service.build
+    assert (build.context, build.dockerfile) == (str(tmp_path / "ctx"), "Dockerfile.helix")  # -f from the cwd
+    assert build.args == {"A": "from-env", "B": "2"}
+    assert (build.labels, build.target, build.platforms, build.tags) == (
+        {"l": "1", "bare": ""}, "prod", ["linux/amd64"], ["r/helix:latest"]
+    )  # fmt: skip
+    outside = dataclasses.replace(request, dockerfile="other.Dockerfile", build_args=())
+    build = build_stack(outside, str(tmp_path), environ).compose.services["helix-ubuntu"].build
+    assert build is not None and build.dockerfile == str(tmp_path / "other.Dockerfile")
+    with pytest.raises(UsageError, match="not a folder"):
+        build_stack(dataclasses.replace(request, context="missing"), str(tmp_path), environ)
+    with pytest.raises(UsageError, match="--label '=x'"):
+        build_stack(dataclasses.replace(request, labels=("=x",)), str(tmp_path), environ)
