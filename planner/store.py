@@ -26,10 +26,10 @@ from typing import Any
 
 import xxhash
 
-from planner.keys.manifest import Manifest
+from planner.keys.manifest import Manifest, join_files, split_files
 from planner.localcache import default_cache_dir, warn, warn_cache
 
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 3  # 3: file lines kept joined (keys/manifest.join_files)
 ARTIFACT_VERSION = 1
 SHARED_VERSION = 1
 PLATFORM_VERSION = 1
@@ -125,13 +125,11 @@ class Store:
         data = self.get(("manifest", MANIFEST_VERSION, key), "manifest cache")
         if not isinstance(data, dict):
             return None
-        files = self.get(("files", MANIFEST_VERSION, data.pop("files_key", "")), "manifest cache")
-        if not isinstance(files, dict):
-            return None
+        joined = self.get(("files", MANIFEST_VERSION, data.pop("files_key", "")), "manifest cache")
         try:
-            return Manifest(**data, files=files)
-        except TypeError:
-            return None  # written by another version: as good as missing
+            return Manifest(**data, files=split_files(*joined))
+        except (TypeError, ValueError):
+            return None  # missing, or written by another version: as good as missing
 
     def put_manifests(self, manifests: Mapping[str, Manifest]) -> None:
         """Keep the manifests of keys not kept yet (one existence check per node). A manifest's file lines are
@@ -145,7 +143,7 @@ class Store:
             if files_key not in stored and ("files", MANIFEST_VERSION, files_key) not in self:
                 self.set(
                     ("files", MANIFEST_VERSION, files_key),
-                    manifest.files,
+                    join_files(manifest.files),
                     "manifests (explain may lack them)",
                 )
             stored.add(files_key)

@@ -35,6 +35,17 @@ def files_digest(files: dict[str, str]) -> str:
     return hasher.hexdigest()
 
 
+def join_files(files: dict[str, str]) -> tuple[str, str]:
+    """A tree's manifest lines as kept in the cache: its paths joined by NUL and its lines joined by NUL (two
+    long strings store and load many times faster than a dict of 100k entries)."""
+    return "\0".join(files), "\0".join(files.values())
+
+
+def split_files(paths: str, lines: str) -> dict[str, str]:
+    """`join_files` undone."""
+    return dict(zip(paths.split("\0"), lines.split("\0"), strict=True)) if paths or lines else {}
+
+
 def file_line(kind: str, mode: int, payload: str) -> str:
     """One context entry in a manifest: its kind, kept mode bits, and content hash (a file) or target (a link,
     a device) or nothing."""

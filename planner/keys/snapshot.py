@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 import xxhash
 
 from planner import inputs, signatures
+from planner.keys.manifest import join_files, split_files
 from planner.keys.walk import Folder, Folders
 from planner.localcache import RACY_WINDOW_NS
 from planner.store import Store
 
-SNAPSHOT_VERSION = 3  # 3: per-path signatures, so a failed check says which paths changed
+SNAPSHOT_VERSION = 4  # 3: per-path signatures, so a failed check says which paths changed; 4: packed results
 TreeResults = dict[
     tuple[str, str], tuple[str, dict[str, str]]
 ]  # (node, label) -> (tree hash, manifest lines)
@@ -106,7 +107,11 @@ def _load(store: Store, key: tuple[str, int, str]) -> Snapshot | Absent:
         if data.get("paths") is None:
             return Absent(recorded)  # only folder records were kept (some entry was too recent)
         found = Snapshot(
-            data["paths"].split("\0"), data["signatures"], data["listed"], data["results"], recorded
+            data["paths"].split("\0"),
+            data["signatures"],
+            data["listed"],
+            _unpacked(data["results"]),
+            recorded,
         )
     except Exception:  # damaged or foreign: walk again
         return Absent({})
@@ -132,7 +137,10 @@ def remember(
     data: dict[str, object] = {"folders": kept.folders}
     if whole:
         data.update(
-            paths="\0".join(kept.paths), signatures=kept.packed, listed=kept.listed, results=kept.results
+            paths="\0".join(kept.paths),
+            signatures=kept.packed,
+            listed=kept.listed,
+            results=_packed(kept.results),
         )
     store.set(key, data, "walk snapshot (the next run walks again)")
 
@@ -142,3 +150,26 @@ def settled_folders(folders: Folders) -> dict[str, Folder]:
     again)."""
     settled = time.time_ns() - RACY_WINDOW_NS
     return {path: record for path, record in folders.current.items() if folders.newest[path] < settled}
+
+
+# Results as kept: each distinct tree once, as (digest, its paths joined by NUL, its lines joined by NUL), and
+# which walk has which tree. Two long strings load and store many times faster than a dict of 100k entries.
+_Kept = tuple[list[tuple[str, str, str]], dict[tuple[str, str], int]]
+
+
+def _packed(results: TreeResults) -> _Kept:
+    trees: list[tuple[str, str, str]] = []
+    index: dict[int, int] = {}
+    where: dict[tuple[str, str], int] = {}
+    for walk, (digest, files) in results.items():
+        if id(files) not in index:
+            index[id(files)] = len(trees)
+            trees.append((digest, *join_files(files)))
+        where[walk] = index[id(files)]
+    return trees, where
+
+
+def _unpacked(kept: _Kept) -> TreeResults:
+    trees, where = kept
+    made = [(digest, split_files(paths, lines)) for digest, paths, lines in trees]
+    return {walk: made[at] for walk, at in where.items()}
