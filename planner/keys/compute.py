@@ -76,7 +76,9 @@ class KeyComputer:
         self.generated = self._generated_paths()
         # snapshots to keep once every key is computed (bad input: none), with their signatures not yet known
         # to be older than the racy window
-        self.pending: list[tuple[tuple[str, int, str], snapshot.Snapshot, list[inputs.Signature]]] = []
+        self.pending: list[
+            tuple[tuple[str, int, str], snapshot.Snapshot, list[tuple[int, inputs.Signature]]]
+        ] = []
 
     def _generated_paths(self) -> list[str]:
         paths = [n.output_dest for n in self.graph.nodes.values() if n.output_dest]
@@ -164,7 +166,7 @@ class KeyComputer:
                 if patched is not None:
                     kept, recent = patched
                     if inputs.is_recording():
-                        inputs.note_tree(kept.paths, kept.packed, recent)
+                        inputs.note_tree(kept.paths, kept.packed, [sig for _, sig in recent])
                     result.update(kept.results)
                     self.pending.append((key, kept, recent))
                     continue
@@ -208,7 +210,7 @@ class KeyComputer:
                 walked,
                 snapshot.settled_folders(folders),
             )
-            self.pending.append((key, kept, witnesses.sigs))
+            self.pending.append((key, kept, list(enumerate(witnesses.sigs))))
         return result
 
     def _main_context(

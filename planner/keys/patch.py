@@ -24,9 +24,9 @@ from planner.keys.walk import Entry, entry_of
 MAX_PATCHED = 512  # changed entries; more than this and a walk (with the stat cache) is as cheap
 
 
-def patch(real_root: str, stale: Stale) -> tuple[Snapshot, list[inputs.Signature]] | None:
-    """The snapshot a walk of `real_root` would give now, with the signatures that are new in it; None when
-    the root must be walked."""
+def patch(real_root: str, stale: Stale) -> tuple[Snapshot, list[tuple[int, inputs.Signature]]] | None:
+    """The snapshot a walk of `real_root` would give now, with the signatures that are new in it (witness
+    index, signature); None when the root must be walked."""
     kept = stale.snapshot
     if len(stale.changes) > MAX_PATCHED or any(index < kept.listed for index in stale.changes):
         return None
@@ -70,9 +70,9 @@ def patch(real_root: str, stale: Stale) -> tuple[Snapshot, list[inputs.Signature
         results[where] = patched
     packed = bytearray(kept.packed)
     size = signatures.PACKED.size
-    recent: list[inputs.Signature] = []
+    recent: list[tuple[int, inputs.Signature]] = []
     for index, entry in changed.items():
         sig = (entry.inode, entry.device, entry.mtime_ns, entry.ctime_ns, entry.size)
         packed[index * size : (index + 1) * size] = signatures.PACKED.pack(*sig)
-        recent.append(sig)
+        recent.append((index, sig))
     return Snapshot(kept.paths, bytes(packed), kept.listed, results, kept.folders), recent

@@ -17,7 +17,7 @@ entries it sent are older than the racy window, whether or not the whole root's 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import xxhash
@@ -28,7 +28,7 @@ from planner.keys.walk import Folder, Folders
 from planner.localcache import RACY_WINDOW_NS
 from planner.store import Store
 
-SNAPSHOT_VERSION = 4  # 3: per-path signatures, so a failed check says which paths changed; 4: packed results
+SNAPSHOT_VERSION = 5  # 3: per-path signatures (a failed check says which changed); 4: packed results; 5: racy
 TreeResults = dict[
     tuple[str, str], tuple[str, dict[str, str]]
 ]  # (node, label) -> (tree hash, manifest lines)
@@ -37,13 +37,17 @@ TreeResults = dict[
 @dataclass
 class Snapshot:
     """A root's walk as kept: its witnesses (the `listed` folders first, then the entries sent) with their
-    packed signatures, its results, and the per-folder records to walk again with."""
+    packed signatures, its results, the per-folder records to walk again with, and the witnesses that were
+    written within the racy window when it was kept (`racy`, indices): their signature may hide a second write
+    in the same timestamp tick, so the next run treats them as changed whatever their signature says (git's
+    racy-clean rule: such an entry's content is read again until it is old enough)."""
 
     paths: list[str]
     packed: bytes
     listed: int
     results: TreeResults
     folders: dict[str, Folder] = field(default_factory=dict)
+    racy: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -85,7 +89,14 @@ def reuse_all(store: Store, keys: Sequence[tuple[str, int, str]]) -> list[Reuse]
     candidates = [(index, found) for index, found in enumerate(loaded) if isinstance(found, Snapshot)]
     changed = signatures.differences([(found.paths, found.packed) for _, found in candidates])
     answers: list[Reuse] = [found if isinstance(found, Absent) else Absent({}) for found in loaded]
-    for (index, found), changes in zip(candidates, changed, strict=True):
+    for (index, found), differing in zip(candidates, changed, strict=True):
+        changes = differing
+        if found.racy:  # read again whatever their signatures say
+            changes = dict(differing or {})
+            for at in found.racy:
+                changes.setdefault(
+                    at, signatures.PACKED.unpack_from(found.packed, at * signatures.PACKED.size)
+                )
         if changes is not None:
             answers[index] = Stale(found, changes)
             continue
@@ -112,35 +123,40 @@ def _load(store: Store, key: tuple[str, int, str]) -> Snapshot | Absent:
             data["listed"],
             _unpacked(data["results"]),
             recorded,
+            list(data["racy"]),
         )
     except Exception:  # damaged or foreign: walk again
         return Absent({})
-    if len(found.packed) != signatures.PACKED.size * len(found.paths) or not 0 <= found.listed <= len(
-        found.paths
-    ):
+    count = len(found.paths)
+    if len(found.packed) != signatures.PACKED.size * count or not 0 <= found.listed <= count:
+        return Absent({})
+    if any(not 0 <= at < count for at in found.racy):
         return Absent({})
     return found
 
 
 def remember(
-    store: Store, key: tuple[str, int, str], kept: Snapshot, recent: Sequence[inputs.Signature]
+    store: Store,
+    key: tuple[str, int, str],
+    kept: Snapshot,
+    fresh: Iterable[tuple[int, inputs.Signature]],
 ) -> None:
-    """Keep a root's snapshot, unless a witness is too recent to be trusted (`recent`: the signatures not yet
-    known to be older than the racy window); its folder records in any case (the caller keeps only old ones)."""
+    """Keep a root's snapshot and its folder records (the caller keeps only old ones). `fresh`: the witnesses
+    (index, signature) not known to be older than the racy window; those still within it are kept as `racy`."""
     if store.cache is None:
         return
-    whole = bool(kept.paths) and signatures.settled(recent, RACY_WINDOW_NS)
-    if whole and "\0".join(kept.paths).count("\0") != len(kept.paths) - 1:
-        whole = False  # a path holds the separator
+    whole = bool(kept.paths) and "\0".join(kept.paths).count("\0") == len(kept.paths) - 1  # no NUL in a path
     if not whole and not kept.folders:
         return
     data: dict[str, object] = {"folders": kept.folders}
     if whole:
+        limit = time.time_ns() - RACY_WINDOW_NS
         data.update(
             paths="\0".join(kept.paths),
             signatures=kept.packed,
             listed=kept.listed,
             results=_packed(kept.results),
+            racy=[at for at, sig in fresh if max(sig[2], sig[3]) >= limit],
         )
     store.set(key, data, "walk snapshot (the next run walks again)")
 

@@ -459,7 +459,9 @@ def test_random_compose_build_command_lines_are_honoured_or_passed_naming_the_op
     assert ("--with-dependencies" in apply) == bool_on(builds, "--with-dependencies")
     dry = bool_on(roots, "--dry-run") or bool_on(builds, "--dry-run")
     assert ("--dry-run" in apply) == dry
-    quiet = bool_on(builds, "--quiet") or "quiet" in [v for f, v in roots + builds if f.long == "--progress"]
+    # a repeated --progress: the last one counts (cobra), on the root and on build each
+    lasts = [[v for f, v in options if f.long == "--progress"][-1:] for options in (roots, builds)]
+    quiet = bool_on(builds, "--quiet") or ["quiet"] in lasts
     assert ("-q" in apply) == quiet
     assert (decided.planner[0][:1] == ["pull-bases"]) == (bool_on(builds, "--pull") and not dry)
     assert (decided.planner[-1][:1] == ["push-images"]) == (bool_on(builds, "--push") and not dry)

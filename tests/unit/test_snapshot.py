@@ -398,19 +398,47 @@ def test_an_edit_in_a_folder_whose_signature_holds_changes_the_key(
     cache.close()
 
 
-def test_folder_records_are_kept_when_the_whole_root_cannot_be(
+def test_a_file_made_just_now_is_kept_as_racy_and_its_folder_is_listed_again(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A file made just now keeps the root's results from being kept (and its folder's record: the folder
-    changed just now), but not the other folders' records."""
+    """A file made just now is kept in the root's snapshot as racy (as is its folder, which changed just now),
+    and its folder's record is not kept; the other folders' records are."""
     cache = StatCache(tmp_path / "cache")
     manifests(project, cache)
     (project / "web/src/new.js").write_text("fresh\n")
-    manifests(project, cache)  # new.js and web/src are within the racy window: no root results for p and web
-    stored = {key: cache.store.get(key) for key in cache.store.cache.iterkeys() if key[0] == "tree"}
-    partial = [data for data in stored.values() if "paths" not in data]
-    assert partial and all(
-        "web/src" not in data["folders"] and "src" not in data["folders"] for data in partial
+    manifests(project, cache)  # new.js and web/src are within the racy window
+    stored = [cache.store.get(key) for key in cache.store.cache.iterkeys() if key[0] == "tree"]
+    holding = [
+        data for data in stored if any(p.endswith("/web/src/new.js") for p in data["paths"].split("\0"))
+    ]
+    assert len(holding) == 2  # the whole repository's root and web's
+    for data in holding:
+        paths = data["paths"].split("\0")
+        racy = {paths[at] for at in data["racy"]}
+        assert {p for p in racy if p.endswith(("/web/src/new.js", "/web/src"))} == racy and len(racy) == 2
+        assert "web/src" not in data["folders"] and "src" not in data["folders"] and data["folders"]
+    cache.close()
+
+
+def test_a_racy_entry_is_read_again_even_when_its_signature_holds(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second write in the same timestamp tick leaves the signature as it was: an entry written within the
+    racy window of its snapshot is read again by the next run whatever its signature says (git's racy-clean
+    rule), so the key follows its content."""
+    cache = StatCache(tmp_path / "cache")
+    manifests(project, cache)
+    settle()  # everything old enough: a whole snapshot with nothing racy
+    monkeypatch.setattr(snapshot, "RACY_WINDOW_NS", 10_000_000_000)
+    target = project / "api/main.go"
+    target.write_text("package mein\n")
+    patched = Patches(monkeypatch)
+    manifests(project, cache)  # patched, with main.go kept as racy
+    assert sorted(patched.roots) == ["api", "p"]
+    target.write_text("package moin\n")
+    # the second write did not show in the signature (as within one timestamp tick)
+    monkeypatch.setattr(
+        snapshot.signatures, "differences", lambda checks, parallel=None: [None] * len(checks)
     )
-    assert all(data["folders"] for data in partial)
+    assert keys_and_files(manifests(project, cache)) == keys_and_files(manifests(project, StatCache(None)))
     cache.close()
