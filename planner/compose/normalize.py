@@ -144,10 +144,15 @@ def resolve_path(value: str, base: Path | str, home: str | None) -> str:
 class ServiceNormalizer:
     """Turns merged service trees into `Service` models."""
 
-    def __init__(self, working_dir: Path, environment: Mapping[str, str], home: str | None) -> None:
+    def __init__(
+        self, working_dir: Path, environment: Mapping[str, str], home: str | None, final: bool = True
+    ) -> None:
         self.working_dir = working_dir
         self.environment = environment
         self.home = home
+        # False for the models merged before the last file: Compose checks them against its schema only, so
+        # values it reads once, on the last model (size units, platform in build.platforms), are not checked.
+        self.final = final
 
     def resolve_path(self, value: str) -> str:
         return resolve_path(value, self.working_dir, self.home)
@@ -187,7 +192,7 @@ class ServiceNormalizer:
         platform = raw.get("platform")
         if platform is not None and not isinstance(platform, str):
             raise _type_error(f"{path}.platform must be a string", raw, "platform", f"{path}.platform")
-        if platform and build.platforms and platform not in build.platforms:
+        if self.final and platform and build.platforms and platform not in build.platforms:
             raise _type_error(
                 f'service.build.platforms MUST include service.platform "{platform}"',
                 raw, "platform", f"{path}.platform",
@@ -288,6 +293,8 @@ class ServiceNormalizer:
             parsed = parse_ram_bytes(value)
             if parsed is not None:
                 return parsed
+            if not self.final:  # a string, as the schema allows; its unit is read on the last model
+                return 0
         raise _type_error(
             f"{path}.shm_size must be a size such as 64m or a number of bytes", raw, "shm_size", path
         )
@@ -340,12 +347,12 @@ def _services_of(model: YMap) -> YMap:
 
 
 def normalize_services(
-    model: YMap, working_dir: Path, environment: Mapping[str, str], home: str | None
+    model: YMap, working_dir: Path, environment: Mapping[str, str], home: str | None, final: bool = True
 ) -> dict[str, Service]:
     """Every service of a (merged) model as typed models; type errors raise with file:line. Compose validates
-    after each file is merged in, so the loader calls this per file as well."""
+    after each file is merged in, so the loader calls this per file as well (`final` false but for the last)."""
     raw_services = _services_of(model)
-    normalizer = ServiceNormalizer(working_dir, environment, home)
+    normalizer = ServiceNormalizer(working_dir, environment, home, final)
     return {n: normalizer.service(n, raw_services) for n in raw_services}
 
 

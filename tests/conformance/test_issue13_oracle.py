@@ -312,3 +312,16 @@ def test_platform_missing_from_build_platforms_is_refused(tmp_path: Path) -> Non
     write(tmp_path, {"compose.yaml": text})
     proc = planner_cli(tmp_path, ["config"], {})
     assert proc.returncode == 2 and f"{tmp_path / 'compose.yaml'}:4:" in proc.stderr
+
+
+def test_platform_is_checked_against_build_platforms_on_the_merged_project() -> None:
+    """Compose checks `platform` against `build.platforms` once, on the last file's merged model: a later file
+    may fix an earlier file's mismatch (found by the differential test at 1000 examples)."""
+    files = {"compose.yaml": "services:\n  x:\n    image: i\n    platform: linux/s390x\n    build:\n      context: .\n"
+             "      platforms: [linux/amd64]\n", "over.yaml": "services:\n  x:\n    platform: linux/amd64\n"}  # fmt: skip
+    compare(project(files, compose_files=("compose.yaml", "over.yaml")), binary_builds("x"))
+    mismatch = {**files, "over.yaml": "services:\n  x:\n    image: j\n"}
+    compare(
+        project(mismatch, compose_files=("compose.yaml", "over.yaml")),
+        binary_fails_with("build.platforms MUST include service.platform"),
+    )
