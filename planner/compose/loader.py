@@ -53,7 +53,8 @@ def load_project(options: ProjectOptions) -> ComposeProject:
     name = name or resolved.default_name
     if not name:
         raise ComposeFileError("project name must not be empty", Location(str(resolved.working_dir)))
-    warnings = list(dict.fromkeys(loader.warnings))  # each once, in the order the files gave them
+    # each once: those about the files found, then those in the order the files gave them
+    warnings = list(dict.fromkeys([*resolved.warnings, *loader.warnings]))
     for warning in warnings:
         sys.stderr.write(f"planner: warning: {warning}\n")
     project = build_project(

@@ -286,6 +286,26 @@ def test_load_time_warnings(tmp_path: Path) -> None:
     assert len(lines) == len(set(lines)), "each warning once"
 
 
+@pytest.mark.parametrize("cwd", [".", "sub"])
+def test_several_default_files_warn_as_compose_does(cwd: str, tmp_path: Path) -> None:
+    """Default discovery with several main or override files: the first name wins, and Compose says so."""
+    text = "services:\n  x:\n    image: i\n    build: .\n"
+    write(tmp_path, {"compose.yaml": text, "docker-compose.yml": text, "compose.override.yaml": text,
+                     "docker-compose.override.yaml": text, "sub/.keep": ""})  # fmt: skip
+    theirs = binary(tmp_path / cwd, [], {})
+    mine = planner_cli(tmp_path / cwd, ["config"], {})
+    assert theirs.returncode == 0 and mine.returncode == 0, theirs.stderr + mine.stderr
+    expected = _warnings(theirs.stderr)
+    assert f"Using {tmp_path / 'compose.override.yaml'}" in expected and len(expected) == 4
+    assert _warnings(mine.stderr) == expected
+    single = binary(tmp_path, ["-f", "compose.yaml"], {})
+    assert (
+        _warnings(single.stderr)
+        == set()
+        == _warnings(planner_cli(tmp_path, ["config", "-f", "compose.yaml"], {}).stderr)
+    )
+
+
 # --- 8. platforms -----------------------------------------------------------------------------------------
 
 PLATFORM_CASES = {
