@@ -392,13 +392,14 @@ def build_project(
         for dep in svc.depends_on:
             if dep in enabled or not _required_dependency(raw_services[svc_name], dep):
                 continue
-            loc = location_in(raw_services[svc_name], "depends_on") or model.loc
+            field = _dependency_field(raw_services[svc_name], dep)
+            loc = location_in(raw_services[svc_name], field) or model.loc
             if dep in services:
                 message = (f'service "{svc_name}" depends on service "{dep}", which is disabled: enable one of '
                            f"its profiles {services[dep].profiles}")  # fmt: skip
             else:
                 message = f'service "{svc_name}" depends on undefined service "{dep}"'
-            raise ComposeFileError(message, loc.at(f"services.{svc_name}.depends_on"))
+            raise ComposeFileError(message, loc.at(f"services.{svc_name}.{field}"))
     for svc_name, svc in enabled.items():
         for context_name, value in (svc.build.additional_contexts if svc.build else {}).items():
             target = value.removeprefix("service:")
@@ -451,6 +452,19 @@ def _service_locations(raw: Any) -> dict[str, Location]:
 def _build_location(raw_service: Any, key: str, default: Location) -> Location:
     build = raw_service.get("build") if isinstance(raw_service, dict) else None
     return location_in(build, key) or location_in(raw_service, "build") or default
+
+
+def _dependency_field(raw_service: Any, dep: str) -> str:
+    """The field that makes `dep` a dependency: `depends_on`, else the first implicit one naming it."""
+    if not isinstance(raw_service, dict):
+        return "depends_on"
+    declared = raw_service.get("depends_on")
+    if isinstance(declared, dict | list) and dep in declared:
+        return "depends_on"
+    for key in ("links", "volumes_from", "network_mode", "ipc", "pid"):
+        if key in raw_service and dep in implicit_dependencies({key: raw_service[key]}):
+            return key
+    return "depends_on"
 
 
 def _required_dependency(raw_service: Any, dep: str) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -182,7 +183,9 @@ def test_refusal_names_file_and_line(case: str, tmp_path: Path) -> None:
     write(tmp_path, {"compose.yaml": f"services:\n  web:\n    image: nginx\n{lines}  other: {{image: o}}\n"})
     proc = planner_cli(tmp_path, ["config"], {})
     assert proc.returncode == 2
-    assert f"{tmp_path / 'compose.yaml'}:" in proc.stderr
+    where = re.search(rf"{re.escape(str(tmp_path / 'compose.yaml'))}:(\d+):", proc.stderr)
+    assert where is not None, proc.stderr
+    assert 4 <= int(where.group(1)) <= 3 + lines.count("\n"), proc.stderr  # a line of the offending entry
 
 
 @pytest.mark.parametrize("case", sorted(ACCEPTED))
