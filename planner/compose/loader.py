@@ -34,12 +34,13 @@ def load_project(options: ProjectOptions) -> ComposeProject:
     model: Any = None
     services: dict[str, Service] = {}
     name_from_files: tuple[str, Location] | None = None
-    for path in resolved.config_files:
+    for index, path in enumerate(resolved.config_files):
         tree = loader.load(path, resolved.working_dir, include_chain=(path,))
         model = merge(model, tree) if model is not None else strip_resets(tree)
         # Compose validates the merged model after each file: a wrong type fails even if a later file fixes it.
         # The last file's result is the project's services.
-        services = normalize_services(model, resolved.working_dir, resolved.environment, home)
+        final = index == len(resolved.config_files) - 1
+        services = normalize_services(model, resolved.working_dir, resolved.environment, home, final)
         if tree.raw_name:  # decided on the text as written, before interpolation (compose-go's projectName)
             name_from_files = (str(tree.get("name") or ""), tree.loc_of("name"))
     if not model:  # Compose refuses a project whose files are all empty (or `{}`), naming no file
@@ -52,7 +53,8 @@ def load_project(options: ProjectOptions) -> ComposeProject:
     name = name or resolved.default_name
     if not name:
         raise ComposeFileError("project name must not be empty", Location(str(resolved.working_dir)))
-    warnings = list(dict.fromkeys(loader.warnings))  # each once, in the order the files gave them
+    # each once: those about the files found, then those in the order the files gave them
+    warnings = list(dict.fromkeys([*resolved.warnings, *loader.warnings]))
     for warning in warnings:
         sys.stderr.write(f"planner: warning: {warning}\n")
     project = build_project(

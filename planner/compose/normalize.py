@@ -144,10 +144,15 @@ def resolve_path(value: str, base: Path | str, home: str | None) -> str:
 class ServiceNormalizer:
     """Turns merged service trees into `Service` models."""
 
-    def __init__(self, working_dir: Path, environment: Mapping[str, str], home: str | None) -> None:
+    def __init__(
+        self, working_dir: Path, environment: Mapping[str, str], home: str | None, final: bool = True
+    ) -> None:
         self.working_dir = working_dir
         self.environment = environment
         self.home = home
+        # False for the models merged before the last file: Compose checks them against its schema only, so
+        # values it reads once, on the last model (size units, platform in build.platforms), are not checked.
+        self.final = final
 
     def resolve_path(self, value: str) -> str:
         return resolve_path(value, self.working_dir, self.home)
@@ -187,7 +192,7 @@ class ServiceNormalizer:
         platform = raw.get("platform")
         if platform is not None and not isinstance(platform, str):
             raise _type_error(f"{path}.platform must be a string", raw, "platform", f"{path}.platform")
-        if platform and build.platforms and platform not in build.platforms:
+        if self.final and platform and build.platforms and platform not in build.platforms:
             raise _type_error(
                 f'service.build.platforms MUST include service.platform "{platform}"',
                 raw, "platform", f"{path}.platform",
@@ -288,6 +293,8 @@ class ServiceNormalizer:
             parsed = parse_ram_bytes(value)
             if parsed is not None:
                 return parsed
+            if not self.final:  # a string, as the schema allows; its unit is read on the last model
+                return 0
         raise _type_error(
             f"{path}.shm_size must be a size such as 64m or a number of bytes", raw, "shm_size", path
         )
@@ -340,12 +347,12 @@ def _services_of(model: YMap) -> YMap:
 
 
 def normalize_services(
-    model: YMap, working_dir: Path, environment: Mapping[str, str], home: str | None
+    model: YMap, working_dir: Path, environment: Mapping[str, str], home: str | None, final: bool = True
 ) -> dict[str, Service]:
     """Every service of a (merged) model as typed models; type errors raise with file:line. Compose validates
-    after each file is merged in, so the loader calls this per file as well."""
+    after each file is merged in, so the loader calls this per file as well (`final` false but for the last)."""
     raw_services = _services_of(model)
-    normalizer = ServiceNormalizer(working_dir, environment, home)
+    normalizer = ServiceNormalizer(working_dir, environment, home, final)
     return {n: normalizer.service(n, raw_services) for n in raw_services}
 
 
@@ -385,13 +392,14 @@ def build_project(
         for dep in svc.depends_on:
             if dep in enabled or not _required_dependency(raw_services[svc_name], dep):
                 continue
-            loc = location_in(raw_services[svc_name], "depends_on") or model.loc
+            field = _dependency_field(raw_services[svc_name], dep)
+            loc = location_in(raw_services[svc_name], field) or model.loc
             if dep in services:
                 message = (f'service "{svc_name}" depends on service "{dep}", which is disabled: enable one of '
                            f"its profiles {services[dep].profiles}")  # fmt: skip
             else:
                 message = f'service "{svc_name}" depends on undefined service "{dep}"'
-            raise ComposeFileError(message, loc.at(f"services.{svc_name}.depends_on"))
+            raise ComposeFileError(message, loc.at(f"services.{svc_name}.{field}"))
     for svc_name, svc in enabled.items():
         for context_name, value in (svc.build.additional_contexts if svc.build else {}).items():
             target = value.removeprefix("service:")
@@ -444,6 +452,19 @@ def _service_locations(raw: Any) -> dict[str, Location]:
 def _build_location(raw_service: Any, key: str, default: Location) -> Location:
     build = raw_service.get("build") if isinstance(raw_service, dict) else None
     return location_in(build, key) or location_in(raw_service, "build") or default
+
+
+def _dependency_field(raw_service: Any, dep: str) -> str:
+    """The field that makes `dep` a dependency: `depends_on`, else the first implicit one naming it."""
+    if not isinstance(raw_service, dict):
+        return "depends_on"
+    declared = raw_service.get("depends_on")
+    if isinstance(declared, dict | list) and dep in declared:
+        return "depends_on"
+    for key in ("links", "volumes_from", "network_mode", "ipc", "pid"):
+        if key in raw_service and dep in implicit_dependencies({key: raw_service[key]}):
+            return key
+    return "depends_on"
 
 
 def _required_dependency(raw_service: Any, dep: str) -> bool:

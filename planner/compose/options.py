@@ -54,6 +54,7 @@ class ResolvedOptions:
     profiles: tuple[str, ...]
     project_name: str | None  # set by -p or COMPOSE_PROJECT_NAME; else the files' `name:` or the directory
     default_name: str
+    warnings: tuple[str, ...] = ()  # Compose's warnings about the files found, in its words
 
 
 def normalize_project_name(name: str) -> str:
@@ -99,8 +100,9 @@ def resolve_options(options: ProjectOptions) -> ResolvedOptions:
     if not files and "COMPOSE_FILE" in environment:
         separator = environment.get("COMPOSE_PATH_SEPARATOR") or os.pathsep
         files = [_absolute(cwd, f) for f in environment["COMPOSE_FILE"].split(separator)]
+    warnings: list[str] = []
     if not files:
-        files = _discover(working_dir())
+        files = _discover(working_dir(), warnings)
     # The project directory may have changed with the files: its .env fills in what is still unset.
     environment = _load_env_files(env_files or default_env_file(), environment)
 
@@ -127,6 +129,7 @@ def resolve_options(options: ProjectOptions) -> ResolvedOptions:
         profiles=profiles,
         project_name=name,
         default_name=normalize_project_name(wd.name),
+        warnings=tuple(warnings),
     )
 
 
@@ -158,13 +161,21 @@ def _load_env_files(paths: list[Path], environment: dict[str, str]) -> dict[str,
     return resolve_environment(paths, environment) if paths else environment
 
 
-def _discover(start: Path) -> list[Path]:
-    """Default files: the first directory from `start` upwards holding a compose file, plus its override."""
+def _discover(start: Path, warnings: list[str]) -> list[Path]:
+    """Default files: the first directory from `start` upwards holding a compose file, plus its override (when
+    there are several of a kind, the first name wins, and Compose warns)."""
     directory = start
     while True:
         found = [directory / n for n in DEFAULT_FILE_NAMES if inputs.is_file(directory / n)]
         if found:
             overrides = [directory / n for n in DEFAULT_OVERRIDE_NAMES if inputs.is_file(directory / n)]
+            for kind, paths in (("config", found), ("override", overrides)):
+                if len(paths) > 1:
+                    listed = ", ".join(str(p) for p in paths)
+                    warnings += [
+                        f"Found multiple {kind} files with supported names: {listed}",
+                        f"Using {paths[0]}",
+                    ]
             return found[:1] + overrides[:1]
         if directory.parent == directory:
             raise ComposeFileError(

@@ -182,6 +182,24 @@ class Scenario:
         lines.append(f'$ cd {shlex.quote(f"{ROOT}/{self.cwd}")} && env -i PATH="$PATH" {shlex.join(command)}')
         return "\n".join(lines)
 
+    def _shape_changes(self) -> bool:
+        """Whether some service field is a list in one compose file and a mapping in another."""
+        shapes: dict[tuple[str, str], set[str]] = {}
+        for rel, text in self.files.items():
+            if not rel.endswith((".yaml", ".yml")) or "/sub/" in rel or "/inc/" in rel:
+                continue
+            service, key = "", ("", "")
+            for line in text.splitlines():
+                if re.match(r"^  [^ ].*:$", line):
+                    service = line.strip()[:-1]
+                elif match := re.match(r"^    ([a-z_]+):$", line):
+                    key = (service, match.group(1))
+                elif re.match(r"^      - ", line):
+                    shapes.setdefault(key, set()).add("list")
+                elif re.match(r"^      [^ -]", line):
+                    shapes.setdefault(key, set()).add("mapping")
+        return any(len(found) > 1 for found in shapes.values())
+
     def features(self) -> list[str]:
         """What this project exercises (reported by `pytest --hypothesis-show-statistics`)."""
         text = "\n".join(self.files.values())
@@ -207,6 +225,14 @@ class Scenario:
             "cwd: subfolder": self.cwd.endswith("/sub"),
             "--project-directory": self.project_directory is not None,
             "service:NAME context": "service:" in text,
+            "env: COMPOSE_ENV_FILES": "COMPOSE_ENV_FILES" in self.env,
+            "env: COMPOSE_DISABLE_ENV_FILE": "COMPOSE_DISABLE_ENV_FILE" in self.env,
+            "platform: service": "\n    platform:" in text,
+            "platform: DOCKER_DEFAULT_PLATFORM": "DOCKER_DEFAULT_PLATFORM" in text + str(self.env),
+            "env_file: service": "env_file:" in text,
+            "implicit depends_on": bool(re.search(r"links:|volumes_from:|network_mode: .service:", text)),
+            "explicit null": bool(re.search(r"\n {4}[a-z_]+: null", text)),
+            "shape: list meets mapping": self._shape_changes(),
         }
         return [name for name, present in found.items() if present]
 
@@ -430,8 +456,10 @@ def override_build(others: tuple[str, ...], tags: bool = True) -> st.SearchStrat
 IMAGE_VALUES = one_of_weighted((100, maybe_template(IMAGES)), (1, st.none()))
 
 # Service fields planner does not print but must validate and merge as Compose does (issue #13): a list or a
-# mapping form (files and overrides pick independently, so a list meets a mapping), rarely an explicit null
-# (refused) or a reference to an undefined network; a service platform (checked against build.platforms).
+# mapping form (files and overrides pick independently, so a list meets a mapping; `shape_flip` makes one meet
+# the other on purpose), rarely an explicit null (refused), a reference to something undeclared or an empty
+# spec; a service platform (checked against build.platforms); env_file entries, present, missing or optional;
+# links, volumes_from and `service:` network modes, which Compose adds to depends_on (compared).
 SHAPED_FIELDS: dict[str, tuple[st.SearchStrategy[Node], st.SearchStrategy[Node]]] = {
     "environment": (st.lists(pick(["X=1", "Y", "Z=${A:-z}"]), max_size=2, unique=True),
                     st.dictionaries(pick(["X", "Y", "W"]), pick(["1", None, "v"]), max_size=2)),
@@ -441,20 +469,65 @@ SHAPED_FIELDS: dict[str, tuple[st.SearchStrategy[Node], st.SearchStrategy[Node]]
                  st.dictionaries(pick(["front", "back"]), pick([None, {}, {"aliases": ["al"]}]), max_size=2)),
     "extra_hosts": (st.lists(pick(["h1:10.0.0.1", "h2=10.0.0.2"]), max_size=2, unique=True),
                     st.dictionaries(pick(["h1", "h3"]), pick(["10.0.0.3", "10.0.0.4"]), max_size=2)),
+    "sysctls": (st.lists(pick(["net.core.somaxconn=1", "net.ipv4.ip_forward=0"]), max_size=2, unique=True),
+                st.dictionaries(pick(["net.core.somaxconn", "net.ipv4.tcp_syncookies"]), pick([1, "0"]),
+                                max_size=2)),
+    "annotations": (st.lists(pick(["an=1", "bn=2"]), max_size=2, unique=True),
+                    st.dictionaries(pick(["an", "cn"]), pick(["1", "x"]), max_size=2)),
 }  # fmt: skip
+# Both forms non-empty, for a list meeting a mapping (an empty list or mapping would not change the shape).
+FLIP_FORMS: dict[str, tuple[st.SearchStrategy[Node], st.SearchStrategy[Node]]] = {
+    "environment": (pick([["X=1"], ["Y"], ["Z=${A:-z}", "X=2"]]), pick([{"X": "1"}, {"Y": None, "W": "v"}])),
+    "labels": (pick([["l=1"], ["m=2", "l=3"]]), pick([{"l": "1"}, {"n": "x"}])),
+    "networks": (pick([["front"], ["back", "default"]]),
+                 pick([{"front": None}, {"back": {}}, {"front": {"aliases": ["al"]}}])),
+    "extra_hosts": (pick([["h1:10.0.0.1"], ["h2=10.0.0.2"]]), pick([{"h1": "10.0.0.3"}, {"h3": "10.0.0.4"}])),
+    "sysctls": (pick([["net.core.somaxconn=1"]]), pick([{"net.core.somaxconn": 2}, {"net.ipv4.ip_forward": "0"}])),
+    "annotations": (pick([["an=1"], ["bn=2"]]), pick([{"an": "1"}, {"cn": "x"}])),
+}  # fmt: skip
+NULLABLE = ("volumes", "ports", "depends_on", "env_file", "healthcheck", "secrets", "configs", "links")
+REFERENCES: st.SearchStrategy[dict[str, Node]] = weighted(
+    (4, {"secrets": ["s"]}), (4, {"volumes": ["v:/x", "./c:/d"]}), (4, {"ports": ["80"]}),
+    (2, {"configs": ["c"]}), (1, {"networks": ["undeclared"]}), (1, {"secrets": ["nope"]}),
+    (1, {"configs": ["nope"]}), (1, {"volumes": ["nope:/x"]}), (1, {"volumes": [""]}), (1, {"ports": [""]}),
+)  # fmt: skip
+ENV_FILE_ENTRIES: st.SearchStrategy[Node] = weighted(
+    (4, "svc.env"), (2, ["svc.env", {"path": "missing.env", "required": False}]), (1, "missing.env"),
+    (1, [{"path": "missing.env", "required": True}]), (1, [{"path": "missing.env", "required": "${C:-false}"}]),
+)  # fmt: skip
 
 
 @st.composite
-def service_extras(draw: st.DrawFn) -> dict[str, Node]:
+def service_extras(draw: st.DrawFn, others: tuple[str, ...] = ()) -> dict[str, Node]:
     extras: dict[str, Node] = {}
     for key in draw(st.lists(pick(sorted(SHAPED_FIELDS)), max_size=2, unique=True)):
         as_list, as_map = SHAPED_FIELDS[key]
         extras[key] = draw(one_of_weighted((10, as_list), (10, as_map), (1, st.none())))
-    if draw(weighted((20, False), (1, True))):
-        extras["networks"] = ["undeclared"]
-    if draw(weighted((12, False), (1, True))):
+    if draw(weighted((6, False), (1, True))):
+        extras.update(draw(REFERENCES))
+    if draw(weighted((15, False), (1, True))):
+        extras[draw(pick(NULLABLE))] = None
+    if draw(weighted((8, False), (1, True))):
+        extras["env_file"] = draw(ENV_FILE_ENTRIES)
+    if draw(weighted((3, False), (1, True))):  # implicit dependencies (rarely on a service that is not there)
+        target = draw(weighted((12, "other"), (1, "ghost"))) if others else "ghost"
+        name = draw(pick(others)) if target == "other" else "ghost"
+        key = draw(pick(["links", "volumes_from", "network_mode"]))
+        extras[key] = f"service:{name}" if key == "network_mode" else [name]
+        if key == "network_mode":
+            extras.pop("networks", None)  # (both at once is an error of its own, not the one drawn here)
+    if draw(weighted((6, False), (1, True))):
         extras["platform"] = draw(pick([*PLATFORMS, "linux/s390x"]))
     return extras
+
+
+@st.composite
+def shape_flip(draw: st.DrawFn, names: tuple[str, ...]) -> tuple[str, str, Node, Node]:
+    """(service, field, value in the main file, value in the override) of different shapes."""
+    key = draw(pick(sorted(FLIP_FORMS)))
+    as_list, as_map = FLIP_FORMS[key]
+    first, then = (as_list, as_map) if draw(st.booleans()) else (as_map, as_list)
+    return draw(pick(names)), key, draw(first), draw(then)
 
 
 SERVICE_PROFILES = st.lists(st.sampled_from([*PROFILES, "${A:-p1}"]), min_size=1, max_size=2, unique=True)
@@ -492,7 +565,7 @@ def main_services(
         if index > 0 and draw(weighted((40, False), (1, True))):
             service["depends_on"] = [draw(st.sampled_from(names[:index]))]
         if draw(weighted((3, False), (1, True))):
-            service.update(draw(service_extras()))
+            service.update(draw(service_extras(tuple(n for n in names if n != name))))
         services[name] = service
     return services
 
@@ -522,7 +595,7 @@ def override_documents(draw: st.DrawFn, names: tuple[str, ...]) -> dict[str, Nod
         if draw(weighted((6, False), (1, True))):
             service["profiles"] = draw(OVERRIDE_PROFILES)
         if draw(weighted((3, False), (1, True))):
-            service.update(draw(service_extras()))
+            service.update(draw(service_extras(tuple(n for n in names if n != name))))
         services[name] = service
     document: dict[str, Node] = {"services": services}
     if draw(weighted((8, False), (1, True))):
@@ -662,7 +735,20 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         files.update({f"{folder}/{rel}": text for rel, text in included_files.items()})
     main["services"] = draw(main_services(names, with_base_file, included))
     main["networks"] = {"front": {}, "back": None}
+    main["volumes"] = {"v": None}
+    main["secrets"] = {"s": {"environment": "A"}}
+    main["configs"] = {"c": {"environment": "A"}}
+    files[f"{folder}/svc.env"] = "FROM_ENV_FILE=1\n"
     overrides = draw(st.lists(override_documents(names), max_size=2))
+    if draw(weighted((3, False), (1, True))):  # a list-form value overridden by a mapping (or the reverse)
+        service, key, first, then = draw(shape_flip(names))
+        if isinstance(main["services"][service], dict):
+            main["services"][service][key] = first
+            if key == "networks":
+                main["services"][service].pop("network_mode", None)
+            if not overrides:
+                overrides = [{"services": {}}]
+            overrides[0]["services"].setdefault(service, {})[key] = then
 
     # Environment: each variable unset, in the process env, in .env, both, or in an --env-file.
     use_env_files = draw(weighted((5, False), (1, True)))
@@ -721,6 +807,11 @@ def scenarios(draw: st.DrawFn) -> Scenario:
             where["COMPOSE_FILE"] = ":".join(compose_files)
             compose_files = []
 
+    if draw(weighted((10, False), (1, True))):  # the platform every build gets unless it names one
+        where = process if draw(st.booleans()) else dotenv
+        where["DOCKER_DEFAULT_PLATFORM"] = draw(pick(PLATFORMS))
+    if draw(weighted((6, False), (1, True))):
+        process["COMPOSE_DISABLE_ENV_FILE"] = draw(weighted((4, "1"), (4, "true"), (2, "false"), (1, "yes")))
     if dotenv:
         files[f"{folder}/.env"] = draw(dotenv_text(dotenv))
     env_files: list[str] = []
@@ -730,6 +821,9 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         if draw(st.booleans()):
             files[f"{folder}/sub/extra.env"] = draw(dotenv_text(draw(ENV_ASSIGNMENTS)))
             env_files.append(("" if in_sub else "sub/") + "extra.env")
+        if draw(st.booleans()):  # named by COMPOSE_ENV_FILES instead of --env-file
+            process["COMPOSE_ENV_FILES"] = ",".join(env_files)
+            env_files = []
     if in_sub and draw(weighted((3, False), (1, True))):
         files[f"{folder}/sub/.env"] = draw(dotenv_text(draw(ENV_ASSIGNMENTS)))
     project_directory = None
@@ -785,7 +879,11 @@ def project_view(config: Mapping[str, Any]) -> Outcome:
         "ok": True,
         "name": config.get("name"),
         "services": {
-            name: {"image": svc.get("image") or None, "build": _build_view(svc.get("build"))}
+            name: {
+                "image": svc.get("image") or None,
+                "build": _build_view(svc.get("build")),
+                "depends_on": sorted(svc.get("depends_on") or ()),
+            }
             for name, svc in sorted(services.items())
         },
     }
@@ -838,6 +936,10 @@ def differences(theirs: Outcome, mine: Outcome) -> str:
             continue
         if a["image"] != b["image"]:
             lines.append(f"{name}.image: docker compose {a['image']!r}, planner {b['image']!r}")
+        if a["depends_on"] != b["depends_on"]:
+            lines.append(
+                f"{name}.depends_on: docker compose {a['depends_on']!r}, planner {b['depends_on']!r}"
+            )
         if (a["build"] is None) != (b["build"] is None):
             lines.append(f"{name}.build: docker compose {a['build']!r}, planner {b['build']!r}")
         elif a["build"] is not None:
@@ -883,6 +985,8 @@ def assert_agree(theirs: Outcome, mine: Outcome, report: str) -> None:
     assert sorted(mine["services"]) == sorted(theirs["services"]), "enabled services differ" + report
     for name, service in theirs["services"].items():
         assert mine["services"][name]["image"] == service["image"], f"image of {name} differs" + report
+    for name, service in theirs["services"].items():
+        assert mine["services"][name]["depends_on"] == service["depends_on"], f"depends_on of {name}" + report
     assert mine["services"] == theirs["services"], "build sections differ" + report
 
 

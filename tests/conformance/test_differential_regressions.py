@@ -191,6 +191,24 @@ def test_each_file_is_validated_before_merging(invalid: str, fix: str) -> None:
     compare(scenario, binary_fails_with("validating"))
 
 
+@pytest.mark.parametrize("fix", ["shm_size: 1g", "shm_size: !reset null"])
+def test_size_units_are_parsed_on_the_merged_project(fix: str) -> None:
+    """Binary: `shm_size: 12x` is a string, as the schema each file is checked against allows; its unit is read
+    once, on the merged model, so a later file may replace it. Planner: refused the first file."""
+    scenario = project(
+        {
+            "compose.yaml": "services:\n  web:\n    build:\n      context: .\n      shm_size: 12x\n",
+            "override.yaml": f"services:\n  web:\n    build:\n      {fix}\n",
+        },
+        compose_files=("compose.yaml", "override.yaml"),
+    )
+    compare(scenario, binary_builds("web"))
+    alone = project(
+        {"compose.yaml": "services:\n  web:\n    build:\n      context: .\n      shm_size: 12x\n"}
+    )
+    compare(alone, binary_fails_with("invalid suffix: 'x'"))
+
+
 def test_invalid_service_name_is_rejected() -> None:
     """Binary: `services additional properties 'bad name' not allowed` (names match ^[a-zA-Z0-9._-]+$). Planner:
     accepts."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -182,7 +183,9 @@ def test_refusal_names_file_and_line(case: str, tmp_path: Path) -> None:
     write(tmp_path, {"compose.yaml": f"services:\n  web:\n    image: nginx\n{lines}  other: {{image: o}}\n"})
     proc = planner_cli(tmp_path, ["config"], {})
     assert proc.returncode == 2
-    assert f"{tmp_path / 'compose.yaml'}:" in proc.stderr
+    where = re.search(rf"{re.escape(str(tmp_path / 'compose.yaml'))}:(\d+):", proc.stderr)
+    assert where is not None, proc.stderr
+    assert 4 <= int(where.group(1)) <= 3 + lines.count("\n"), proc.stderr  # a line of the offending entry
 
 
 @pytest.mark.parametrize("case", sorted(ACCEPTED))
@@ -286,6 +289,26 @@ def test_load_time_warnings(tmp_path: Path) -> None:
     assert len(lines) == len(set(lines)), "each warning once"
 
 
+@pytest.mark.parametrize("cwd", [".", "sub"])
+def test_several_default_files_warn_as_compose_does(cwd: str, tmp_path: Path) -> None:
+    """Default discovery with several main or override files: the first name wins, and Compose says so."""
+    text = "services:\n  x:\n    image: i\n    build: .\n"
+    write(tmp_path, {"compose.yaml": text, "docker-compose.yml": text, "compose.override.yaml": text,
+                     "docker-compose.override.yaml": text, "sub/.keep": ""})  # fmt: skip
+    theirs = binary(tmp_path / cwd, [], {})
+    mine = planner_cli(tmp_path / cwd, ["config"], {})
+    assert theirs.returncode == 0 and mine.returncode == 0, theirs.stderr + mine.stderr
+    expected = _warnings(theirs.stderr)
+    assert f"Using {tmp_path / 'compose.override.yaml'}" in expected and len(expected) == 4
+    assert _warnings(mine.stderr) == expected
+    single = binary(tmp_path, ["-f", "compose.yaml"], {})
+    assert (
+        _warnings(single.stderr)
+        == set()
+        == _warnings(planner_cli(tmp_path, ["config", "-f", "compose.yaml"], {}).stderr)
+    )
+
+
 # --- 8. platforms -----------------------------------------------------------------------------------------
 
 PLATFORM_CASES = {
@@ -312,3 +335,16 @@ def test_platform_missing_from_build_platforms_is_refused(tmp_path: Path) -> Non
     write(tmp_path, {"compose.yaml": text})
     proc = planner_cli(tmp_path, ["config"], {})
     assert proc.returncode == 2 and f"{tmp_path / 'compose.yaml'}:4:" in proc.stderr
+
+
+def test_platform_is_checked_against_build_platforms_on_the_merged_project() -> None:
+    """Compose checks `platform` against `build.platforms` once, on the last file's merged model: a later file
+    may fix an earlier file's mismatch (found by the differential test at 1000 examples)."""
+    files = {"compose.yaml": "services:\n  x:\n    image: i\n    platform: linux/s390x\n    build:\n      context: .\n"
+             "      platforms: [linux/amd64]\n", "over.yaml": "services:\n  x:\n    platform: linux/amd64\n"}  # fmt: skip
+    compare(project(files, compose_files=("compose.yaml", "over.yaml")), binary_builds("x"))
+    mismatch = {**files, "over.yaml": "services:\n  x:\n    image: j\n"}
+    compare(
+        project(mismatch, compose_files=("compose.yaml", "over.yaml")),
+        binary_fails_with("build.platforms MUST include service.platform"),
+    )

@@ -119,6 +119,33 @@ def test_target_and_platforms_and_labels_feed_the_key(stack: Path) -> None:
         assert changed(before, keys(stack)) == {"other"}
 
 
+def test_service_platform_and_docker_default_platform_feed_the_key(stack: Path) -> None:
+    """Issue #13: a build for one platform must not be taken as present for another. The service's `platform`
+    and DOCKER_DEFAULT_PLATFORM (process or .env) are what the build gets when `build.platforms` is absent."""
+    compose = stack / "compose.yaml"
+    text = compose.read_text()
+    native = keys(stack)
+    arm = keys(stack, env={"DOCKER_DEFAULT_PLATFORM": "linux/arm64"})
+    assert changed(native, arm) == {"base", "app", "other"}
+    compose.write_text(
+        text.replace("    build: ./other\n", "    platform: linux/arm64\n    build: ./other\n")
+    )
+    declared = keys(stack)
+    assert changed(native, declared) == {"other"}
+    assert declared["other"] == arm["other"]  # the same build: the same key
+    assert keys(stack, env={"DOCKER_DEFAULT_PLATFORM": "linux/arm64"}) == arm  # the service's platform wins
+    (stack / ".env").write_text("DOCKER_DEFAULT_PLATFORM=linux/arm64\n")
+    compose.write_text(text)
+    assert keys(stack) == arm
+    compose.write_text(  # build.platforms wins over the default
+        text.replace(
+            "    build: ./other\n", "    build:\n      context: ./other\n      platforms: [linux/s390x]\n"
+        )
+    )
+    assert keys(stack)["other"] not in {native["other"], arm["other"]}
+    assert keys(stack)["base"] == arm["base"]
+
+
 def test_keys_do_not_depend_on_location_service_order_or_formatting(
     stack: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

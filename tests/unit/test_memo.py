@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -129,6 +130,23 @@ def test_table_format_is_rendered_from_the_memo(project: Path, runs: Runs) -> No
     first, _ = runs.plan(args)
     second, hit = runs.plan(args)
     assert hit and second == first and "api" in second
+
+
+def test_compose_warnings_are_replayed_by_the_memo(project: Path, runs: Runs) -> None:
+    """Issue #13: Compose's load-time warnings on stderr, once each, also when the memo answers."""
+    compose = project / "compose.yaml"
+    compose.write_text('version: "3"\n' + textwrap.dedent(COMPOSE).replace("./web", "./web${WEB_SUFFIX}"))
+    settle()
+    expected = [
+        f"planner: warning: {compose}: the attribute `version` is obsolete, it will be ignored, please remove it to avoid "
+        "potential confusion",
+        'planner: warning: The "WEB_SUFFIX" variable is not set. Defaulting to a blank string.',
+    ]
+    for answered_by_memo in (False, True):
+        before = runs.full_plans
+        assert run_main(ARGS) == 0
+        assert (runs.full_plans == before) is answered_by_memo
+        assert sorted(runs.capsys.readouterr().err.splitlines()) == sorted(expected)
 
 
 def test_another_command_line_is_another_memo(project: Path, runs: Runs) -> None:
