@@ -18,6 +18,7 @@ from planner.dockerfile import (
     DockerfileInfo,
     DockerfileSyntaxError,
     Reads,
+    buildkit_only,
     check_dockerfile,
     context_reads,
     parse_dockerfile,
@@ -105,6 +106,22 @@ class BuildFiles:
     reads: Reads | None = None
     # main-context-relative paths that are always in the key when sent: the Dockerfile and the ignore files
     always: tuple[str, ...] = ()
+    # the first construct only BuildKit builds (`line N: what`), None when the classic builder builds it alike
+    needs_buildkit: str | None = None
+
+    def injected_dockerfile(self) -> str | None:
+        """Why the Dockerfile is not among the main context's sent entries (inline, outside the context, excluded
+        by the ignore file), so the builder must get it apart or injected into the context (as apply's
+        `dockerfile_source` does, from the walk); None when it is sent like any file."""
+        if self.dockerfile_text is None or MAIN not in self.contexts:
+            return None  # a remote context: its Dockerfile is not ours
+        if self.dockerfile_path is None:
+            return "dockerfile_inline"
+        folder, matcher = self.contexts[MAIN]
+        relative = os.path.relpath(self.dockerfile_path, folder).replace(os.sep, "/")
+        if relative.startswith("../"):
+            return "it lies outside the context"
+        return None if matcher.would_send(relative) else "the ignore file excludes it"
 
     def sees(self, path: str) -> bool:
         """Whether `path` would be sent in one of the node's local contexts (ignore rules applied); an excluded
@@ -133,8 +150,9 @@ def read_build_files(node: Node, produced: Collection[str] = ()) -> BuildFiles:
         if os.path.isabs(value):
             contexts[name] = (value, load_matcher(Path(value), None))
     return BuildFiles(
-        node.name, dockerfile_path(node), text, info, contexts, reads, _always(node.build.context, node)
-    )
+        node.name, dockerfile_path(node), text, info, contexts, reads, _always(node.build.context, node),
+        buildkit_only(text) if text is not None else None,
+    )  # fmt: skip
 
 
 def _always(context: str, node: Node) -> tuple[str, ...]:

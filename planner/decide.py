@@ -65,11 +65,53 @@ def _change_reasons(
     return [Reason(code="new", detail="no image with this key here or in the registry")]
 
 
-def builder_problem(node: Node, builder_kind: str) -> Reason | None:
+@dataclass(frozen=True)
+class BuildRoute:
+    """How the Engine API builder must build a node whose Dockerfile is not among the sent context entries
+    (inline, outside the context, excluded by the ignore file) so that COPY sees what `docker build` copies.
+
+    BuildKit with a session reads the Dockerfile from a source of its own: exact. BuildKit over a context tar
+    (`builder: {context: tar}`, or the fallback when the daemon opens no session) applies no ignore file on
+    dockerd 20.10, so the injected Dockerfile would reach `COPY .`; the classic builder (`version=1`) drops it as
+    the docker CLI makes it do (`.dockerignore` names it). So over a tar such a build takes the classic builder,
+    unless the Dockerfile uses what only BuildKit builds: then it is refused (`problem`)."""
+
+    method: Literal["classic"] | None = None  # the build step's: the classic builder from the start
+    fallback: Literal["classic"] | None = None  # without a BuildKit session: the classic builder, not a tar
+    detail: str = ""
+    problem: str | None = None  # builder-unsupported
+
+
+def build_route(
+    name: str, builder_kind: str, context: str, injected: str | None, needs_buildkit: str | None
+) -> BuildRoute:
+    """`context`: the rules' `builder.context` (session | tar); `injected`: why the Dockerfile is not sent (None:
+    it is); `needs_buildkit`: the first construct the classic builder would build differently."""
+    if builder_kind != "docker" or injected is None:
+        return BuildRoute()
+    if context == "session":
+        # no session at apply time: the classic builder where it builds alike, else the build is refused
+        return BuildRoute(fallback="classic") if needs_buildkit is None else BuildRoute()
+    if needs_buildkit is None:
+        return BuildRoute(
+            method="classic",
+            detail=f"classic builder: the Dockerfile is not sent ({injected}), and BuildKit over a context tar "
+            "would show it to COPY",
+        )
+    return BuildRoute(
+        problem=f"{name}: the Dockerfile is not sent ({injected}) and needs BuildKit ({needs_buildkit}), which "
+        "over a context tar (`builder: {context: tar}`) would show it to COPY; the classic builder cannot build "
+        "it; use `builder: {context: session}`"
+    )
+
+
+def builder_problem(node: Node, builder_kind: str, route: BuildRoute | None = None) -> Reason | None:
     """What the Engine API builder (BuildKit inside dockerd, `POST /build`) cannot drive: reported by the plan,
     and apply refuses to start (exit 2) rather than failing halfway."""
     if builder_kind != "docker":
         return None
+    if route is not None and route.problem is not None:
+        return Reason(code="builder-unsupported", detail=route.problem)
     build = node.build
     needs = [
         what
@@ -275,7 +317,9 @@ def decide(
     share: bool = False,
     builder_kind: str = "docker",
     codec: Literal["none", "gzip"] = "none",
+    routes: Mapping[str, BuildRoute] | None = None,
 ) -> list[PlanNode]:
+    """`routes`: per node, how the Engine API builder builds it (`build_route`); none given: the default."""
     planned = []
     for name in order:
         node = nodes[name]
@@ -283,7 +327,8 @@ def decide(
         action, reasons = decide_action(
             node, manifests[name], observation, registry_refs.get(name), previous.get(name), forcing
         )
-        problem = builder_problem(node, builder_kind) if action == "build" else None
+        route = (routes or {}).get(name)
+        problem = builder_problem(node, builder_kind, route) if action == "build" else None
         if problem is not None:
             reasons = [*reasons, problem]
         if manifests[name].scope == "whole" and manifests[name].scope_reason:
@@ -322,10 +367,12 @@ def decide_steps(
     observation: Observation,
     registry_refs: Mapping[str, str],
     codec: Literal["none", "gzip"] = "gzip",
+    routes: Mapping[str, BuildRoute] | None = None,
 ) -> list[PlanStep]:
     """Every step apply runs, in order: per node its main step (build, export, pull, or a local name restore),
     the stamps that carry its identity (after it: a stamp never names a key whose build failed), the push it
-    needs, and one step per destination that must change."""
+    needs, and one step per destination that must change. A build or export step carries its node's route
+    (`method: classic`, `fallback: classic`), which apply's builder follows."""
     if observation.offline:
         return []
     steps: list[PlanStep] = []
@@ -345,16 +392,22 @@ def decide_steps(
                 continue
         if node.kind == "artifact":
             if plan_node.action == "build":
+                route = (routes or {}).get(name, BuildRoute())
                 steps.append(
                     PlanStep(id=f"export:{name}", node=name, kind="export", needs=needs, destination=LOCAL,
-                             path=node.output_dest, detail=f"{node.output_type} output")
+                             path=node.output_dest, method=route.method, fallback=route.fallback,
+                             detail="; ".join(filter(None, [f"{node.output_type} output", route.detail])))
                 )  # fmt: skip
                 ready[name] = f"export:{name}"
             steps += _stamp_steps(name, stamps, ready, stamp_steps)
             continue
         main: PlanStep | None = None
         if plan_node.action == "build":
-            main = PlanStep(id=f"build:{name}", node=name, kind="build", needs=needs, destination=LOCAL)
+            route = (routes or {}).get(name, BuildRoute())
+            main = PlanStep(
+                id=f"build:{name}", node=name, kind="build", needs=needs, destination=LOCAL,
+                method=route.method, fallback=route.fallback, detail=route.detail,
+            )  # fmt: skip
         elif plan_node.action == "pull":
             # after what its build would need: a pull that finds the registry's copy broken builds instead
             main = PlanStep(

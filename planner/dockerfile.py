@@ -638,3 +638,49 @@ def _mount_reads(stage: _StageReads, step: Instruction, scope: Mapping[str, str]
             raise _Unresolved(f"--mount={spec}: mount type {kind!r} is not analysed")
         source = fields.get("source", fields.get("src", ""))
         stage.sources.append(Source(_clean(source), step.line, "RUN --mount", pattern=False))
+
+
+# -- what only BuildKit builds ------------------------------------------------------------------------------
+
+# Flags the classic builder of dockerd 20.10 refuses (`RUN --mount`: "Unknown flag"; `COPY --chmod`: "requires
+# BuildKit") or that only a newer BuildKit knows; `--from`, `--chown`, `FROM --platform` it accepts.
+_CLASSIC_FLAGS = {"RUN": set[str](), "COPY": {"from", "chown"}, "ADD": {"chown"}}
+_PLATFORM_WORD = re.compile(r"\$\{?(" + "|".join(sorted(_PLATFORM_ARGS)) + r")\b")
+
+
+def buildkit_only(text: str) -> str | None:
+    """The first construct the classic builder (`POST /build?version=1`, dockerd 20.10) would not build as
+    BuildKit does, as `line N: what`; None when the classic builder gives BuildKit's image. Conservative: a
+    `# syntax=` directive, a heredoc, a RUN flag (`--mount`, `--network`, ...), a COPY/ADD flag other than
+    `--from`/`--chown` (`--chmod`, `--link`, ...), and a platform ARG (`TARGETARCH`, `BUILDPLATFORM`, ...: BuildKit
+    predefines them, the classic builder leaves them empty; a build arg of that name too). Measured on 20.10:
+    `ARG TARGETARCH` + `LABEL a=$TARGETARCH` gives `a=` with the classic builder."""
+    text = text.removeprefix("\ufeff")
+    for number, raw in enumerate(text.splitlines(), start=1):
+        match = _DIRECTIVE.match(raw.strip())
+        if not match or match.group(1).lower() not in _DIRECTIVE_NAMES:
+            break
+        if match.group(1).lower() == "syntax":
+            return f"line {number}: `# syntax={match.group(2)}` (another frontend)"
+    for step in instructions(text):
+        keyword, args = step.keyword, step.args
+        if keyword == "ONBUILD":  # its trigger runs in a child build, which may take the classic path
+            keyword, _, args = args.partition(" ")
+            keyword, args = keyword.upper(), args.strip()
+        if keyword in _HEREDOC_INSTRUCTIONS and _HEREDOC.search(args):
+            return f"line {step.line}: a heredoc in {keyword}"
+        known = _CLASSIC_FLAGS.get(keyword)
+        if known is not None:
+            flags, _ = _leading_flags(args)
+            for name in flags:
+                if name.lower() not in known:
+                    return f"line {step.line}: {keyword} --{name}"
+        if keyword == "ARG":
+            for name, _default in _arg_definitions(args):
+                if name in _PLATFORM_ARGS:
+                    return f"line {step.line}: the platform ARG {name}"
+        elif keyword == "FROM":
+            platform = _PLATFORM_WORD.search(args)
+            if platform is not None:
+                return f"line {step.line}: the platform ARG {platform.group(1)}"
+    return None

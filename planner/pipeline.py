@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from planner.compose.options import ProjectOptions
-from planner.decide import Forcing, StampState, decide, decide_goldens, decide_steps
+from planner.decide import BuildRoute, Forcing, StampState, build_route, decide, decide_goldens, decide_steps
 from planner.graph import BuildGraph, build_graph
 from planner.keys.compute import UNRESOLVED, BaseResolver, TriggerReader, compute_keys
 from planner.keys.manifest import Manifest
@@ -36,6 +36,7 @@ class Planned:
     plan: Plan
     observation: Observation = field(default_factory=Observation.nothing)
     registry_refs: dict[str, str] = field(default_factory=dict)
+    routes: dict[str, BuildRoute] = field(default_factory=dict)  # how the Engine API builder builds each node
 
 
 def summarize(nodes: Sequence[PlanNode]) -> dict[str, int]:
@@ -121,10 +122,18 @@ def _decided(
     rules = graph.stack.rules
     previous = {name: store.manifest(key) for name, key in observation.previous_keys.items()}
     codec = rules.registry.codec() if rules.registry is not None else "gzip"
+    routes = {
+        name: build_route(
+            name, rules.builder.kind, rules.builder.context, files.injected_dockerfile(), files.needs_buildkit
+        )
+        for name, files in graph.files.items()
+        if name in graph.nodes
+    }
     nodes = decide(
         graph.nodes, graph.order(), {n: graph.upstream(n) for n in graph.nodes}, manifests, observation,
         registry_refs, previous, forcing, rules.registry is not None,
         share=rules.registry is not None and rules.registry.share, builder_kind=rules.builder.kind, codec=codec,
+        routes=routes,
     )  # fmt: skip
     stamps = [
         StampState(
@@ -132,7 +141,7 @@ def _decided(
         )
         for name, spec in sorted(graph.stack.stamps.items())
     ]
-    steps = decide_steps(nodes, graph.nodes, stamps, observation, registry_refs, codec)
+    steps = decide_steps(nodes, graph.nodes, stamps, observation, registry_refs, codec, routes)
     goldens = decide_goldens(
         nodes, graph.nodes, manifests, observation, _golden_manifests(observation, store)
     )
@@ -141,7 +150,7 @@ def _decided(
         summary=summarize(nodes), observed=_observed(observation), steps=steps,
         goldens=goldens,
     )  # fmt: skip
-    return Planned(graph, manifests, mask_plan(plan, graph), observation, registry_refs)
+    return Planned(graph, manifests, mask_plan(plan, graph), observation, registry_refs, routes)
 
 
 def _golden_manifests(observation: Observation, store: Store) -> dict[str, Manifest | None]:

@@ -78,17 +78,22 @@ class PlanStep(Frozen):
     mode: TransferMode | None = Field(
         None, description="transfer: how the image moves (`unknown`: the step fails with `detail`)"
     )
-    fallback: Literal["tarball", "build"] | None = Field(
+    fallback: Literal["tarball", "build", "classic"] | None = Field(
         None,
         description="What a failure falls back to: a transfer or push through the registry streams save | load "
-        "(rules: auto); a pull whose registry copy is broken builds (and pushes again)",
+        "(rules: auto); a pull whose registry copy is broken builds (and pushes again); a build or export whose "
+        "Dockerfile is not sent (inline, outside the context, ignored) takes the classic builder when the daemon "
+        "opens no BuildKit session (`classic`; without it such a build is refused rather than built over a tar, "
+        "where COPY would see the Dockerfile)",
     )
     ref: str | None = Field(None, description="Registry ref pulled or pushed")
-    method: Literal["layers", "engine", "partial"] | None = Field(
+    method: Literal["layers", "engine", "partial", "classic"] | None = Field(
         None,
         description="push: `layers` (planner uploads the export's layers uncompressed, blob digest = diffID) or "
         "`engine` (dockerd's own push, gzip); tarball transfer: `partial` (the load stream leaves out the layers "
-        "the destination holds, the whole stream if its engine rejects that)",
+        "the destination holds, the whole stream if its engine rejects that); build or export: `classic` (the "
+        "engine's classic builder, `version=1`: rules `builder.context: tar` and a Dockerfile that is not sent, "
+        "which BuildKit over a tar would show to COPY)",
     )
     serves: list[str] = Field(
         default_factory=list, description="Other nodes this step also makes (same key and image)"

@@ -92,7 +92,10 @@ def refuse_unrunnable(plan: Plan) -> None:
     for node in plan.nodes:
         for reason in node.reasons:
             if reason.code == "builder-unsupported":
-                raise InputError(reason.detail, hint=BUILDER_HINT)
+                # a detail that names its own way out (decide.build_route's) needs no other
+                raise InputError(
+                    reason.detail, hint=None if "use `builder:" in reason.detail else BUILDER_HINT
+                )
     unknown = [n for n in plan.nodes if n.action == "unknown"]
     if unknown:
         reasons = "; ".join(r.detail for r in unknown[0].reasons)
@@ -120,7 +123,7 @@ def execute(planned: Planned, apply_options: ApplyOptions, store: Store) -> Appl
                 graph=graph, manifests=planned.manifests, engines=engines,
                 builder=make_builder(rules.builder.kind, rules.builder.name, engines.local, rules.builder.context), store=store,
                 no_cache=set(graph.nodes) if apply_options.forcing.everything else set(apply_options.forcing.nodes),
-                warn=warnings.append, exports=SharedExports(planned.plan.steps),
+                warn=warnings.append, exports=SharedExports(planned.plan.steps), routes=planned.routes,
             )  # fmt: skip
             steps = make_steps(ctx, planned.plan.steps)
             mask_steps(steps, graph)  # secret arg values never reach printed or kept logs, nor errors

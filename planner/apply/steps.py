@@ -9,7 +9,7 @@ push or a transfer through the registry that fails falls back to streaming `save
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +19,7 @@ from planner.apply.export import export_image, folder_inside
 from planner.apply.shared_export import SharedExports
 from planner.artifacts import record_artifact
 from planner.buildfiles import MAIN
+from planner.decide import BuildRoute
 from planner.dockerignore import PatternMatcher
 from planner.engine.builders import Builder, BuildRequest
 from planner.engine.connect import Engines
@@ -51,6 +52,7 @@ class ApplyContext:
     warn: WarningSink = lambda message: None
     push_failed: dict[str, str] = field(default_factory=dict)  # node -> why its push failed (auto mode)
     exports: SharedExports = field(default_factory=lambda: SharedExports([]))
+    routes: Mapping[str, BuildRoute] = field(default_factory=dict)  # the plan's, for a pull's fallback build
 
     @property
     def project(self) -> str:
@@ -88,7 +90,10 @@ def dockerfile_source(
     return INJECTED_DOCKERFILE, (text or "").encode("utf-8", "surrogateescape")
 
 
-def build_request(ctx: ApplyContext, node: Node, tags: list[str], labels: dict[str, str]) -> BuildRequest:
+def build_request(
+    ctx: ApplyContext, node: Node, tags: list[str], labels: dict[str, str], route: BuildRoute | None = None
+) -> BuildRequest:
+    """What the builder gets; `route`: the plan's (decide.build_route) for the Engine API builder."""
     build = node.build
     context = Path(build.context)
     files = ctx.graph.files[node.name]
@@ -118,6 +123,8 @@ def build_request(ctx: ApplyContext, node: Node, tags: list[str], labels: dict[s
         ssh=list(build.ssh),
         cache_from=list(build.cache_from),
         cache_to=list(build.cache_to),
+        classic=route is not None and route.method == "classic",
+        classic_fallback=route is not None and route.fallback == "classic",
     )
 
 
@@ -133,12 +140,20 @@ def _verify(daemon: Daemon, ref: str, key: str, what: str) -> None:
         )
 
 
-def _build_step(ctx: ApplyContext, node: Node) -> Callable[[StepContext], None]:
+def _route(planned: PlanStep) -> BuildRoute:
+    """The builder's route as the plan's build or export step states it."""
+    return BuildRoute(
+        method="classic" if planned.method == "classic" else None,
+        fallback="classic" if planned.fallback == "classic" else None,
+    )
+
+
+def _build_step(ctx: ApplyContext, node: Node, route: BuildRoute | None) -> Callable[[StepContext], None]:
     key = ctx.manifests[node.name].key
 
     def run(step: StepContext) -> None:
         names = node.image_names()
-        request = build_request(ctx, node, names, _labels(ctx, node))
+        request = build_request(ctx, node, names, _labels(ctx, node), route)
         image_id = ctx.builder.build(request, step.log, step)
         step.check()
         _verify(ctx.local, image_id, key, f"build {node.name}")
@@ -146,13 +161,13 @@ def _build_step(ctx: ApplyContext, node: Node) -> Callable[[StepContext], None]:
     return run
 
 
-def _export_step(ctx: ApplyContext, node: Node) -> Callable[[StepContext], None]:
+def _export_step(ctx: ApplyContext, node: Node, route: BuildRoute) -> Callable[[StepContext], None]:
     key = ctx.manifests[node.name].key
 
     def run(step: StepContext) -> None:
         assert node.output_dest is not None and node.output_type is not None
         tag = f"planner-artifact/{ctx.project}-{node.name}:{key[:12]}"
-        request = build_request(ctx, node, [tag], _labels(ctx, node))
+        request = build_request(ctx, node, [tag], _labels(ctx, node), route)
         image_id = ctx.builder.build(request, step.log, step)
         step.check()
         _verify(ctx.local, image_id, key, f"export {node.name}")
@@ -169,7 +184,7 @@ def _pull_step(ctx: ApplyContext, node: Node, planned: PlanStep) -> Callable[[St
     pulled (a lost blob, a broken manifest) is replaced: build here, then push again when builds are shared."""
     key = ctx.manifests[node.name].key
     ref = str(planned.ref)
-    build = _build_step(ctx, node)
+    build = _build_step(ctx, node, ctx.routes.get(node.name))  # the route decide gave the node
 
     def run(step: StepContext) -> None:
         try:
@@ -392,9 +407,9 @@ def executable(ctx: ApplyContext, planned: PlanStep) -> Step:
     elif node is None:
         raise RuntimeFailure(f"plan step {planned.id} names unknown node {planned.node}")
     elif planned.kind == "build":
-        run = _build_step(ctx, node)
+        run = _build_step(ctx, node, _route(planned))
     elif planned.kind == "export":
-        run, detail = _export_step(ctx, node), str(node.output_dest)
+        run, detail = _export_step(ctx, node, _route(planned)), str(node.output_dest)
     elif planned.kind == "pull":
         run, detail = _pull_step(ctx, node, planned), str(planned.ref)
     elif planned.kind == "tag":

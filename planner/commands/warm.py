@@ -114,7 +114,7 @@ def warm(
         steps, result = warm_steps(planned, only)
         restricted = Planned(
             planned.graph, planned.manifests, planned.plan.model_copy(update={"steps": steps}),
-            planned.observation, planned.registry_refs,
+            planned.observation, planned.registry_refs, planned.routes,
         )  # fmt: skip
         applied = execute(restricted, ApplyOptions(jobs=jobs, keep_going=True, quiet=True), store)
     result.results = applied.results

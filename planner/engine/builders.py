@@ -74,6 +74,10 @@ class BuildRequest:
     ssh: list[str] = field(default_factory=list)
     cache_from: list[str] = field(default_factory=list)
     cache_to: list[str] = field(default_factory=list)
+    # the plan's route (decide.build_route), for an injected Dockerfile: the classic builder from the start,
+    # or when the daemon opens no BuildKit session (BuildKit over a context tar would show it to COPY)
+    classic: bool = False
+    classic_fallback: bool = False
 
 
 class Builder(Protocol):
@@ -182,10 +186,21 @@ class EngineBuilder:
         if request.extra_hosts:
             params["extrahosts"] = request.extra_hosts
 
-        classic = self.classic or not self._serves_locally()
+        classic = self.classic or request.classic or not self._serves_locally()
         session: BuildSession | None = None
         if not classic and self.transport == "session":
             session = self._open_session(request, log)
+        if session is None and not classic and request.dockerfile_text is not None:
+            # over a context tar, dockerd 20.10's BuildKit applies no ignore file: COPY would see the injected
+            # Dockerfile, which `docker build` never shows; the classic builder hides it as the CLI makes it do
+            if not request.classic_fallback:
+                raise BuildFailed(
+                    f"{request.node}: the Dockerfile is not in the sent context, and without a BuildKit session "
+                    "the daemon's BuildKit would show it to COPY (the classic builder cannot build this "
+                    "Dockerfile); nothing was built"
+                )
+            log("planner: the classic builder builds this one (its Dockerfile is not in the sent context)")
+            classic = True
         if session is not None:
             params.update(remote="client-session", session=session.id, dockerfile=session_dockerfile(request))
 

@@ -11,8 +11,9 @@ INJECTED_DOCKERFILE. The classic builder (`version=1`) hides it from COPY the wa
 (`AddDockerfileToBuildContext`): the daemon removes the Dockerfile and `.dockerignore` when `.dockerignore`
 matches them, so the tar's `.dockerignore` names the injected file (the user's sent `.dockerignore` gets the line
 appended, as the CLI does; without one, a synthetic `.dockerignore` that also names itself). BuildKit over a tar
-has no such step: there the injected file stays visible (see docs/design-notes.md, "The builder"); the BuildKit
-session path sends the Dockerfile apart instead.
+has no such step: there the injected file would stay visible, so the plan sends such builds to the classic
+builder or refuses them (decide.build_route; see docs/design-notes.md, "The builder"); the BuildKit session path
+sends the Dockerfile apart instead.
 """
 
 from __future__ import annotations

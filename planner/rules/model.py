@@ -58,7 +58,8 @@ class BuilderRules(Strict):
         "session",
         description="docker builder on a local socket: how BuildKit gets the context. session: a BuildKit session "
         "as the docker CLI uses (the Dockerfile apart, never visible to COPY); tar: a tar served on loopback HTTP "
-        "(also the automatic fallback when the daemon opens no session)",
+        "(also the automatic fallback when the daemon opens no session); over a tar, a Dockerfile that is not sent "
+        "(inline, outside the context, ignored) is built by the classic builder, or refused if it needs BuildKit",
     )
 
 

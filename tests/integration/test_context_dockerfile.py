@@ -4,16 +4,18 @@ Each case builds one context twice: with Docker (`DOCKER_BUILDKIT=0 docker build
 Dockerfile outside the context or on stdin it adds it under a random name and names it in `.dockerignore`; the
 daemon drops the Dockerfile and `.dockerignore` when `.dockerignore` matches them) and with planner's
 EngineBuilder (the request as `planner/apply/steps.py` makes it: the Dockerfile by its path when it is among the
-sent entries, else injected as `.planner.Dockerfile`). The paths under `/ctx` must be the same, and equal to the
-walk planner keyed.
+sent entries, else injected as `.planner.Dockerfile`; the route as the plan gives it, `decide.build_route`). The
+paths under `/ctx` must be the same, and equal to the walk planner keyed.
 
 Measured on dockerd 20.10 (see docs/design-notes.md, "The builder"): BuildKit's Dockerfile frontend given a tar
 context (`version=2`, body or `remote=`) applies no ignore file at all (`.dockerignore` and
 `<Dockerfile>.dockerignore` alike), so everything in the tar is visible to COPY; BuildKit with a session (the
 docker CLI's BuildKit path, buildx) reads the Dockerfile from its own source, i.e. the legacy result for these
 cases. Planner's BuildKit path is a session too (`buildkit`: exact); its classic path (`version=1`, for daemons
-that are not on a local socket) hides the injected Dockerfile exactly; the tar fallback (`buildkit-tar`) cannot
-(strict xfail: it turns into a failure when that changes).
+that are not on a local socket) hides the injected Dockerfile exactly. Over a context tar (`buildkit-tar`: rules
+`builder.context: tar`; `buildkit-no-session`: the daemon opens no session) a build whose Dockerfile is injected
+takes the classic builder, as the plan says (`method: classic` / `fallback: classic`), so it is exact too; and a
+request without that route is refused rather than built with the Dockerfile visible.
 """
 
 from __future__ import annotations
@@ -30,8 +32,12 @@ from typing import Any
 import pytest
 
 from planner.apply.steps import dockerfile_source
+from planner.buildfiles import MAIN, BuildFiles
+from planner.decide import BuildRoute, build_route
+from planner.dockerfile import buildkit_only
 from planner.dockerignore import load_matcher
-from planner.engine.builders import BuildRequest, EngineBuilder
+from planner.engine import session as session_module
+from planner.engine.builders import BuildFailed, BuildRequest, EngineBuilder
 from planner.engine.daemon import Daemon
 from planner.engine.labels import LABEL_KEY
 from planner.keys.statcache import StatCache
@@ -107,16 +113,32 @@ def docker_paths(client: Any, root: Path, dockerfile: Path | None) -> set[str]:
         client.api.remove_image(tag, force=True)
 
 
+def route_of(root: Path, dockerfile: Path | None, text: str, context: str) -> BuildRoute:
+    """The route the plan gives the node (pipeline: `build_route` over the node's BuildFiles)."""
+    files = BuildFiles(
+        "t",
+        dockerfile,
+        text,
+        None,
+        {MAIN: (str(root), load_matcher(root, dockerfile))},
+        needs_buildkit=buildkit_only(text),
+    )
+    return build_route("t", "docker", context, files.injected_dockerfile(), files.needs_buildkit)
+
+
 def planner_build(
-    client: Any, root: Path, dockerfile: Path | None, builder: str
+    client: Any, root: Path, dockerfile: Path | None, builder: str, route: BuildRoute | None = None
 ) -> tuple[set[str], set[str]]:
     """(paths in the image planner builds, paths of the walk planner keyed)."""
     entries = walk_context(root, load_matcher(root, dockerfile))
     name, injected = dockerfile_source(root, dockerfile, entries, DOCKERFILE)
+    if route is None:
+        route = route_of(root, dockerfile, DOCKERFILE, "tar" if builder == "buildkit-tar" else "session")
     tag = f"planner-test/ctxdf:{os.getpid()}-p{next(_counter)}"
     request = BuildRequest(
         node="t", context=root, entries=entries, expected=StatCache(None).hashes(str(root), entries),
         dockerfile=name, dockerfile_text=injected, labels={LABEL_KEY: "k" * 32, TEST_LABEL: "1"}, tags=[tag],
+        classic=route.method == "classic", classic_fallback=route.fallback == "classic",
     )  # fmt: skip
     engine = EngineBuilder(
         Daemon("local", None),
@@ -130,26 +152,48 @@ def planner_build(
         client.api.remove_image(tag, force=True)
 
 
-@pytest.mark.parametrize("builder", ["classic", "buildkit", "buildkit-tar"])
+def no_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon opens no BuildKit session: the builder falls back to a context tar."""
+
+    def refuse(self: Any, timeout: float = 30) -> None:
+        raise session_module.SessionFailed("no session (test)")
+
+    monkeypatch.setattr(session_module.BuildSession, "start", refuse)
+
+
+@pytest.mark.parametrize("builder", ["classic", "buildkit", "buildkit-tar", "buildkit-no-session"])
 @pytest.mark.parametrize("name", list(CASES))
 def test_copy_sees_what_docker_build_copies(
-    name: str,
-    builder: str,
-    tmp_path: Path,
-    docker_client: Any,
-    clean_images: None,
-    request: pytest.FixtureRequest,
+    name: str, builder: str, tmp_path: Path, docker_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     case = CASES[name]
     root, dockerfile = materialize(case, tmp_path)
     entries = walk_context(root, load_matcher(root, dockerfile))
     _, injected = dockerfile_source(root, dockerfile, entries, DOCKERFILE)
-    if builder == "buildkit-tar" and injected is not None:
-        reason = (
-            "BuildKit 20.10 over a tar context shows every tar entry to COPY, the injected Dockerfile too"
-        )
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+    files = BuildFiles("t", dockerfile, DOCKERFILE, None, {MAIN: (str(root), load_matcher(root, dockerfile))})
+    assert (files.injected_dockerfile() is not None) == (
+        injected is not None
+    )  # the plan sees what apply sends
+    if builder == "buildkit-no-session":
+        no_session(monkeypatch)
     theirs = docker_paths(docker_client, root, dockerfile)
     ours, keyed = planner_build(docker_client, root, dockerfile, builder)
     assert ours == theirs, f"only planner: {sorted(ours - theirs)}, only Docker: {sorted(theirs - ours)}"
     assert ours == keyed
+
+
+@pytest.mark.parametrize("builder", ["buildkit-tar", "buildkit-no-session"])
+def test_tar_without_the_classic_route_is_refused(
+    builder: str, tmp_path: Path, docker_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Dockerfile only BuildKit builds, injected, over a tar: no image rather than one with the Dockerfile in it
+    (the plan refuses `builder.context: tar` for it at plan time; this is the builder's own guard)."""
+    root, dockerfile = materialize(CASES["everything-but-hello"], tmp_path)
+    text = "FROM scratch\nARG TARGETARCH\nCOPY . /ctx/\n"
+    route = route_of(root, dockerfile, text, "tar" if builder == "buildkit-tar" else "session")
+    assert route.method is None and route.fallback is None
+    assert (route.problem is not None) == (builder == "buildkit-tar")
+    if builder == "buildkit-no-session":
+        no_session(monkeypatch)
+    with pytest.raises(BuildFailed, match="would show it to COPY"):
+        planner_build(docker_client, root, dockerfile, builder, route)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import string
 from textwrap import dedent
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from planner.dockerfile import DockerfileInfo, expand, instructions, parse_dockerfile
+from planner.dockerfile import DockerfileInfo, buildkit_only, expand, instructions, parse_dockerfile
 
 
 def parse(text: str, args: dict[str, str] | None = None) -> DockerfileInfo:
@@ -381,3 +382,30 @@ def test_continuations_join_exactly_the_lines_they_should(parts: list[str], esca
         (s.keyword, s.args) for s in instructions(split)
     ]
     assert refs(parse_dockerfile(flat, {})) == refs(parse_dockerfile(split, {}))
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("FROM scratch\nCOPY . /ctx/\n", None),
+        ("FROM a AS b\nCOPY --from=b --chown=1:1 x y\nADD --chown=2 u v\nRUN echo $HOME\n", None),
+        ("FROM --platform=linux/amd64 a\nARG V=1\nLABEL v=$V\n", None),
+        (
+            "# syntax=docker/dockerfile:1\nFROM a\n",
+            "line 1: `# syntax=docker/dockerfile:1` (another frontend)",
+        ),
+        ("FROM a\nRUN --mount=type=cache,target=/c true\n", "line 2: RUN --mount"),
+        ("FROM a\nRUN --network=none true\n", "line 2: RUN --network"),
+        ("FROM a\nCOPY --chmod=755 x y\n", "line 2: COPY --chmod"),
+        ("FROM a\nCOPY --link x y\n", "line 2: COPY --link"),
+        ("FROM a\nADD --checksum=sha256:0 u v\n", "line 2: ADD --checksum"),
+        ("FROM a\nRUN <<EOF\necho hi\nEOF\n", "line 2: a heredoc in RUN"),
+        ("FROM a\nARG TARGETARCH\n", "line 2: the platform ARG TARGETARCH"),
+        ("FROM --platform=$BUILDPLATFORM a\n", "line 1: the platform ARG BUILDPLATFORM"),
+        ("FROM a\nONBUILD RUN --mount=type=bind true\n", "line 2: RUN --mount"),
+    ],
+)
+def test_buildkit_only_names_what_the_classic_builder_would_build_otherwise(
+    text: str, found: str | None
+) -> None:
+    assert buildkit_only(text) == found

@@ -359,3 +359,68 @@ def test_the_plan_table_fits_120_columns_and_says_how_a_build_is_shared(
     assert max(len(line) for line in printed.splitlines()) <= 120, printed
     table = printed.split("apply runs")[0]
     assert "shared by push" in table and "registry:" not in table.replace("sandbox: registry", ""), table
+
+
+@pytest.mark.parametrize(
+    ("context", "dockerfile", "ignore", "method", "fallback", "refused"),
+    [
+        ("tar", "FROM scratch\nCOPY . /ctx/\n", "**\n!hello.txt\n", "classic", None, False),
+        ("tar", "FROM scratch\nCOPY . /ctx/\n", "Dockerfile\n", "classic", None, False),
+        ("tar", "FROM scratch\nCOPY . /ctx/\n", "other.txt\n", None, None, False),  # the Dockerfile is sent
+        ("tar", "FROM busybox\nRUN --mount=type=cache,target=/c true\nCOPY . /ctx/\n", "Dockerfile\n", None, None, True),
+        ("tar", "FROM scratch\nARG TARGETARCH\nCOPY . /ctx/\n", "Dockerfile\n", None, None, True),
+        ("session", "FROM scratch\nCOPY . /ctx/\n", "Dockerfile\n", None, "classic", False),
+        ("session", "FROM busybox\nRUN --mount=type=cache,target=/c true\n", "Dockerfile\n", None, None, False),
+        ("session", "FROM scratch\nCOPY . /ctx/\n", "other.txt\n", None, None, False),
+    ],
+)  # fmt: skip
+def test_an_injected_dockerfile_over_a_tar_takes_the_classic_builder_or_is_refused(
+    tmp_path: Path,
+    context: str,
+    dockerfile: str,
+    ignore: str,
+    method: str | None,
+    fallback: str | None,
+    refused: bool,
+) -> None:
+    """Issue #12 item 5: BuildKit over a context tar shows an injected Dockerfile to `COPY .`; `docker build`
+    never does. The plan routes such a build to the classic builder (`method: classic` with `builder.context:
+    tar`, `fallback: classic` for a session that the daemon may not open), or refuses it at plan time when the
+    Dockerfile needs BuildKit; apply's build request follows the step."""
+    root = write_tree(
+        tmp_path / "p",
+        {
+            "compose.yaml": "services:\n  app:\n    build: ./app\n    image: stack/app\n",
+            "app/Dockerfile": dockerfile,
+            "app/.dockerignore": ignore,
+            "app/hello.txt": "h\n",
+            "app/other.txt": "o\n",
+            "planner.yaml": f"builder: {{context: {context}}}\n",
+        },
+    )
+    offline = make_plan(options(root), None, [], offline=True, store=Store.memory())
+    observation = Observation(daemons={"local": DaemonView("local")}, registry=None)
+    planned = _decided(offline.graph, Store.memory(), offline.manifests, observation, {}, Forcing())
+    (node,) = planned.plan.nodes
+    problems = [r.detail for r in node.reasons if r.code == "builder-unsupported"]
+    (step,) = [s for s in planned.plan.steps if s.kind == "build"]
+    assert (step.method, step.fallback) == (method, fallback)
+    assert ("classic builder" in step.detail) == (method == "classic")
+    assert bool(problems) == refused
+    if refused:
+        assert "would show it to COPY" in problems[0] and "context: session" in problems[0]
+        from planner.errors import InputError
+
+        with pytest.raises(InputError) as stopped:
+            run.refuse_unrunnable(planned.plan)
+        assert stopped.value.exit_code == 2 and stopped.value.hint is None
+        return
+    from planner.apply.steps import ApplyContext, _route, build_request
+
+    ctx = ApplyContext(
+        graph=planned.graph, manifests=planned.manifests, engines=None,  # type: ignore[arg-type]
+        builder=None, store=Store.memory(),  # type: ignore[arg-type]
+    )  # fmt: skip
+    request = build_request(ctx, planned.graph.nodes["app"], ["stack/app"], {}, _route(step))
+    assert (request.classic, request.classic_fallback) == (method == "classic", fallback == "classic")
+    assert (request.dockerfile_text is not None) == (ignore != "other.txt\n")
