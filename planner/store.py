@@ -29,7 +29,9 @@ import xxhash
 from planner.keys.manifest import Manifest
 from planner.localcache import default_cache_dir, warn, warn_cache
 
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = (
+    3  # 3: base refs with secret arg values masked (2 kept them in clear, old secrets included)
+)
 ARTIFACT_VERSION = 1
 SHARED_VERSION = 1
 PLATFORM_VERSION = 1
