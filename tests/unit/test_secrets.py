@@ -177,3 +177,34 @@ def test_base_refs_without_a_secret_keep_their_key_lines() -> None:
     assert base_entries(["debian:12"], identity, ()) == ({"debian:12": "id-of-debian:12"}, {})
     unresolved = base_entries([f"a/{SECRET}", f"a/{SEED}"], lambda ref: "unresolved", (SECRET, SEED))[0]
     assert unresolved == {f"a/{MASK}": "unresolved"}  # still `unresolved` for decide and gc
+
+
+def test_pull_bases_prints_and_fails_with_the_secret_masked(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from planner.commands import shimsteps
+    from planner.engine import daemon
+    from planner.engine.daemon import DaemonError
+
+    pulled: list[str] = []
+
+    class FakeDaemon:
+        def __init__(self, name: str, url: str | None) -> None:
+            self.name = name
+
+        def pull(self, ref: str) -> None:
+            pulled.append(ref)
+            if fail:
+                raise DaemonError(f"daemon {self.name}: pull {ref} failed: denied")
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(daemon, "Daemon", FakeDaemon)
+    fail = False
+    assert shimsteps.pull_bases(options(root), []) == [f"example.com/{MASK}/base"]
+    assert pulled == [f"example.com/{SECRET}/base"]  # pulled as used
+    fail = True
+    with pytest.raises(DaemonError) as raised:
+        shimsteps.pull_bases(options(root), [])
+    assert str(raised.value) == f"daemon local: pull example.com/{MASK}/base failed: denied"
