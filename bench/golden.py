@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from bench._common import sh  # noqa: E402
 from tests.integration.services import (  # noqa: E402
+    SESSION_LABEL,
     DaemonProcess,
     remove_test_images,
     start_dockerd,
@@ -52,7 +53,7 @@ def project(root: Path, name: str, registry: str, sandbox: str, total_mb: int) -
                 for _ in range(int(total_mb * share / layers)):
                     out.write(os.urandom(1024 * 1024))
         steps = "".join(f"COPY l{layer}/ /l{layer}/\n" for layer in range(layers))
-        (folder / "Dockerfile").write_text(f"FROM scratch\n{steps}LABEL planner.test=1\n")
+        (folder / "Dockerfile").write_text(f"FROM scratch\n{steps}LABEL {SESSION_LABEL}\n")
         images.append(f"{name}-{image}")
     (root / "compose.yaml").write_text(
         f"name: {name}\nservices:\n"

@@ -38,6 +38,13 @@ def _map_changes(what: str, old: dict[str, str], new: dict[str, str]) -> list[Ch
     return changes
 
 
+def _bases(manifest: Manifest) -> dict[str, str]:
+    """Base ref -> what decides it: a masked ref changes when the secret behind it does (its name does not)."""
+    return {
+        ref: f"{identity} {manifest.masked_bases.get(ref, '')}" for ref, identity in manifest.bases.items()
+    }
+
+
 def diff_manifests(old: Manifest, new: Manifest) -> list[Change]:
     """Every input that differs; arg values are compared by hash and never shown."""
     changes: list[Change] = []
@@ -56,7 +63,7 @@ def diff_manifests(old: Manifest, new: Manifest) -> list[Change]:
     changes += _map_changes("input", old.inputs, new.inputs)
     changes += _map_changes("env", old.env, new.env)
     changes += _map_changes("upstream", old.upstream, new.upstream)
-    changes += _map_changes("base", old.bases, new.bases)
+    changes += _map_changes("base", _bases(old), _bases(new))
     if old.output != new.output:
         changes.append(Change("changed", "output", f"{old.output} -> {new.output}"))
     return changes

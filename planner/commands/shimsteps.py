@@ -106,19 +106,32 @@ def pull_bases(options: ProjectOptions, services: Sequence[str]) -> list[str]:
 
 
 def pull_image_bases(stack: Stack, services: Sequence[str] = ()) -> list[str]:
+    """Pull the tag-named base images; the refs pulled, secret arg values masked (for printing)."""
     from planner.engine.daemon import Daemon
+    from planner.errors import PlannerError
     from planner.graph import build_graph
     from planner.plan_model import LOCAL
+    from planner.redact import node_secrets
+    from planner.secrets import mask_text
 
-    external = build_graph(stack).select(services).external
+    graph = build_graph(stack).select(services)
+    external = graph.external
+    # a ref built from a secret arg (`FROM example.com/${NPM_TOKEN}/base`) is pulled as is, shown masked
+    secrets = sorted(
+        {v for values in node_secrets(graph).values() for v in values}, key=lambda v: (-len(v), v)
+    )
     daemon = Daemon(LOCAL, None)
     refs = sorted({ref for refs in external.values() for ref in refs if "@" not in ref and ref != "scratch"})
     try:
         for ref in refs:
-            daemon.pull(ref)
+            try:
+                daemon.pull(ref)
+            except PlannerError as exc:
+                exc.message = mask_text(exc.message, secrets)
+                raise
     finally:
         daemon.close()
-    return refs
+    return [mask_text(ref, secrets) for ref in refs]
 
 
 def build_image(

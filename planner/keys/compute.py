@@ -27,6 +27,7 @@ from planner.keys.manifest import KEY_VERSION, Manifest, digest_lines, file_line
 from planner.keys.patch import patch
 from planner.keys.statcache import StatCache
 from planner.keys.walk import Entry, Folders, Witnesses, walk_contexts
+from planner.secrets import mask_text, secret_values
 from planner.stack import Node
 
 
@@ -304,8 +305,11 @@ class KeyComputer:
                 for name in node.rules.env
             },
             upstream={up: done[up].key for up in self.graph.upstream(node.name)},
-            bases={ref: self._base_identity(ref) for ref in self.graph.external.get(node.name, [])},
             output=node.output_type,
+        )
+        secrets = secret_values(build.args, self.graph.stack.rules.secret_args)
+        manifest.bases, manifest.masked_bases = base_entries(
+            self.graph.external.get(node.name, []), self._base_identity, secrets
         )
         context_trees: dict[str, str] = {}
         for walk in walks:
@@ -332,6 +336,9 @@ class KeyComputer:
                 )
         if not os.path.isabs(build.context):
             manifest.contexts["."] = build.context
+        manifest.scope_reason = mask_text(
+            manifest.scope_reason, secrets
+        )  # may name a base ref (not in the key)
         manifest.key = digest_lines(manifest.lines(context_trees))
         return manifest
 
@@ -356,6 +363,32 @@ TriggerReader = Callable[[str], "list[str] | None"]
 PINNED = "pinned"
 UNRESOLVED = "unresolved"
 MISSING = "missing"
+
+
+def base_entries(
+    refs: list[str], identity: Callable[[str], str], secrets: tuple[str, ...]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """A node's bases (ref -> identity) and its masked bases (masked ref -> hash of what it stands for).
+
+    A ref holding a secret arg's value (`FROM example.com/${NPM_TOKEN}/base`) is kept with the value masked, so
+    no manifest, and nothing shown from one (explain, rebuild reasons, a golden's inputs), holds a secret, even
+    after it rotated; the identity is that of the ref as used. The key stays exact: the masked ref's line also
+    carries the value hash of the ref(s) behind it. Refs that mask to one string are one entry, their identities
+    joined (one identity when they agree: `unresolved` stays `unresolved`)."""
+    bases: dict[str, str] = {}
+    hidden: dict[str, list[tuple[str, str]]] = {}
+    for ref in refs:
+        shown = mask_text(ref, secrets)
+        if shown == ref:
+            bases[ref] = identity(ref)
+        else:
+            hidden.setdefault(shown, []).append((ref, identity(ref)))
+    masked: dict[str, str] = {}
+    for shown, pairs in hidden.items():
+        pairs.sort()
+        bases[shown] = ",".join(sorted({found for _, found in pairs}))
+        masked[shown] = value_hash("\n".join(f"{ref} {found}" for ref, found in pairs))
+    return bases, masked
 
 
 def _identity(ref: str, resolve: BaseResolver | None) -> str:

@@ -78,7 +78,10 @@ class Manifest:
     upstream: dict[str, str] = field(default_factory=dict)  # node -> key
     bases: dict[str, str] = field(
         default_factory=dict
-    )  # external image ref -> identity (image ID, pinned, ...)
+    )  # external image ref (secret arg values masked) -> identity (image ID, pinned, ...)
+    # a masked base ref -> the value hash of the ref(s) it stands for: the key still changes with the secret, and
+    # no manifest (kept in the cache, compared by explain and rebuild reasons) holds a secret value, old or new
+    masked_bases: dict[str, str] = field(default_factory=dict)
     output: str | None = None
     # how `files` covers the main context: "narrowed" (the paths the build reads), "all" (the build reads all
     # of it), "whole" (a fallback: what it reads cannot be told exactly), "" (a remote context)
@@ -99,7 +102,16 @@ class Manifest:
         out += [f"input {path} {digest}" for path, digest in sorted(self.inputs.items())]
         out += [f"env {name} {digest}" for name, digest in sorted(self.env.items())]
         out += [f"upstream {name} {key}" for name, key in sorted(self.upstream.items())]
-        out += [f"base {ref} {identity}" for ref, identity in sorted(self.bases.items())]
+        out += [
+            _base_line(ref, identity, self.masked_bases.get(ref))
+            for ref, identity in sorted(self.bases.items())
+        ]
         out.append(f"output {self.output or ''}")
         out.append(f"scope {self.scope}")
         return out
+
+
+def _base_line(ref: str, identity: str, masked: str | None) -> str:
+    """A base's key line; one whose ref was masked also carries the hash of the ref as used (a ref without a
+    secret has the line it always had: keys of such stacks do not change)."""
+    return f"base {ref} {identity}" if masked is None else f"base {ref} {identity} {masked}"

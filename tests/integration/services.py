@@ -23,12 +23,18 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 TEST_LABEL = "planner.test"
+# This test session's value of TEST_LABEL: cleanup removes only what this session made, never the images and
+# containers of another session using the same daemon at the same time (pid and a random part: sessions in other
+# containers may share a pid).
+TEST_SESSION = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+SESSION_LABEL = f"{TEST_LABEL}={TEST_SESSION}"  # as `--label` and Dockerfile `LABEL` take it
 REGISTRY_BINARY_ENV = "PLANNER_TEST_REGISTRY_BINARY"
 
 
@@ -253,7 +259,7 @@ def temp_root(prefix: str) -> Iterator[Path]:
 
 def folder_archive(client: Any, image: str, folder: str) -> bytes:
     """The tar of one folder of an image, read from a container that is created and removed, never run."""
-    container = client.api.create_container(image, command=["x"], labels={TEST_LABEL: "1"})["Id"]
+    container = client.api.create_container(image, command=["x"], labels={TEST_LABEL: TEST_SESSION})["Id"]
     try:
         stream, _ = client.api.get_archive(container, folder)
         return b"".join(stream)
@@ -262,15 +268,17 @@ def folder_archive(client: Any, image: str, folder: str) -> bytes:
 
 
 def remove_test_images(url: str | None) -> None:
-    """Remove every image and container labelled by the tests from one daemon."""
+    """Remove the images and containers this test session labelled (`SESSION_LABEL`) from one daemon; those of
+    other sessions on the same daemon stay."""
     import docker
 
     client = docker.APIClient(base_url=url, timeout=60) if url else docker.from_env().api
+    mine = {"label": SESSION_LABEL}
     try:
-        for container in client.containers(all=True, filters={"label": TEST_LABEL}):
+        for container in client.containers(all=True, filters=mine):
             with contextlib.suppress(Exception):  # another test may be removing it right now
                 client.remove_container(container["Id"], force=True)
-        for image in client.images(filters={"label": TEST_LABEL}):
+        for image in client.images(filters=mine):
             with contextlib.suppress(Exception):
                 client.remove_image(image["Id"], force=True)
     finally:

@@ -19,7 +19,7 @@ from planner.engine.labels import LABEL_KEY
 from planner.errors import RuntimeFailure
 from planner.keys.statcache import StatCache
 from planner.keys.walk import walk_context
-from tests.integration.services import TEST_LABEL, folder_archive
+from tests.integration.services import SESSION_LABEL, TEST_LABEL, TEST_SESSION, folder_archive
 
 pytestmark = pytest.mark.docker
 
@@ -61,7 +61,7 @@ def request_for(root: Path, tag: str, expected: dict[str, str] | None = None) ->
     hashes = StatCache(None).hashes(str(root), entries)
     return BuildRequest(
         node="t", context=root, entries=entries, expected=expected if expected is not None else hashes,
-        dockerfile="Dockerfile", dockerfile_text=None, labels={LABEL_KEY: "k" * 32, TEST_LABEL: "1"}, tags=[tag],
+        dockerfile="Dockerfile", dockerfile_text=None, labels={LABEL_KEY: "k" * 32, TEST_LABEL: TEST_SESSION}, tags=[tag],
     )  # fmt: skip
 
 
@@ -168,7 +168,7 @@ def test_a_wildcard_copy_rebuilds_after_an_edit(tmp_path: Path, docker_client: A
         (root / "app" / path).parent.mkdir(parents=True, exist_ok=True)
         (root / "app" / path).write_text(text)
     (root / "app/Dockerfile").write_text(
-        "FROM scratch\nLABEL planner.test=1\nCOPY */x*.txt /out/\nCOPY a* /all/\n"
+        f"FROM scratch\nLABEL {SESSION_LABEL}\nCOPY */x*.txt /out/\nCOPY a* /all/\n"
     )
     (root / "compose.yaml").write_text(f"name: {name}\nservices:\n  app:\n    build: ./app\n")
     env = {"PLANNER_CACHE_DIR": str(tmp_path / "cache")}

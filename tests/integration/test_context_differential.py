@@ -27,7 +27,7 @@ Each Hypothesis example is a batch of `PLANNER_CONTEXT_DIFF_BATCH` trees (defaul
 `PLANNER_CONTEXT_DIFF_WORKERS` threads (default 8); `PLANNER_CONTEXT_DIFF_EXAMPLES` sets the number of examples
 (default 30, so 240 trees). Runs are database-less and derandomized, so CI explores the same inputs, and do not
 shrink (each step would rebuild a whole batch; a failure already lists every differing tree in full). Images are
-tagged `planner-test/ctxdiff:<run>-<n>` and labelled `planner.test=1` (one `--label`: each is a LABEL step that
+tagged `planner-test/ctxdiff:<run>-<n>` and labelled with this session's `planner.test` value (one `--label`: each is a LABEL step that
 commits a container, ~0.8 s on this engine, so the run is found by tag); every image and container is removed,
 also on failure (a module teardown sweeps this run's tags and containers).
 """
@@ -61,6 +61,7 @@ from planner.errors import InputError
 from planner.keys.statcache import StatCache
 from planner.keys.walk import walk_context
 from tests.conftest import docker_unavailable
+from tests.integration.services import SESSION_LABEL, TEST_LABEL, TEST_SESSION
 
 pytestmark = pytest.mark.docker
 
@@ -390,8 +391,8 @@ _counter_lock = threading.Lock()
 
 
 def docker_items(client: Any, context: Path) -> set[Item] | str:
-    """Build `context` and list `/ctx` of the image; a retry when the image vanished under us (another test's
-    cleanup on the same engine removing `planner.test=1` images)."""
+    """Build `context` and list `/ctx` of the image; a retry when the image vanished under us (a test's cleanup
+    on the same engine; since cleanup removes only its own session's images, this session's own)."""
     outcome: set[Item] | str = ""
     for _ in range(ATTEMPTS):
         outcome = _build_and_list(client, context)
@@ -410,7 +411,7 @@ def _build_and_list(client: Any, context: Path) -> set[Item] | str:
         "--no-cache",
         "--force-rm",
         "--label",
-        "planner.test=1",
+        SESSION_LABEL,
         "-t",
         tag,
         str(context),
@@ -429,7 +430,7 @@ def _build_and_list(client: Any, context: Path) -> set[Item] | str:
         container = None
         try:
             container = client.containers.create(
-                tag, command=["/none"], labels={"planner.test": "1", RUN_LABEL: RUN_ID}
+                tag, command=["/none"], labels={TEST_LABEL: TEST_SESSION, RUN_LABEL: RUN_ID}
             )
             stream, _ = container.get_archive("/ctx")
             return tar_items(b"".join(stream))

@@ -42,7 +42,7 @@ from planner.engine.daemon import Daemon
 from planner.engine.labels import LABEL_KEY
 from planner.keys.statcache import StatCache
 from planner.keys.walk import walk_context
-from tests.integration.services import TEST_LABEL, folder_archive
+from tests.integration.services import SESSION_LABEL, TEST_LABEL, TEST_SESSION, folder_archive
 
 pytestmark = pytest.mark.docker
 
@@ -96,7 +96,7 @@ def ctx_paths(client: Any, image: str) -> set[str]:
 
 def docker_paths(client: Any, root: Path, dockerfile: Path | None) -> set[str]:
     tag = f"planner-test/ctxdf:{os.getpid()}-d{next(_counter)}"
-    command = ["docker", "build", "-q", "--label", f"{TEST_LABEL}=1", "-t", tag, "-f", str(dockerfile or "-")]
+    command = ["docker", "build", "-q", "--label", SESSION_LABEL, "-t", tag, "-f", str(dockerfile or "-")]
     proc = subprocess.run(
         [*command, str(root)],
         input=None if dockerfile else DOCKERFILE,
@@ -137,8 +137,8 @@ def planner_build(
     tag = f"planner-test/ctxdf:{os.getpid()}-p{next(_counter)}"
     request = BuildRequest(
         node="t", context=root, entries=entries, expected=StatCache(None).hashes(str(root), entries),
-        dockerfile=name, dockerfile_text=injected, labels={LABEL_KEY: "k" * 32, TEST_LABEL: "1"}, tags=[tag],
-        classic=route.method == "classic", classic_fallback=route.fallback == "classic",
+        dockerfile=name, dockerfile_text=injected, labels={LABEL_KEY: "k" * 32, TEST_LABEL: TEST_SESSION},
+        tags=[tag], classic=route.method == "classic", classic_fallback=route.fallback == "classic",
     )  # fmt: skip
     engine = EngineBuilder(
         Daemon("local", None),

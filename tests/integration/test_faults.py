@@ -20,7 +20,7 @@ from planner.engine.daemon import Daemon, Progress
 from planner.pipeline import make_plan
 from planner.store import Store
 from tests.integration.conftest import registry_or_skip
-from tests.integration.services import DaemonProcess, start_registry, temp_root
+from tests.integration.services import SESSION_LABEL, DaemonProcess, start_registry, temp_root
 from tests.integration.test_apply import run, steps
 from tests.integration.test_transfers import layered_project
 
@@ -155,9 +155,9 @@ def test_a_registry_that_lost_a_blob_is_healed_by_building_and_pushing_again(
 def test_a_failed_build_leaves_its_stamp_unwritten(tmp_path: Path, name: str, busybox_image: str) -> None:
     root = tmp_path / "p"
     (root / "app").mkdir(parents=True)
-    (root / "app/Dockerfile").write_text(f"FROM {busybox_image}\nLABEL planner.test=1\nRUN false\n")
+    (root / "app/Dockerfile").write_text(f"FROM {busybox_image}\nLABEL {SESSION_LABEL}\nRUN false\n")
     (root / "web").mkdir()
-    (root / "web/Dockerfile").write_text("FROM scratch\nLABEL planner.test=1\nCOPY version.txt /v\n")
+    (root / "web/Dockerfile").write_text(f"FROM scratch\nLABEL {SESSION_LABEL}\nCOPY version.txt /v\n")
     (root / "compose.yaml").write_text(
         f"name: {name}\nservices:\n  app:\n    build: ./app\n  web:\n    build: ./web\n"
     )

@@ -21,7 +21,13 @@ from planner.engine import clonefs
 from planner.engine import golden as golden_files
 from tests.conftest import docker_unavailable
 from tests.integration.conftest import REPO, dockerd_or_skip, remove_project_images
-from tests.integration.services import TEST_LABEL, DaemonProcess, RegistryProcess, remove_test_images
+from tests.integration.services import (
+    TEST_LABEL,
+    TEST_SESSION,
+    DaemonProcess,
+    RegistryProcess,
+    remove_test_images,
+)
 from tests.integration.test_apply import run, steps
 from tests.integration.xfs import xfs_mount
 
@@ -60,7 +66,7 @@ def _run_container(url: str, image: str) -> str:
     try:
         host = client.create_host_config(network_mode="none")
         made = client.create_container(
-            image, ["echo", "ran on the clone"], labels={TEST_LABEL: "1"}, host_config=host
+            image, ["echo", "ran on the clone"], labels={TEST_LABEL: TEST_SESSION}, host_config=host
         )
         client.start(made)
         client.wait(made, timeout=60)

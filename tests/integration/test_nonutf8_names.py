@@ -12,7 +12,7 @@ import pytest
 
 from planner.engine.labels import LABEL_KEY
 from tests import helpers
-from tests.integration.services import TEST_LABEL
+from tests.integration.services import SESSION_LABEL
 from tests.integration.test_apply import run
 
 pytestmark = pytest.mark.docker
@@ -29,7 +29,7 @@ def test_a_non_utf8_name_is_sent_with_its_bytes_and_keyed_by_its_content(
     root = tmp_path / "p"
     (root / "ctx").mkdir(parents=True)
     (root / "compose.yaml").write_text(f"name: {project_name}\nservices:\n  app:\n    build: ctx\n")
-    (root / "ctx/Dockerfile").write_text(f"FROM {busybox_image}\nLABEL {TEST_LABEL}=1\nCOPY . /x/\n")
+    (root / "ctx/Dockerfile").write_text(f"FROM {busybox_image}\nLABEL {SESSION_LABEL}\nCOPY . /x/\n")
     write_raw(root / "ctx", project_name.encode())
     cache = {"PLANNER_CACHE_DIR": str(tmp_path / "cache")}
 
@@ -38,13 +38,13 @@ def test_a_non_utf8_name_is_sent_with_its_bytes_and_keyed_by_its_content(
     image = f"{project_name}-app"
     key = docker_client.images.get(image).labels[LABEL_KEY]
     listed = subprocess.run(
-        ["docker", "run", "--rm", "--label", f"{TEST_LABEL}=1", image, "sh", "-c", 'for f in /x/*; do echo "$f"; done'],
+        ["docker", "run", "--rm", "--label", SESSION_LABEL, image, "sh", "-c", 'for f in /x/*; do echo "$f"; done'],
         capture_output=True, check=True, timeout=60,
     )  # fmt: skip
     # the same bytes, as `docker build` would have sent (the shell prints names raw; ls would show `?`)
     assert listed.stdout.split(b"\n") == [b"/x/Dockerfile", b"/x/" + RAW, b""]
     shown = subprocess.run(  # (the Engine API's JSON cannot carry the name itself as an argument)
-        ["docker", "run", "--rm", "--label", f"{TEST_LABEL}=1", image, "sh", "-c", "cat /x/caf*.txt"],
+        ["docker", "run", "--rm", "--label", SESSION_LABEL, image, "sh", "-c", "cat /x/caf*.txt"],
         capture_output=True, check=True, timeout=60,
     )  # fmt: skip
     assert shown.stdout == project_name.encode()

@@ -19,7 +19,12 @@ from planner.compose.options import ProjectOptions
 from planner.engine.labels import LABEL_KEY, LABEL_NODE, LABEL_PROJECT
 from planner.pipeline import Planned, make_plan
 from planner.store import Store
-from tests.integration.services import TEST_LABEL, DaemonProcess, RegistryProcess, remove_test_images
+from tests.integration.services import (
+    SESSION_LABEL,
+    DaemonProcess,
+    RegistryProcess,
+    remove_test_images,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -37,7 +42,7 @@ def keyed_image(url: str | None, ref: str, key: str, node: str, project: str, pa
     try:
         repository, _, tag = ref.rpartition(":")
         changes = [f"LABEL {LABEL_KEY}={key}", f"LABEL {LABEL_NODE}={node}", f"LABEL {LABEL_PROJECT}={project}",
-                   f"LABEL {TEST_LABEL}=1"]  # fmt: skip
+                   f"LABEL {SESSION_LABEL}"]  # fmt: skip
         result = client.import_image_from_data(
             buffer.getvalue(), repository=repository, tag=tag, changes=changes
         )

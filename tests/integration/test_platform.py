@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import remove_project_images
-from tests.integration.services import TEST_LABEL
+from tests.integration.services import SESSION_LABEL, TEST_LABEL, TEST_SESSION
 from tests.integration.test_apply import run
 
 pytestmark = pytest.mark.docker
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.docker
 def project(root: Path, name: str, platforms: str | None) -> Path:
     (root / "app").mkdir(parents=True, exist_ok=True)
     (root / "app/a.txt").write_text("same content on every platform\n")
-    (root / "app/Dockerfile").write_text(f"FROM scratch\nLABEL {TEST_LABEL}=1\nCOPY a.txt /a.txt\n")
+    (root / "app/Dockerfile").write_text(f"FROM scratch\nLABEL {SESSION_LABEL}\nCOPY a.txt /a.txt\n")
     build = "./app" if platforms is None else f"{{context: ./app, platforms: [{platforms}]}}"
     (root / "compose.yaml").write_text(f"name: {name}\nservices:\n  app:\n    build: {build}\n")
     return root
@@ -71,7 +71,7 @@ def test_an_image_of_another_platform_with_the_key_is_not_present(
     (foreign_context / "Dockerfile").write_text("FROM scratch\nCOPY a.txt /a.txt\n")
     output = list(docker_client.api.build(
         path=str(foreign_context), tag=f"{name}-app:latest", platform=f"linux/{foreign}", rm=True, decode=True, nocache=True,
-        labels={"io.planner.key": key, "io.planner.project": name, TEST_LABEL: "1"},
+        labels={"io.planner.key": key, "io.planner.project": name, TEST_LABEL: TEST_SESSION},
     ))  # fmt: skip
     assert any("Successfully tagged" in str(line) for line in output), output[-4:]
     assert docker_client.api.inspect_image(f"{name}-app")["Architecture"] == foreign

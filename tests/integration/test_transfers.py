@@ -13,7 +13,7 @@ from planner.compose.options import ProjectOptions
 from planner.pipeline import make_plan
 from planner.store import Store
 from tests.integration.conftest import registry_or_skip
-from tests.integration.services import DaemonProcess, RegistryProcess, temp_root
+from tests.integration.services import SESSION_LABEL, DaemonProcess, RegistryProcess, temp_root
 from tests.integration.test_apply import phases, run, steps
 
 pytestmark = pytest.mark.docker
@@ -207,7 +207,7 @@ def test_gc_keeps_the_current_key_of_an_image_built_on_a_tagged_base(
     root = tmp_path / "p"
     (root / "app").mkdir(parents=True)
     (root / "app/Dockerfile").write_text(
-        f"FROM {busybox_image}\nLABEL planner.test=1\nCOPY small.txt /small.txt\n"
+        f"FROM {busybox_image}\nLABEL {SESSION_LABEL}\nCOPY small.txt /small.txt\n"
     )
     (root / "compose.yaml").write_text(f"name: {project_name}\nservices:\n  app:\n    build: ./app\n")
     (root / "planner.yaml").write_text(

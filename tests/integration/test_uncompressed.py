@@ -23,7 +23,13 @@ from planner.layer_chain import chain_ids
 from planner.pipeline import make_plan
 from planner.store import Store
 from tests.integration.conftest import registry_or_skip
-from tests.integration.services import DaemonProcess, RegistryProcess, start_registry, temp_root
+from tests.integration.services import (
+    SESSION_LABEL,
+    DaemonProcess,
+    RegistryProcess,
+    start_registry,
+    temp_root,
+)
 from tests.integration.test_apply import run, steps
 
 pytestmark = pytest.mark.docker
@@ -39,7 +45,7 @@ def project(root: Path, name: str, registry: str, sandbox: str, base: str, trans
     (root / "app/mid/blob").write_bytes(os.urandom(MID))
     (root / "app/small.txt").write_text(f"{name} v1\n")
     (root / "app/Dockerfile").write_text(
-        f"FROM {base}\nLABEL planner.test=1\nCOPY big /big\nCOPY mid /mid\nCOPY small.txt /small.txt\n"
+        f"FROM {base}\nLABEL {SESSION_LABEL}\nCOPY big /big\nCOPY mid /mid\nCOPY small.txt /small.txt\n"
         'RUN echo "built" > /built.txt\n'
     )
     (root / "compose.yaml").write_text(f"name: {name}\nservices:\n  app:\n    build: ./app\n")
@@ -57,7 +63,7 @@ def checksums(url: str | None, image: str) -> dict[str, str]:
     found = {}
     for path in FILES:
         done = subprocess.run(
-            [*prefix, "run", "--rm", "--label", "planner.test=1", "--network", "none", image, "cat", path],
+            [*prefix, "run", "--rm", "--label", SESSION_LABEL, "--network", "none", image, "cat", path],
             capture_output=True, check=True, timeout=120,
         )  # fmt: skip
         found[path] = hashlib.sha256(done.stdout).hexdigest()

@@ -5,16 +5,23 @@ from __future__ import annotations
 
 from io import StringIO
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
+from rich.console import Console
 
 from planner import render
 from planner.apply import run
 from planner.apply.executor import Step, StepContext
+from planner.commands import explain
 from planner.compose.options import ProjectOptions
+from planner.decide import Forcing
 from planner.errors import RuntimeFailure
+from planner.keys.compute import base_entries
+from planner.keys.manifest import Manifest
 from planner.manifest_diff import Change
-from planner.pipeline import make_plan
+from planner.observation import DaemonView, Observation
+from planner.pipeline import Planned, _decided, make_plan
 from planner.redact import mask_changes, node_secrets
 from planner.secrets import MASK, mask_text, secret_values
 from planner.store import Store
@@ -44,6 +51,7 @@ def root(tmp_path: Path) -> Path:
             "compose.yaml": COMPOSE,
             "planner.yaml": 'secret_args: ["*_SEED"]\n',
             "Dockerfile": "ARG NPM_TOKEN\nFROM example.com/${NPM_TOKEN}/base\n",
+            ".dockerignore": "compose.yaml\nplanner.yaml\ncache\n",  # a rotation changes no context file
         },
     )
 
@@ -86,9 +94,117 @@ def test_apply_masks_secret_values_in_printed_and_kept_logs(
 def test_plan_and_explain_mask_a_secret_value_in_a_base_ref(root: Path) -> None:
     planned = make_plan(options(root), None, [], offline=True, store=Store.open(root / "cache"))
     (node,) = planned.plan.nodes
-    assert f"example.com/{SECRET}/base" in planned.manifests["s"].bases  # the arg reached the base ref
+    manifest = planned.manifests["s"]
+    assert manifest.bases == {f"example.com/{MASK}/base": "unresolved"}  # the arg reached it, kept masked
+    assert manifest.scope_reason == f"FROM example.com/{MASK}/base: its ONBUILD triggers are unknown " + (
+        "(offline, or the image is not in the local daemon)"
+    )
     assert [r.detail for r in node.reasons if r.code == "base-unresolved"] == [f"example.com/{MASK}/base"]
     assert SECRET not in planned.plan.model_dump_json()
     changes = [Change("changed", "base", f"example.com/{SECRET}/base")]
     masked = mask_changes(changes, node_secrets(planned.graph)["s"])
     assert masked == [Change("changed", "base", f"example.com/{MASK}/base")]
+
+
+ROTATED = "r0tat3d-t0ken"
+
+
+def rebuild_plan(root: Path, store: Store, previous_key: str) -> Planned:
+    """The plan an online run makes when the daemon holds the build of `previous_key` (and not the current)."""
+    planned = make_plan(options(root), None, [], offline=True, store=store)
+    observation = Observation(
+        daemons={"local": DaemonView("local")}, registry=None, previous_keys={"s": previous_key}
+    )
+    return _decided(planned.graph, store, planned.manifests, observation, {}, Forcing())
+
+
+@pytest.mark.parametrize("volatile", [False, True], ids=["arg-in-key", "volatile-arg"])
+def test_a_rotated_secret_in_a_base_ref_shows_in_no_plan_explain_or_manifest(
+    root: Path, monkeypatch: pytest.MonkeyPatch, volatile: bool
+) -> None:
+    if volatile:  # the arg's own hash is not in the key: only the masked base ref's hash tells the change
+        rules = 'secret_args: ["*_SEED"]\nrules:\n  - match: "*"\n    hash: {volatile_args: [NPM_TOKEN]}\n'
+        (root / "planner.yaml").write_text(rules)
+    store = Store.open(root / "cache")
+    before = make_plan(options(root), None, [], offline=True, store=store).manifests["s"]
+    assert before.bases == {f"example.com/{MASK}/base": "unresolved"}
+    kept = store.manifest(before.key)
+    assert kept is not None and SECRET not in repr(kept)
+
+    (root / "compose.yaml").write_text(COMPOSE.replace(SECRET, ROTATED))
+    planned = rebuild_plan(root, store, before.key)
+    after = planned.manifests["s"]
+    assert after.key != before.key  # the key is exact: it changes with the secret
+    assert after.bases == before.bases and after.masked_bases != before.masked_bases
+    (node,) = planned.plan.nodes
+    assert node.action == "build"
+    assert ("base-changed", f"~ example.com/{MASK}/base") in [(r.code, r.detail) for r in node.reasons]
+
+    monkeypatch.setattr(explain, "make_plan", lambda *args, **kwargs: rebuild_plan(root, store, before.key))
+    explanation = explain._explain(options(root), None, "s", store)
+    assert f"~ base example.com/{MASK}/base" in [c.line() for c in explanation.changes]
+
+    table = StringIO()
+    render.print_plan_table(planned.plan, Console(file=table, width=300))
+    outputs = {
+        "plan json": render.plan_json(planned.plan),
+        "plan table": table.getvalue(),
+        "explain text": render.explanation_text(explanation),
+        "explain json": render.explanation_json(explanation),
+        "manifests": repr((store.manifest(before.key), store.manifest(after.key))),
+    }
+    for what, text in outputs.items():
+        assert SECRET not in text and ROTATED not in text, what
+    store.close()
+
+
+def test_base_refs_without_a_secret_keep_their_key_lines() -> None:
+    refs = ["debian:12", f"example.com/{SECRET}/base", f"example.com/{SEED}/base", "abc/x"]
+    ids = {ref: f"id-of-{name}" for ref, name in zip(refs, ["debian:12", "one", "two", "abc/x"], strict=True)}
+
+    def identity(ref: str) -> str:
+        return ids[ref]
+
+    bases, masked = base_entries(refs, identity, (SEED, SECRET))
+    assert bases == {"debian:12": "id-of-debian:12", "abc/x": "id-of-abc/x", f"example.com/{MASK}/base": ANY}
+    assert set(masked) == {f"example.com/{MASK}/base"}  # two refs that mask alike: one entry, both hashed
+    assert bases[f"example.com/{MASK}/base"] == "id-of-one,id-of-two"
+    assert base_entries(refs[:3], identity, (SECRET,))[1] != masked  # which refs stand behind it counts
+    manifest = Manifest(node="s", bases=bases, masked_bases=masked)
+    lines = [line for line in manifest.lines({}) if line.startswith("base ")]
+    assert "base debian:12 id-of-debian:12" in lines and "base abc/x id-of-abc/x" in lines  # as before
+    assert all(SECRET not in line and SEED not in line for line in lines)
+    assert base_entries(["debian:12"], identity, ()) == ({"debian:12": "id-of-debian:12"}, {})
+    unresolved = base_entries([f"a/{SECRET}", f"a/{SEED}"], lambda ref: "unresolved", (SECRET, SEED))[0]
+    assert unresolved == {f"a/{MASK}": "unresolved"}  # still `unresolved` for decide and gc
+
+
+def test_pull_bases_prints_and_fails_with_the_secret_masked(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from planner.commands import shimsteps
+    from planner.engine import daemon
+    from planner.engine.daemon import DaemonError
+
+    pulled: list[str] = []
+
+    class FakeDaemon:
+        def __init__(self, name: str, url: str | None) -> None:
+            self.name = name
+
+        def pull(self, ref: str) -> None:
+            pulled.append(ref)
+            if fail:
+                raise DaemonError(f"daemon {self.name}: pull {ref} failed: denied")
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(daemon, "Daemon", FakeDaemon)
+    fail = False
+    assert shimsteps.pull_bases(options(root), []) == [f"example.com/{MASK}/base"]
+    assert pulled == [f"example.com/{SECRET}/base"]  # pulled as used
+    fail = True
+    with pytest.raises(DaemonError) as raised:
+        shimsteps.pull_bases(options(root), [])
+    assert str(raised.value) == f"daemon local: pull example.com/{MASK}/base failed: denied"
