@@ -89,12 +89,30 @@ def holds(url: str, names: list[str]) -> bool:
     return all(name in tags for name in names)
 
 
+ISSUE_MB = 1024  # issue 16 asks for images of >= 1 GB in all
+
+
+def size_warning(total_mb: int) -> str | None:
+    """The line to print when the run is smaller than the issue's figures are for."""
+    if total_mb >= ISSUE_MB:
+        return None
+    return (
+        f"warning: --total-mb {total_mb} is below the issue's >= 1 GB ({ISSUE_MB} MB) of images: these figures "
+        "do not answer its goals (the fixed costs of (a) weigh more against (c) on fewer bytes)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     # (a) is nearly all fixed cost (two CLI starts, a daemon start, a plan) while (c) grows with the bytes:
     # at 1024 MB (a)/(c) measured 0.13, at 1536 MB 0.095; our users' desktop alone is 7.24 GB.
-    parser.add_argument("--total-mb", type=int, default=1536, help="image bytes in all (default 1536)")
+    parser.add_argument(
+        "--total-mb", type=int, default=1536, help="image bytes in all (default 1536; the issue asks >= 1024)"
+    )
     args = parser.parse_args()
+    warning = size_warning(args.total_mb)
+    if warning:
+        print(warning, flush=True)  # beside the figures it qualifies, on stdout
     name = f"gbench{os.getpid()}"
     work = Path(tempfile.mkdtemp(prefix="pl-gbench-", dir="/tmp"))
     daemons: list[DaemonProcess] = []

@@ -18,9 +18,9 @@ from planner.keys.compute import UNRESOLVED, BaseResolver, TriggerReader, comput
 from planner.keys.manifest import Manifest
 from planner.keys.statcache import StatCache
 from planner.observation import Observation
-from planner.plan_model import Plan, PlanNode
+from planner.plan_model import SAME_IMAGE, Plan, PlanNode
 from planner.redact import mask_plan
-from planner.stack import Stack, load_stack
+from planner.stack import Node, Stack, load_stack
 from planner.store import Store
 
 if TYPE_CHECKING:
@@ -39,11 +39,26 @@ class Planned:
     routes: dict[str, BuildRoute] = field(default_factory=dict)  # how the Engine API builder builds each node
 
 
-def summarize(nodes: Sequence[PlanNode]) -> dict[str, int]:
+def summarize(nodes: Sequence[PlanNode], graph_nodes: Mapping[str, Node] | None = None) -> dict[str, int]:
+    """Counts per action and transfer mode, as apply runs them: a node with the same key and image names as an
+    earlier one (compose services sharing one image and build) counts as `same-image`, not by its action, and
+    only its deliveries the earlier node does not make count (decide_steps gives it no steps of its own)."""
     counts: Counter[str] = Counter()
+    first_of: dict[tuple[str, tuple[str, ...]], PlanNode] = {}
     for node in nodes:
-        counts[node.action] += 1
-        for transfer in node.transfers:
+        spec = graph_nodes.get(node.name) if graph_nodes is not None else None
+        transfers = node.transfers
+        if spec is not None and spec.kind == "image":
+            first = first_of.setdefault((node.key, tuple(spec.image_names())), node)
+            if first is not node:
+                counts[SAME_IMAGE] += 1
+                reached = {t.destination for t in first.transfers}
+                transfers = [t for t in transfers if t.destination not in reached]
+            else:
+                counts[node.action] += 1
+        else:
+            counts[node.action] += 1
+        for transfer in transfers:
             if transfer.mode != "none":
                 counts[f"transfer-{transfer.mode}"] += 1
     return dict(sorted(counts.items()))
@@ -147,7 +162,7 @@ def _decided(
     )
     plan = Plan(
         project=graph.stack.compose.name, offline=observation.offline, nodes=nodes, levels=graph.levels(),
-        summary=summarize(nodes), observed=_observed(observation), steps=steps,
+        summary=summarize(nodes, graph.nodes), observed=_observed(observation), steps=steps,
         goldens=goldens,
     )  # fmt: skip
     return Planned(graph, manifests, mask_plan(plan, graph), observation, registry_refs, routes)

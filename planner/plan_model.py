@@ -8,6 +8,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 LOCAL = "local"  # the session daemon: where planner builds, and a destination by default
 SHARE = "registry"  # the pseudo-destination of a build pushed for other sessions and CI
+SAME_IMAGE = (
+    "same-image"  # summary: nodes whose image an earlier node's steps make (same key and image names)
+)
 
 Action = Literal["skip", "build", "pull", "unknown"]
 TransferMode = Literal["none", "tag", "registry", "tarball", "unknown"]
@@ -154,7 +157,11 @@ class Plan(Frozen):
         default_factory=dict,
         description="State of each daemon and of the registry as observed: ok, or the error",
     )
-    summary: dict[str, int] = Field(default_factory=dict, description="Counts per action and transfer mode")
+    summary: dict[str, int] = Field(
+        default_factory=dict,
+        description="Counts per action and transfer mode, as apply runs them: a node with the same key and image "
+        "names as an earlier one counts as `same-image` (the earlier node's steps make its image)",
+    )
     steps: list[PlanStep] = Field(
         default_factory=list,
         description="Every step apply runs, in order, with what each needs first (empty offline)",

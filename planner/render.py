@@ -11,7 +11,7 @@ import sys
 from io import StringIO
 from typing import TYPE_CHECKING, Any, TextIO
 
-from planner.plan_model import SHARE, GoldenReport, Plan, Transfer
+from planner.plan_model import SAME_IMAGE, SHARE, GoldenReport, Plan, Transfer
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -169,8 +169,7 @@ def print_plan_table(plan: Plan, console: Console | None = None) -> None:
     for report in plan.goldens:
         console.print(golden_line(report), highlight=False)
     console.print(table)
-    totals = ", ".join(f"{count} {name}" for name, count in plan.summary.items())
-    console.print(f"{len(plan.nodes)} nodes in {len(plan.levels)} levels: {totals}")
+    console.print(f"{len(plan.nodes)} nodes in {len(plan.levels)} levels: {_totals(plan.summary)}")
     if plan.steps:
         console.print(f"apply runs {len(plan.steps)} step(s):")
         for step in plan.steps:
@@ -181,6 +180,14 @@ def print_plan_table(plan: Plan, console: Console | None = None) -> None:
             console.print(f"  {step.id}" + (f": {what}" if what else "") + after, highlight=False)
     elif not plan.offline:
         console.print("apply has nothing to do")
+
+
+def _totals(summary: dict[str, int]) -> str:
+    """A plan's counts as apply runs them: nodes that share an earlier node's image are said to be built once."""
+    return ", ".join(
+        f"{count} on another node's image (made once)" if name == SAME_IMAGE else f"{count} {name}"
+        for name, count in summary.items()
+    )
 
 
 def _transfer_text(transfer: Transfer) -> str:
@@ -401,10 +408,8 @@ def apply_summary(result: ApplyResult, stream: TextIO) -> None:
     counts: dict[str, int] = {}
     for step in result.results.values():
         counts[step.status] = counts.get(step.status, 0) + 1
-    actions: dict[str, int] = {}
-    for node in result.planned.plan.nodes:
-        actions[node.action] = actions.get(node.action, 0) + 1
-    plan_part = ", ".join(f"{n} {a}" for a, n in sorted(actions.items()))
+    summary = result.planned.plan.summary
+    plan_part = _totals({name: n for name, n in summary.items() if not name.startswith("transfer-")})
     step_part = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to do"
     print(f"planner apply: {result.planned.plan.project}: {plan_part}; steps: {step_part}", file=stream)
     for warning in result.warnings:

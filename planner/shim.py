@@ -46,17 +46,21 @@ def real_docker() -> str | None:
     return real_tool("docker")
 
 
-def _is_compose_command(argv: list[str]) -> bool:
+def _compose_command(argv: list[str]) -> tuple[bool, str | None]:
+    """Whether `docker ARGV` is a `docker compose` command, and the `--config` folder it names (the last one, as
+    the docker CLI takes it)."""
     try:
-        return parse(argv, DOCKER_GLOBAL, interspersed=False).rest[:1] == ["compose"]
+        top = parse(argv, DOCKER_GLOBAL, interspersed=False)
     except BadArgs:
-        return False
+        return False, None
+    return top.rest[:1] == ["compose"], top.last("--config")
 
 
-def has_compose_plugin(docker: str, environ: dict[str, str]) -> bool:
+def has_compose_plugin(docker: str, environ: dict[str, str], config_option: str | None = None) -> bool:
     """Whether `docker compose` works with this docker: a plugin file where the docker CLI looks for one, else
-    (to be sure) `docker compose version` answering."""
-    config = Path(environ.get("DOCKER_CONFIG") or Path(environ.get("HOME", "/")) / ".docker")
+    (to be sure) `docker compose version` answering. The config folder is `--config` when the command line gives
+    one (`config_option`), else DOCKER_CONFIG, else ~/.docker, as the docker CLI picks it."""
+    config = Path(config_option or environ.get("DOCKER_CONFIG") or Path(environ.get("HOME", "/")) / ".docker")
     folders = [config / "cli-plugins", *map(Path, PLUGIN_DIRS)]
     try:
         extra = json.loads((config / "config.json").read_text()).get("cliPluginsExtraDirs") or []
@@ -68,7 +72,11 @@ def has_compose_plugin(docker: str, environ: dict[str, str]) -> bool:
             return True
     try:
         probe = subprocess.run(
-            [docker, "compose", "version"], capture_output=True, timeout=30, check=False, env=environ
+            [docker, *(["--config", config_option] if config_option else []), "compose", "version"],
+            capture_output=True,
+            timeout=30,
+            check=False,
+            env=environ,
         )
     except (OSError, subprocess.SubprocessError):
         return False
@@ -104,7 +112,8 @@ def main() -> None:
         print(f"planner shim: the real {name} is not on PATH (set {variable})", file=sys.stderr)
         raise SystemExit(127)
     why = f" (passed through: {decided.reason})" if decided.reason else ""
-    if name == "docker" and _is_compose_command(argv) and not has_compose_plugin(tool, dict(os.environ)):
+    is_compose, config_option = _compose_command(argv) if name == "docker" else (False, None)
+    if is_compose and not has_compose_plugin(tool, dict(os.environ), config_option):
         print(
             f"planner shim: {tool} has no compose plugin, so `docker compose` cannot run there{why}; "
             + INSTALL_COMPOSE,

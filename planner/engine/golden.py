@@ -5,7 +5,8 @@ GOLDEN/
   current -> versions/<id>          symlink, replaced atomically (rename of a new symlink over it)
   versions/<id>/data/               the data root as promoted
   versions/<id>/manifest.json       planner version, source, created, storage driver, every image (names, ID, key)
-  versions/<id>/clones/<hash>.json  one per clone made of this version: {"path": DATA_ROOT}
+  versions/<id>/clones/<hash>.json  one per clone made of this version: {"path": DATA_ROOT} (while it is being
+                                    made also "pid" and "started", the cloning process's start time)
 ```
 A clone's data root holds `.planner-golden.json` naming its golden and version: a version is in use while a clone
 registered with it still exists and still names it. A version is built as `versions/.partial-<id>` and renamed
@@ -173,6 +174,29 @@ def overlay_unusable(driver: str) -> str | None:
     return None
 
 
+def process_start(pid: int) -> str | None:
+    """When process `pid` started (field 22 of /proc/PID/stat, clock ticks since boot), None if it does not
+    exist. With the pid it names one process: a pid reused by a later process has another start time."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()  # after the command name, which may hold spaces and parentheses
+    return fields[19] if len(fields) > 19 else None  # fields[0] is field 3 (state)
+
+
+def _cloning(registered: dict[str, Any]) -> bool:
+    """Whether the process that registered a clone is still making it: its pid lives and, where the start time
+    was recorded, is the same process (a SIGKILLed cloner's pid reused by another is not)."""
+    pid = registered.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    started = process_start(pid)
+    if started is None:
+        return False
+    return registered.get("started") in (None, started)
+
+
 def _partial_beside(target: Path) -> Path:
     return target.parent / f".{target.name}.golden-partial-{os.getpid()}"
 
@@ -303,12 +327,14 @@ def clone(golden: Path, data_root: Path, method: str = "auto", jobs: int = 8) ->
     chosen = pick_method(
         version.data, data_root.parent, method, version.driver or storage_driver(version.data)
     )
-    # registered first: a prune running meanwhile sees the version in use (by this live pid, until it is made)
+    # registered first: a prune running meanwhile sees the version in use (by this live process, its pid and
+    # start time, until it is made)
     registration = (
         version.path / "clones" / f"{hashlib.sha256(str(data_root).encode()).hexdigest()[:16]}.json"
     )
     registration.parent.mkdir(exist_ok=True)
-    registration.write_text(json.dumps({"path": str(data_root), "pid": os.getpid()}) + "\n")
+    cloner = {"pid": os.getpid(), "started": process_start(os.getpid())}
+    registration.write_text(json.dumps({"path": str(data_root), **cloner}) + "\n")
     marker = json.dumps({"golden": str(golden), "version": version.id, "method": chosen, "created": _now()})
     started = time.monotonic()
     try:
@@ -340,7 +366,7 @@ def clones_of(version: GoldenVersion) -> list[Path]:
         with contextlib.suppress(OSError, ValueError, KeyError):
             registered = json.loads(entry.read_text())
             path = Path(registered["path"])
-            if registered.get("pid") and Path(f"/proc/{registered['pid']}").exists():
+            if _cloning(registered):
                 live.append(path)  # being cloned right now (into a new folder or an empty one)
                 continue
             marker = json.loads((path / MARKER).read_text())

@@ -153,6 +153,44 @@ def test_without_keep_going_nothing_new_starts_after_a_failure(tmp_path: Path, p
     }
 
 
+def test_services_sharing_one_image_and_build_are_built_once(
+    tmp_path: Path, project_name: str, busybox_image: str, docker_client: Any
+) -> None:
+    """#13: services on one image name and build definition (one project has 20) make one build step, every
+    name they give the image is there afterwards, and the next apply does nothing."""
+    root = tmp_path / "p"
+    (root / "app").mkdir(parents=True)
+    (root / "app/Dockerfile").write_text(f"FROM {busybox_image}\nCOPY id /id\nRUN cat /id > /copied\n")
+    (root / "app/id").write_text(f"{project_name} {time.time()}\n")  # this test's own content: its own key
+    image, tag = f"{project_name}/app:1", f"{project_name}/app:extra"
+    build = f"      context: ./app\n      network: none\n      tags: [{tag}]\n"
+    workers = [f"worker{i}" for i in range(4)]
+    services = "".join(
+        f"  {w}:\n    image: {image}\n    command: [sh, -c, 'echo {w}']\n    build:\n{build}" for w in workers
+    )
+    (root / "compose.yaml").write_text(f"name: {project_name}\nservices:\n{services}")
+    cache = {"PLANNER_CACHE_DIR": str(tmp_path / "cache")}
+
+    first = run(root, "apply", "--timing-log", str(tmp_path / "t1.jsonl"), env=cache)
+    assert first.returncode == 0, first.stderr
+    builds = [r["step"] for r in steps(tmp_path / "t1.jsonl") if r["phase"] == "build"]
+    assert builds == ["build:worker0"], steps(tmp_path / "t1.jsonl")
+    assert "1 build, 3 on another node's image (made once); steps: 1 ok" in first.stderr
+
+    planned = json.loads(run(root, "plan", "--format", "json", env=cache).stdout)
+    keys = {n["name"]: n["key"] for n in planned["nodes"]}
+    assert sorted(keys) == workers and len(set(keys.values())) == 1
+    made = docker_client.images.get(image)
+    assert made.labels[LABEL_KEY] == keys["worker0"]
+    assert docker_client.images.get(tag).id == made.id  # every name the services give it, on the one image
+    assert {n["action"] for n in planned["nodes"]} == {"skip"}
+
+    second = run(root, "apply", "--timing-log", str(tmp_path / "t2.jsonl"), env=cache)
+    assert second.returncode == 0, second.stderr
+    assert steps(tmp_path / "t2.jsonl") == []  # no builder call, not even a tag
+    assert "steps: nothing to do" in second.stderr
+
+
 def slow_project(root: Path, name: str, base: str, seconds: int) -> Path:
     (root / "slow").mkdir(parents=True)
     # the echo makes the step unique, so no earlier run's build cache can answer it

@@ -183,6 +183,26 @@ def test_a_prune_during_a_clone_keeps_the_version_being_cloned(
     assert (tmp_path / "clone/data/fuse-overlayfs/l/layer").is_file()
 
 
+def test_a_cloners_pid_reused_by_another_process_does_not_hold_the_version(tmp_path: Path) -> None:
+    """#16: a clone's registration names the cloning process by pid and start time; a SIGKILLed cloner whose pid
+    now belongs to another process (here: this test's own pid, with another start time) holds nothing."""
+    source = _data_root(tmp_path / "src", {"1" * 64: ("app:latest", NEW)})
+    first = golden.promote(source, tmp_path / "golden").version
+    assert first is not None
+    golden.promote(source, tmp_path / "golden")
+    started = golden.process_start(os.getpid())
+    assert started is not None and started.isdigit()
+    registration = first.path / "clones" / "killed.json"
+    registration.parent.mkdir(exist_ok=True)
+    half_made = str(tmp_path / "clone/data")  # the killed cloner never made it
+    registration.write_text(json.dumps({"path": half_made, "pid": os.getpid(), "started": started}) + "\n")
+    assert golden.clones_of(first) == [Path(half_made)]  # the cloner itself, still at work: in use
+    registration.write_text(json.dumps({"path": half_made, "pid": os.getpid(), "started": "1"}) + "\n")
+    assert golden.clones_of(first) == []  # the same pid, another process
+    pruned = golden.prune(tmp_path / "golden", keep=0)
+    assert pruned.removed == [first.id] and pruned.in_use == {}
+
+
 def test_auto_without_reflinks_takes_an_overlay_only_for_drivers_that_run_on_it(tmp_path: Path) -> None:
     source = _data_root(tmp_path / "src", {"1" * 64: ("app:latest", NEW)})
     (tmp_path / "clones").mkdir()

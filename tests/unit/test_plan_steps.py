@@ -348,6 +348,33 @@ def test_services_sharing_one_image_and_build_make_one_build(tmp_path: Path) -> 
     assert build.serves == ["worker1", "worker2", "worker3", "worker4"]
 
 
+def test_the_summary_counts_one_build_for_services_sharing_an_image(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """#13: three services on one image and build said "3 nodes: 3 build" while apply runs one build step."""
+    from io import StringIO
+
+    from planner.render import apply_summary, print_plan_table
+
+    services = "\n".join(f"  worker{i}:\n    image: stack/app\n    build: ./app" for i in range(3))
+    files = {"compose.yaml": f"services:\n{services}\n  solo:\n    build: ./app\n"}
+    root = write_tree(
+        tmp_path / "p", {**files, "app/Dockerfile": "FROM scratch\nCOPY . /app\n", "app/a": "a\n"}
+    )
+    offline = make_plan(options(root), None, [], offline=True, store=Store.memory())
+    observation = Observation(daemons={"local": DaemonView("local")}, registry=None)
+    planned = _decided(offline.graph, Store.memory(), offline.manifests, observation, {}, Forcing())
+    plan = planned.plan
+    assert [s.id for s in plan.steps if s.kind == "build"] == ["build:solo", "build:worker0"]
+    assert plan.summary == {"build": 2, "same-image": 2}  # solo has its own image name: a build of its own
+    print_plan_table(plan)
+    summary_line = next(line for line in capsys.readouterr().out.splitlines() if " nodes in " in line)
+    assert summary_line == "4 nodes in 1 levels: 2 build, 2 on another node's image (made once)"
+    out = StringIO()
+    apply_summary(run.ApplyResult(planned, {}, interrupted=False, warnings=[]), out)
+    assert out.getvalue().startswith("planner apply: p: 2 build, 2 on another node's image (made once);")
+
+
 def test_the_plan_table_fits_120_columns_and_says_how_a_build_is_shared(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

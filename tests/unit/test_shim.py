@@ -298,6 +298,35 @@ def test_a_docker_without_compose_is_named_with_what_to_install(tmp_path: Path) 
     assert "--print" in result.stderr and "docker-compose-plugin" in result.stderr
 
 
+def test_the_compose_plugin_is_looked_for_in_the_config_folder_the_command_line_names(tmp_path: Path) -> None:
+    """`docker --config X compose ...`: the docker CLI takes plugins from X/cli-plugins, not DOCKER_CONFIG's (#17)."""
+    fake = fake_tool(tmp_path / "real", "docker")  # answers nothing, `compose version` included (exit 7)
+    with_plugin, without = tmp_path / "with-plugin", tmp_path / "without"
+    plugin = with_plugin / "cli-plugins" / "docker-compose"
+    plugin.parent.mkdir(parents=True)
+    plugin.write_text("#!/bin/sh\n")
+    plugin.chmod(0o755)
+    without.mkdir()
+
+    def shim(config_env: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PLANNER_REAL_DOCKER": str(fake), "DOCKER_CONFIG": str(config_env),
+               "PYTHONPATH": str(Path(__file__).resolve().parents[2])}  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "planner.shim", *argv, "compose", "build", "--print"],
+            capture_output=True, text=True, env=env, check=False,
+        )  # fmt: skip
+
+    taken = shim(without, "--config", str(with_plugin))
+    expected = f"real docker: --config {with_plugin} compose build --print"
+    assert (taken.returncode, taken.stdout.strip()) == (7, expected)
+    assert "has no compose plugin" not in taken.stderr
+    assert shim(without, f"--config={with_plugin}").returncode == 7
+    # DOCKER_CONFIG has a plugin, the command line's config folder has none: the command line's counts
+    refused = shim(with_plugin, "--config", str(without))
+    assert refused.returncode == 125 and "has no compose plugin" in refused.stderr
+    assert shim(with_plugin).returncode == 7  # no --config: DOCKER_CONFIG's plugin, as before
+
+
 def fake_tool(folder: Path, name: str) -> Path:
     folder.mkdir(exist_ok=True)
     tool = folder / name
