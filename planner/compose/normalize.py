@@ -400,6 +400,14 @@ def build_project(
             else:
                 message = f'service "{svc_name}" depends on undefined service "{dep}"'
             raise ComposeFileError(message, loc.at(f"services.{svc_name}.{field}"))
+    cycle = _dependency_cycle({name: svc.depends_on for name, svc in enabled.items()})
+    if cycle is not None:
+        first, second = cycle[0], cycle[1]
+        field = _dependency_field(raw_services[first], second)
+        loc = location_in(raw_services[first], field) or model.loc
+        raise ComposeFileError(
+            "dependency cycle detected: " + " -> ".join(cycle), loc.at(f"services.{first}.{field}")
+        )
     for svc_name, svc in enabled.items():
         for context_name, value in (svc.build.additional_contexts if svc.build else {}).items():
             target = value.removeprefix("service:")
@@ -472,3 +480,31 @@ def _required_dependency(raw_service: Any, dep: str) -> bool:
     if isinstance(value, dict) and isinstance(value.get(dep), dict):
         return value[dep].get("required", True) is not False
     return True
+
+
+def _dependency_cycle(depends: dict[str, list[str]]) -> list[str] | None:
+    """A dependency cycle among the enabled services (`a -> b -> a`, a self-link `a -> a` too), as Compose
+    refuses it; None when there is none. Services are visited in file order, so the one reported is stable."""
+    done: set[str] = set()
+    for start, first in depends.items():
+        if start in done:
+            continue
+        path: list[str] = [start]
+        on_path = {start}
+        stack = [iter(first)]
+        while stack:
+            dep = next(stack[-1], None)
+            if dep is None:
+                stack.pop()
+                finished = path.pop()
+                done.add(finished)
+                on_path.discard(finished)
+                continue
+            if dep in on_path:
+                return [*path[path.index(dep) :], dep]
+            if dep in done or dep not in depends:
+                continue
+            path.append(dep)
+            on_path.add(dep)
+            stack.append(iter(depends[dep]))
+    return None

@@ -263,3 +263,10 @@ def test_empty_dockerfile_inline_suppresses_the_default_dockerfile(inline: str) 
         }
     )
     compare(scenario, binary_builds("web", dockerfile=None, dockerfile_inline=None))
+
+
+def test_a_link_inherited_through_extends_that_names_the_service_itself_is_a_cycle() -> None:
+    """api extends web, whose `links: [api]` api inherits: api depends on itself, which Compose refuses
+    (found by the differential once it generated links)."""
+    text = 'services:\n  web:\n    build: "."\n    links: ["api"]\n  api:\n    extends: "web"\n'
+    compare(project({"compose.yaml": text}), binary_fails_with("dependency cycle detected: api -> api"))

@@ -158,6 +158,9 @@ REFUSED = {
     "undefined-link": ("    links: [ghost]\n", 'depends on undefined service "ghost"'),
     "undefined-volumes-from": ("    volumes_from: [ghost]\n", 'depends on undefined service "ghost"'),
     "undefined-network-mode": ("    network_mode: service:ghost\n", 'depends on undefined service "ghost"'),
+    "self-link": ("    links: [web]\n", "dependency cycle detected: web -> web"),
+    "depends-on-cycle": ("    depends_on: [other]\n", "dependency cycle detected"),
+    "volumes-from-self": ("    volumes_from: [web]\n", "dependency cycle detected: web -> web"),
 }  # fmt: skip
 ACCEPTED = {
     "optional-env-file": "    env_file: [{path: missing.env, required: false}]\n",
@@ -173,14 +176,16 @@ TOP = "networks: {n: }\nsecrets: {s: {environment: S}}\nvolumes: {v: }\n"
 @pytest.mark.parametrize("case", sorted(REFUSED))
 def test_refused_like_compose(case: str) -> None:
     lines, message = REFUSED[case]
-    text = f"services:\n  web:\n    image: nginx\n{lines}  other: {{image: o}}\n"
+    other = "{image: o, depends_on: [web]}" if case == "depends-on-cycle" else "{image: o}"
+    text = f"services:\n  web:\n    image: nginx\n{lines}  other: {other}\n"
     compare(project({"compose.yaml": text}), binary_fails_with(message))
 
 
 @pytest.mark.parametrize("case", sorted(REFUSED))
 def test_refusal_names_file_and_line(case: str, tmp_path: Path) -> None:
     lines, _ = REFUSED[case]
-    write(tmp_path, {"compose.yaml": f"services:\n  web:\n    image: nginx\n{lines}  other: {{image: o}}\n"})
+    other = "{image: o, depends_on: [web]}" if case == "depends-on-cycle" else "{image: o}"
+    write(tmp_path, {"compose.yaml": f"services:\n  web:\n    image: nginx\n{lines}  other: {other}\n"})
     proc = planner_cli(tmp_path, ["config"], {})
     assert proc.returncode == 2
     where = re.search(rf"{re.escape(str(tmp_path / 'compose.yaml'))}:(\d+):", proc.stderr)
