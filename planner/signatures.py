@@ -19,7 +19,7 @@ import signal
 import struct
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 import xxhash
@@ -243,11 +243,16 @@ def recorded_digests(sigs: Sequence[Signature]) -> list[str] | None:
     return None if packed is None else chunk_digests(packed)
 
 
+def racy(indexed: Iterable[tuple[int, Signature]], racy_window_ns: int) -> list[int]:
+    """The indices of the signatures written within the racy window: a second write in the same timestamp tick
+    would not show, so such a signature cannot be trusted later."""
+    limit = time.time_ns() - racy_window_ns
+    return [at for at, sig in indexed if max(sig[2], sig[3]) >= limit]
+
+
 def settled(sigs: Sequence[Signature], racy_window_ns: int) -> bool:
-    """Whether no signature was written within the racy window (a second write in the same timestamp tick would
-    not show, so a recent one cannot be trusted later)."""
-    newest = max((max(sig[2], sig[3]) for sig in sigs), default=0)
-    return time.time_ns() - newest > racy_window_ns
+    """Whether no signature was written within the racy window."""
+    return not racy(enumerate(sigs), racy_window_ns)
 
 
 def seal(

@@ -29,9 +29,8 @@ import xxhash
 from planner.keys.manifest import Manifest, join_files, split_files
 from planner.localcache import default_cache_dir, warn, warn_cache
 
-MANIFEST_VERSION = (
-    4  # 3: base refs with secret arg values masked (2 kept them in clear); 4: file lines joined
-)
+# 3: base refs with secret arg values masked (2 kept them in clear); 4: file lines kept joined
+MANIFEST_VERSION = 4
 ARTIFACT_VERSION = 1
 SHARED_VERSION = 1
 PLATFORM_VERSION = 1

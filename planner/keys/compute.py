@@ -17,7 +17,7 @@ from pathlib import Path
 
 import xxhash
 
-from planner import inputs, signatures
+from planner import inputs
 from planner.dockerfile import instructions
 from planner.dockerignore import PatternMatcher
 from planner.errors import InputError
@@ -203,7 +203,7 @@ class KeyComputer:
                 for walk in same:
                     result[(walk.node, walk.label)] = tree
             walked = {(w.node, w.label): result[(w.node, w.label)] for w in group}
-            packed = signatures.pack_all(witnesses.sigs)
+            packed = witnesses.packed
             kept = snapshot.Snapshot(
                 witnesses.paths if packed is not None else [],
                 packed or b"",

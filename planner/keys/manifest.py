@@ -28,10 +28,11 @@ def files_digest(files: dict[str, str]) -> str:
     Paths and lines hold no NUL (no file name can), so the paths joined by NUL and the lines joined by NUL name
     the mapping exactly; two joins and one hash, not a hash update per file (a 100k-file tree is digested on
     every edit)."""
+    paths, lines = join_files(files)
     hasher = xxhash.xxh3_128()
-    hasher.update("\0".join(files).encode("utf-8", "surrogateescape"))
+    hasher.update(paths.encode("utf-8", "surrogateescape"))
     hasher.update(b"\1")
-    hasher.update("\0".join(files.values()).encode("utf-8", "surrogateescape"))
+    hasher.update(lines.encode("utf-8", "surrogateescape"))
     return hasher.hexdigest()
 
 

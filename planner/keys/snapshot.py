@@ -4,8 +4,9 @@ would be walked and hashed to the same result, so the last result is reused.
 Why that is exact: the walk's result is decided by the names and kinds in each folder it listed (a folder's
 mtime changes when an entry is added, removed or renamed), by each sent entry's mode, content or link target
 (its ctime or inode changes with any of them) and by the ignore patterns, skips and hash-ignore rules, which
-are part of the snapshot's key. So a snapshot is used only when every witness holds (signatures.py), and kept
-only when no witness was written within the racy window. The other roots are not walked at all.
+are part of the snapshot's key. So a snapshot is used only when every witness holds (signatures.py); a witness
+written within the racy window when the snapshot was kept counts as changed whatever its signature says. The
+other roots are not walked at all.
 
 A root whose witnesses do not all hold comes back `Stale`, saying which witnesses changed: when only sent
 entries did, the root is patched (keys/patch.py); when a listed folder did, it is walked again folder by folder
@@ -150,13 +151,12 @@ def remember(
         return
     data: dict[str, object] = {"folders": kept.folders}
     if whole:
-        limit = time.time_ns() - RACY_WINDOW_NS
         data.update(
             paths="\0".join(kept.paths),
             signatures=kept.packed,
             listed=kept.listed,
             results=_packed(kept.results),
-            racy=[at for at, sig in fresh if max(sig[2], sig[3]) >= limit],
+            racy=signatures.racy(fresh, RACY_WINDOW_NS),
         )
     store.set(key, data, "walk snapshot (the next run walks again)")
 

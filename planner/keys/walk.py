@@ -205,10 +205,14 @@ def walk_contexts(
         results.append(entries)
     if recording:
         paths, sigs = _depends_on(real_root, listed, results)
-        inputs.note_tree(paths, signatures.pack_all(sigs), sigs)
+        packed = signatures.pack_all(sigs)
+        inputs.note_tree(paths, packed, sigs)
         if witnesses is not None:
             witnesses.paths.extend(paths)
             witnesses.sigs.extend(sigs)
+            witnesses.packed = (
+                None if packed is None or witnesses.packed is None else witnesses.packed + packed
+            )
             witnesses.listed += len(listed)
     return results
 
@@ -333,11 +337,12 @@ def _listed(
 
 @dataclass
 class Witnesses:
-    """What a walk's result depends on, absolute paths with their signatures: the `listed` folders first, then
-    the entries sent."""
+    """What a walk's result depends on, absolute paths with their signatures (also `packed`, None when one
+    cannot be packed): the `listed` folders first, then the entries sent."""
 
     paths: list[str] = field(default_factory=list)
     sigs: list[inputs.Signature] = field(default_factory=list)
+    packed: bytes | None = b""
     listed: int = 0
 
 
