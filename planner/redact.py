@@ -10,7 +10,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from planner.secrets import mask_text, secret_values
+from planner.secrets import longest_first, mask_text, secret_values
 
 if TYPE_CHECKING:
     from planner.apply.executor import Step
@@ -36,6 +36,11 @@ def node_secrets(graph: BuildGraph) -> dict[str, tuple[str, ...]]:
     """Each node's secret arg values (every node of the stack, selected or not)."""
     extra = graph.stack.rules.secret_args
     return {name: secret_values(node.build.args, extra) for name, node in graph.stack.nodes.items()}
+
+
+def stack_secrets(graph: BuildGraph) -> tuple[str, ...]:
+    """Every node's secret arg values together, for text that belongs to no one node."""
+    return longest_first(value for values in node_secrets(graph).values() for value in values)
 
 
 def mask_plan(plan: Plan, graph: BuildGraph) -> Plan:

@@ -42,8 +42,12 @@ def secret_values(args: Mapping[str, str], extra: Iterable[str] = ()) -> tuple[s
     """The values of secret-looking args worth masking in free text, longest first (so a value that contains
     another is masked whole)."""
     extra = tuple(extra)
-    values = {v for k, v in args.items() if is_secret(k, extra) and len(v) >= MIN_SECRET_LENGTH}
-    return tuple(sorted(values, key=lambda v: (-len(v), v)))
+    return longest_first({v for k, v in args.items() if is_secret(k, extra) and len(v) >= MIN_SECRET_LENGTH})
+
+
+def longest_first(values: Iterable[str]) -> tuple[str, ...]:
+    """Secret values in the order `mask_text` needs: a value that contains another is masked whole."""
+    return tuple(sorted(set(values), key=lambda v: (-len(v), v)))
 
 
 def mask_text(text: str, values: Iterable[str]) -> str:

@@ -111,15 +111,13 @@ def pull_image_bases(stack: Stack, services: Sequence[str] = ()) -> list[str]:
     from planner.errors import PlannerError
     from planner.graph import build_graph
     from planner.plan_model import LOCAL
-    from planner.redact import node_secrets
+    from planner.redact import stack_secrets
     from planner.secrets import mask_text
 
     graph = build_graph(stack).select(services)
     external = graph.external
     # a ref built from a secret arg (`FROM example.com/${NPM_TOKEN}/base`) is pulled as is, shown masked
-    secrets = sorted(
-        {v for values in node_secrets(graph).values() for v in values}, key=lambda v: (-len(v), v)
-    )
+    secrets = stack_secrets(graph)
     daemon = Daemon(LOCAL, None)
     refs = sorted({ref for refs in external.values() for ref in refs if "@" not in ref and ref != "scratch"})
     try:
