@@ -378,18 +378,15 @@ def decide_steps(
     steps: list[PlanStep] = []
     ready: dict[str, str] = {}  # node -> the step after which its image/output is ready locally
     stamp_steps: dict[str, list[str]] = {}  # consumer node -> stamp steps it needs
-    first_of: dict[tuple[str, tuple[str, ...]], str] = {}  # (key, image names) -> the node that makes it
+    made_by = same_image(planned, nodes)
     for plan_node in planned:
         node = nodes[plan_node.name]
         name = node.name
         needs = [ready[n] for n in plan_node.needs if n in ready] + stamp_steps.get(name, [])
-        if node.kind == "image":
-            first = first_of.setdefault((plan_node.key, tuple(node.image_names())), name)
-            if first != name:
-                steps = _same_image(
-                    steps, name, first, ready, plan_node, node, observation, registry_refs, codec
-                )
-                continue
+        first = made_by.get(name)
+        if first is not None:
+            steps = _same_image(steps, name, first, ready, plan_node, node, observation, registry_refs, codec)
+            continue
         if node.kind == "artifact":
             if plan_node.action == "build":
                 route = (routes or {}).get(name, BuildRoute())
@@ -434,6 +431,20 @@ def decide_steps(
             node, plan_node, [main.id] if main else [], observation, registry_refs.get(name), codec
         )
     return steps
+
+
+def same_image(planned: Sequence[PlanNode], nodes: Mapping[str, Node]) -> dict[str, str]:
+    """Image nodes whose image an earlier node makes (same key, same image names: compose services sharing one
+    image and build) -> that node. They get no build of their own."""
+    first_of: dict[tuple[str, tuple[str, ...]], str] = {}
+    made_by: dict[str, str] = {}
+    for plan_node in planned:
+        node = nodes[plan_node.name]
+        if node.kind == "image":
+            first = first_of.setdefault((plan_node.key, tuple(node.image_names())), node.name)
+            if first != node.name:
+                made_by[node.name] = first
+    return made_by
 
 
 def _same_image(

@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from planner.compose.options import ProjectOptions
-from planner.decide import BuildRoute, Forcing, StampState, build_route, decide, decide_goldens, decide_steps
+from planner.decide import (
+    BuildRoute,
+    Forcing,
+    StampState,
+    build_route,
+    decide,
+    decide_goldens,
+    decide_steps,
+    same_image,
+)
 from planner.graph import BuildGraph, build_graph
 from planner.keys.compute import UNRESOLVED, BaseResolver, TriggerReader, compute_keys
 from planner.keys.manifest import Manifest
@@ -44,18 +53,15 @@ def summarize(nodes: Sequence[PlanNode], graph_nodes: Mapping[str, Node] | None 
     earlier one (compose services sharing one image and build) counts as `same-image`, not by its action, and
     only its deliveries the earlier node does not make count (decide_steps gives it no steps of its own)."""
     counts: Counter[str] = Counter()
-    first_of: dict[tuple[str, tuple[str, ...]], PlanNode] = {}
+    made_by = same_image(nodes, graph_nodes) if graph_nodes is not None else {}
+    by_name = {node.name: node for node in nodes}
     for node in nodes:
-        spec = graph_nodes.get(node.name) if graph_nodes is not None else None
         transfers = node.transfers
-        if spec is not None and spec.kind == "image":
-            first = first_of.setdefault((node.key, tuple(spec.image_names())), node)
-            if first is not node:
-                counts[SAME_IMAGE] += 1
-                reached = {t.destination for t in first.transfers}
-                transfers = [t for t in transfers if t.destination not in reached]
-            else:
-                counts[node.action] += 1
+        first = made_by.get(node.name)
+        if first is not None:
+            counts[SAME_IMAGE] += 1
+            reached = {t.destination for t in by_name[first].transfers}
+            transfers = [t for t in transfers if t.destination not in reached]
         else:
             counts[node.action] += 1
         for transfer in transfers:
