@@ -65,20 +65,28 @@ class Instruction:
     unterminated: str | None = None  # a heredoc delimiter never found before the end of the file
 
 
+def directives(text: str) -> list[tuple[int, str, str]]:
+    """The parser directives (line number, lower-case name, value): only at the very top, before any comment,
+    blank line or instruction; an unknown directive is a comment and ends them (BuildKit's DirectiveParser).
+    A byte-order mark is the caller's to remove."""
+    found: list[tuple[int, str, str]] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        match = _DIRECTIVE.match(raw.strip())
+        if not match or match.group(1).lower() not in _DIRECTIVE_NAMES:
+            break
+        found.append((number, match.group(1).lower(), match.group(2)))
+    return found
+
+
 def instructions(text: str) -> Iterator[Instruction]:
     """Logical instructions with their first line number; heredoc bodies and comments are dropped."""
     lines = text.splitlines()
     escape = "\\"
-    index = 0
-    # Parser directives: only at the very top, before any comment, blank line or instruction; an unknown
-    # directive is a comment and ends them (BuildKit's DirectiveParser).
-    while index < len(lines):
-        match = _DIRECTIVE.match(lines[index].strip())
-        if not match or match.group(1).lower() not in _DIRECTIVE_NAMES:
-            break
-        if match.group(1).lower() == "escape" and match.group(2) in ("\\", "`"):
-            escape = match.group(2)
-        index += 1
+    heading = directives(text)
+    for _, name, value in heading:
+        if name == "escape" and value in ("\\", "`"):
+            escape = value
+    index = len(heading)
     while index < len(lines):
         raw = lines[index]
         stripped = raw.strip()
@@ -310,12 +318,8 @@ def check_dockerfile(text: str) -> None:
     last stage. A `# syntax=` directive picks another frontend, whose grammar is not ours to judge: then
     nothing is checked. Only what is surely refused is refused."""
     text = text.removeprefix("\ufeff")
-    for raw in text.splitlines():
-        match = _DIRECTIVE.match(raw.strip())
-        if not match or match.group(1).lower() not in _DIRECTIVE_NAMES:
-            break
-        if match.group(1).lower() == "syntax":
-            return
+    if any(name == "syntax" for _, name, _ in directives(text)):
+        return
     steps = list(instructions(text))
     stage_count = sum(1 for step in steps if step.keyword == "FROM")
     seen_from = False
@@ -434,13 +438,11 @@ def context_reads(text: str, build_args: Mapping[str, str], target: str | None) 
     (its FROM chain, `--from` / `from=` stages; BuildKit builds no other). Anything that cannot be resolved
     exactly gives a `fallback` reason instead."""
     text = text.removeprefix("\ufeff")
-    for raw in text.splitlines():
-        match = _DIRECTIVE.match(raw.strip())
-        if not match or match.group(1).lower() not in _DIRECTIVE_NAMES:
-            break
-        name, value = match.group(1).lower(), match.group(2)
+    for number, name, value in directives(text):
         if name == "syntax":
-            return Reads(fallback=f"line 1: `# syntax={value}` picks a frontend whose reads are not analysed")
+            return Reads(
+                fallback=f"line {number}: `# syntax={value}` picks a frontend whose reads are not analysed"
+            )
         if name == "escape" and value != "\\":
             return Reads(fallback=f"`# escape={value}`: words are not analysed with another escape character")
     stages = _stage_reads(text, build_args)
@@ -656,12 +658,9 @@ def buildkit_only(text: str) -> str | None:
     predefines them, the classic builder leaves them empty; a build arg of that name too). Measured on 20.10:
     `ARG TARGETARCH` + `LABEL a=$TARGETARCH` gives `a=` with the classic builder."""
     text = text.removeprefix("\ufeff")
-    for number, raw in enumerate(text.splitlines(), start=1):
-        match = _DIRECTIVE.match(raw.strip())
-        if not match or match.group(1).lower() not in _DIRECTIVE_NAMES:
-            break
-        if match.group(1).lower() == "syntax":
-            return f"line {number}: `# syntax={match.group(2)}` (another frontend)"
+    for number, name, value in directives(text):
+        if name == "syntax":
+            return f"line {number}: `# syntax={value}` (another frontend)"
     for step in instructions(text):
         keyword, args = step.keyword, step.args
         if keyword == "ONBUILD":  # its trigger runs in a child build, which may take the classic path
