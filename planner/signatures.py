@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import signal
 import struct
 import threading
 import time
@@ -29,6 +28,7 @@ from planner.inputs import Signature
 PARALLEL_FROM = 20_000  # paths; below this a fork costs more than it saves
 CHUNK = 2048  # paths per digest
 PACKED = struct.Struct("<QQqqQ")  # a signature as bytes
+SIZE = PACKED.size
 _REGULAR = 0o100000
 
 # Which paths of one checked list differ now: index -> the signature now (None: the path cannot be read).
@@ -38,65 +38,65 @@ _R = TypeVar("_R")
 
 
 def holds(paths: Sequence[str], digests: Sequence[str], parallel: bool | None = None) -> bool:
-    """Whether every path still has its recorded signature (a path that cannot be read never does)."""
+    """Whether every path still has its recorded signature (a path that cannot be read never does). A check
+    that fails still reads every path: the walk snapshots are checked next (`differences`), over mostly the same
+    paths, and take what was read here instead of an lstat pass of their own."""
     if len(digests) != -(-len(paths) // CHUNK):
         return False
     chunks = list(range(len(digests)))
 
-    def check(part: Sequence[int]) -> tuple[bool, list[tuple[int, list[bytes]]]]:
-        read: list[tuple[int, list[bytes]]] = []
+    def check(part: Sequence[int]) -> tuple[bool, list[bytes]]:
+        read: list[bytes] = []
+        same = True
         for chunk in part:
             start = chunk * CHUNK
             now = _packed(paths, start, min(start + CHUNK, len(paths)))
-            read.append((start, now))
-            if b"" in now or xxhash.xxh3_128_hexdigest(b"".join(now)) != digests[chunk]:
-                return False, read
-        return True, read
+            joined = b"".join(now)
+            if len(joined) != len(now) * SIZE:  # a path that cannot be read: zeros in its place
+                same, joined = False, b"".join(sig or _UNREAD for sig in now)
+            elif same and xxhash.xxh3_128_hexdigest(joined) != digests[chunk]:
+                same = False
+            read.append(joined)
+        return same, read
 
-    def failed(ours: tuple[bool, list[tuple[int, list[bytes]]]]) -> bool:
-        return not ours[0]
-
-    def shrink(
-        theirs: tuple[bool, list[tuple[int, list[bytes]]]],
-    ) -> tuple[bool, list[tuple[int, list[bytes]]]]:
-        return theirs if not theirs[0] else (True, [])  # a check that holds carries nothing back
-
-    answers = _split(chunks, check, len(paths), parallel, decided=failed, shrink=shrink)
-    for _, read in answers:  # a check that failed tells the snapshot checks what it read
-        _carried.extend((paths, start, now) for start, now in read)
-    return all(ok for ok, _ in answers)
+    answers = _split(chunks, check, len(paths), parallel)
+    if all(ok for ok, _ in answers):
+        return True
+    # a check that failed tells the snapshot checks what it read (the halves are in order)
+    _carried.append((paths, b"".join(joined for _, read in answers for joined in read)))
+    return False
 
 
 def differences(
     checks: Sequence[tuple[Sequence[str], bytes]], parallel: bool | None = None
 ) -> list[Changes | None]:
     """For each list of paths with its packed recorded signatures: None when every path holds, else the paths
-    that differ now (index -> signature now). All lists in one pass; two processes when there are many paths."""
-    size = PACKED.size
-    known = _carried_signatures()
-    work = [
-        (which, chunk) for which, (paths, _) in enumerate(checks) for chunk in range(-(-len(paths) // CHUNK))
-    ]
+    that differ now (index -> signature now). A list a failed memo check read moments ago (as one run of its
+    paths) is compared with what it read; the others are read in one pass, in two processes when there are
+    many paths."""
+    answers: list[Changes | None] = [None] * len(checks)
+    unread: list[int] = []
+    carried = _carried[:]
+    _carried.clear()
+    for which, (paths, packed) in enumerate(checks):
+        now = _read_before(carried, paths)
+        if now is None:
+            unread.append(which)
+        else:
+            answers[which] = _compared(now, packed, range(0, len(paths), CHUNK), len(paths)) or None
 
     def check(part: Sequence[tuple[int, int]]) -> list[tuple[int, int, Signature | None]]:
         found: list[tuple[int, int, Signature | None]] = []
         for which, chunk in part:
             paths, packed = checks[which]
             start, stop = chunk * CHUNK, min((chunk + 1) * CHUNK, len(paths))
-            now = _packed(paths, start, stop, known)
-            if b"".join(now) == packed[start * size : stop * size]:
-                continue
-            for offset, sig in enumerate(now):
-                index = start + offset
-                if sig != packed[index * size : (index + 1) * size]:
-                    found.append((which, index, PACKED.unpack(sig) if sig else None))
+            now = b"".join(sig or _UNREAD for sig in _packed(paths, start, stop))
+            found += ((which, index, sig) for index, sig in _compared(now, packed, [start], stop).items())
         return found
 
-    answers: list[Changes | None] = [None] * len(checks)
-    total = sum(len(paths) for paths, _ in checks)
-    if known:  # the halves should hold as many paths to lstat each, not as many chunks
-        work = _balanced(work, lambda unit: _unknown(checks[unit[0]][0], unit[1], known))
-    for part in _split(work, check, total, parallel):
+    work = [(which, chunk) for which in unread for chunk in range(-(-len(checks[which][0]) // CHUNK))]
+    total = sum(len(checks[which][0]) for which in unread)
+    for part in _split(work, check, total, parallel) if work else []:
         for which, index, sig in part:
             changes = answers[which]
             if changes is None:
@@ -105,15 +105,42 @@ def differences(
     return answers
 
 
-def _unknown(paths: Sequence[str], chunk: int, known: dict[str, bytes]) -> int:
-    return sum(1 for path in paths[chunk * CHUNK : (chunk + 1) * CHUNK] if path not in known)
+def _compared(now: bytes, packed: bytes, starts: Iterable[int], count: int) -> Changes:
+    """The indices whose signature in `now` (zeros: unreadable) differs from `packed`, chunk by chunk from each
+    of `starts` (`now` begins at the first start)."""
+    found: Changes = {}
+    base = None
+    for start in starts:
+        base = start if base is None else base
+        stop = min(start + CHUNK, count)
+        recorded = packed[start * SIZE : stop * SIZE]
+        if now[(start - base) * SIZE : (stop - base) * SIZE] == recorded and _UNREAD not in recorded:
+            continue  # (zeros in what was recorded: compared path by path, as an unreadable path may match)
+        for index in range(start, stop):
+            sig = now[(index - base) * SIZE : (index - base + 1) * SIZE]
+            if sig == _UNREAD:
+                found[index] = None
+            elif sig != packed[index * SIZE : (index + 1) * SIZE]:
+                found[index] = PACKED.unpack(sig)
+    return found
 
 
-def _balanced(work: Sequence[_T], cost: Callable[[_T], int]) -> list[_T]:
-    """The work reordered so that its first half (by count, as `_split` cuts it) costs about what the second
-    does: costly units alternate between the halves."""
-    ranked = sorted(work, key=cost, reverse=True)
-    return ranked[0::2] + ranked[1::2]
+def _read_before(carried: Sequence[tuple[Sequence[str], bytes]], paths: Sequence[str]) -> bytes | None:
+    """The signatures a failed memo check read for exactly these paths in this order, if it read them."""
+    if not paths:
+        return None
+    for read_paths, now in carried:
+        at = -1
+        for _ in range(
+            8
+        ):  # the first path (the root folder) may also be a looked-up witness, before the walks
+            try:
+                at = read_paths.index(paths[0], at + 1)
+            except ValueError:
+                break
+            if read_paths[at : at + len(paths)] == paths:
+                return now[at * SIZE : (at + len(paths)) * SIZE]
+    return None
 
 
 def _split(
@@ -121,28 +148,20 @@ def _split(
     check: Callable[[Sequence[_T]], _R],
     paths: int,
     parallel: bool | None,
-    decided: Callable[[_R], bool] | None = None,
-    shrink: Callable[[_R], _R] | None = None,
 ) -> list[_R]:
     """`check` over the work, split between this process and a forked child when it pays; the child's answer
-    (`shrink`ed first) comes back pickled through a pipe. `decided(ours)` true: the child's half cannot change
-    the answer."""
+    comes back pickled through a pipe."""
     if parallel is None:
         parallel = paths >= PARALLEL_FROM and (os.cpu_count() or 1) > 1
     if not parallel or len(work) < 2 or threading.active_count() > 1:  # forking a threaded process is unsafe
         return [check(work)]
     try:
-        return _forked(work, check, decided, shrink)
+        return _forked(work, check)
     except ChildLost:  # nothing is proven by half a check: this process does all of it
         return [check(work)]
 
 
-def _forked(
-    work: Sequence[_T],
-    check: Callable[[Sequence[_T]], _R],
-    decided: Callable[[_R], bool] | None,
-    shrink: Callable[[_R], _R] | None,
-) -> list[_R]:
+def _forked(work: Sequence[_T], check: Callable[[Sequence[_T]], _R]) -> list[_R]:
     middle = len(work) // 2
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -150,9 +169,7 @@ def _forked(
         try:
             os.close(read_end)
             found = check(work[middle:])
-            payload = pickle.dumps(
-                found if shrink is None else shrink(found), protocol=pickle.HIGHEST_PROTOCOL
-            )
+            payload = pickle.dumps(found, protocol=pickle.HIGHEST_PROTOCOL)
             view = memoryview(payload)
             while view:
                 view = view[os.write(write_end, view) :]
@@ -161,9 +178,6 @@ def _forked(
     os.close(write_end)
     try:
         ours = check(work[:middle])
-        if decided is not None and decided(ours):
-            os.kill(pid, signal.SIGKILL)
-            return [ours]
         received = bytearray()
         while chunk := os.read(read_end, 1 << 16):
             received += chunk
@@ -181,37 +195,22 @@ class ChildLost(OSError):
     """The process that checked half the paths ended without an answer."""
 
 
-# What `holds` read in this process, as (paths, first index, packed signatures): a memo check that fails has
-# just read the signatures of many of the paths the walk snapshots are checked for next.
-_carried: list[tuple[Sequence[str], int, list[bytes]]] = []
+# What `holds` read in this process, as (paths, their signatures packed, zeros for one that cannot be read): a
+# memo check that fails has just read the signatures of the paths the walk snapshots are checked for next;
+# reading them again moments later would tell the same, as a change after either read shows next time against
+# what was recorded.
+_carried: list[tuple[Sequence[str], bytes]] = []
+_UNREAD = bytes(PACKED.size)  # no path has inode 0 and times 0
 
 
-def _carried_signatures() -> dict[str, bytes]:
-    """The signatures earlier checks in this run read, by path (and forgotten here): reading them again moments
-    later would tell the same, as a change after either read shows next time against what was recorded."""
-    known: dict[str, bytes] = {}
-    for paths, start, now in _carried:
-        known.update(zip(paths[start : start + len(now)], now, strict=True))
-    _carried.clear()
-    return known
-
-
-def _packed(
-    paths: Sequence[str], start: int, stop: int, known: dict[str, bytes] | None = None
-) -> list[bytes]:
-    """The signatures of paths[start:stop] now, packed (b"" for a path that cannot be read); those in `known`
-    as read moments ago."""
+def _packed(paths: Sequence[str], start: int, stop: int) -> list[bytes]:
+    """The signatures of paths[start:stop] now, packed (b"" for a path that cannot be read)."""
     lstat = os.lstat
     pack = PACKED.pack
     out: list[bytes] = []
     append = out.append
-    get = (known or {}).get
     for index in range(start, stop):
         path = paths[index]
-        sig = get(path)
-        if sig is not None:
-            append(sig)
-            continue
         try:
             st = lstat(path)
             size = st.st_size if st.st_mode & 0o170000 == _REGULAR else 0

@@ -115,3 +115,56 @@ def test_differences_name_the_changed_paths_of_each_list(
     ]
     assert signatures.differences([], parallel) == []
     assert (forks[0] > 0) == parallel  # the parallel check really split the work
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_a_failed_memo_check_hands_what_it_read_to_the_snapshot_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool
+) -> None:
+    """After a memo check fails, the walk snapshots' lists that it read (as one run of its paths, after the
+    looked-up witnesses) are compared with what it read, without an lstat of their own; the answer is the one a
+    fresh read gives, removed paths included; a list the memo did not read is read."""
+    monkeypatch.setattr(signatures, "CHUNK", 4)
+    monkeypatch.setattr(signatures.threading, "active_count", lambda: 1)
+    lists = []
+    for which in range(3):
+        folder = tmp_path / f"root{which}"
+        folder.mkdir()
+        files = [folder / f"f{i}" for i in range(6 + 3 * which)]
+        for index, path in enumerate(files):
+            path.write_text(str(index))
+        lists.append([str(folder), *(str(p) for p in files)])
+    # a root folder is found first among the looked-up paths
+    looked_up = [str(tmp_path), str(tmp_path / "root1")]
+
+    def packed(paths: list[str]) -> bytes:
+        found = signatures.pack_all([inputs.lstat_signature(p) or (0, 0, 0, 0, 0) for p in paths])
+        assert found is not None
+        return found
+
+    memo_paths = looked_up + lists[0] + lists[1]  # the memo read the first two lists, not the third
+    digests = signatures.chunk_digests(packed(memo_paths))
+    recorded = [packed(paths) for paths in lists]
+    Path(lists[0][3]).write_text("changed")
+    Path(lists[1][-1]).unlink()
+    Path(lists[2][2]).write_text("changed too")
+    assert not signatures.holds(memo_paths, digests, parallel)
+    expected = [
+        {3: inputs.lstat_signature(lists[0][3])},
+        {0: inputs.lstat_signature(lists[1][0]), len(lists[1]) - 1: None},  # its folder lost an entry
+        {2: inputs.lstat_signature(lists[2][2])},
+    ]
+    read: list[str] = []
+    lstat = os.lstat
+
+    def counted(path: str) -> os.stat_result:
+        read.append(path)
+        return lstat(path)
+
+    monkeypatch.setattr(signatures.os, "lstat", counted)
+    assert signatures.differences(list(zip(lists, recorded, strict=True)), parallel=False) == expected
+    assert read == lists[2]  # only the list the memo check did not read
+    # what was handed over is used once: the next check reads for itself
+    read.clear()
+    assert signatures.differences([(lists[0], recorded[0])], parallel=False) == expected[:1]
+    assert read == lists[0]
