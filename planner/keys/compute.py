@@ -24,9 +24,9 @@ from planner.errors import InputError
 from planner.graph import BuildGraph
 from planner.keys import narrow, snapshot
 from planner.keys.manifest import KEY_VERSION, Manifest, digest_lines, file_line, files_digest, value_hash
-from planner.keys.patch import patch
+from planner.keys.patch import Filter, patch
 from planner.keys.statcache import StatCache
-from planner.keys.walk import Entry, Folders, Witnesses, walk_contexts
+from planner.keys.walk import Entry, Folder, Folders, Witnesses, walk_contexts
 from planner.secrets import mask_text, secret_values
 from planner.stack import Node
 
@@ -162,8 +162,18 @@ class KeyComputer:
             if isinstance(last, snapshot.Held):
                 result.update(last.results)
                 continue
+            # Nodes that share a root usually share its ignore rules too: each distinct set of rules is
+            # walked, hashed and encoded once, and its result shared (one tree, not one per node).
+            distinct: dict[tuple[object, ...], list[_Walk]] = {}
+            for walk in group:
+                distinct.setdefault(_rules_of(walk), []).append(walk)
+            firsts = [walks[0] for walks in distinct.values()]
             if isinstance(last, snapshot.Stale):
-                patched = patch(os.path.realpath(root), last)
+                filters = [
+                    Filter(w[0].matcher, w[0].skip, w[0].hash_ignore, tuple((x.node, x.label) for x in w))
+                    for w in distinct.values()
+                ]
+                patched = patch(os.path.realpath(root), last, filters)
                 if patched is not None:
                     kept, recent = patched
                     if inputs.is_recording():
@@ -171,18 +181,12 @@ class KeyComputer:
                     result.update(kept.results)
                     self.pending.append((key, kept, recent))
                     continue
-                records = last.snapshot.folders
+                records = _settled_records(last.snapshot, os.path.realpath(root))
             else:
                 records = last.folders
             # each root's last walk, to list again only the folders that changed
             folders = Folders(records)
             witnesses = Witnesses()
-            # Nodes that share a root usually share its ignore rules too: each distinct set of rules is
-            # walked, hashed and encoded once, and its result shared (one tree, not one per node).
-            distinct: dict[tuple[object, ...], list[_Walk]] = {}
-            for walk in group:
-                distinct.setdefault(_rules_of(walk), []).append(walk)
-            firsts = [walks[0] for walks in distinct.values()]
             listings = walk_contexts(
                 Path(root), [w.matcher for w in firsts], [w.skip for w in firsts], witnesses, folders
             )
@@ -341,6 +345,20 @@ class KeyComputer:
         )  # may name a base ref (not in the key)
         manifest.key = digest_lines(manifest.lines(context_trees))
         return manifest
+
+
+def _settled_records(kept: snapshot.Snapshot, real_root: str) -> dict[str, Folder]:
+    """A snapshot's folder records without those of folders written within the racy window when it was kept (a
+    patch records a folder it listed again however recent): a walk lists those again."""
+    racy = {kept.paths[index] for index in kept.racy if index < kept.listed}
+    if not racy:
+        return kept.folders
+    prefix = real_root if real_root.endswith("/") else real_root + "/"
+    return {
+        relative: record
+        for relative, record in kept.folders.items()
+        if (prefix + relative if relative else real_root) not in racy
+    }
 
 
 def _rules_of(walk: _Walk) -> tuple[object, ...]:

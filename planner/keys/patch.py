@@ -1,78 +1,276 @@
-"""Patching a root's last walk when only entries it sent changed: one edited file costs its own hash, not a
-walk of the root.
+"""Patching a root's last walk when few of its witnesses changed: one edited, saved-over, added or removed file
+costs its own lstat and hash and a listing of its folder, not a walk of the root.
 
-Why it is exact: a walk's result depends on the names and kinds in the folders it listed, on the ignore rules
-(part of the snapshot's key) and on each sent entry's mode, content or link target (walk.py). When every listed
-folder still has its signature, no name was added, removed or renamed, so every decision of the walk stands and
-the entries are the same paths of the same kinds; what can differ is only the lines of the entries whose own
-signature changed. Those are made again from their lstat and content now, the tree digests recomputed, and the
-snapshot's witnesses take the new signatures (a change after this check shows against them next time, as after
-a walk). Anything else — a folder changed, an entry gone or of another kind, a folder among the changed entries —
-is left to the folder-by-folder walk.
+Why it is exact: a walk's result depends on the decisions made in each folder it listed (which children each
+matcher sends and which sub-folders it walks into, with which pattern hits: walk.Folders), on the ignore rules
+(part of the snapshot's key) and on each sent entry's mode, content or link target (walk.py). The snapshot check
+proved every other witness holds, so only these can differ:
+- a sent entry whose signature changed: its line is made again from its lstat and content now;
+- a listed folder whose signature changed (a name added, removed or renamed in it, or a file saved over by
+  rename): it is listed again with the pattern hits it was entered with, and its decisions compared with those
+  recorded. The same decisions: nothing of the walk changes but that folder's signature. Files or links added
+  or removed (or sent by other matchers now): their lines are added to or removed from the trees of the
+  matchers concerned, which are sorted again as a walk sorts them. Anything else — a sub-folder added, removed
+  or walked into otherwise, a child of another kind, a change in a tree whose walk left paths out (outputs of
+  other nodes) or walked into excluded folders (whose implied folders depend on what they hold), a folder or
+  entry gone that was not listed as removed, or no record of the folder — is left to the folder-by-folder walk.
+The tree digests are recomputed, and the snapshot's witnesses take the new signatures, lose the paths no longer
+sent and gain the new ones (a change after this check shows against them next time, as after a walk).
 """
 
 from __future__ import annotations
 
 import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from planner import inputs, signatures
+from planner.dockerignore import PatternMatcher
 from planner.keys.manifest import file_line, files_digest
 from planner.keys.snapshot import Snapshot, Stale, TreeResults
 from planner.keys.statcache import hash_file
-from planner.keys.walk import Entry, entry_of
+from planner.keys.walk import MAX_MATCHERS, Decisions, Entry, Folder, entry_of, relist
 
-MAX_PATCHED = 512  # changed entries; more than this and a walk (with the stat cache) is as cheap
+MAX_PATCHED = 512  # changed witnesses; more than this and a walk (with the stat cache) is as cheap
 
 
-def patch(real_root: str, stale: Stale) -> tuple[Snapshot, list[tuple[int, inputs.Signature]]] | None:
+@dataclass(frozen=True)
+class Filter:
+    """One distinct set of rules the root was walked with, in the walk's order (a folder record's masks count
+    them so): the matcher and skips of the walk, the hash-ignore rules its tree was cut with, and the results
+    (node, label) that share its tree."""
+
+    matcher: PatternMatcher
+    skip: tuple[str, ...]
+    hash_ignore: PatternMatcher | None
+    results: tuple[tuple[str, str], ...]
+
+
+Patched = tuple[Snapshot, list[tuple[int, inputs.Signature]]]
+
+
+def patch(real_root: str, stale: Stale, filters: Sequence[Filter]) -> Patched | None:
     """The snapshot a walk of `real_root` would give now, with the signatures that are new in it (witness
     index, signature); None when the root must be walked."""
     kept = stale.snapshot
-    if len(stale.changes) > MAX_PATCHED or any(index < kept.listed for index in stale.changes):
+    if len(stale.changes) > MAX_PATCHED:
         return None
     prefix = real_root if real_root.endswith("/") else real_root + "/"
+    folders = [index for index in stale.changes if index < kept.listed]
+    relisted = _Relisted(kept, prefix, filters)
+    for index in folders:
+        if not relisted.folder(index):
+            return None
     changed: dict[int, Entry] = {}
     for index in stale.changes:
+        if index < kept.listed:
+            continue
         path = kept.paths[index]
         if not path.startswith(prefix):
             return None
+        relative = path[len(prefix) :]
         try:
-            entry = entry_of(path[len(prefix) :], path, os.lstat(path))
+            entry = entry_of(relative, path, os.lstat(path))
         except OSError:
+            if relative in relisted.unsent:
+                continue  # removed, and its folder was listed again
             return None  # gone: its folder changed too
-        if entry is None or entry.kind == "d":
-            return None
+        if entry is None or (entry.kind == "d" and relative not in relisted.records):
+            return None  # a folder sent whose listing was not checked again
         changed[index] = entry
-    lines = {
-        entry.path: file_line(
-            entry.kind, entry.mode, hash_file(kept.paths[index]) if entry.kind == "f" else entry.target
+    added: dict[str, Entry] = {}
+    for relative in set().union(*relisted.added) if relisted.added else ():
+        try:
+            entry = entry_of(relative, prefix + relative, os.lstat(prefix + relative))
+        except OSError:
+            return None
+        if entry is None or entry.kind != relisted.kinds[relative]:
+            return None
+        added[relative] = entry
+    lines = {entry.path: _line(entry, prefix) for entry in [*changed.values(), *added.values()]}
+    results = _patched_results(kept.results, lines, relisted, filters)
+    if results is None:
+        return None
+    return _witnessed(kept, prefix, changed, added, relisted, results)
+
+
+class _Relisted:
+    """The changed listed folders, each listed again: their new records, and per filter the context paths of
+    files and links added to or removed from what it sends."""
+
+    def __init__(self, kept: Snapshot, prefix: str, filters: Sequence[Filter]) -> None:
+        self.kept = kept
+        self.prefix = prefix
+        self.filters = filters
+        self.records: dict[str, Folder] = {}
+        self.signatures: dict[int, inputs.Signature] = {}  # witness index -> the folder's signature now
+        self.added: list[set[str]] = [set() for _ in filters]
+        self.removed: list[set[str]] = [set() for _ in filters]
+        self.kinds: dict[str, str] = {}  # added path -> its kind as listed
+        self.unsent: set[str] = set()  # paths no filter sends any more
+        self.sent: set[str] = set()  # paths some filter sends now and none did
+        self._excluded: dict[int, set[str]] | None = None  # per filter, the excluded folders it walked into
+
+    def folder(self, index: int) -> bool:
+        """List the folder of witness `index` again; False when the change is not one a patch can make."""
+        path = self.kept.paths[index]
+        root = self.prefix[:-1] or "/"
+        if path == root:
+            relative = ""
+        elif path.startswith(self.prefix):
+            relative = path[len(self.prefix) :]
+        else:
+            return False
+        record = self.kept.folders.get(relative)
+        if record is None or len(self.filters) > MAX_MATCHERS:
+            return False
+        try:
+            st = os.lstat(path)  # before listing: a change while listing shows next time
+        except OSError:
+            return False
+        if not stat.S_ISDIR(st.st_mode):
+            return False
+        decisions = relist(
+            relative, path, record[1], [f.matcher for f in self.filters], [f.skip for f in self.filters]
         )
-        for index, entry in changed.items()
-    }
+        if decisions is None:
+            return False
+        before, walked_before = _children(record[2])
+        after, walked_after = _children(decisions)
+        if walked_before != walked_after:
+            return False  # a sub-folder added, removed or walked into otherwise
+        prefix = relative + "/" if relative else ""
+        for name in before.keys() | after.keys():
+            was, now = before.get(name, ("", 0)), after.get(name, ("", 0))
+            if was == now:
+                continue
+            if "d" in (was[0], now[0]) or (was[1] and now[1] and was[0] != now[0]):
+                return False
+            child = prefix + name
+            for which in range(len(self.filters)):
+                sent_before, sent_now = was[1] >> which & 1, now[1] >> which & 1
+                if sent_before == sent_now:
+                    continue
+                if self.filters[which].skip or self._implies(which, child):
+                    return False  # implied folders and left-out outputs depend on what is sent
+                (self.added if sent_now else self.removed)[which].add(child)
+            if now[1]:
+                self.kinds[child] = now[0]
+                if not was[1]:
+                    self.sent.add(child)
+            elif was[1]:
+                self.unsent.add(child)
+        signature = inputs.signature(st)
+        self.signatures[index] = signature
+        self.records[relative] = (signature, record[1], decisions)
+        return True
+
+    def _implies(self, which: int, child: str) -> bool:
+        """Whether `child` lies in a folder that filter `which` excluded and walked into for re-included entries:
+        the folders Docker still creates for those (walk._implicit_folders) depend on what is sent there."""
+        if self._excluded is None:
+            self._excluded = {}
+            for relative, record in self.kept.folders.items():
+                joined, _, _, walked = record[2]
+                names = joined.split("\0")
+                for at, _, by in walked:
+                    path = f"{relative}/{names[at]}" if relative else names[at]
+                    for filtered in by:
+                        self._excluded.setdefault(filtered, set()).add(path)
+        excluded = self._excluded.get(which)
+        if not excluded:
+            return False
+        parts = child.split("/")
+        return any("/".join(parts[:depth]) in excluded for depth in range(1, len(parts)))
+
+
+def _children(decisions: Decisions) -> tuple[dict[str, tuple[str, int]], dict[str, object]]:
+    """A folder's decisions by child name: (kind, mask of the filters that send it), and the sub-folders walked
+    into with the hits and the filters for which they are excluded."""
+    joined, kinds, masks, folders = decisions
+    names = joined.split("\0") if joined else []
+    children = {name: (kinds[at], ord(masks[at])) for at, name in enumerate(names)}
+    return children, {names[at]: (hits, by) for at, hits, by in folders}
+
+
+def _line(entry: Entry, prefix: str) -> str:
+    return file_line(
+        entry.kind, entry.mode, hash_file(prefix + entry.path) if entry.kind == "f" else entry.target
+    )
+
+
+def _patched_results(
+    last: TreeResults, lines: dict[str, str], relisted: _Relisted, filters: Sequence[Filter]
+) -> TreeResults | None:
+    """The trees with the changed lines, and each filter's added and removed paths; None if a line's kind is
+    not the one recorded (a walk decides)."""
+    which = {result: at for at, f in enumerate(filters) for result in f.results}
     results: TreeResults = {}
-    made: dict[int, tuple[str, dict[str, str]]] = {}  # id(last tree) -> its patched tree (nodes share trees)
-    for where, tree in kept.results.items():
-        patched = made.get(id(tree))
+    made: dict[tuple[int, int], tuple[str, dict[str, str]]] = {}  # (id(last tree), filter) -> patched tree
+    for where, tree in last.items():
+        at = which.get(where)
+        if at is None:  # a result of no filter (never so): a walk decides
+            return None
+        patched = made.get((id(tree), at))
         if patched is None:
             files = tree[1]
             for path, line in lines.items():
                 if path in files and files[path][:1] != line[:1]:
-                    return None  # another kind than the walk recorded
+                    return None
             hit = [path for path, line in lines.items() if path in files and files[path] != line]
-            if hit:
+            removed = [path for path in relisted.removed[at] if path in files]
+            ignore = filters[at].hash_ignore
+            added = [path for path in relisted.added[at] if ignore is None or not ignore.excluded(path)]
+            if hit or removed or added:
                 files = dict(files)
                 for path in hit:
                     files[path] = lines[path]
+                for path in removed:
+                    del files[path]
+                if added:
+                    files.update((path, lines[path]) for path in added)
+                    files = dict(sorted(files.items()))  # in path order, as a walk sorts
                 patched = (files_digest(files), files)
             else:
                 patched = tree
-            made[id(tree)] = patched
+            made[(id(tree), at)] = patched
         results[where] = patched
-    packed = bytearray(kept.packed)
+    return results
+
+
+def _witnessed(
+    kept: Snapshot,
+    prefix: str,
+    changed: dict[int, Entry],
+    added: dict[str, Entry],
+    relisted: _Relisted,
+    results: TreeResults,
+) -> Patched:
+    """The patched snapshot: the listed folders with their signatures now, the sent entries without those no
+    longer sent and with the new ones at the end; and the witnesses whose signatures are new."""
     size = signatures.PACKED.size
+    packed = bytearray(kept.packed)
     recent: list[tuple[int, inputs.Signature]] = []
-    for index, entry in changed.items():
-        sig = (entry.inode, entry.device, entry.mtime_ns, entry.ctime_ns, entry.size)
+    for index, sig in [*relisted.signatures.items(), *((i, _signature(e)) for i, e in changed.items())]:
         packed[index * size : (index + 1) * size] = signatures.PACKED.pack(*sig)
         recent.append((index, sig))
-    return Snapshot(kept.paths, bytes(packed), kept.listed, results, kept.folders), recent
+    paths = kept.paths
+    if relisted.unsent or relisted.sent:
+        gone = {prefix + relative for relative in relisted.unsent}
+        keep = [index for index, path in enumerate(paths) if index < kept.listed or path not in gone]
+        renumbered = {old: new for new, old in enumerate(keep)}
+        recent = [(renumbered[index], sig) for index, sig in recent if index in renumbered]
+        paths = [paths[index] for index in keep]
+        packed = bytearray(b"".join(packed[index * size : (index + 1) * size] for index in keep))
+        for relative in sorted(relisted.sent):
+            sig = _signature(added[relative])
+            recent.append((len(paths), sig))
+            paths.append(prefix + relative)
+            packed += signatures.PACKED.pack(*sig)
+    folders = {**kept.folders, **relisted.records}
+    return Snapshot(paths, bytes(packed), kept.listed, results, folders), recent
+
+
+def _signature(entry: Entry) -> inputs.Signature:
+    return (entry.inode, entry.device, entry.mtime_ns, entry.ctime_ns, entry.size)

@@ -335,6 +335,22 @@ def _listed(
     return decisions, sent, walked, entering
 
 
+def relist(
+    rel_dir: str,
+    abs_dir: str,
+    entered: tuple[tuple[int, tuple[bool, ...]], ...],
+    matchers: Sequence[PatternMatcher],
+    skips: Sequence[Sequence[str]],
+) -> Decisions | None:
+    """One folder listed again as a walk with these matchers and skips would list it when entered with these
+    pattern hits (a folder record's), for a patch to compare with what it recorded; None if it cannot be read."""
+    filters = [_Filter(m, s) for m, s in zip(matchers, skips, strict=True)]
+    try:
+        return _listed(rel_dir, abs_dir, dict(entered), filters)[0]
+    except (OSError, InputError):
+        return None
+
+
 @dataclass
 class Witnesses:
     """What a walk's result depends on, absolute paths with their signatures (also `packed`, None when one

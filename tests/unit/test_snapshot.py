@@ -37,7 +37,13 @@ PROJECT = {
               dockerfile: ../Dockerfile.api
           web:
             build: ./web
+          other:
+            build:
+              context: .
+              dockerfile: Dockerfile.other
         """,
+    "Dockerfile.other": "FROM scratch\nCOPY . /other\n",
+    "Dockerfile.other.dockerignore": "api/lib\n*.js\n!web/src/*.js\n",
     "Dockerfile": "FROM scratch\nCOPY . /all\n",
     "Dockerfile.api": "FROM scratch\nCOPY . /api\n",
     ".dockerignore": "*.log\n",
@@ -105,23 +111,33 @@ def test_only_the_changed_root_is_walked_again(
     assert sorted(patched.roots) == ["p", "web"]
     assert keys_and_files(manifests(project, cache)) == keys_and_files(manifests(project, StatCache(None)))
     settle()
+    patched.roots.clear()
     (project / "web/src/new.js").write_text("3\n")
-    # a folder changed: the whole-repo root sends it too, so it is walked again with web; api is not
+    # a file added: its folder is listed again in both roots that list it, and the roots patched, not walked
+    assert walks.during(lambda: keys_and_files(manifests(project, cache))) == []
+    assert sorted(patched.relisted) == ["p", "web"]
+    assert keys_and_files(manifests(project, cache)) == keys_and_files(manifests(project, StatCache(None)))
+    settle()
+    (project / "web/src/sub").mkdir()
+    # a folder added: the roots that list its parent are walked (folder by folder)
     assert walks.during(lambda: manifests(project, cache)) == ["p", "web"]
     cache.close()
 
 
 class Patches:
-    """Counts the roots patched instead of walked."""
+    """Counts the roots patched instead of walked, and those of them with a folder listed again."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.roots: list[str] = []
+        self.relisted: list[str] = []
         patch = planner.keys.compute.patch
 
-        def counted(root: str, *args: Any) -> Any:
-            done = patch(root, *args)
+        def counted(root: str, stale: snapshot.Stale, *args: Any) -> Any:
+            done = patch(root, stale, *args)
             if done is not None:
                 self.roots.append(Path(root).name)
+                if any(index < stale.snapshot.listed for index in stale.changes):
+                    self.relisted.append(Path(root).name)
             return done
 
         monkeypatch.setattr(planner.keys.compute, "patch", counted)
@@ -131,10 +147,33 @@ def test_a_file_the_ignore_file_drops_still_invalidates_its_folder(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cache = StatCache(tmp_path / "cache")
-    walks = Walks(monkeypatch)
+    patched = Patches(monkeypatch)
     manifests(project, cache)
     (project / "web/dist/new.js").write_text("excluded, but its folder changed\n")
-    assert "web" in walks.during(lambda: manifests(project, cache))
+    found = keys_and_files(manifests(project, cache))
+    assert "web" in patched.relisted  # listed again, and nothing it sends changed
+    assert found == keys_and_files(manifests(project, StatCache(None)))
+    cache.close()
+
+
+def test_an_excluded_folder_docker_still_makes_follows_what_it_holds(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """web/.dockerignore excludes dist but re-includes dist/keep.js, so Docker makes the folder dist for it:
+    removing keep.js removes dist from the tree, adding it back brings dist back; a patch cannot know that from
+    one folder's listing, and must leave it to a walk."""
+    cache = StatCache(tmp_path / "cache")
+    manifests(project, cache)
+    settle()
+    (project / "web/dist/keep.js").unlink()
+    found = keys_and_files(manifests(project, cache))
+    assert "dist" not in found["web"][1]
+    assert found == keys_and_files(manifests(project, StatCache(None)))
+    settle()
+    (project / "web/dist/keep.js").write_text("back\n")
+    found = keys_and_files(manifests(project, cache))
+    assert "dist" in found["web"][1]
+    assert found == keys_and_files(manifests(project, StatCache(None)))
     cache.close()
 
 
@@ -153,8 +192,11 @@ def test_a_damaged_snapshot_is_walked_again(
 
 
 PATHS = ["api/main.go", "api/lib/util.go", "api/x.log", "web/src/app.js", "web/dist/keep.js", "web/dist/drop.js",
-         "web/.dockerignore", ".dockerignore", "Dockerfile.api", "top.txt"]  # fmt: skip
-CONTENTS = ["", "a\n", "b\n", "*.js\n", "dist\n", None, "chmod"]  # None: delete
+         "web/.dockerignore", ".dockerignore", "Dockerfile.api", "top.txt", "api/new.go", "web/src/new.js",
+         "web/dist/new.js", "api/lib/deep/x.go", "web/src/y.css"]  # fmt: skip
+# None: delete; "saved": written to a temporary file renamed over it (as editors save); "renamed": moved to a
+# new name in its folder; "link": replaced by a symbolic link
+CONTENTS = ["", "a\n", "b\n", "*.js\n", "dist\n", None, "chmod", "saved", "renamed", "link"]
 EDITS = st.lists(st.tuples(st.sampled_from(PATHS), st.sampled_from(CONTENTS)), min_size=1, max_size=5)
 
 
@@ -194,6 +236,18 @@ def test_keys_with_snapshots_equal_keys_from_scratch(
                 elif edit == "chmod":
                     if target.exists():
                         target.chmod(target.stat().st_mode ^ 0o100)
+                elif edit in ("saved", "link"):
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    temporary = target.with_name(target.name + ".tmp")
+                    temporary.unlink(missing_ok=True)
+                    if edit == "saved":
+                        temporary.write_text(f"saved {len(edits)}\n")
+                    else:
+                        temporary.symlink_to("main.go")
+                    temporary.rename(target)
+                elif edit == "renamed":
+                    if target.exists() or target.is_symlink():
+                        target.rename(target.with_name("moved-" + target.name))
                 else:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_text(edit)
@@ -206,6 +260,7 @@ def test_keys_with_snapshots_equal_keys_from_scratch(
     through()
     assert reused[0] > 0, "no snapshot was reused: the test compared walks from scratch only"
     assert patched.roots, "no root was patched: the test compared walks only"
+    assert patched.relisted, "no root was patched with a folder listed again"
 
 
 def test_a_failed_computation_keeps_no_snapshot(
@@ -401,8 +456,9 @@ def test_an_edit_in_a_folder_whose_signature_holds_changes_the_key(
 def test_a_file_made_just_now_is_kept_as_racy_and_its_folder_is_listed_again(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A file made just now is kept in the root's snapshot as racy (as is its folder, which changed just now),
-    and its folder's record is not kept; the other folders' records are."""
+    """A file made just now is kept in the root's snapshot as racy (as is its folder, which changed just now);
+    the folder's record, made by the patch that listed it again, is one a walk does not use (the next patch lists
+    the folder again anyway); the other folders' records are used."""
     cache = StatCache(tmp_path / "cache")
     manifests(project, cache)
     (project / "web/src/new.js").write_text("fresh\n")
@@ -416,7 +472,13 @@ def test_a_file_made_just_now_is_kept_as_racy_and_its_folder_is_listed_again(
         paths = data["paths"].split("\0")
         racy = {paths[at] for at in data["racy"]}
         assert {p for p in racy if p.endswith(("/web/src/new.js", "/web/src"))} == racy and len(racy) == 2
-        assert "web/src" not in data["folders"] and "src" not in data["folders"] and data["folders"]
+        kept = snapshot.Snapshot(
+            paths, data["signatures"], data["listed"], {}, data["folders"], list(data["racy"])
+        )
+        root = paths[0]  # the root folder is listed first
+        usable = planner.keys.compute._settled_records(kept, root)
+        assert "web/src" not in usable and "src" not in usable and usable
+        assert set(data["folders"]) - set(usable) <= {"web/src", "src"}
     cache.close()
 
 
