@@ -352,11 +352,11 @@ def _settled_records(kept: snapshot.Snapshot, real_root: str) -> dict[str, Folde
     patch records a folder it listed again however recent): a walk lists those again."""
     racy = {kept.paths[index] for index in kept.racy if index < kept.listed}
     if not racy:
-        return kept.folders
+        return kept.records()
     prefix = real_root if real_root.endswith("/") else real_root + "/"
     return {
         relative: record
-        for relative, record in kept.folders.items()
+        for relative, record in kept.records().items()
         if (prefix + relative if relative else real_root) not in racy
     }
 

@@ -122,7 +122,7 @@ class _Relisted:
             relative = path[len(self.prefix) :]
         else:
             return False
-        record = self.kept.folders.get(relative)
+        record = self.kept.records().get(relative)
         if record is None or len(self.filters) > MAX_MATCHERS:
             return False
         try:
@@ -171,7 +171,7 @@ class _Relisted:
         the folders Docker still creates for those (walk._implicit_folders) depend on what is sent there."""
         if self._excluded is None:
             self._excluded = {}
-            for relative, record in self.kept.folders.items():
+            for relative, record in self.kept.records().items():
                 joined, _, _, walked = record[2]
                 names = joined.split("\0")
                 for at, _, by in walked:
@@ -268,8 +268,12 @@ def _witnessed(
             recent.append((len(paths), sig))
             paths.append(prefix + relative)
             packed += signatures.PACKED.pack(*sig)
-    folders = {**kept.folders, **relisted.records}
-    return Snapshot(paths, bytes(packed), kept.listed, results, folders), recent
+    folders: dict[str, Folder] | None = kept.folders  # as loaded: not decoded, not encoded again
+    encoded = kept.encoded
+    if relisted.records:
+        folders, encoded = {**kept.records(), **relisted.records}, None
+    joined = kept.joined if paths is kept.paths else None
+    return Snapshot(paths, bytes(packed), kept.listed, results, folders, [], encoded, joined), recent
 
 
 def _signature(entry: Entry) -> inputs.Signature:

@@ -17,6 +17,7 @@ entries it sent are older than the racy window, whether or not the whole root's 
 
 from __future__ import annotations
 
+import pickle
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,10 @@ from planner.keys.walk import Folder, Folders
 from planner.localcache import RACY_WINDOW_NS
 from planner.store import Store
 
-SNAPSHOT_VERSION = 5  # 3: per-path signatures (a failed check says which changed); 4: packed results; 5: racy
+SNAPSHOT_VERSION = (
+    6  # 3: per-path signatures (a failed check says which changed); 4: packed results; 5: racy;
+)
+# 6: folder records encoded apart (decoded only when a folder changed)
 TreeResults = dict[
     tuple[str, str], tuple[str, dict[str, str]]
 ]  # (node, label) -> (tree hash, manifest lines)
@@ -41,14 +45,25 @@ class Snapshot:
     packed signatures, its results, the per-folder records to walk again with, and the witnesses that were
     written within the racy window when it was kept (`racy`, indices): their signature may hide a second write
     in the same timestamp tick, so the next run treats them as changed whatever their signature says (git's
-    racy-clean rule: such an entry's content is read again until it is old enough)."""
+    racy-clean rule: such an entry's content is read again until it is old enough).
+
+    The folder records are thousands of small tuples that only a changed folder needs: they stay encoded as
+    loaded (`encoded`) until `records()` is asked for, and are kept again as loaded when nothing changed them;
+    likewise the paths joined as loaded (`joined`), while the paths are the same."""
 
     paths: list[str]
     packed: bytes
     listed: int
     results: TreeResults
-    folders: dict[str, Folder] = field(default_factory=dict)
+    folders: dict[str, Folder] | None = None
     racy: list[int] = field(default_factory=list)
+    encoded: bytes | None = None
+    joined: str | None = None
+
+    def records(self) -> dict[str, Folder]:
+        if self.folders is None:
+            self.folders = _decoded(self.encoded)
+        return self.folders
 
 
 @dataclass
@@ -113,18 +128,21 @@ def _load(store: Store, key: tuple[str, int, str]) -> Snapshot | Absent:
         data = store.get(key, "walk snapshot")
         if not isinstance(data, dict):
             return Absent({})
-        recorded: dict[str, Folder] = data.get("folders") or {}
-        if not isinstance(recorded, dict):
+        encoded = data.get("folders")
+        if not isinstance(encoded, bytes):
             return Absent({})
         if data.get("paths") is None:
-            return Absent(recorded)  # only folder records were kept (some entry was too recent)
+            return Absent(_decoded(encoded))  # only folder records were kept (some entry was too recent)
+        joined = data["paths"]
         found = Snapshot(
-            data["paths"].split("\0"),
+            joined.split("\0"),
             data["signatures"],
             data["listed"],
             _unpacked(data["results"]),
-            recorded,
+            None,
             list(data["racy"]),
+            encoded,
+            joined,
         )
     except Exception:  # damaged or foreign: walk again
         return Absent({})
@@ -134,6 +152,15 @@ def _load(store: Store, key: tuple[str, int, str]) -> Snapshot | Absent:
     if any(not 0 <= at < count for at in found.racy):
         return Absent({})
     return found
+
+
+def _decoded(encoded: bytes | None) -> dict[str, Folder]:
+    """Folder records as kept; none when they cannot be read (the folders are listed again)."""
+    try:
+        records = pickle.loads(encoded) if encoded else {}
+    except Exception:
+        return {}
+    return records if isinstance(records, dict) else {}
 
 
 def remember(
@@ -146,13 +173,17 @@ def remember(
     (index, signature) not known to be older than the racy window; those still within it are kept as `racy`."""
     if store.cache is None:
         return
-    whole = bool(kept.paths) and "\0".join(kept.paths).count("\0") == len(kept.paths) - 1  # no NUL in a path
-    if not whole and not kept.folders:
-        return
-    data: dict[str, object] = {"folders": kept.folders}
+    joined = kept.joined if kept.joined is not None else "\0".join(kept.paths)
+    whole = bool(kept.paths) and joined.count("\0") == len(kept.paths) - 1  # no NUL in a path
+    encoded = kept.encoded if kept.folders is None else None
+    if encoded is None:
+        if not kept.folders and not whole:
+            return
+        encoded = pickle.dumps(kept.folders or {}, protocol=pickle.HIGHEST_PROTOCOL)
+    data: dict[str, object] = {"folders": encoded}
     if whole:
         data.update(
-            paths="\0".join(kept.paths),
+            paths=joined,
             signatures=kept.packed,
             listed=kept.listed,
             results=_packed(kept.results),
