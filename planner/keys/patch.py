@@ -20,6 +20,7 @@ sent and gain the new ones (a change after this check shows against them next ti
 
 from __future__ import annotations
 
+import bisect
 import os
 import stat
 from collections.abc import Sequence
@@ -229,14 +230,25 @@ def _patched_results(
                 for path in removed:
                     del files[path]
                 if added:
-                    files.update((path, lines[path]) for path in added)
-                    files = dict(sorted(files.items()))  # in path order, as a walk sorts
+                    files = _inserted(files, {path: lines[path] for path in added})
                 patched = (files_digest(files), files)
             else:
                 patched = tree
             made[(id(tree), at)] = patched
         results[where] = patched
     return results
+
+
+def _inserted(files: dict[str, str], added: dict[str, str]) -> dict[str, str]:
+    """`files` (in path order, as a walk sorts) with new paths put in their places: a few insertions into the
+    list of items, not a sort of them all."""
+    paths = list(files)
+    lines = list(files.values())
+    for path in sorted(added, reverse=True):  # from the last: earlier places do not move
+        at = bisect.bisect_left(paths, path)
+        paths.insert(at, path)
+        lines.insert(at, added[path])
+    return dict(zip(paths, lines, strict=True))
 
 
 def _witnessed(
@@ -256,13 +268,15 @@ def _witnessed(
         packed[index * size : (index + 1) * size] = signatures.PACKED.pack(*sig)
         recent.append((index, sig))
     paths = kept.paths
-    if relisted.unsent or relisted.sent:
+    if relisted.unsent:
         gone = {prefix + relative for relative in relisted.unsent}
         keep = [index for index, path in enumerate(paths) if index < kept.listed or path not in gone]
         renumbered = {old: new for new, old in enumerate(keep)}
         recent = [(renumbered[index], sig) for index, sig in recent if index in renumbered]
         paths = [paths[index] for index in keep]
         packed = bytearray(b"".join(packed[index * size : (index + 1) * size] for index in keep))
+    if relisted.sent:
+        paths = paths[:] if paths is kept.paths else paths
         for relative in sorted(relisted.sent):
             sig = _signature(added[relative])
             recent.append((len(paths), sig))

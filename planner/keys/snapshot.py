@@ -17,7 +17,8 @@ entries it sent are older than the racy window, whether or not the whole root's 
 
 from __future__ import annotations
 
-import pickle
+import marshal
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -154,10 +155,21 @@ def _load(store: Store, key: tuple[str, int, str]) -> Snapshot | Absent:
     return found
 
 
+# Folder records are plain tuples, strings, integers and dicts: marshal writes them four times as fast as pickle
+# and reads them twice as fast. Its format belongs to the interpreter, which the encoded records name.
+_ENCODING = f"marshal {marshal.version} {sys.version_info[0]}.{sys.version_info[1]}\n".encode()
+
+
+def _encoded(records: dict[str, Folder]) -> bytes:
+    return _ENCODING + marshal.dumps(records)
+
+
 def _decoded(encoded: bytes | None) -> dict[str, Folder]:
     """Folder records as kept; none when they cannot be read (the folders are listed again)."""
+    if not encoded or not encoded.startswith(_ENCODING):
+        return {}
     try:
-        records = pickle.loads(encoded) if encoded else {}
+        records = marshal.loads(encoded[len(_ENCODING) :])
     except Exception:
         return {}
     return records if isinstance(records, dict) else {}
@@ -179,7 +191,7 @@ def remember(
     if encoded is None:
         if not kept.folders and not whole:
             return
-        encoded = pickle.dumps(kept.folders or {}, protocol=pickle.HIGHEST_PROTOCOL)
+        encoded = _encoded(kept.folders or {})
     data: dict[str, object] = {"folders": encoded}
     if whole:
         data.update(

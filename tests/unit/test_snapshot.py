@@ -243,7 +243,7 @@ def test_keys_with_snapshots_equal_keys_from_scratch(
                     if edit == "saved":
                         temporary.write_text(f"saved {len(edits)}\n")
                     else:
-                        temporary.symlink_to("main.go")
+                        temporary.symlink_to("linked.txt")  # dangling until a write through it
                     temporary.rename(target)
                 elif edit == "renamed":
                     if target.exists() or target.is_symlink():
