@@ -213,7 +213,7 @@ class KeyComputer:
                 packed or b"",
                 witnesses.listed if packed is not None else 0,
                 walked,
-                snapshot.settled_folders(folders),
+                folders.current,  # those of racy folders are not walked with: _settled_records
             )
             self.pending.append((key, kept, list(enumerate(witnesses.sigs))))
         return result

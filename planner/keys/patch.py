@@ -25,13 +25,25 @@ import os
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from planner import inputs, signatures
 from planner.dockerignore import PatternMatcher
+from planner.errors import InputError
 from planner.keys.manifest import file_line, files_digest
 from planner.keys.snapshot import Snapshot, Stale, TreeResults
 from planner.keys.statcache import hash_file
-from planner.keys.walk import MAX_MATCHERS, Decisions, Entry, Folder, entry_of, relist
+from planner.keys.walk import (
+    MAX_MATCHERS,
+    Decisions,
+    Entry,
+    Folder,
+    Folders,
+    Witnesses,
+    entry_of,
+    relist,
+    walk_contexts,
+)
 
 MAX_PATCHED = 512  # changed witnesses; more than this and a walk (with the stat cache) is as cheap
 
@@ -58,11 +70,16 @@ def patch(real_root: str, stale: Stale, filters: Sequence[Filter]) -> Patched | 
     if len(stale.changes) > MAX_PATCHED:
         return None
     prefix = real_root if real_root.endswith("/") else real_root + "/"
-    folders = [index for index in stale.changes if index < kept.listed]
+    # parents first: a folder under one that is gone is gone with it
+    folders = sorted((index for index in stale.changes if index < kept.listed), key=kept.paths.__getitem__)
     relisted = _Relisted(kept, prefix, filters)
     for index in folders:
+        if relisted.gone(kept.paths[index][len(prefix) :]):
+            continue
         if not relisted.folder(index):
             return None
+    if not relisted.walk_new():
+        return None
     changed: dict[int, Entry] = {}
     for index in stale.changes:
         if index < kept.listed:
@@ -74,7 +91,7 @@ def patch(real_root: str, stale: Stale, filters: Sequence[Filter]) -> Patched | 
         try:
             entry = entry_of(relative, path, os.lstat(path))
         except OSError:
-            if relative in relisted.unsent:
+            if relative in relisted.unsent or relisted.gone(relative):
                 continue  # removed, and its folder was listed again
             return None  # gone: its folder changed too
         if entry is None or (entry.kind == "d" and relative not in relisted.records):
@@ -82,12 +99,14 @@ def patch(real_root: str, stale: Stale, filters: Sequence[Filter]) -> Patched | 
         changed[index] = entry
     added: dict[str, Entry] = {}
     for relative in set().union(*relisted.added) if relisted.added else ():
-        try:
-            entry = entry_of(relative, prefix + relative, os.lstat(prefix + relative))
-        except OSError:
-            return None
-        if entry is None or entry.kind != relisted.kinds[relative]:
-            return None
+        entry = relisted.walked.get(relative)
+        if entry is None:
+            try:
+                entry = entry_of(relative, prefix + relative, os.lstat(prefix + relative))
+            except OSError:
+                return None
+            if entry is None or entry.kind != relisted.kinds[relative]:
+                return None
         added[relative] = entry
     lines = {entry.path: _line(entry, prefix) for entry in [*changed.values(), *added.values()]}
     results = _patched_results(kept.results, lines, relisted, filters)
@@ -112,6 +131,11 @@ class _Relisted:
         self.unsent: set[str] = set()  # paths no filter sends any more
         self.sent: set[str] = set()  # paths some filter sends now and none did
         self._excluded: dict[int, set[str]] | None = None  # per filter, the excluded folders it walked into
+        self.removed_folders: list[str] = []  # sub-folders gone: all below them goes too
+        self.new_folders: list[tuple[str, dict[int, tuple[bool, ...]]]] = []  # (path, hits entered with)
+        self.walked: dict[str, Entry] = {}  # what the walks of new folders sent, by path
+        self.listed: list[tuple[str, inputs.Signature]] = []  # the folders those walks listed
+        self.below: list[tuple[str, inputs.Signature]] = []  # the entries they sent (witnesses)
 
     def folder(self, index: int) -> bool:
         """List the folder of witness `index` again; False when the change is not one a patch can make."""
@@ -139,15 +163,26 @@ class _Relisted:
             return False
         before, walked_before = _children(record[2])
         after, walked_after = _children(decisions)
-        if walked_before != walked_after:
-            return False  # a sub-folder added, removed or walked into otherwise
+        if any(
+            walked_before[name] != walked_after[name] for name in walked_before.keys() & walked_after.keys()
+        ):
+            return False  # a sub-folder walked into otherwise
         prefix = relative + "/" if relative else ""
+        new = walked_after.keys() - walked_before.keys()
+        gone = walked_before.keys() - walked_after.keys()
+        for name in new | gone:
+            if (walked_after[name] if name in new else walked_before[name])[1]:
+                return False  # an excluded folder walked into for what is re-included in it
         for name in before.keys() | after.keys():
             was, now = before.get(name, ("", 0)), after.get(name, ("", 0))
             if was == now:
                 continue
-            if "d" in (was[0], now[0]) or (was[1] and now[1] and was[0] != now[0]):
-                return False
+            if was[1] and now[1] and was[0] != now[0]:
+                return False  # another kind
+            if "d" in (was[0], now[0]) and not (
+                (name in new and not was[1]) or (name in gone and not now[1])
+            ):
+                return False  # a folder sent otherwise, not one added or removed
             child = prefix + name
             for which in range(len(self.filters)):
                 sent_before, sent_now = was[1] >> which & 1, now[1] >> which & 1
@@ -162,9 +197,48 @@ class _Relisted:
                     self.sent.add(child)
             elif was[1]:
                 self.unsent.add(child)
+        self.removed_folders += (prefix + name for name in gone)
+        self.new_folders += ((prefix + name, walked_after[name][0]) for name in new)
         signature = inputs.signature(st)
         self.signatures[index] = signature
         self.records[relative] = (signature, record[1], decisions)
+        return True
+
+    def gone(self, relative: str) -> bool:
+        """Whether the context path lies in a sub-folder found removed."""
+        return any(relative.startswith(folder + "/") or relative == folder for folder in self.removed_folders)
+
+    def walk_new(self) -> bool:
+        """Walk each new sub-folder as a walk of the root would; False when a walk there walked into an excluded
+        folder (Docker implies folders from what is re-included, above as well as below)."""
+        if not self.new_folders:
+            return True
+        real_root = self.prefix[:-1] or "/"
+        matchers = [f.matcher for f in self.filters]
+        skips = [f.skip for f in self.filters]
+        for relative, hits in self.new_folders:
+            if self.gone(relative):
+                continue
+            witnesses = Witnesses()
+            folders = Folders()
+            try:
+                sent = walk_contexts(
+                    Path(real_root), matchers, skips, witnesses, folders, below=(relative, hits)
+                )
+            except (OSError, InputError):
+                return False
+            if witnesses.packed is None:
+                return False
+            if any(by for record in folders.current.values() for _, _, by in record[2][3]):
+                return False
+            for which, entries in enumerate(sent):
+                for entry in entries:
+                    self.added[which].add(entry.path)
+                    self.walked[entry.path] = entry
+            count = witnesses.listed
+            self.listed += zip(witnesses.paths[:count], witnesses.sigs[:count], strict=True)
+            self.below += zip(witnesses.paths[count:], witnesses.sigs[count:], strict=True)
+            self.records.update(folders.current)
         return True
 
     def _implies(self, which: int, child: str) -> bool:
@@ -186,7 +260,12 @@ class _Relisted:
         return any("/".join(parts[:depth]) in excluded for depth in range(1, len(parts)))
 
 
-def _children(decisions: Decisions) -> tuple[dict[str, tuple[str, int]], dict[str, object]]:
+_Walked = tuple[
+    dict[int, tuple[bool, ...]], tuple[int, ...]
+]  # the hits a sub-folder is entered with, excluded by
+
+
+def _children(decisions: Decisions) -> tuple[dict[str, tuple[str, int]], dict[str, _Walked]]:
     """A folder's decisions by child name: (kind, mask of the filters that send it), and the sub-folders walked
     into with the hits and the filters for which they are excluded."""
     joined, kinds, masks, folders = decisions
@@ -221,6 +300,10 @@ def _patched_results(
                     return None
             hit = [path for path, line in lines.items() if path in files and files[path] != line]
             removed = [path for path in relisted.removed[at] if path in files]
+            if relisted.removed_folders:
+                removed += [
+                    path for path in files if relisted.gone(path) and path not in relisted.removed[at]
+                ]
             ignore = filters[at].hash_ignore
             added = [path for path in relisted.added[at] if ignore is None or not ignore.excluded(path)]
             if hit or removed or added:
@@ -268,26 +351,59 @@ def _witnessed(
         packed[index * size : (index + 1) * size] = signatures.PACKED.pack(*sig)
         recent.append((index, sig))
     paths = kept.paths
-    if relisted.unsent:
+    if relisted.unsent or relisted.removed_folders or relisted.listed:
         gone = {prefix + relative for relative in relisted.unsent}
-        keep = [index for index, path in enumerate(paths) if index < kept.listed or path not in gone]
-        renumbered = {old: new for new, old in enumerate(keep)}
+        drop = [prefix + folder for folder in relisted.removed_folders]
+        below = tuple(folder + "/" for folder in drop)
+        kept_listed = [
+            index
+            for index in range(kept.listed)
+            if paths[index] not in drop and not paths[index].startswith(below)
+        ]
+        kept_sent = [
+            index
+            for index in range(kept.listed, len(paths))
+            if paths[index] not in gone and not paths[index].startswith(below)
+        ]
+        renumbered = {old: new for new, old in enumerate(kept_listed)}
+        start = len(kept_listed) + len(relisted.listed)
+        renumbered.update((old, start + new) for new, old in enumerate(kept_sent))
         recent = [(renumbered[index], sig) for index, sig in recent if index in renumbered]
-        paths = [paths[index] for index in keep]
-        packed = bytearray(b"".join(packed[index * size : (index + 1) * size] for index in keep))
-    if relisted.sent:
+        recent += ((len(kept_listed) + at, sig) for at, (_, sig) in enumerate(relisted.listed))
+        paths = [paths[index] for index in kept_listed]
+        paths += (path for path, _ in relisted.listed)
+        paths += (kept.paths[index] for index in kept_sent)
+        packed = bytearray(
+            b"".join(
+                [
+                    *(packed[index * size : (index + 1) * size] for index in kept_listed),
+                    *(signatures.PACKED.pack(*sig) for _, sig in relisted.listed),
+                    *(packed[index * size : (index + 1) * size] for index in kept_sent),
+                ]
+            )
+        )
+        listed = len(kept_listed) + len(relisted.listed)
+    else:
+        listed = kept.listed
+    if relisted.sent or relisted.below:
         paths = paths[:] if paths is kept.paths else paths
         for relative in sorted(relisted.sent):
             sig = _signature(added[relative])
             recent.append((len(paths), sig))
             paths.append(prefix + relative)
             packed += signatures.PACKED.pack(*sig)
+        for path, sig in relisted.below:
+            recent.append((len(paths), sig))
+            paths.append(path)
+            packed += signatures.PACKED.pack(*sig)
     folders: dict[str, Folder] | None = kept.folders  # as loaded: not decoded, not encoded again
     encoded = kept.encoded
-    if relisted.records:
-        folders, encoded = {**kept.records(), **relisted.records}, None
+    if relisted.records or relisted.removed_folders:
+        records = {**kept.records(), **relisted.records}
+        folders = {relative: record for relative, record in records.items() if not relisted.gone(relative)}
+        encoded = None
     joined = kept.joined if paths is kept.paths else None
-    return Snapshot(paths, bytes(packed), kept.listed, results, folders, [], encoded, joined), recent
+    return Snapshot(paths, bytes(packed), listed, results, folders, [], encoded, joined), recent
 
 
 def _signature(entry: Entry) -> inputs.Signature:

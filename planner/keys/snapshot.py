@@ -8,18 +8,19 @@ are part of the snapshot's key. So a snapshot is used only when every witness ho
 written within the racy window when the snapshot was kept counts as changed whatever its signature says. The
 other roots are not walked at all.
 
-A root whose witnesses do not all hold comes back `Stale`, saying which witnesses changed: when only sent
-entries did, the root is patched (keys/patch.py); when a listed folder did, it is walked again folder by folder
-(walk.Folders): a folder whose signature holds is not listed again, only the entries it sent are checked by
-lstat, and a folder whose signature changed is listed again. Each folder's record is kept when it and the
-entries it sent are older than the racy window, whether or not the whole root's results can be kept.
+A root whose witnesses do not all hold comes back `Stale`, saying which witnesses changed, and is patched
+(keys/patch.py): changed entries hashed again, changed folders listed again, new folders walked. What a patch
+cannot do is left to a walk folder by folder (walk.Folders): a folder whose signature holds is not listed again,
+only the entries it sent are checked by lstat, and a folder whose signature changed is listed again. Every
+folder's record is kept with the snapshot; the records of folders written within the racy window (`racy`) are
+never walked with (a second change in the same tick would not show in their signature): a patch lists such a
+folder again anyway, and a walk ignores its record.
 """
 
 from __future__ import annotations
 
 import marshal
 import sys
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -27,7 +28,7 @@ import xxhash
 
 from planner import inputs, signatures
 from planner.keys.manifest import join_files, split_files
-from planner.keys.walk import Folder, Folders
+from planner.keys.walk import Folder
 from planner.localcache import RACY_WINDOW_NS
 from planner.store import Store
 
@@ -133,7 +134,7 @@ def _load(store: Store, key: tuple[str, int, str]) -> Snapshot | Absent:
         if not isinstance(encoded, bytes):
             return Absent({})
         if data.get("paths") is None:
-            return Absent(_decoded(encoded))  # only folder records were kept (some entry was too recent)
+            return Absent({})
         joined = data["paths"]
         found = Snapshot(
             joined.split("\0"),
@@ -186,29 +187,18 @@ def remember(
     if store.cache is None:
         return
     joined = kept.joined if kept.joined is not None else "\0".join(kept.paths)
-    whole = bool(kept.paths) and joined.count("\0") == len(kept.paths) - 1  # no NUL in a path
-    encoded = kept.encoded if kept.folders is None else None
-    if encoded is None:
-        if not kept.folders and not whole:
-            return
-        encoded = _encoded(kept.folders or {})
-    data: dict[str, object] = {"folders": encoded}
-    if whole:
-        data.update(
-            paths=joined,
-            signatures=kept.packed,
-            listed=kept.listed,
-            results=_packed(kept.results),
-            racy=signatures.racy(fresh, RACY_WINDOW_NS),
-        )
+    if not kept.paths or joined.count("\0") != len(kept.paths) - 1:
+        return  # a signature that cannot be packed (or a NUL in a path): the next run walks
+    encoded = kept.encoded if kept.folders is None else _encoded(kept.folders)
+    data: dict[str, object] = {
+        "folders": encoded,
+        "paths": joined,
+        "signatures": kept.packed,
+        "listed": kept.listed,
+        "results": _packed(kept.results),
+        "racy": signatures.racy(fresh, RACY_WINDOW_NS),
+    }
     store.set(key, data, "walk snapshot (the next run walks again)")
-
-
-def settled_folders(folders: Folders) -> dict[str, Folder]:
-    """The records of this walk's folders that are older than the racy window (the next walk lists the others
-    again)."""
-    settled = time.time_ns() - RACY_WINDOW_NS
-    return {path: record for path, record in folders.current.items() if folders.newest[path] < settled}
 
 
 # Results as kept: each distinct tree once, as (digest, its paths joined by NUL, its lines joined by NUL), and

@@ -124,14 +124,13 @@ class Folders:
     renamed in it changes its mtime and ctime; a chmod its ctime) or it was entered with other hits. Its sent
     entries are stat'ed again in every walk, kept folder or not, so a content edit, a chmod, a replaced file or a
     retargeted link shows in the entry exactly as in a walk from scratch; an entry of another kind than recorded
-    (changed after the folder's signature was taken) has the folder listed again. `newest` holds each folder's
-    latest timestamp, so a snapshot keeps only the records of folders older than the racy window.
+    (changed after the folder's signature was taken) has the folder listed again. A record whose folder was
+    written within the racy window is not to be given as `previous` (keys/compute.py leaves those out).
     """
 
     def __init__(self, previous: dict[str, Folder] | None = None) -> None:
         self.previous: dict[str, Folder] = previous or {}
         self.current: dict[str, Folder] = {}
-        self.newest: dict[str, int] = {}
         self.listed = 0  # folders listed again (scandir and matching), for tests and the bench
         self.kept = 0  # folders whose recorded decisions were used
 
@@ -142,13 +141,17 @@ def walk_contexts(
     skips: Sequence[Sequence[str]],
     witnesses: Witnesses | None = None,
     folders: Folders | None = None,
+    below: tuple[str, dict[int, tuple[bool, ...]]] | None = None,
 ) -> list[list[Entry]]:
     """Entries of `root` as each matcher would send them (sorted by path), from one traversal.
 
     `skips[i]` are context-relative paths left out for matcher i (outputs of upstream nodes, hashed by key).
     `witnesses`, when given, receives what the result depends on: the folders listed and the entries sent,
     with their signatures (the input log gets the same while it records). `folders`, when given, holds the
-    last walk's per-folder results to reuse and receives this walk's (the result is the same either way)."""
+    last walk's per-folder results to reuse and receives this walk's (the result is the same either way).
+    `below` (a folder's context path and the pattern hits each matcher enters it with): only what lies below
+    that folder is walked, as a walk of the whole root walks it, for a patch (keys/patch.py) to add; the input
+    log is not told (the patch reports the whole root's witnesses)."""
     try:
         real_root = os.path.realpath(root)
         if not inputs.is_dir(real_root):
@@ -156,12 +159,14 @@ def walk_contexts(
     except OSError as exc:
         raise InputError(f"cannot read build context {root}: {exc}") from None
     filters = [_Filter(m, s) for m, s in zip(matchers, skips, strict=True)]
-    recording = inputs.is_recording() or witnesses is not None
+    recording = (inputs.is_recording() and below is None) or witnesses is not None
     listed: list[tuple[str, inputs.Signature]] = []
     no_hits: list[tuple[bool, ...]] = [tuple(False for _ in f.matcher.patterns) for f in filters]
     # (relative dir, absolute dir, {filter index: that filter's pattern hits for the dir}, its signature as
     # its parent's listing saw it, or None)
     stack: list[_Pending] = [("", real_root, {i: no_hits[i] for i in range(len(filters))}, None)]
+    if below is not None:
+        stack = [(below[0], os.path.join(real_root, below[0]), below[1], None)]
     memory = folders if folders is not None else Folders()
     previous = memory.previous
     while stack:
@@ -189,10 +194,8 @@ def walk_contexts(
         for index, path in walked:
             filters[index].active_excluded.add(path)
         stack.extend(entering)
-        if folders is not None:
-            if len(filters) <= MAX_MATCHERS:
-                memory.current[rel_dir] = (folder_sig, entered, decisions)
-            memory.newest[rel_dir] = max(folder_sig[2], folder_sig[3])
+        if folders is not None and len(filters) <= MAX_MATCHERS:
+            memory.current[rel_dir] = (folder_sig, entered, decisions)
     results = []
     for view in filters:
         implicit = _implicit_folders(view) if view.active_excluded else []
@@ -206,7 +209,8 @@ def walk_contexts(
     if recording:
         paths, sigs = _depends_on(real_root, listed, results)
         packed = signatures.pack_all(sigs)
-        inputs.note_tree(paths, packed, sigs)
+        if below is None:
+            inputs.note_tree(paths, packed, sigs)
         if witnesses is not None:
             witnesses.paths.extend(paths)
             witnesses.sigs.extend(sigs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -117,10 +118,33 @@ def test_only_the_changed_root_is_walked_again(
     assert walks.during(lambda: keys_and_files(manifests(project, cache))) == []
     assert sorted(patched.relisted) == ["p", "web"]
     assert keys_and_files(manifests(project, cache)) == keys_and_files(manifests(project, StatCache(None)))
+    for change in (
+        lambda: write_tree(project / "web/src/sub", {"a.js": "a\n", "deep/b.js": "b\n"}),  # folders added
+        lambda: (project / "web/src/sub").rename(project / "web/src/moved"),  # a folder renamed
+        lambda: shutil.rmtree(project / "web/src/moved"),  # a folder removed
+    ):
+        settle()
+        patched.relisted.clear()
+        change()
+        # the roots that list the parent list it again and walk only what is new below it
+        assert walks.during(lambda: keys_and_files(manifests(project, cache))) == []
+        assert sorted(patched.relisted) == ["p", "web"]
+        assert keys_and_files(manifests(project, cache)) == keys_and_files(
+            manifests(project, StatCache(None))
+        )
     settle()
-    (project / "web/src/sub").mkdir()
-    # a folder added: the roots that list its parent are walked (folder by folder)
+    write_tree(project / "web/src/again", {"c.js": "c\n"})
+    manifests(project, cache)
+    settle()
+    with (project / "web/src/again/c.js").open("a") as handle:  # a file of a folder a patch walked: witnessed
+        handle.write("edited in place\n")
+    assert keys_and_files(manifests(project, cache)) == keys_and_files(manifests(project, StatCache(None)))
+    settle()
+    (project / "web/src/app.js").unlink()
+    (project / "web/src/app.js").mkdir()
+    # a file replaced by a folder of its name: the roots are walked (folder by folder)
     assert walks.during(lambda: manifests(project, cache)) == ["p", "web"]
+    assert keys_and_files(manifests(project, cache)) == keys_and_files(manifests(project, StatCache(None)))
     cache.close()
 
 
@@ -177,6 +201,39 @@ def test_an_excluded_folder_docker_still_makes_follows_what_it_holds(
     cache.close()
 
 
+@pytest.mark.parametrize("setgid", [False, True])
+def test_a_new_folder_holding_an_excluded_folder_docker_still_makes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setgid: bool
+) -> None:
+    """`new/gen` and `old/gen` are excluded but their keep.txt re-included, so Docker makes each gen folder (with
+    its parent's setgid bit): a new folder holding one, or a new gen folder itself, gives what a walk from
+    scratch gives."""
+    monkeypatch.setattr(snapshot, "RACY_WINDOW_NS", 50_000_000)
+    root = write_tree(
+        tmp_path / "p",
+        {
+            "compose.yaml": "services:\n  app:\n    build: .\n",
+            "Dockerfile": "FROM scratch\nCOPY . /\n",
+            ".dockerignore": "new/gen\n!new/gen/keep.txt\nold/gen\n!old/gen/keep.txt\n",
+            "old/a.txt": "a\n",
+        },
+    )
+    settle()
+    cache = StatCache(tmp_path / "cache")
+    manifests(root, cache)
+    for folder in ("old", "new"):  # old first: the root folder changes when new is made
+        settle()
+        if folder == "new":
+            (root / "new").mkdir()
+            if setgid:
+                (root / "new").chmod(0o2755)
+        write_tree(root / folder, {"gen/keep.txt": "keep\n", "gen/drop.txt": "drop\n"})
+        found = keys_and_files(manifests(root, cache))
+        assert f"{folder}/gen" in found["app"][1] and f"{folder}/gen/drop.txt" not in found["app"][1]
+        assert found == keys_and_files(manifests(root, StatCache(None)))
+    cache.close()
+
+
 def test_a_damaged_snapshot_is_walked_again(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -195,8 +252,9 @@ PATHS = ["api/main.go", "api/lib/util.go", "api/x.log", "web/src/app.js", "web/d
          "web/.dockerignore", ".dockerignore", "Dockerfile.api", "top.txt", "api/new.go", "web/src/new.js",
          "web/dist/new.js", "api/lib/deep/x.go", "web/src/y.css"]  # fmt: skip
 # None: delete; "saved": written to a temporary file renamed over it (as editors save); "renamed": moved to a
-# new name in its folder; "link": replaced by a symbolic link
-CONTENTS = ["", "a\n", "b\n", "*.js\n", "dist\n", None, "chmod", "saved", "renamed", "link"]
+# new name in its folder; "link": replaced by a symbolic link; "folder renamed", "folder removed": its folder
+CONTENTS = ["", "a\n", "b\n", "*.js\n", "dist\n", None, "chmod", "saved", "renamed", "link", "folder renamed",
+            "folder removed"]  # fmt: skip
 EDITS = st.lists(st.tuples(st.sampled_from(PATHS), st.sampled_from(CONTENTS)), min_size=1, max_size=5)
 
 
@@ -248,6 +306,15 @@ def test_keys_with_snapshots_equal_keys_from_scratch(
                 elif edit == "renamed":
                     if target.exists() or target.is_symlink():
                         target.rename(target.with_name("moved-" + target.name))
+                elif edit.startswith("folder"):
+                    folder = target.parent
+                    if folder != project and folder.is_dir():
+                        if edit == "folder removed":
+                            shutil.rmtree(folder)
+                        else:
+                            moved = folder.with_name(folder.name + "-moved")
+                            shutil.rmtree(moved, ignore_errors=True)
+                            folder.rename(moved)
                 else:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_text(edit)
