@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import planner.keys.compute
+import planner.keys.patch
 from planner.compose.options import ProjectOptions
 from planner.dockerignore import PatternMatcher, read_dockerignore
 from planner.errors import InputError, PlannerError
@@ -231,6 +232,32 @@ def test_a_new_folder_holding_an_excluded_folder_docker_still_makes(
         found = keys_and_files(manifests(root, cache))
         assert f"{folder}/gen" in found["app"][1] and f"{folder}/gen/drop.txt" not in found["app"][1]
         assert found == keys_and_files(manifests(root, StatCache(None)))
+    cache.close()
+
+
+def test_a_root_with_more_changes_than_a_patch_takes_is_walked(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A patch takes at most max(MAX_PATCHED, a share of the witnesses) changes; more are walked, to the same
+    keys."""
+    monkeypatch.setattr(planner.keys.patch, "MAX_PATCHED", 2)
+    monkeypatch.setattr(planner.keys.patch, "PATCHED_SHARE", 10**9)
+    cache = StatCache(tmp_path / "cache")
+    walks = Walks(monkeypatch)
+    manifests(project, cache)
+    settle()
+    (project / "api/main.go").write_text("two\n")
+    (project / "api/lib/util.go").write_text("two\n")
+    assert (
+        walks.during(lambda: manifests(project, cache)) == []
+    )  # two changed witnesses in each root: patched
+    assert keys_and_files(manifests(project, cache)) == keys_and_files(manifests(project, StatCache(None)))
+    settle()
+    (project / "api/main.go").write_text("three\n")
+    (project / "api/lib/util.go").write_text("three\n")
+    (project / "api/lib/new.go").write_text("three\n")  # and its folder: three
+    assert walks.during(lambda: manifests(project, cache)) == ["api", "p"]
+    assert keys_and_files(manifests(project, cache)) == keys_and_files(manifests(project, StatCache(None)))
     cache.close()
 
 
