@@ -2,8 +2,9 @@
 
 Prints, each measured in this run:
 - warm no-op `planner plan --offline` vs `git status --porcelain` on the same tree (goal <= 2x);
-- `planner plan --offline` right after one file changed, three ways (appended in place; saved over by rename, as
-  editors save; a new file added), each vs `git status --porcelain` on the tree as it then is (goal <= 2x);
+- `planner plan --offline` right after one change, four ways (a file appended in place; saved over by rename, as
+  editors save; a new file; a new folder of two files), each vs `git status --porcelain` on the tree as it then
+  is (goal <= 2x);
 - cold-cache `planner plan --offline` time;
 - cold hashing throughput vs `cat` of the same files to /dev/null (goal >= 0.7x);
 - peak RSS of the 100k-file plan (goal <= 256 MB).
@@ -92,6 +93,7 @@ EDITS = {
     "appended in place": "as most tools write",
     "saved over by rename": "as editors save: a new file renamed over the old one; its folder changes",
     "added": "a new file in an existing folder",
+    "folder added": "a new folder holding two files",
 }
 
 
@@ -103,8 +105,13 @@ def edit(target: Path, how: str, run: int) -> None:
         temporary = target.with_name(f".{target.name}.swp")
         temporary.write_bytes(target.read_bytes() + b"saved")
         temporary.rename(target)
-    else:
+    elif how == "added":
         target.with_name(f"new{run}.txt").write_bytes(b"new file")
+    else:
+        folder = target.parent / f"new-folder{run}"
+        folder.mkdir()
+        (folder / "a.txt").write_bytes(b"a")
+        (folder / "b.txt").write_bytes(b"b")
 
 
 def edited_plan_times(planner: list[str], root: Path, env: dict[str, str], runs: int, how: str) -> float:
