@@ -10,6 +10,19 @@ import pytest
 from planner import inputs, signatures
 
 
+def roots(tmp_path: Path, sizes: list[int]) -> list[list[str]]:
+    """Folders root0, root1, ... holding that many files each: per folder, its path then its files'."""
+    made = []
+    for which, size in enumerate(sizes):
+        folder = tmp_path / f"root{which}"
+        folder.mkdir()
+        files = [folder / f"f{i}" for i in range(size)]
+        for index, path in enumerate(files):
+            path.write_text(str(index))
+        made.append([str(folder), *(str(p) for p in files)])
+    return made
+
+
 @pytest.mark.parametrize("parallel", [False, True])
 def test_checks_see_a_change_in_any_chunk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool
@@ -73,14 +86,7 @@ def test_differences_name_the_changed_paths_of_each_list(
         return pid
 
     monkeypatch.setattr(signatures.os, "fork", counted_fork)
-    lists = []
-    for which in range(5):
-        folder = tmp_path / f"root{which}"
-        folder.mkdir()
-        files = [folder / f"f{i}" for i in range(3 + 5 * which)]
-        for index, path in enumerate(files):
-            path.write_text(str(index))
-        lists.append([str(p) for p in files])
+    lists = [paths[1:] for paths in roots(tmp_path, [3 + 5 * which for which in range(5)])]
 
     def recorded() -> list[bytes]:
         found = [signatures.pack_all([inputs.lstat_signature(p) or (0, 0, 0, 0, 0) for p in paths])
@@ -126,14 +132,7 @@ def test_a_failed_memo_check_hands_what_it_read_to_the_snapshot_checks(
     fresh read gives, removed paths included; a list the memo did not read is read."""
     monkeypatch.setattr(signatures, "CHUNK", 4)
     monkeypatch.setattr(signatures.threading, "active_count", lambda: 1)
-    lists = []
-    for which in range(3):
-        folder = tmp_path / f"root{which}"
-        folder.mkdir()
-        files = [folder / f"f{i}" for i in range(6 + 3 * which)]
-        for index, path in enumerate(files):
-            path.write_text(str(index))
-        lists.append([str(folder), *(str(p) for p in files)])
+    lists = roots(tmp_path, [6 + 3 * which for which in range(3)])
     # a root folder is found first among the looked-up paths
     looked_up = [str(tmp_path), str(tmp_path / "root1")]
 
