@@ -361,7 +361,17 @@ def _witnessed(
         packed[index * size : (index + 1) * size] = signatures.PACKED.pack(*sig)
         recent.append((index, sig))
     paths = kept.paths
-    if relisted.unsent or relisted.removed_folders or relisted.listed:
+    listed = kept.listed
+    if relisted.listed and not (relisted.unsent or relisted.removed_folders):
+        # only folders added: they go after the listed ones, and the entries move up by as many
+        count = len(relisted.listed)
+        recent = [(index if index < listed else index + count, sig) for index, sig in recent]
+        recent += ((listed + at, sig) for at, (_, sig) in enumerate(relisted.listed))
+        paths = [*paths[:listed], *(path for path, _ in relisted.listed), *paths[listed:]]
+        new = b"".join(signatures.PACKED.pack(*sig) for _, sig in relisted.listed)
+        packed = bytearray(packed[: listed * size] + new + packed[listed * size :])
+        listed += count
+    elif relisted.unsent or relisted.removed_folders or relisted.listed:
         gone = {prefix + relative for relative in relisted.unsent}
         drop = {prefix + folder for folder in relisted.removed_folders}
         below = tuple(folder + "/" for folder in drop)
@@ -393,8 +403,6 @@ def _witnessed(
             )
         )
         listed = len(kept_listed) + len(relisted.listed)
-    else:
-        listed = kept.listed
     if relisted.sent or relisted.below:
         paths = paths[:] if paths is kept.paths else paths
         for relative in sorted(relisted.sent):

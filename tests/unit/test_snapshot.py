@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import planner.keys.compute
 import planner.keys.patch
+from planner import signatures
 from planner.compose.options import ProjectOptions
 from planner.dockerignore import PatternMatcher, read_dockerignore
 from planner.errors import InputError, PlannerError
@@ -24,7 +25,7 @@ from planner.keys import snapshot
 from planner.keys.compute import compute_keys
 from planner.keys.manifest import Manifest
 from planner.keys.statcache import StatCache
-from planner.keys.walk import Folders, walk_contexts
+from planner.keys.walk import Folders, Witnesses, walk_contexts
 from planner.stack import load_stack
 from tests.helpers import write_tree
 
@@ -130,6 +131,7 @@ def test_only_the_changed_root_is_walked_again(
         # the roots that list the parent list it again and walk only what is new below it
         assert walks.during(lambda: keys_and_files(manifests(project, cache))) == []
         assert sorted(patched.relisted) == ["p", "web"]
+        assert_witnesses_are_a_walks(cache, project / "web")
         assert keys_and_files(manifests(project, cache)) == keys_and_files(
             manifests(project, StatCache(None))
         )
@@ -147,6 +149,28 @@ def test_only_the_changed_root_is_walked_again(
     assert walks.during(lambda: manifests(project, cache)) == ["p", "web"]
     assert keys_and_files(manifests(project, cache)) == keys_and_files(manifests(project, StatCache(None)))
     cache.close()
+
+
+def assert_witnesses_are_a_walks(cache: StatCache, root: Path) -> None:
+    """The snapshot kept for `root` (walked with its own .dockerignore) names the folders a walk lists and the
+    entries it sends, each with the signature it has now (so that the next check finds nothing changed)."""
+    kept = []
+    for key in cache.store.cache.iterkeys():
+        data = cache.store.get(key) if key[0] == "tree" else None
+        if isinstance(data, dict) and data["paths"].split("\0")[0] == str(root):
+            kept.append(data)
+    assert len(kept) == 1
+    paths = kept[0]["paths"].split("\0")
+    size = signatures.PACKED.size
+    found = {path: kept[0]["signatures"][at * size : (at + 1) * size] for at, path in enumerate(paths)}
+    witnesses = Witnesses()
+    matcher = PatternMatcher.from_lines(read_dockerignore((root / ".dockerignore").read_text()))
+    walk_contexts(root, [matcher], [()], witnesses)
+    assert set(paths[: kept[0]["listed"]]) == set(witnesses.paths[: witnesses.listed])
+    now = {
+        path: signatures.PACKED.pack(*sig) for path, sig in zip(witnesses.paths, witnesses.sigs, strict=True)
+    }
+    assert found == now
 
 
 class Patches:
