@@ -4,7 +4,7 @@ py := venv / "bin/python"
 
 setup:
     python3 -m venv {{venv}}
-    {{venv}}/bin/pip install -q -e '.[dev]'
+    {{venv}}/bin/pip install -q -e '.[dev]' --config-settings editable_mode=compat
 
 test *args:
     {{py}} -m pytest -q -p no:cacheprovider {{args}}

@@ -541,6 +541,53 @@ def pull_bases(options: ProjectOptions, nodes: NodesArg = None) -> None:
         typer.echo(f"pulled {ref}", err=True)
 
 
+server_app = typer.Typer(
+    help="A resident planner process for this cache folder: runs start with imports done and snapshots read."
+)
+app.add_typer(server_app, name="server")
+
+
+@server_app.command("start")
+def server_start(
+    idle_timeout: Annotated[float, typer.Option("--idle-timeout", help="Seconds without a run after which the server stops.")] = 3 * 3600.0,
+) -> None:  # fmt: skip
+    """Start the server of the cache folder (PLANNER_CACHE_DIR); `planner` runs then fork from it."""
+    from planner.commands.server import start
+
+    found = _run(lambda: start(os.environ, idle_timeout))
+    assert found.answer is not None
+    typer.echo(f"planner server running for {found.cache_dir} (pid {found.answer['pid']})")
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the server of the cache folder once the runs it started end."""
+    from planner.commands.server import stop
+
+    found = _run(lambda: stop(os.environ))
+    if found.answer is None:
+        typer.echo(f"no planner server for {found.cache_dir}")
+    else:
+        typer.echo(f"planner server for {found.cache_dir} stopped (pid {found.answer['pid']})")
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Say whether the cache folder's server runs (exit 1 when it does not)."""
+    from planner.commands.server import status
+
+    found = status(os.environ)
+    if found.answer is None:
+        typer.echo(f"no planner server for {found.cache_dir}")
+        raise typer.Exit(1)
+    answer = found.answer
+    typer.echo(
+        f"planner server for {found.cache_dir}: pid {answer['pid']}, {answer['runs']} run(s) served, "
+        f"{answer['running']} running, {answer['snapshots']} snapshot(s) held, "
+        f"stops after {answer['idle']:.0f} s idle"
+    )
+
+
 class SchemaName(StrEnum):
     rules = "rules"
     plan = "plan"

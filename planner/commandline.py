@@ -11,6 +11,7 @@ the same values typer does. cli.py's `plan` and `apply` call the same bodies.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import sys
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from planner.compose.options import ProjectOptions
+from planner.deferred import later
 from planner.errors import PlannerError
 
 if TYPE_CHECKING:
@@ -130,7 +132,8 @@ def print_plan(
 
         # the compose warnings the load printed, replayed with the answer
         warned = "".join(f"planner: warning: {w}\n" for w in planned.graph.stack.compose.warnings)
-        recorder.save_for(Answer(text, warned, table=output is not PlanFormat.json), planned.graph)
+        answer = Answer(text, warned, table=output is not PlanFormat.json)
+        later(functools.partial(recorder.save_for, answer, planned.graph))
     write_plan(text, output.value)
 
 
@@ -203,7 +206,7 @@ def apply(
     if recorder is not None and result.exit_code == 0 and not result.results and not result.warnings:
         from planner.memo import Answer
 
-        recorder.save_for(Answer(stdout, summary.getvalue()), result.planned.graph)
+        later(functools.partial(recorder.save_for, Answer(stdout, summary.getvalue()), result.planned.graph))
     raise SystemExit(result.exit_code)
 
 

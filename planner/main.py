@@ -16,6 +16,17 @@ from typing import Any
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
+    if argv is None:  # the `planner` command: a resident server runs it when one is running (resident/)
+        from planner.resident.client import handed_over
+
+        code = handed_over(args)
+        if code is not None:
+            raise SystemExit(code)
+    run(args)
+
+
+def run(args: list[str]) -> None:
+    """Run `planner args` in this process."""
     if ("plan" in args and "--offline" in args) or "apply" in args:
         from planner.memo import remembered
 
@@ -33,9 +44,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     parsed = parse(args)
     if parsed is None:
-        from planner.cli import run
+        from planner.cli import run as run_cli
 
-        run(args)
+        run_cli(args)
         return
     _run_plain(*parsed, args)
 

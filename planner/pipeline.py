@@ -6,6 +6,7 @@ same decide with an observation of nothing, so every plan, online or not, comes 
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from planner.decide import (
     decide_steps,
     same_image,
 )
+from planner.deferred import later
 from planner.graph import BuildGraph, build_graph
 from planner.keys.compute import UNRESOLVED, BaseResolver, TriggerReader, compute_keys
 from planner.keys.manifest import Manifest
@@ -101,7 +103,7 @@ def _plan(
     environ = dict(stack.compose.environment)
     if offline:
         manifests = compute_keys(graph, cache, environ)
-        store.put_manifests(manifests)
+        later(functools.partial(store.put_manifests, manifests))
         return _decided(graph, store, manifests, Observation.nothing(), {}, forcing)
     from planner.artifacts import artifact_current
     from planner.engine.connect import open_engines
@@ -110,7 +112,7 @@ def _plan(
     with open_engines(stack.rules, destinations_of(graph)) as engines:
         resolve, triggers = _resolver(engines.local)
         manifests = compute_keys(graph, cache, environ, resolve_base=resolve, base_triggers=triggers)
-        store.put_manifests(manifests)
+        later(functools.partial(store.put_manifests, manifests))
         registry = engines.registry
         registry_refs = {
             name: registry.ref(node.image, manifests[name].key)

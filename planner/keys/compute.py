@@ -10,6 +10,7 @@ producer's key stands for them, so a plan never depends on stale generated files
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from pathlib import Path
 import xxhash
 
 from planner import inputs
+from planner.deferred import later
 from planner.dockerfile import instructions
 from planner.dockerignore import PatternMatcher
 from planner.errors import InputError
@@ -135,9 +137,9 @@ class KeyComputer:
             node = self.graph.nodes[name]
             manifest = self._manifest(node, plan[name], trees, manifests)
             manifests[name] = manifest
-        self.cache.save()
+        later(self.cache.save)
         for key, kept, recent in self.pending:
-            snapshot.remember(self.cache.store, key, kept, recent)
+            later(functools.partial(snapshot.remember, self.cache.store, key, kept, recent))
         self.pending.clear()
         return manifests
 

@@ -91,6 +91,20 @@ class Stale:
     changes: signatures.Changes
 
 
+@dataclass
+class Resident:
+    """Snapshots a resident server read before forking this process (`held`, by key), and the keys this process
+    read from the store or kept (`used`: the server reads them again after it ends). A held snapshot may be older
+    than the store's: like any snapshot it is only used once each of its witnesses is proven by lstat, so an
+    older one costs a larger patch, never a stale key. Empty in a one-shot process."""
+
+    held: dict[tuple[str, int, str], Snapshot] = field(default_factory=dict)
+    used: list[tuple[str, int, str]] = field(default_factory=list)
+
+
+resident = Resident()
+
+
 def snapshot_key(real_root: str, walks: Sequence[object]) -> tuple[str, int, str]:
     """The store key of a root walked for `walks` (each described by all that decides its result)."""
     return ("tree", SNAPSHOT_VERSION, xxhash.xxh3_128_hexdigest(repr((real_root, list(walks))).encode()))
@@ -126,6 +140,10 @@ def reuse_all(store: Store, keys: Sequence[tuple[str, int, str]]) -> list[Reuse]
 
 def _load(store: Store, key: tuple[str, int, str]) -> Snapshot | Absent:
     """A snapshot; or only its folder records when no whole results were kept."""
+    held = resident.held.get(key)
+    if held is not None:
+        return held
+    resident.used.append(key)
     try:
         data = store.get(key, "walk snapshot")
         if not isinstance(data, dict):
@@ -199,6 +217,17 @@ def remember(
         "racy": signatures.racy(fresh, RACY_WINDOW_NS),
     }
     store.set(key, data, "walk snapshot (the next run walks again)")
+    resident.used.append(key)
+
+
+def read_for_holding(store: Store, key: tuple[str, int, str]) -> Snapshot | None:
+    """A snapshot as the store has it, its folder records decoded (for a resident server to hold)."""
+    resident.held.pop(key, None)
+    found = _load(store, key)
+    if not isinstance(found, Snapshot):
+        return None
+    found.records()
+    return found
 
 
 # Results as kept: each distinct tree once, as (digest, its paths joined by NUL, its lines joined by NUL), and

@@ -18,7 +18,7 @@ STAGES: list[tuple[str, float]] = [
     # foundation: data types and helpers every stage may use
     ("planner", 0),
     ("planner.errors", 0), ("planner.inputs", 0), ("planner.localcache", 0), ("planner.signatures", 0),
-    ("planner.refs", 0), ("planner.secrets", 0), ("planner.streams", 0), ("planner.layer_chain", 0), ("planner.plan_model", 0),
+    ("planner.refs", 0), ("planner.secrets", 0), ("planner.deferred", 0), ("planner.streams", 0), ("planner.layer_chain", 0), ("planner.plan_model", 0),
     ("planner.rules.model", 0), ("planner.schemas", 0), ("planner.keys.manifest", 0), ("planner.keys", 0),
     ("planner.dockerfile", 0), ("planner.observation", 0), ("planner.engine.labels", 0), ("planner.apply.lock", 0), ("planner.rules", 0),
     ("planner.compose", 0), ("planner.engine", 0), ("planner.apply", 0), ("planner.commands", 0),
@@ -36,6 +36,8 @@ STAGES: list[tuple[str, float]] = [
     ("planner.render", 8),
     ("planner.commands.", 9), ("planner.memo", 9),
     ("planner.cli", 10), ("planner.commandline", 10), ("planner.main", 10), ("planner.shim", 10), ("planner.__main__", 10),
+    # the resident server: its client half is reached from commands/server.py, its server half runs main
+    ("planner.resident", 9), ("planner.resident.", 9), ("planner.resident.server", 10), ("planner.resident.child", 10),
 ]  # fmt: skip
 # Stages that must not talk to a daemon or registry, even indirectly through an import.
 NO_ENGINE = ("planner.graph", "planner.keys.", "planner.decide", "planner.manifest_diff", "planner.stack")

@@ -7,7 +7,7 @@ from tests.readme import Block, expected, shell_blocks
 
 # First command of each block the tour test does not run -> why not.
 UNTESTED = {
-    "python3 -m venv .venv && .venv/bin/pip install -q -e . &&": (
+    "python3 -m venv .venv && .venv/bin/pip install -q -e . --config-settings editable_mode=compat &&": (
         "set-up: installs into .venv; its second line is the test command .ci/run runs"
     ),
     "planner golden clone /srv/golden /var/lib/sandbox-docker": (

@@ -1,0 +1,125 @@
+"""The client half: hand this run to the resident server of its cache folder, if one is running.
+
+Imported by `planner` before anything else, so stdlib only, and a run without a server costs one stat (the
+socket is not there). A server that is gone (its socket left behind), that declines (another user, interpreter,
+planner code...), or standard streams that cannot be passed: the run goes on in this process, as if no server
+ran. Once the server has forked the run, the run is the child's: this process forwards Ctrl-C and termination
+to it and ends with its exit code (or the signal that ended it)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from planner.resident import wire
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+def socket_path(environ: Mapping[str, str]) -> str:
+    from planner.localcache import cache_root
+
+    return os.path.join(cache_root(environ), "server.sock")
+
+
+def handed_over(args: list[str]) -> int | None:
+    """The exit code of the run the server made of `args`, or None when this process must run it."""
+    if os.environ.get("PLANNER_SERVER", "") == "off" or (args and args[0] == "server"):
+        return None
+    path = socket_path(os.environ)
+    if not os.path.exists(path):
+        return None
+    request = _request(args)
+    if request is None:
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+        wire.send(sock, request, [0, 1, 2])
+        answer, _ = wire.receive(sock)
+    except (OSError, wire.WireError):
+        sock.close()
+        return None  # gone (a socket left behind) or declined while starting: run here
+    if "pid" not in answer:
+        _debug(f"the server declined: {answer.get('declined')}")
+        sock.close()
+        return None
+    return _follow(sock, int(answer["pid"]))
+
+
+def _request(args: list[str]) -> dict[str, Any] | None:
+    from planner.resident.identity import of_this_process
+
+    streams = []
+    for fd, stream in enumerate((sys.stdin, sys.stdout, sys.stderr)):
+        try:
+            os.fstat(fd)
+        except OSError:
+            return None  # a closed standard stream cannot be passed: run here
+        streams.append(_stream(stream))
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        return None
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return {
+        "run": {
+            "argv": args,
+            "argv0": sys.argv[0] if sys.argv else "planner",
+            "cwd": cwd,
+            "environ": dict(os.environ),
+            "umask": umask,
+            "streams": streams,
+        },
+        "identity": of_this_process(),
+    }
+
+
+def _stream(stream: Any) -> dict[str, Any] | None:
+    if stream is None:
+        return None
+    return {
+        "encoding": getattr(stream, "encoding", None),
+        "errors": getattr(stream, "errors", None),
+        "line_buffering": bool(getattr(stream, "line_buffering", False)),
+    }
+
+
+def _follow(sock: socket.socket, pid: int) -> int:
+    """Forward signals to the run until the server reports how it ended."""
+
+    def forward(signum: int, frame: object) -> None:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signum)
+
+    previous = {signum: signal.signal(signum, forward) for signum in FORWARDED}
+    try:
+        answer, _ = wire.receive(sock)
+    except (OSError, wire.WireError):
+        sys.stderr.write("planner: the planner server stopped before the run it was given ended\n")
+        return 1
+    finally:
+        sock.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if "signal" in answer:
+        _end_by(int(answer["signal"]))
+    return int(answer.get("exit", 1))
+
+
+def _end_by(signum: int) -> None:
+    """End as the run ended: killed by the same signal (a shell then says so and sets 128+N)."""
+    sys.stdout.flush()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _debug(message: str) -> None:
+    if os.environ.get("PLANNER_SERVER_DEBUG"):
+        sys.stderr.write(f"planner: server: {message}\n")

@@ -1,0 +1,266 @@
+"""The resident server (planner/resident/): a run forked from it is the run a one-shot process would make.
+
+Each test runs real `planner` processes against a real server, and counts the runs the server forked, so that a
+client that quietly ran in-process instead cannot pass for the server."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import write_tree
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE = """\
+services:
+  api:
+    build:
+      context: ./api
+      args:
+        FLAVOUR: ${FLAVOUR:-plain}
+  web:
+    build:
+      context: .
+      dockerfile: web/Dockerfile
+"""
+PLAN = ["plan", "--offline", "--format", "json"]
+
+
+def planner(
+    args: list[str], cwd: Path, cache: Path, server: bool = True, **environ: str
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PLANNER_CACHE_DIR": str(cache), **environ}
+    if not server:
+        env["PLANNER_SERVER"] = "off"
+    return subprocess.run(
+        [sys.executable, "-m", "planner", *args],
+        check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def served(cache: Path) -> int:
+    """The runs the cache folder's server forked so far."""
+    out = planner(["server", "status"], Path("/"), cache)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return int(out.stdout.split(", ")[1].split()[0])
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return write_tree(
+        tmp_path / "project",
+        {
+            "compose.yaml": COMPOSE,
+            "api/Dockerfile": "FROM scratch\nCOPY . /app\n",
+            "api/main.go": "package main\n",
+            "web/Dockerfile": "FROM scratch\nCOPY web/ /web\n",
+            "web/src/app.js": "console.log(1)\n",
+            "docs/readme.md": "not read by any build\n",
+        },
+    )
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Iterator[Path]:
+    """A cache folder with a running server (stopped, or killed, at the end)."""
+    folder = tmp_path / "cache"
+    started = planner(["server", "start", "--idle-timeout", "600"], Path("/"), folder)
+    assert started.returncode == 0, started.stdout + started.stderr
+    pid = int(started.stdout.split("pid ")[1].rstrip(")\n"))
+    yield folder
+    planner(["server", "stop"], Path("/"), folder)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def outcome(done: subprocess.CompletedProcess[str]) -> tuple[int, str, str]:
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_runs_through_the_server_are_one_shot_runs(project: Path, cache: Path, tmp_path: Path) -> None:
+    """Each step's exit code, output and errors through the server equal a one-shot process's on its own cache;
+    and each plan's keys equal keys computed from scratch (a fresh cache), edits included."""
+    alone = tmp_path / "alone"
+    steps: list[tuple[str, list[str], dict[str, str]]] = [
+        ("plan", PLAN, {}),
+        ("again (memo)", PLAN, {}),
+        ("table", ["plan", "--offline"], {}),
+        ("environment", PLAN, {"FLAVOUR": "spicy"}),
+        ("bad option value", ["plan", "--offline", "--format", "yaml"], {}),
+        ("unknown node", ["plan", "--offline", "nosuch"], {}),
+        ("typer path", ["plan", "--offline", "--format=json", "--", "api"], {}),
+        ("help", ["plan", "--help"], {"COLUMNS": "100"}),
+        ("version", ["--version"], {}),
+    ]
+    before = served(cache)
+    for name, args, environ in steps:
+        through = planner(args, project, cache, **environ)
+        one_shot = planner(args, project, alone, server=False, **environ)
+        assert outcome(through) == outcome(one_shot), name
+    assert served(cache) - before == len(steps)
+
+    edits = [
+        ("append", lambda: (project / "api/main.go").open("a").write("// edit\n")),
+        ("file added", lambda: (project / "web/src/new.js").write_text("new\n")),
+        ("unread file added", lambda: (project / "docs/more.md").write_text("more\n")),
+        ("folder renamed", lambda: (project / "web/src").rename(project / "web/lib")),
+        ("folder removed", lambda: shutil.rmtree(project / "web/lib")),
+        ("compose edited", lambda: (project / "compose.yaml").write_text(COMPOSE.replace("plain", "mild"))),
+    ]
+    for number, (name, change) in enumerate(edits):
+        change()
+        through = planner(PLAN, project, cache)
+        scratch = planner(PLAN, project, tmp_path / f"scratch{number}", server=False)
+        assert through.returncode == 0, through.stderr
+        assert through.stdout == scratch.stdout, name
+    assert served(cache) - before == len(steps) + len(edits)
+
+
+def test_a_pipe_reader_sees_the_end_before_the_cache_writes(project: Path, cache: Path) -> None:
+    """The child lets go of the client's streams once it has answered (its cache writes come after): a reader
+    of its output sees end-of-file, and the client exits with the run's code."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "planner", *PLAN],
+        cwd=project,
+        env={**os.environ, "PLANNER_CACHE_DIR": str(cache)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert b'"nodes"' in out
+    assert served(cache) == 1
+
+
+def test_ctrl_c_reaches_the_run(project: Path, cache: Path, tmp_path: Path) -> None:
+    """SIGINT to the client interrupts the forked run as it would interrupt a one-shot process (here blocked
+    reading an env file that is a FIFO): exit 130, the same message."""
+    fifo = project / "blocking.env"
+    os.mkfifo(fifo)
+    results = []
+    for where, server in ((cache, True), (tmp_path / "alone", False)):
+        env = {**os.environ, "PLANNER_CACHE_DIR": str(where), **({} if server else {"PLANNER_SERVER": "off"})}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "planner", *PLAN, "--env-file", str(fifo)],
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.5)  # well into the run: blocked on the FIFO
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+        results.append((process.returncode, out, err))
+    assert results[0] == results[1]
+    assert results[0][0] == 130
+    assert served(cache) == 1
+
+
+def test_a_killed_client_interrupts_its_run(project: Path, cache: Path) -> None:
+    fifo = project / "blocking.env"
+    os.mkfifo(fifo)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "planner", *PLAN, "--env-file", str(fifo)],
+        cwd=project,
+        env={**os.environ, "PLANNER_CACHE_DIR": str(cache)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.5)
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 30
+    while "0 running" not in planner(["server", "status"], Path("/"), cache).stdout:
+        assert time.monotonic() < deadline, "the run of a killed client goes on"
+        time.sleep(0.1)
+
+
+def test_runs_at_once(project: Path, cache: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "PLANNER_CACHE_DIR": str(cache)}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "planner", *PLAN],
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    expected = planner(PLAN, project, tmp_path / "alone", server=False)
+    for process in processes:
+        out, err = process.communicate(timeout=60)
+        assert (process.returncode, out) == (0, expected.stdout), err
+    assert served(cache) == 4
+
+
+def test_a_changed_planner_is_not_served(project: Path, tmp_path: Path) -> None:
+    """Planner's code changed since the server started: the server declines and stops, and the run goes on in
+    the client's process with the code as it now is."""
+    copy = tmp_path / "code"
+    shutil.copytree(REPO / "planner", copy / "planner", ignore=shutil.ignore_patterns("__pycache__"))
+    cache = tmp_path / "cache"
+    env = {"PYTHONPATH": str(copy)}
+    started = planner(["server", "start"], Path("/"), cache, **env)
+    assert started.returncode == 0, started.stderr
+    first = planner(PLAN, project, cache, **env)
+    assert first.returncode == 0
+    assert served(cache) == 1
+    version = copy / "planner/__init__.py"
+    version.write_text(version.read_text().replace('"0.1.0"', '"0.1.0+changed"'))
+    changed = planner(["--version"], project, cache, **env)
+    assert (changed.returncode, changed.stdout) == (0, "planner 0.1.0+changed\n")
+    deadline = time.monotonic() + 30
+    while (cache / "server.sock").exists():
+        assert time.monotonic() < deadline, "the server of old code goes on"
+        time.sleep(0.05)
+    assert planner(["server", "status"], Path("/"), cache).returncode == 1
+
+
+def test_a_dead_servers_socket_is_run_past(project: Path, cache: Path, tmp_path: Path) -> None:
+    pid = int(planner(["server", "status"], Path("/"), cache).stdout.split("pid ")[1].split(",")[0])
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    assert (cache / "server.sock").exists()
+    through = planner(PLAN, project, cache)
+    assert outcome(through) == outcome(planner(PLAN, project, tmp_path / "alone", server=False))
+    restarted = planner(["server", "start"], Path("/"), cache)
+    assert restarted.returncode == 0, restarted.stderr
+    assert served(cache) == 0
+
+
+def test_an_idle_server_stops(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    started = planner(["server", "start", "--idle-timeout", "0.5"], Path("/"), cache)
+    assert started.returncode == 0, started.stderr
+    deadline = time.monotonic() + 30
+    while (cache / "server.sock").exists():
+        assert time.monotonic() < deadline, "an idle server goes on"
+        time.sleep(0.05)
+    assert "stopped: idle" in (cache / "server.log").read_text()
+
+
+def test_bad_options_of_the_server_command(tmp_path: Path) -> None:
+    zero = planner(["server", "start", "--idle-timeout", "0"], Path("/"), tmp_path / "cache")
+    assert zero.returncode == 2
+    assert zero.stderr.strip().splitlines() == ["planner: --idle-timeout must be more than 0 seconds"]
+    long = planner(["server", "start"], Path("/"), tmp_path / ("c" * 120))
+    assert long.returncode == 2
+    assert "longer than 107 bytes" in long.stderr
+    assert not (tmp_path / ("c" * 120)).exists()
