@@ -114,16 +114,41 @@ def edit(target: Path, how: str, run: int) -> None:
         (folder / "b.txt").write_bytes(b"b")
 
 
-def edited_plan_times(planner: list[str], root: Path, env: dict[str, str], runs: int, how: str) -> float:
+def edited_plan_times(
+    planner: list[str], root: Path, env: dict[str, str], runs: int, how: str, offset: int = 0
+) -> float:
     """Median plan time right after one file changed (a different file each run; files age past the racy
     window first, as in real use)."""
     times = []
     targets = sorted(root.glob("svc*/**/pkg00/mod0/*.txt"), key=str)
-    for run in range(runs):
+    for run in range(offset, offset + runs):
         edit(targets[run * 7 % len(targets)], how, run)
         time.sleep(2.1)
         times.append(timed(planner, root, env, 1)[0])
     return statistics.median(times)
+
+
+def resident_runs(planner: list[str], root: Path, env: dict[str, str], runs: int) -> None:
+    """The same runs with `planner server start` first: each forked from a process that has imported planner and
+    holds the snapshots (planner/resident/). git status is timed right after the plans of each edit, as above."""
+    started = subprocess.run(
+        [*planner[:3], "server", "start"], env=env, check=True, capture_output=True, text=True
+    )
+    print(f"resident server: {started.stdout.strip()}")
+    try:
+        timed(planner, root, env, 2)  # the server reads the snapshots the first runs used
+        time.sleep(0.5)
+        warm, _ = timed(planner, root, env, runs)
+        git_status, _ = timed(["git", "status", "--porcelain"], root, env, runs)
+        print(f"server: warm no-op plan: {warm:.3f} s; git status --porcelain: {git_status:.3f} s; "
+              f"ratio {warm / git_status:.2f} (goal <= 1.5)")  # fmt: skip
+        for how in EDITS:
+            edited = edited_plan_times(planner, root, env, runs, how, offset=100)
+            git_after, _ = timed(["git", "status", "--porcelain"], root, env, runs)
+            print(f"server: plan after one file {how}: {edited:.3f} s; git status --porcelain then: "
+                  f"{git_after:.3f} s; ratio {edited / git_after:.2f} (goal <= 2)")  # fmt: skip
+    finally:
+        subprocess.run([*planner[:3], "server", "stop"], env=env, check=False, capture_output=True)
 
 
 def drop_caches() -> bool:
@@ -149,6 +174,10 @@ def main() -> None:
     parser.add_argument(
         "--shape", choices=["roots", "single-root"], default="roots",
         help="roots: one context folder per service; single-root: every service's context is the repository",
+    )  # fmt: skip
+    parser.add_argument(
+        "--server", action=argparse.BooleanOptionalAction, default=True,
+        help="also measure the runs through a resident server (planner server start)",
     )  # fmt: skip
     args = parser.parse_args()
     compile_bytecode()
@@ -182,6 +211,8 @@ def main() -> None:
             print(f"plan after one file {how} ({why}): {edited:.3f} s; git status --porcelain then: "
                   f"{git_after:.3f} s; ratio {edited / git_after:.2f} (goal <= 2)")  # fmt: skip
         print(f"peak RSS: cold {cold_peak / 1024:.0f} MB, warm {warm_peak / 1024:.0f} MB (goal <= 256 MB)")
+        if args.server:
+            resident_runs(planner, root, env, args.runs)
 
         # Cold hashing throughput: planner's hasher over every file vs cat, page cache dropped before each.
         shutil.rmtree(cache)

@@ -23,6 +23,7 @@ from planner.resident.client import socket_path
 SOCKET_PATH_LIMIT = 107
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0
+HELD = 3  # the server's exit code when another server holds the cache folder's lock
 
 
 @dataclass
@@ -91,6 +92,11 @@ def start(environ: Mapping[str, str], idle: float) -> Status:
             answer = ask(path, {"status": True})  # lost a race with another start: that one serves
             if answer is not None:
                 return Status(cache_dir, answer)
+            if code == HELD:
+                raise RuntimeFailure(
+                    f"another server (pid {_holder(cache_dir)}) holds {cache_dir} but does not answer on "
+                    f"{path}; end that process, then start again"
+                )
             raise RuntimeFailure(f"the server exited with code {code} as it started; see {log_path}")
         time.sleep(0.05)
     process.kill()
@@ -110,6 +116,14 @@ def stop(environ: Mapping[str, str]) -> Status:
     while pid and _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     return Status(cache_root(environ), answer)
+
+
+def _holder(cache_dir: str) -> str:
+    try:
+        with open(os.path.join(cache_dir, "server.lock")) as lock:
+            return lock.read().strip() or "unknown"
+    except OSError:
+        return "unknown"
 
 
 def _alive(pid: int) -> bool:

@@ -59,6 +59,7 @@ PRELOADED = (
 )
 HELD_LIMIT = 32  # snapshots held (least recently used dropped): a few projects' roots
 REQUEST_TIMEOUT = 10.0
+CHECK_EVERY = 5.0  # seconds between checks that the socket path is still this server's
 _CREDENTIALS = struct.Struct("3i")
 
 
@@ -80,6 +81,7 @@ class Server:
         self.path = os.path.join(cache_dir, "server.sock")
         self.selector = selectors.DefaultSelector()
         self.listener: socket.socket | None = None
+        self.inode = 0
         self.runs: dict[int, Run] = {}
         self.stopping: str | None = None
         self.started = time.time()
@@ -117,6 +119,7 @@ class Server:
             listener.bind(self.path)
         finally:
             os.umask(old)
+        self.inode = os.stat(self.path).st_ino
         listener.listen(64)
         listener.setblocking(False)
         self.listener = listener
@@ -126,6 +129,7 @@ class Server:
         log(f"serving {self.path} (pid {os.getpid()})")
         while not (self.stopping and not self.runs):
             timeout = None if self.runs else max(0.0, self.last_active + self.idle - time.monotonic())
+            timeout = CHECK_EVERY if timeout is None else min(timeout, CHECK_EVERY)
             if self.to_read and not self.runs:
                 timeout = 0.0
             events = self.selector.select(timeout)
@@ -141,6 +145,8 @@ class Server:
                     self._ended(run)
                 else:
                     self._client_gone(run)
+            if not self._reachable():
+                self.stop("its socket was removed or replaced")
             if not events:
                 if self.to_read and not self.runs:
                     self._read_snapshots()
@@ -149,13 +155,24 @@ class Server:
         log(f"stopped: {self.stopping}")
         self.close()
 
+    def _reachable(self) -> bool:
+        """Whether the socket path is still this server's (no client could reach it otherwise)."""
+        if self.listener is None:
+            return True
+        try:
+            return os.stat(self.path).st_ino == self.inode
+        except OSError:
+            return False
+
     def close(self) -> None:
         if self.listener is not None:
+            reachable = self._reachable()
             self.selector.unregister(self.listener)
             self.listener.close()
             self.listener = None
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
+            if reachable:  # not another's
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path)
 
     def stop(self, why: str) -> None:
         if self.stopping is None:
@@ -419,8 +436,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        log("another server holds this cache folder")
+        with open(os.path.join(args.cache_dir, "server.lock")) as holder:
+            log(f"another server holds this cache folder (pid {holder.read().strip() or 'unknown'})")
         raise SystemExit(3) from None
+    os.ftruncate(lock, 0)
+    os.write(lock, f"{os.getpid()}\n".encode())
     for name in PRELOADED:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
