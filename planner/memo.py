@@ -95,7 +95,8 @@ def load(path: str, environ: Mapping[str, str], parallel: bool | None = None) ->
             data = pickle.load(handle)
         if data.get("version") != MEMO_VERSION:
             return None
-        paths: list[str] = data["paths"].split("\0")
+        joined: str = data["paths"]
+        paths = joined.split("\0")
         digests: list[str] = data["digests"]
         responses: list[inputs.Response] = data["responses"]
         answer = Answer(data["stdout"], data["stderr"], data["table"])
@@ -105,7 +106,7 @@ def load(path: str, environ: Mapping[str, str], parallel: bool | None = None) ->
         return None
     except Exception:  # damaged or foreign: a miss, and the full run rewrites it
         return None
-    if not holds(paths, digests, parallel) or not replays(responses):
+    if not holds(paths, digests, parallel, joined) or not replays(responses):
         return None
     return answer
 

@@ -37,10 +37,13 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
-def holds(paths: Sequence[str], digests: Sequence[str], parallel: bool | None = None) -> bool:
+def holds(
+    paths: Sequence[str], digests: Sequence[str], parallel: bool | None = None, joined: str | None = None
+) -> bool:
     """Whether every path still has its recorded signature (a path that cannot be read never does). A check
     that fails still reads every path: the walk snapshots are checked next (`differences`), over mostly the same
-    paths, and take what was read here instead of an lstat pass of their own."""
+    paths, and take what was read here instead of an lstat pass of their own (`joined`: the paths joined by NUL,
+    as kept, by which they find theirs)."""
     if len(digests) != -(-len(paths) // CHUNK):
         return False
     chunks = list(range(len(digests)))
@@ -63,23 +66,25 @@ def holds(paths: Sequence[str], digests: Sequence[str], parallel: bool | None = 
     if all(ok for ok, _ in answers):
         return True
     # a check that failed tells the snapshot checks what it read (the halves are in order)
-    _carried.append((paths, b"".join(joined for _, read in answers for joined in read)))
+    _carried.append((paths, b"".join(block for _, read in answers for block in read), joined))
     return False
 
 
 def differences(
-    checks: Sequence[tuple[Sequence[str], bytes]], parallel: bool | None = None
+    checks: Sequence[tuple[Sequence[str], bytes]],
+    parallel: bool | None = None,
+    joined: Sequence[str | None] = (),
 ) -> list[Changes | None]:
     """For each list of paths with its packed recorded signatures: None when every path holds, else the paths
     that differ now (index -> signature now). A list a failed memo check read moments ago (as one run of its
     paths) is compared with what it read; the others are read in one pass, in two processes when there are
-    many paths."""
+    many paths. `joined`: each list's paths joined by NUL where the caller has them (a faster match)."""
     answers: list[Changes | None] = [None] * len(checks)
     unread: list[int] = []
     carried = _carried[:]
     _carried.clear()
     for which, (paths, packed) in enumerate(checks):
-        now = _read_before(carried, paths)
+        now = _read_before(carried, paths, joined[which] if which < len(joined) else None)
         if now is None:
             unread.append(which)
         else:
@@ -125,11 +130,20 @@ def _compared(now: bytes, packed: bytes, starts: Iterable[int], count: int) -> C
     return found
 
 
-def _read_before(carried: Sequence[tuple[Sequence[str], bytes]], paths: Sequence[str]) -> bytes | None:
-    """The signatures a failed memo check read for exactly these paths in this order, if it read them."""
+def _read_before(
+    carried: Sequence[tuple[Sequence[str], bytes, str | None]], paths: Sequence[str], joined: str | None
+) -> bytes | None:
+    """The signatures a failed memo check read for exactly these paths in this order, if it read them. With
+    both lists' paths joined by NUL the match is a substring search between NULs (comparing 100k-entry lists
+    costs 30 ms)."""
     if not paths:
         return None
-    for read_paths, now in carried:
+    for read_paths, now, read_joined in carried:
+        if joined is not None and read_joined is not None:
+            at = _run_of(read_joined, joined)
+            if at is not None:
+                return now[at * SIZE : (at + len(paths)) * SIZE]
+            continue
         at = -1
         for _ in range(
             8
@@ -140,6 +154,18 @@ def _read_before(carried: Sequence[tuple[Sequence[str], bytes]], paths: Sequence
                 break
             if read_paths[at : at + len(paths)] == paths:
                 return now[at * SIZE : (at + len(paths)) * SIZE]
+    return None
+
+
+def _run_of(whole: str, part: str) -> int | None:
+    """The index of the first entry of `part` in `whole` (both entries joined by NUL), where `part`'s entries
+    appear whole and in order; None when they do not."""
+    offset = whole.find(part)
+    while offset != -1:
+        end = offset + len(part)
+        if (offset == 0 or whole[offset - 1] == "\0") and (end == len(whole) or whole[end] == "\0"):
+            return whole.count("\0", 0, offset)
+        offset = whole.find(part, offset + 1)
     return None
 
 
@@ -199,7 +225,7 @@ class ChildLost(OSError):
 # memo check that fails has just read the signatures of the paths the walk snapshots are checked for next;
 # reading them again moments later would tell the same, as a change after either read shows next time against
 # what was recorded.
-_carried: list[tuple[Sequence[str], bytes]] = []
+_carried: list[tuple[Sequence[str], bytes, str | None]] = []
 _UNREAD = bytes(PACKED.size)  # no path has inode 0 and times 0
 
 

@@ -119,7 +119,10 @@ def reuse_all(store: Store, keys: Sequence[tuple[str, int, str]]) -> list[Reuse]
     checked in one pass (signatures.differences: two processes when there are many)."""
     loaded = [_load(store, key) for key in keys]
     candidates = [(index, found) for index, found in enumerate(loaded) if isinstance(found, Snapshot)]
-    changed = signatures.differences([(found.paths, found.packed) for _, found in candidates])
+    changed = signatures.differences(
+        [(found.paths, found.packed) for _, found in candidates],
+        joined=[found.joined for _, found in candidates],
+    )
     answers: list[Reuse] = [found if isinstance(found, Absent) else Absent({}) for found in loaded]
     for (index, found), differing in zip(candidates, changed, strict=True):
         changes = differing

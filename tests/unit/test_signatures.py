@@ -123,9 +123,10 @@ def test_differences_name_the_changed_paths_of_each_list(
     assert (forks[0] > 0) == parallel  # the parallel check really split the work
 
 
+@pytest.mark.parametrize("joined", [False, True])
 @pytest.mark.parametrize("parallel", [False, True])
 def test_a_failed_memo_check_hands_what_it_read_to_the_snapshot_checks(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool, joined: bool
 ) -> None:
     """After a memo check fails, the walk snapshots' lists that it read (as one run of its paths, after the
     looked-up witnesses) are compared with what it read, without an lstat of their own; the answer is the one a
@@ -147,7 +148,8 @@ def test_a_failed_memo_check_hands_what_it_read_to_the_snapshot_checks(
     Path(lists[0][3]).write_text("changed")
     Path(lists[1][-1]).unlink()
     Path(lists[2][2]).write_text("changed too")
-    assert not signatures.holds(memo_paths, digests, parallel)
+    assert not signatures.holds(memo_paths, digests, parallel, "\0".join(memo_paths) if joined else None)
+    joins = ["\0".join(paths) for paths in lists] if joined else []
     expected = [
         {3: inputs.lstat_signature(lists[0][3])},
         {0: inputs.lstat_signature(lists[1][0]), len(lists[1]) - 1: None},  # its folder lost an entry
@@ -161,9 +163,20 @@ def test_a_failed_memo_check_hands_what_it_read_to_the_snapshot_checks(
         return lstat(path)
 
     monkeypatch.setattr(signatures.os, "lstat", counted)
-    assert signatures.differences(list(zip(lists, recorded, strict=True)), parallel=False) == expected
+    assert signatures.differences(list(zip(lists, recorded, strict=True)), False, joins) == expected
     assert read == lists[2]  # only the list the memo check did not read
     # what was handed over is used once: the next check reads for itself
     read.clear()
     assert signatures.differences([(lists[0], recorded[0])], parallel=False) == expected[:1]
     assert read == lists[0]
+
+
+def test_a_run_of_joined_paths_is_found_only_whole() -> None:
+    """The joined match: `part`'s paths must appear whole (between NULs) and in order; its index is counted in
+    paths."""
+    assert signatures._run_of("a\0b\0c", "b\0c") == 1
+    assert signatures._run_of("a\0b\0c", "a\0b\0c") == 0
+    assert signatures._run_of("xa\0b\0a\0b", "a\0b") == 2  # the first occurrence starts inside "xa"
+    assert signatures._run_of("a\0bc", "a\0b") is None  # ends inside "bc"
+    assert signatures._run_of("a\0c\0b", "a\0b") is None
+    assert signatures._run_of("", "a") is None
