@@ -159,13 +159,20 @@ def _read_before(
 
 def _run_of(whole: str, part: str) -> int | None:
     """The index of the first entry of `part` in `whole` (both entries joined by NUL), where `part`'s entries
-    appear whole and in order; None when they do not."""
-    offset = whole.find(part)
+    appear whole and in order; None when they do not. Candidates are found by `part`'s first entry, then
+    compared whole (a search for the whole 4 MB needle costs ten times more)."""
+    head, sep, _ = part.partition("\0")
+    needle = head + sep
+    offset = whole.find(needle)
     while offset != -1:
         end = offset + len(part)
-        if (offset == 0 or whole[offset - 1] == "\0") and (end == len(whole) or whole[end] == "\0"):
+        if (
+            (offset == 0 or whole[offset - 1] == "\0")
+            and (end == len(whole) or whole[end] == "\0")
+            and whole.startswith(part, offset)
+        ):
             return whole.count("\0", 0, offset)
-        offset = whole.find(part, offset + 1)
+        offset = whole.find(needle, offset + 1)
     return None
 
 
