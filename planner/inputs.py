@@ -49,7 +49,8 @@ class InputLog:
         # what context walks listed and sent: paths, their signatures packed (signatures.PACKED), and those of
         # them not known to be older than the racy window
         self.trees: list[tuple[list[str], bytes, Sequence[Signature]]] = []
-        self.in_trees: set[str] = set()
+        self._in_trees: set[str] = set()
+        self._unindexed = 0  # trees not yet in _in_trees (a 100k-path set costs 10 ms: made when asked)
         self.variables: set[str] = set()  # names interpolation looked up
         self.folders: dict[str, Signature | None] = {}  # every folder above a looked-up path, at first look
         self.responses: list[Response] = []  # Engine API reads, to replay
@@ -61,13 +62,21 @@ class InputLog:
             self.opaque.append("a context entry whose signature cannot be stored")
             return
         self.trees.append((paths, packed, recent))
-        self.in_trees.update(paths)
+        self._unindexed += 1
+
+    def in_trees(self, path: str) -> bool:
+        """Whether a context walk listed or sent `path`."""
+        if self._unindexed:
+            for paths, _, _ in self.trees[len(self.trees) - self._unindexed :]:
+                self._in_trees.update(paths)
+            self._unindexed = 0
+        return path in self._in_trees
 
     def note_looked_up(self, path: str) -> None:
         """A file opened or probed by name: its own signature, and its target's when it is a symlink (a
         change of the target's content does not show on the link)."""
         path = os.path.abspath(path)
-        if path in self.seen or path in self.in_trees or path.startswith((*_PSEUDO, *self.ignore_prefixes)):
+        if path in self.seen or self.in_trees(path) or path.startswith((*_PSEUDO, *self.ignore_prefixes)):
             return  # a walk's signature came first: hashing opens what walks listed
         try:
             st: os.stat_result | None = os.lstat(path)

@@ -168,8 +168,8 @@ def _run_of(whole: str, part: str) -> int | None:
         end = offset + len(part)
         if (
             (offset == 0 or whole[offset - 1] == "\0")
-            and (end == len(whole) or whole[end] == "\0")
             and whole.startswith(part, offset)
+            and (end == len(whole) or whole[end] == "\0")
         ):
             return whole.count("\0", 0, offset)
         offset = whole.find(needle, offset + 1)

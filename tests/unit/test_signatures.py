@@ -180,3 +180,4 @@ def test_a_run_of_joined_paths_is_found_only_whole() -> None:
     assert signatures._run_of("a\0bc", "a\0b") is None  # ends inside "bc"
     assert signatures._run_of("a\0c\0b", "a\0b") is None
     assert signatures._run_of("", "a") is None
+    assert signatures._run_of("x\0a\0b", "a\0b\0c") is None  # runs past the end
