@@ -69,6 +69,8 @@ class Run:
     pidfd: int
     report: int  # the read end of the child's report pipe
     conn: socket.socket
+    command: str = ""
+    forked: float = 0.0  # time.monotonic() at the fork
     replied: bool = False
     pending: bytes = b""  # a report line not yet whole
     used: list[tuple[Any, ...]] = field(default_factory=list)
@@ -190,11 +192,17 @@ class Server:
             return
         conn.setblocking(True)
         conn.settimeout(REQUEST_TIMEOUT)
+        uid = _peer_uid(conn)
+        if uid != os.getuid():  # before reading: only the server's own user is heard
+            self._decline(conn, f"the client runs as user {uid}, the server as {os.getuid()}")
+            return
         try:
             request, fds = wire.receive(conn, with_fds=3)
         except (OSError, wire.WireError) as exc:
             log(f"request unreadable: {exc}")
             conn.close()
+            if isinstance(exc, wire.Foreign):
+                self.stop("a client of another planner version")
             return
         try:
             self._answer(conn, request, fds)
@@ -207,10 +215,6 @@ class Server:
 
     def _answer(self, conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
         self.last_active = time.monotonic()
-        uid = _peer_uid(conn)
-        if uid != os.getuid():
-            self._decline(conn, f"the client runs as user {uid}, the server as {os.getuid()}")
-            return
         if request.get("status"):
             wire.send(conn, self.status())
             conn.close()
@@ -247,6 +251,7 @@ class Server:
         read_end, write_end = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
+        forked = time.monotonic()
         pid = os.fork()
         if pid == 0:  # the child: never returns to the server's loop
             try:
@@ -257,7 +262,8 @@ class Server:
                 os._exit(1)
         os.close(write_end)
         conn.settimeout(None)
-        started = Run(pid, os.pidfd_open(pid), read_end, conn)
+        argv = run.get("argv") or []
+        started = Run(pid, os.pidfd_open(pid), read_end, conn, str(argv[0]) if argv else "", forked)
         self.runs[pid] = started
         self.served += 1
         self.selector.register(started.pidfd, selectors.EVENT_READ, ("ended", started))
@@ -328,6 +334,10 @@ class Server:
 
     def _reply(self, run: Run, answer: dict[str, Any]) -> None:
         run.replied = True
+        how = f"exit {answer['exit']}" if "exit" in answer else f"signal {answer.get('signal')}"
+        log(
+            f"run {run.pid} ({run.command or 'no command'}): {how} after {time.monotonic() - run.forked:.3f} s"
+        )
         with contextlib.suppress(OSError, wire.WireError):
             wire.send(run.conn, answer)
 

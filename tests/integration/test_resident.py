@@ -264,3 +264,20 @@ def test_bad_options_of_the_server_command(tmp_path: Path) -> None:
     assert long.returncode == 2
     assert "longer than 107 bytes" in long.stderr
     assert not (tmp_path / ("c" * 120)).exists()
+
+
+def test_a_client_of_another_protocol_stops_the_server(cache: Path) -> None:
+    """After an upgrade, a client speaking another protocol version reaches the old server: it hangs up and
+    stops (the client runs in-process), so that `planner server start` can start one of the new version."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(str(cache / "server.sock"))
+        sock.sendall(b"planner-resident-0\n" + bytes(64))
+        with contextlib.suppress(ConnectionResetError):  # hung up with the message unread
+            assert sock.recv(16) == b""
+    deadline = time.monotonic() + 30
+    while (cache / "server.sock").exists():
+        assert time.monotonic() < deadline, "the server goes on"
+        time.sleep(0.05)
+    assert "stopped: a client of another planner version" in (cache / "server.log").read_text()
