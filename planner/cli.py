@@ -583,7 +583,7 @@ def server_status() -> None:
     answer = found.answer
     typer.echo(
         f"planner server for {found.cache_dir}: pid {answer['pid']}, {answer['runs']} run(s) served, "
-        f"{answer['running']} running, {answer['snapshots']} snapshot(s) held, "
+        f"{answer['running']} running, {answer['snapshots']} snapshot(s) and {answer['memos']} memo(s) held, "
         f"stops after {answer['idle']:.0f} s idle"
     )
 

@@ -24,7 +24,7 @@ import contextlib
 import os
 import pickle
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import xxhash
 
@@ -88,15 +88,58 @@ def remembered(args: Sequence[str]) -> Answer | None:
     return load(path, os.environ)
 
 
+class Resident:
+    """Memos a resident server read before forking this process (`held`: path -> (the file's inode, size and
+    mtime then, its data, its paths split)), and the memo files this process read or wrote (`used`: the server
+    reads them again after it ends). A held memo is used only while its file has the same signature: memos are
+    written to a new file and renamed into place, so that is the same content, parsed. Empty in a one-shot
+    process."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, tuple[tuple[int, int, int], dict[str, Any], list[str]]] = {}
+        self.used: list[str] = []
+
+
+resident = Resident()
+
+
+def read_memo(path: str) -> tuple[dict[str, Any], list[str]]:
+    """A memo file's data and its paths split (the held copy while the file is the one it was read from)."""
+    held = resident.held.get(path)
+    if held is not None and held[0] == _signature(os.stat(path)):
+        return held[1], held[2]
+    resident.used.append(path)
+    return _read(path)[1:]
+
+
+def _read(path: str) -> tuple[tuple[int, int, int], dict[str, Any], list[str]]:
+    with open(path, "rb") as handle:
+        signature = _signature(os.fstat(handle.fileno()))  # of exactly what is read
+        data = pickle.load(handle)
+    if not isinstance(data, dict):
+        raise ValueError("not a memo")
+    return signature, data, data["paths"].split("\0")
+
+
+def _signature(found: os.stat_result) -> tuple[int, int, int]:
+    return (found.st_ino, found.st_size, found.st_mtime_ns)
+
+
+def read_for_holding(path: str) -> tuple[tuple[int, int, int], dict[str, Any], list[str]] | None:
+    """A memo file as `Resident.held` keeps it; None when it cannot be read."""
+    try:
+        return _read(path)
+    except Exception:
+        return None
+
+
 def load(path: str, environ: Mapping[str, str], parallel: bool | None = None) -> Answer | None:
     """The remembered answer if every witness and every daemon read still hold; None otherwise."""
     try:
-        with open(path, "rb") as handle:
-            data = pickle.load(handle)
+        data, paths = read_memo(path)
         if data.get("version") != MEMO_VERSION:
             return None
         joined: str = data["paths"]
-        paths = joined.split("\0")
         digests: list[str] = data["digests"]
         responses: list[inputs.Response] = data["responses"]
         answer = Answer(data["stdout"], data["stderr"], data["table"])
@@ -222,6 +265,7 @@ def save(
         with open(temporary, "wb") as handle:
             pickle.dump(data, handle, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(temporary, path)
+        resident.used.append(path)
         _prune(folder)
     except OSError as exc:
         # one line per unusable cache, whichever part of planner finds out first

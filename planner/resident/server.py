@@ -29,13 +29,10 @@ import sys
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from planner import deferred
 from planner.resident import child, identity, wire
-
-if TYPE_CHECKING:
-    from planner.keys.snapshot import Snapshot
 
 # What a plain `plan` or `apply` imports (main.py's fast path); typer and the other commands load in the child,
 # under the client's environment, as they would in a one-shot run.
@@ -57,7 +54,7 @@ PRELOADED = (
     "planner.engine.daemon",
     "docker",
 )
-HELD_LIMIT = 32  # snapshots held (least recently used dropped): a few projects' roots
+HELD_LIMIT = 64  # snapshots and memos held (least recently used dropped): a few projects' roots and commands
 REQUEST_TIMEOUT = 10.0
 CHECK_EVERY = 5.0  # seconds between checks that the socket path is still this server's
 _CREDENTIALS = struct.Struct("3i")
@@ -73,7 +70,7 @@ class Run:
     forked: float = 0.0  # time.monotonic() at the fork
     replied: bool = False
     pending: bytes = b""  # a report line not yet whole
-    used: list[tuple[Any, ...]] = field(default_factory=list)
+    used: list[tuple[str, Any]] = field(default_factory=list)  # ("snapshot", key) or ("memo", path)
 
 
 class Server:
@@ -91,8 +88,8 @@ class Server:
         self.served = 0
         self.identity = identity.of_this_process()
         self.stamp = identity.code_stamp()
-        self.held: OrderedDict[Any, Snapshot] = OrderedDict()
-        self.to_read: list[tuple[Any, ...]] = []
+        self.held: OrderedDict[tuple[str, Any], Any] = OrderedDict()  # ("snapshot", key) / ("memo", path)
+        self.to_read: list[tuple[str, Any]] = []
         self.terminated = False
         self.wake_read, self.wake_write = socket.socketpair()
         self.wake_read.setblocking(False)
@@ -313,7 +310,8 @@ class Server:
         if "exit" in report and not run.replied:
             self._reply(run, {"exit": int(report["exit"])})
         if "used" in report:
-            run.used = [tuple(key) for key in report["used"]]
+            run.used = [("snapshot", tuple(key)) for key in report["used"]]
+            run.used += [("memo", path) for path in report.get("memos", [])]
 
     def _ended(self, run: Run) -> None:
         _, status = os.waitpid(run.pid, 0)
@@ -351,27 +349,34 @@ class Server:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(run.pid, signal.SIGINT)
 
-    # -- snapshots --
+    # -- snapshots and memos --
 
     def _read_snapshots(self) -> None:
+        """Read again what the last runs used or kept: their walk snapshots and memos."""
+        from planner import memo
         from planner.keys import snapshot
 
-        keys, self.to_read = self.to_read, []
-        store = _quiet_store(self.cache_dir)
-        if store is None:
-            return
+        wanted, self.to_read = self.to_read, []
+        store = _quiet_store(self.cache_dir) if any(k == "snapshot" for k, _ in wanted) else None
         try:
-            for key in keys:
-                found = snapshot.read_for_holding(store, key)
-                self.held.pop(key, None)
+            for kind, key in wanted:
+                found: Any
+                if kind == "snapshot":
+                    found = snapshot.read_for_holding(store, key) if store is not None else None
+                else:
+                    found = memo.read_for_holding(key)
+                self.held.pop((kind, key), None)
                 if found is not None:
-                    self.held[key] = found
+                    self.held[(kind, key)] = found
                 while len(self.held) > HELD_LIMIT:
                     self.held.popitem(last=False)
         finally:
-            store.close()
-        snapshot.resident.held = dict(self.held)
+            if store is not None:
+                store.close()
+        snapshot.resident.held = {key: v for (kind, key), v in self.held.items() if kind == "snapshot"}
         snapshot.resident.used = []  # the server's own reads: no child's
+        memo.resident.held = {key: v for (kind, key), v in self.held.items() if kind == "memo"}
+        memo.resident.used = []
         gc.collect()
         gc.freeze()  # the children need not scan (and copy) what the server holds
 
@@ -382,7 +387,8 @@ class Server:
             "started": self.started,
             "runs": self.served,
             "running": len(self.runs),
-            "snapshots": len(self.held),
+            "snapshots": sum(1 for kind, _ in self.held if kind == "snapshot"),
+            "memos": sum(1 for kind, _ in self.held if kind == "memo"),
             "idle": self.idle,
         }
 
@@ -398,9 +404,11 @@ def _child_main(run: dict[str, Any], fds: list[int], report: int) -> None:
         deferred.run_held()
         sys.stdout.flush()
         sys.stderr.flush()
-        from planner.keys.snapshot import resident
+        from planner import memo
+        from planner.keys import snapshot
 
-        os.write(report, json.dumps({"used": resident.used}).encode() + b"\n")
+        used = {"used": snapshot.resident.used, "memos": memo.resident.used}
+        os.write(report, json.dumps(used).encode() + b"\n")
         os.close(report)
     except BaseException:
         with contextlib.suppress(BaseException):

@@ -112,6 +112,13 @@ def test_runs_through_the_server_are_one_shot_runs(project: Path, cache: Path, t
         one_shot = planner(args, project, alone, server=False, **environ)
         assert outcome(through) == outcome(one_shot), name
     assert served(cache) - before == len(steps)
+    # once the server holds the memo the first step wrote, the same command is answered from it
+    deadline = time.monotonic() + 30
+    while " 0 memo(s) held" in planner(["server", "status"], Path("/"), cache).stdout:
+        assert time.monotonic() < deadline, "the server holds no memo"
+        time.sleep(0.05)
+    assert outcome(planner(PLAN, project, cache)) == outcome(planner(PLAN, project, alone, server=False))
+    before += 1
 
     edits = [
         ("append", lambda: (project / "api/main.go").open("a").write("// edit\n")),
