@@ -7,7 +7,9 @@ Prints, each measured in this run:
   is (goal <= 2x);
 - cold-cache `planner plan --offline` time;
 - cold hashing throughput vs `cat` of the same files to /dev/null (goal >= 0.7x);
-- peak RSS of the 100k-file plan (goal <= 256 MB).
+- peak RSS of the 100k-file plan (goal <= 256 MB);
+- the no-op and the four edits again through a resident server (`planner server start`, planner/resident/),
+  each against `git status --porcelain` timed right after (goals 1.5x and 2x); `--no-server` skips them.
 """
 
 from __future__ import annotations
