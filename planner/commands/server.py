@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,10 +15,8 @@ from typing import Any
 from planner.errors import RuntimeFailure, UsageError
 from planner.localcache import cache_root
 from planner.resident import wire
-from planner.resident.client import socket_path
+from planner.resident.client import SOCKET_PATH_LIMIT, socket_path, spawn
 
-# A Unix socket's path must fit sockaddr_un (108 bytes with its NUL).
-SOCKET_PATH_LIMIT = 107
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0
 HELD = 3  # the server's exit code when another server holds the cache folder's lock
@@ -67,19 +63,9 @@ def start(environ: Mapping[str, str], idle: float) -> Status:
     running = ask(path, {"status": True})
     if running is not None:
         return Status(cache_dir, running)
+    log_path = os.path.join(cache_dir, "server.log")
     try:
-        os.makedirs(cache_dir, exist_ok=True)
-        log_path = os.path.join(cache_dir, "server.log")
-        with open(log_path, "ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-P", "-m", "planner.resident.server", cache_dir, "--idle", str(idle)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                cwd="/",
-                env=dict(environ),
-                start_new_session=True,
-            )
+        process = spawn(cache_dir, idle, environ)
     except OSError as exc:
         raise RuntimeFailure(f"cannot start the server: {exc}") from None
     deadline = time.monotonic() + START_TIMEOUT

@@ -29,12 +29,26 @@ def socket_path(environ: Mapping[str, str]) -> str:
     return os.path.join(cache_root(environ), "server.sock")
 
 
+MODES = ("", "off", "auto")
+AUTOSTART_EVERY = 60.0  # seconds between attempts to start a server where none answers (PLANNER_SERVER=auto)
+IDLE = 3 * 3600.0  # a server's default idle timeout
+
+
 def handed_over(args: list[str]) -> int | None:
-    """The exit code of the run the server made of `args`, or None when this process must run it."""
-    if os.environ.get("PLANNER_SERVER", "") == "off" or (args and args[0] == "server"):
+    """The exit code of the run the server made of `args`, or None when this process must run it.
+
+    PLANNER_SERVER: unset or empty, a server is used where one runs; `off`, never; `auto`, one is also started
+    (in the background, for the runs after this one) where none runs."""
+    mode = os.environ.get("PLANNER_SERVER", "")
+    if mode not in MODES:
+        sys.stderr.write(f"planner: PLANNER_SERVER={mode!r}: expected off, auto or nothing\n")
+        raise SystemExit(2)
+    if mode == "off" or (args and args[0] == "server"):
         return None
     path = socket_path(os.environ)
     if not os.path.exists(path):
+        if mode == "auto":
+            _autostart(os.path.dirname(path))
         return None
     request = _request(args)
     if request is None:
@@ -52,6 +66,54 @@ def handed_over(args: list[str]) -> int | None:
         sock.close()
         return None
     return _follow(sock, int(answer["pid"]))
+
+
+def server_command(cache_dir: str, idle: float) -> list[str]:
+    """How a server of `cache_dir` is started (`-P`: no script folder first on its module path)."""
+    return [sys.executable, "-P", "-m", "planner.resident.server", cache_dir, "--idle", str(idle)]
+
+
+def spawn(cache_dir: str, idle: float, environ: Mapping[str, str]) -> Any:
+    """Start a server in its own session, its output appended to CACHE/server.log (the Popen)."""
+    import subprocess
+
+    os.makedirs(cache_dir, exist_ok=True)
+    with open(os.path.join(cache_dir, "server.log"), "ab") as log:
+        return subprocess.Popen(
+            server_command(cache_dir, idle),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            cwd="/",
+            env=dict(environ),
+            start_new_session=True,
+        )
+
+
+def _autostart(cache_dir: str) -> None:
+    """Start a server for the next runs, at most once a minute (a server that cannot start is not started
+    again at every run); nothing is waited for, and nothing said."""
+    import time
+
+    stamp = os.path.join(cache_dir, "server.autostart")
+    try:
+        if time.time() - os.stat(stamp).st_mtime < AUTOSTART_EVERY:
+            return
+    except OSError:
+        pass
+    if len(os.path.join(cache_dir, "server.sock").encode()) > SOCKET_PATH_LIMIT:
+        return
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+        with open(stamp, "w"):
+            pass
+        spawn(cache_dir, IDLE, os.environ)
+    except OSError:
+        pass
+
+
+# A Unix socket's path must fit sockaddr_un (108 bytes with its NUL).
+SOCKET_PATH_LIMIT = 107
 
 
 def _request(args: list[str]) -> dict[str, Any] | None:

@@ -292,3 +292,25 @@ def test_a_client_of_another_protocol_stops_the_server(cache: Path) -> None:
         assert time.monotonic() < deadline, "the server goes on"
         time.sleep(0.05)
     assert "stopped: a client of another planner version" in (cache / "server.log").read_text()
+
+
+def test_auto_starts_a_server_for_the_next_runs(project: Path, tmp_path: Path) -> None:
+    """PLANNER_SERVER=auto: a run that finds no server runs in-process and starts one in the background; the
+    runs after it are served. A value that is not a mode is bad input."""
+    cache = tmp_path / "cache"
+    first = planner(PLAN, project, cache, PLANNER_SERVER="auto")
+    assert first.returncode == 0, first.stderr
+    try:
+        deadline = time.monotonic() + 60
+        while planner(["server", "status"], Path("/"), cache).returncode != 0:
+            assert time.monotonic() < deadline, "no server started"
+            time.sleep(0.1)
+        assert served(cache) == 0
+        second = planner(PLAN, project, cache, PLANNER_SERVER="auto")
+        assert (second.returncode, second.stdout) == (0, first.stdout)
+        assert served(cache) == 1
+    finally:
+        planner(["server", "stop"], Path("/"), cache)
+    bad = planner(PLAN, project, cache, PLANNER_SERVER="yes")
+    assert bad.returncode == 2
+    assert bad.stderr.splitlines() == ["planner: PLANNER_SERVER='yes': expected off, auto or nothing"]
