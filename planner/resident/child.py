@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from typing import Any
 
@@ -40,6 +41,7 @@ def become(run: dict[str, Any], fds: list[int]) -> int:
     os.chdir(run["cwd"])
     os.environ.clear()
     os.environ.update(run["environ"])
+    time.tzset()  # local time as the client's TZ says
     sys.argv = [str(run["argv0"]), *run["argv"]]
     return log
 

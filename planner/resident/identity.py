@@ -2,8 +2,9 @@
 
 The client's own process: its user (checked by the socket's peer credentials), its groups (a user just added
 to the `docker` group reaches the daemon only from a new login), its interpreter, where planner and the
-packages it imports are found (sys.path, less the client's own first entry: its script's folder), and the
-filesystem encoding. The server's code: every planner source file and every folder on sys.path, by lstat
+packages it imports are found (sys.path, less the client's own first entry: its script's folder), the
+filesystem encoding, and the locale variables the interpreter read as it started (a run that differs only in
+those goes on in-process). The server's code: every planner source file and every folder on sys.path, by lstat
 signature (a changed source, or a package installed or removed in site-packages, changes one), taken when the
 server started and again for each request. Stdlib only: the client imports it."""
 
@@ -28,7 +29,12 @@ def of_this_process() -> dict[str, Any]:
         "groups": sorted(os.getgroups()),
         "gid": os.getgid(),
         "fsencoding": sys.getfilesystemencoding(),
+        # set at interpreter start from these (text files opened without an encoding, the C locale)
+        "locale": [os.environ.get(name) for name in LOCALE_VARIABLES] + [sys.flags.utf8_mode],
     }
+
+
+LOCALE_VARIABLES = ("LC_ALL", "LC_CTYPE", "LANG", "PYTHONUTF8", "PYTHONIOENCODING")
 
 
 def search_path() -> list[str]:
@@ -48,6 +54,7 @@ def mismatch(client: dict[str, Any], server: dict[str, Any]) -> str | None:
         ("groups", "other groups"),
         ("gid", "another group"),
         ("fsencoding", "another filesystem encoding"),
+        ("locale", "another locale"),
     ):
         if client.get(field) != server.get(field):
             return f"the client runs with {what} than the server"

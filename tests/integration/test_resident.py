@@ -314,3 +314,15 @@ def test_auto_starts_a_server_for_the_next_runs(project: Path, tmp_path: Path) -
     bad = planner(PLAN, project, cache, PLANNER_SERVER="yes")
     assert bad.returncode == 2
     assert bad.stderr.splitlines() == ["planner: PLANNER_SERVER='yes': expected off, auto or nothing"]
+
+
+def test_another_locale_runs_in_process(project: Path, cache: Path, tmp_path: Path) -> None:
+    """The interpreter reads the locale variables as it starts: a client with other values than the server's
+    is declined and runs in-process (same answer, not served)."""
+    other = "C" if os.environ.get("LC_ALL") != "C" else "C.UTF-8"
+    through = planner(PLAN, project, cache, LC_ALL=other)
+    assert outcome(through) == outcome(planner(PLAN, project, tmp_path / "alone", server=False, LC_ALL=other))
+    assert served(cache) == 0
+    assert (
+        "declined: the client runs with another locale than the server" in (cache / "server.log").read_text()
+    )
