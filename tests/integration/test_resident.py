@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.helpers import write_tree
 
@@ -326,3 +328,76 @@ def test_another_locale_runs_in_process(project: Path, cache: Path, tmp_path: Pa
     assert (
         "declined: the client runs with another locale than the server" in (cache / "server.log").read_text()
     )
+
+
+EDITS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["append", "new file", "delete", "chmod", "link", "new folder", "rename folder", "age"]
+        ),
+        st.integers(0, 1000),
+    ),
+    min_size=3,
+    max_size=8,
+)
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=EDITS)
+def test_keys_through_the_server_equal_keys_from_scratch(
+    cache: Path, tmp_path: Path, edits: list[tuple[str, int]]
+) -> None:
+    """Random edits, some within the racy window of the last run and some after it: after each, a plan through
+    the server (its held snapshots and memos the starting point) gives the keys a one-shot plan on an empty
+    cache gives."""
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(dir=tmp_path))
+    project = write_tree(
+        root / "project",
+        {
+            "compose.yaml": COMPOSE,
+            "api/Dockerfile": "FROM scratch\nCOPY . /app\n",
+            "api/a/one.go": "1\n",
+            "api/a/two.go": "2\n",
+            "api/b/three.go": "3\n",
+            "web/Dockerfile": "FROM scratch\nCOPY web/ /web\n",
+            "web/src/app.js": "1\n",
+            "web/src/lib/x.js": "x\n",
+        },
+    )
+    before = served(cache)
+    planner(PLAN, project, cache)
+    for number, (kind, pick) in enumerate(edits):
+        files = sorted(
+            p for p in project.rglob("*") if p.is_file() and p.name not in ("Dockerfile", "compose.yaml")
+        )
+        folders = sorted(p for p in project.rglob("*") if p.is_dir())
+        target = files[pick % len(files)] if files else None
+        if kind == "append" and target is not None:
+            with target.open("a") as handle:
+                handle.write(f"edit {number}\n")
+        elif kind == "new file":
+            (folders[pick % len(folders)] / f"new{number}.txt").write_text(f"{number}\n")
+        elif kind == "delete" and target is not None:
+            target.unlink()
+        elif kind == "chmod" and target is not None:
+            target.chmod(target.stat().st_mode ^ 0o111)
+        elif kind == "link" and target is not None:
+            target.unlink()
+            target.symlink_to("elsewhere")
+        elif kind == "new folder":
+            made = folders[pick % len(folders)] / f"folder{number}"
+            made.mkdir()
+            (made / "inside.txt").write_text("inside\n")
+        elif kind == "rename folder":
+            movable = [f for f in folders if f.parent != project.parent and f != project]
+            if movable:
+                moved = movable[pick % len(movable)]
+                moved.rename(moved.with_name(f"{moved.name}-moved{number}"))
+        elif kind == "age":
+            time.sleep(2.1)  # past the racy window: the next run keeps settled snapshots and a memo
+        through = planner(PLAN, project, cache)
+        scratch = planner(PLAN, project, root / f"scratch{number}", server=False)
+        assert (through.returncode, through.stdout) == (scratch.returncode, scratch.stdout), (kind, number)
+    assert served(cache) - before == len(edits) + 1
