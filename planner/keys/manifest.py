@@ -6,6 +6,8 @@ differ; the key itself is the digest of `Manifest.lines`.
 
 from __future__ import annotations
 
+import bisect
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -40,6 +42,43 @@ def join_files(files: dict[str, str]) -> tuple[str, str]:
     """A tree's manifest lines as kept in the cache: its paths joined by NUL and its lines joined by NUL (two
     long strings store and load many times faster than a dict of 100k entries)."""
     return "\0".join(files), "\0".join(files.values())
+
+
+CHUNK_ENTRIES = 2048  # at most, unless one path's run is longer
+
+
+def chunk_ranges(paths: list[str]) -> list[tuple[int, int]]:
+    """Cut sorted `paths` into runs of at most CHUNK_ENTRIES, each the paths that start with some string: a
+    run too long is cut by the next character. The cuts depend only on the paths in and around a run, so an edit
+    of one file changes the lines of one run, an added or removed file at most the runs of its prefix: a tree's
+    lines are kept as such runs (store.py), and the next tree shares every run the edit did not touch."""
+    out: list[tuple[int, int]] = []
+    todo = [(0, len(paths), 0)]  # (lo, hi, length of the prefix all paths in lo:hi share)
+    while todo:
+        lo, hi, depth = todo.pop()
+        if hi - lo <= CHUNK_ENTRIES:
+            if hi > lo:
+                out.append((lo, hi))
+            continue
+        if all(len(paths[at]) <= depth for at in (lo, hi - 1)) or depth > 4096:
+            out.append((lo, hi))  # no character left to cut by (cannot be: paths differ)
+            continue
+        at = lo
+        while at < hi:
+            if len(paths[at]) <= depth:  # the prefix itself is a path: it sorts first
+                out.append((at, at + 1))
+                at += 1
+                continue
+            prefix = paths[at][: depth + 1]
+            end = bisect.bisect_right(paths, prefix, at, hi, key=functools.partial(_head, depth + 1))
+            todo.append((at, end, depth + 1))
+            at = end
+    out.sort()
+    return out
+
+
+def _head(length: int, path: str) -> str:
+    return path[:length]
 
 
 def split_files(paths: str, lines: str) -> dict[str, str]:
