@@ -182,7 +182,8 @@ class Server:
     # -- requests --
 
     def _accept(self) -> None:
-        assert self.listener is not None
+        if self.listener is None:  # stopped earlier in this batch of events
+            return
         try:
             conn, _ = self.listener.accept()
         except OSError:
@@ -265,7 +266,13 @@ class Server:
         self.served += 1
         self.selector.register(started.pidfd, selectors.EVENT_READ, ("ended", started))
         self.selector.register(started.report, selectors.EVENT_READ, ("report", started))
-        wire.send(conn, {"pid": pid})
+        try:
+            wire.send(conn, {"pid": pid})
+        except OSError:  # the client is gone already: its run is interrupted, as a killed client's
+            log(f"client of run {pid} gone before it started: interrupting it")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGINT)
+            return
         self.selector.register(conn, selectors.EVENT_READ, ("client", started))
 
     def _release_for_child(self, conn: socket.socket) -> None:
