@@ -401,3 +401,18 @@ def test_keys_through_the_server_equal_keys_from_scratch(
         scratch = planner(PLAN, project, root / f"scratch{number}", server=False)
         assert (through.returncode, through.stdout) == (scratch.returncode, scratch.stdout), (kind, number)
     assert served(cache) - before == len(edits) + 1
+
+
+def test_a_closed_standard_stream_runs_in_process(project: Path, cache: Path, tmp_path: Path) -> None:
+    """A standard stream that is closed cannot be handed over: the run goes on in the client's process."""
+    closed = subprocess.run(
+        [sys.executable, "-m", "planner", *PLAN],
+        check=False,
+        cwd=project,
+        env={**os.environ, "PLANNER_CACHE_DIR": str(cache)},
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: os.close(0),
+    )
+    assert outcome(closed) == outcome(planner(PLAN, project, tmp_path / "alone", server=False))
+    assert served(cache) == 0
