@@ -89,6 +89,24 @@ def cache(tmp_path: Path) -> Iterator[Path]:
         os.kill(pid, signal.SIGKILL)
 
 
+@contextlib.contextmanager
+def reading(fifo: Path) -> Iterator[None]:
+    """Wait until a process opened `fifo` to read (a non-blocking open to write then succeeds), and hold the
+    writing end open, writing nothing, so that the reader stays blocked until the end of the block."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError:  # ENXIO: no reader yet
+            assert time.monotonic() < deadline, "no process reads the FIFO"
+            time.sleep(0.02)
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
 def outcome(done: subprocess.CompletedProcess[str]) -> tuple[int, str, str]:
     return done.returncode, done.stdout, done.stderr
 
@@ -175,9 +193,9 @@ def test_ctrl_c_reaches_the_run(project: Path, cache: Path, tmp_path: Path) -> N
             stderr=subprocess.PIPE,
             text=True,
         )
-        time.sleep(1.5)  # well into the run: blocked on the FIFO
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
+        with reading(fifo):  # the run is blocked reading the FIFO
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=60)
         results.append((process.returncode, out, err))
     assert results[0] == results[1]
     assert results[0][0] == 130
@@ -194,13 +212,13 @@ def test_a_killed_client_interrupts_its_run(project: Path, cache: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    time.sleep(1.5)
-    process.kill()
-    process.wait()
-    deadline = time.monotonic() + 30
-    while "0 running" not in planner(["server", "status"], Path("/"), cache).stdout:
-        assert time.monotonic() < deadline, "the run of a killed client goes on"
-        time.sleep(0.1)
+    with reading(fifo):
+        process.kill()
+        process.wait()
+        deadline = time.monotonic() + 30
+        while "0 running" not in planner(["server", "status"], Path("/"), cache).stdout:
+            assert time.monotonic() < deadline, "the run of a killed client goes on"
+            time.sleep(0.1)
 
 
 def test_runs_at_once(project: Path, cache: Path, tmp_path: Path) -> None:
