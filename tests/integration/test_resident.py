@@ -54,6 +54,19 @@ def planner(
     )
 
 
+def start(args: list[str], cwd: Path, cache: Path, server: bool = True) -> subprocess.Popen[str]:
+    """`planner args` started, its output piped (as text)."""
+    env = {**os.environ, "PLANNER_CACHE_DIR": str(cache), **({} if server else {"PLANNER_SERVER": "off"})}
+    return subprocess.Popen(
+        [sys.executable, "-m", "planner", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def served(cache: Path) -> int:
     """The runs the cache folder's server forked so far."""
     out = planner(["server", "status"], Path("/"), cache)
@@ -164,16 +177,10 @@ def test_runs_through_the_server_are_one_shot_runs(project: Path, cache: Path, t
 def test_a_pipe_reader_sees_the_end_before_the_cache_writes(project: Path, cache: Path) -> None:
     """The child lets go of the client's streams once it has answered (its cache writes come after): a reader
     of its output sees end-of-file, and the client exits with the run's code."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "planner", *PLAN],
-        cwd=project,
-        env={**os.environ, "PLANNER_CACHE_DIR": str(cache)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    process = start(PLAN, project, cache)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
-    assert b'"nodes"' in out
+    assert '"nodes"' in out
     assert served(cache) == 1
 
 
@@ -184,15 +191,7 @@ def test_ctrl_c_reaches_the_run(project: Path, cache: Path, tmp_path: Path) -> N
     os.mkfifo(fifo)
     results = []
     for where, server in ((cache, True), (tmp_path / "alone", False)):
-        env = {**os.environ, "PLANNER_CACHE_DIR": str(where), **({} if server else {"PLANNER_SERVER": "off"})}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "planner", *PLAN, "--env-file", str(fifo)],
-            cwd=project,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        process = start([*PLAN, "--env-file", str(fifo)], project, where, server)
         with reading(fifo):  # the run is blocked reading the FIFO
             process.send_signal(signal.SIGINT)
             out, err = process.communicate(timeout=60)
@@ -205,13 +204,7 @@ def test_ctrl_c_reaches_the_run(project: Path, cache: Path, tmp_path: Path) -> N
 def test_a_killed_client_interrupts_its_run(project: Path, cache: Path) -> None:
     fifo = project / "blocking.env"
     os.mkfifo(fifo)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "planner", *PLAN, "--env-file", str(fifo)],
-        cwd=project,
-        env={**os.environ, "PLANNER_CACHE_DIR": str(cache)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = start([*PLAN, "--env-file", str(fifo)], project, cache)
     with reading(fifo):
         process.kill()
         process.wait()
@@ -222,18 +215,7 @@ def test_a_killed_client_interrupts_its_run(project: Path, cache: Path) -> None:
 
 
 def test_runs_at_once(project: Path, cache: Path, tmp_path: Path) -> None:
-    env = {**os.environ, "PLANNER_CACHE_DIR": str(cache)}
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "planner", *PLAN],
-            cwd=project,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(4)
-    ]
+    processes = [start(PLAN, project, cache) for _ in range(4)]
     expected = planner(PLAN, project, tmp_path / "alone", server=False)
     for process in processes:
         out, err = process.communicate(timeout=60)
