@@ -2,9 +2,10 @@
 
 Everything a one-shot process takes from its start is taken from the request: standard streams (the client's
 own file descriptors, wrapped with its encodings and buffering), directory, environment, umask, argv. Signal
-dispositions are an interpreter's defaults (Ctrl-C raises KeyboardInterrupt). The run ends as the interpreter
-would end it: non-daemon threads joined, streams flushed (a closed pipe: exit code 120), an uncaught exception
-printed with exit code 1."""
+dispositions are an interpreter's defaults (Ctrl-C raises KeyboardInterrupt), but for signals the client's
+interpreter found ignored as it started (nohup, a background job): those stay ignored. The run ends as the
+interpreter would end it: non-daemon threads joined, streams flushed (a closed pipe: exit code 120), an
+uncaught exception printed with exit code 1."""
 
 from __future__ import annotations
 
@@ -18,15 +19,19 @@ import traceback
 from typing import Any
 
 _DEFAULTS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD, signal.SIGUSR1)
+# Blocked by the server across the fork, until the run's dispositions are set (run_command): a Ctrl-C the
+# client forwards that early is delivered then, not to the server's dispositions.
+FORWARDED = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
 
 
 def become(run: dict[str, Any], fds: list[int]) -> int:
     """Take the client's place (called first in the child); the server's log, kept for what the run writes
     after its answer (let_go)."""
     log = os.dup(2)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    ignored = set(run.get("ignored", ()))
+    signal.signal(signal.SIGINT, signal.SIG_IGN if signal.SIGINT in ignored else signal.default_int_handler)
     for signum in _DEFAULTS:
-        signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signum, signal.SIG_IGN if signum in ignored else signal.SIG_DFL)
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
     for fd in fds:
@@ -63,6 +68,7 @@ def run_command(argv: list[str]) -> int:
     from planner.main import run
 
     try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
         run(argv)
         code = 0
     except SystemExit as exc:

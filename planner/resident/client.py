@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+FORWARDED = (int(signal.SIGINT), int(signal.SIGTERM), int(signal.SIGHUP), int(signal.SIGQUIT))
 
 
 def socket_path(environ: Mapping[str, str]) -> str:
@@ -53,19 +53,20 @@ def handed_over(args: list[str]) -> int | None:
     request = _request(args)
     if request is None:
         return None
+    forwarder = _Forwarder(request["run"]["ignored"])  # from now: a signal before the run starts is kept
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(path)
         wire.send(sock, request, [0, 1, 2])
         answer, _ = wire.receive(sock)
     except (OSError, wire.WireError):
-        sock.close()
-        return None  # gone (a socket left behind) or declined while starting: run here
+        answer = {"declined": "no answer"}  # gone (a socket left behind) or declined while starting
     if "pid" not in answer:
         _debug(f"the server declined: {answer.get('declined')}")
         sock.close()
+        forwarder.release()  # the run goes on here: a signal kept is delivered to this process now
         return None
-    return _follow(sock, int(answer["pid"]))
+    return forwarder.follow(sock, int(answer["pid"]))
 
 
 def server_command(cache_dir: str, idle: float) -> list[str]:
@@ -139,6 +140,8 @@ def _request(args: list[str]) -> dict[str, Any] | None:
             "cwd": cwd,
             "environ": dict(os.environ),
             "umask": umask,
+            # dispositions the interpreter kept from its parent (nohup, a background job): the run keeps them
+            "ignored": [int(signum) for signum in FORWARDED if signal.getsignal(signum) == signal.SIG_IGN],
             "streams": streams,
         },
         "identity": of_this_process(),
@@ -155,28 +158,51 @@ def _stream(stream: Any) -> dict[str, Any] | None:
     }
 
 
-def _follow(sock: socket.socket, pid: int) -> int:
-    """Forward signals to the run until the server reports how it ended."""
+class _Forwarder:
+    """Forwards the signals this process does not ignore to the run; until the run's pid is known it keeps
+    them (a Ctrl-C while the server forks is not lost, and not a traceback of the client's)."""
 
-    def forward(signum: int, frame: object) -> None:
+    def __init__(self, ignored: list[int]) -> None:
+        self.pid: int | None = None
+        self.kept: list[int] = []
+        self.previous = {
+            signum: signal.signal(signum, self.forward) for signum in FORWARDED if signum not in ignored
+        }
+
+    def forward(self, signum: int, frame: object) -> None:
+        if self.pid is None:
+            self.kept.append(signum)
+            return
         try:  # noqa: SIM105 (contextlib costs 3 ms to import)
-            os.kill(pid, signum)
+            os.kill(self.pid, signum)
         except OSError:
             pass
 
-    previous = {signum: signal.signal(signum, forward) for signum in FORWARDED}
-    try:
-        answer, _ = wire.receive(sock)
-    except (OSError, wire.WireError):
-        sys.stderr.write("planner: the planner server stopped before the run it was given ended\n")
-        return 1
-    finally:
-        sock.close()
-        for signum, handler in previous.items():
+    def restore(self) -> None:
+        for signum, handler in self.previous.items():
             signal.signal(signum, handler)
-    if "signal" in answer:
-        _end_by(int(answer["signal"]))
-    return int(answer.get("exit", 1))
+
+    def release(self) -> None:
+        self.restore()
+        for signum in self.kept:
+            os.kill(os.getpid(), signum)
+
+    def follow(self, sock: socket.socket, pid: int) -> int:
+        """Forward signals to the run until the server reports how it ended."""
+        self.pid = pid
+        for signum in self.kept:
+            self.forward(signum, None)
+        try:
+            answer, _ = wire.receive(sock)
+        except (OSError, wire.WireError):
+            sys.stderr.write("planner: the planner server stopped before the run it was given ended\n")
+            return 1
+        finally:
+            sock.close()
+            self.restore()
+        if "signal" in answer:
+            _end_by(int(answer["signal"]))
+        return int(answer.get("exit", 1))
 
 
 def _end_by(signum: int) -> None:

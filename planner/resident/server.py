@@ -68,6 +68,7 @@ class Run:
     conn: socket.socket
     command: str = ""
     forked: float = 0.0  # time.monotonic() at the fork
+    interrupt: int = signal.SIGINT  # how the run is ended when its client is gone
     replied: bool = False
     pending: bytes = b""  # a report line not yet whole
     used: list[tuple[str, Any]] = field(default_factory=list)  # ("snapshot", key) or ("memo", path)
@@ -250,7 +251,11 @@ class Server:
         sys.stdout.flush()
         sys.stderr.flush()
         forked = time.monotonic()
+        # a signal the client forwards before the child has the client's dispositions waits (child.py)
+        signal.pthread_sigmask(signal.SIG_BLOCK, child.FORWARDED)
         pid = os.fork()
+        if pid != 0:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, child.FORWARDED)
         if pid == 0:  # the child: never returns to the server's loop
             try:
                 os.close(read_end)
@@ -262,6 +267,8 @@ class Server:
         conn.settimeout(None)
         argv = run.get("argv") or []
         started = Run(pid, os.pidfd_open(pid), read_end, conn, str(argv[0]) if argv else "", forked)
+        if signal.SIGINT in run.get("ignored", ()):  # as a killed one-shot process: it would be gone
+            started.interrupt = signal.SIGKILL
         self.runs[pid] = started
         self.served += 1
         self.selector.register(started.pidfd, selectors.EVENT_READ, ("ended", started))
@@ -348,13 +355,13 @@ class Server:
 
     def _client_gone(self, run: Run) -> None:
         """The client's socket is readable: it never sends after its request, so it is gone (killed). The run
-        is interrupted as Ctrl-C would interrupt it."""
+        is interrupted as Ctrl-C would interrupt it (killed, when its client ignored Ctrl-C)."""
         with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(run.conn)
         if not run.replied:
             log(f"client of run {run.pid} gone: interrupting it")
             with contextlib.suppress(ProcessLookupError):
-                os.kill(run.pid, signal.SIGINT)
+                os.kill(run.pid, run.interrupt)
 
     # -- snapshots and memos --
 

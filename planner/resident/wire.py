@@ -31,7 +31,10 @@ class Foreign(WireError):
 
 
 def send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
-    data = marshal.dumps(message)
+    try:
+        data = marshal.dumps(message)
+    except ValueError as exc:  # a value marshal cannot write (an enum, say): a bug, not a reason to crash
+        raise WireError(f"cannot send {exc}") from None
     framed = MAGIC + len(data).to_bytes(_LENGTH, "big") + data
     if fds:
         sent = socket.send_fds(sock, [framed], fds)

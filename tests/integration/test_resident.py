@@ -54,8 +54,11 @@ def planner(
     )
 
 
-def start(args: list[str], cwd: Path, cache: Path, server: bool = True) -> subprocess.Popen[str]:
-    """`planner args` started, its output piped (as text)."""
+def start(
+    args: list[str], cwd: Path, cache: Path, server: bool = True, sigint: object = signal.SIG_DFL
+) -> subprocess.Popen[str]:
+    """`planner args` started, its output piped (as text), with SIGINT as `sigint` says when it starts (the
+    test runner may itself be a background job, whose children start with SIGINT ignored)."""
     env = {**os.environ, "PLANNER_CACHE_DIR": str(cache), **({} if server else {"PLANNER_SERVER": "off"})}
     return subprocess.Popen(
         [sys.executable, "-m", "planner", *args],
@@ -64,6 +67,7 @@ def start(args: list[str], cwd: Path, cache: Path, server: bool = True) -> subpr
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, sigint),  # type: ignore[arg-type]  # noqa: PLW1509
     )
 
 
@@ -193,11 +197,32 @@ def test_ctrl_c_reaches_the_run(project: Path, cache: Path, tmp_path: Path) -> N
     for where, server in ((cache, True), (tmp_path / "alone", False)):
         process = start([*PLAN, "--env-file", str(fifo)], project, where, server)
         with reading(fifo):  # the run is blocked reading the FIFO
+            time.sleep(0.3)  # well inside the read, past the open
             process.send_signal(signal.SIGINT)
             out, err = process.communicate(timeout=60)
         results.append((process.returncode, out, err))
     assert results[0] == results[1]
     assert results[0][0] == 130
+    assert served(cache) == 1
+
+
+def test_an_ignored_ctrl_c_stays_ignored(project: Path, cache: Path, tmp_path: Path) -> None:
+    """A client whose interpreter started with SIGINT ignored (nohup, a background job) keeps ignoring it, as a
+    one-shot process does: the run goes on (then its client is killed, and so is the run)."""
+    fifo = project / "blocking.env"
+    os.mkfifo(fifo)
+    for where, server in ((cache, True), (tmp_path / "alone", False)):
+        process = start([*PLAN, "--env-file", str(fifo)], project, where, server, sigint=signal.SIG_IGN)
+        with reading(fifo):
+            process.send_signal(signal.SIGINT)
+            time.sleep(0.5)
+            assert process.poll() is None, "an ignored SIGINT ended the run"
+            process.kill()
+            process.communicate(timeout=60)
+            deadline = time.monotonic() + 30
+            while "0 running" not in planner(["server", "status"], Path("/"), cache).stdout:
+                assert time.monotonic() < deadline, "the run of a killed client goes on"
+                time.sleep(0.1)
     assert served(cache) == 1
 
 
