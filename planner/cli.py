@@ -27,6 +27,7 @@ from typer.core import TyperGroup
 from planner import commandline
 from planner.commandline import PlanFormat, overrides, project_options, run_or_exit
 from planner.compose.options import ProjectOptions
+from planner.resident.client import IDLE
 
 
 class _OneLineUsageErrors(TyperGroup):
@@ -549,7 +550,7 @@ app.add_typer(server_app, name="server")
 
 @server_app.command("start")
 def server_start(
-    idle_timeout: Annotated[float, typer.Option("--idle-timeout", help="Seconds without a run after which the server stops.")] = 3 * 3600.0,
+    idle_timeout: Annotated[float, typer.Option("--idle-timeout", help="Seconds without a run after which the server stops.")] = IDLE,
 ) -> None:  # fmt: skip
     """Start the server of the cache folder (PLANNER_CACHE_DIR); `planner` runs then fork from it."""
     from planner.commands.server import start

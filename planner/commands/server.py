@@ -15,7 +15,7 @@ from typing import Any
 from planner.errors import RuntimeFailure, UsageError
 from planner.localcache import cache_root
 from planner.resident import wire
-from planner.resident.client import SOCKET_PATH_LIMIT, socket_path, spawn
+from planner.resident.client import IDLE, LOG, SOCKET_PATH_LIMIT, holder, socket_path, spawn
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0
@@ -49,7 +49,7 @@ def status(environ: Mapping[str, str]) -> Status:
     return Status(cache_root(environ), ask(socket_path(environ), {"status": True}))
 
 
-def start(environ: Mapping[str, str], idle: float) -> Status:
+def start(environ: Mapping[str, str], idle: float = IDLE) -> Status:
     """Start the cache folder's server unless one answers already (its status either way)."""
     if idle <= 0:
         raise UsageError("--idle-timeout must be more than 0 seconds")
@@ -63,7 +63,7 @@ def start(environ: Mapping[str, str], idle: float) -> Status:
     running = ask(path, {"status": True})
     if running is not None:
         return Status(cache_dir, running)
-    log_path = os.path.join(cache_dir, "server.log")
+    log_path = os.path.join(cache_dir, LOG)
     try:
         process = spawn(cache_dir, idle, environ)
     except OSError as exc:
@@ -80,7 +80,7 @@ def start(environ: Mapping[str, str], idle: float) -> Status:
                 return Status(cache_dir, answer)
             if code == HELD:
                 raise RuntimeFailure(
-                    f"another server (pid {_holder(cache_dir)}) holds {cache_dir} but does not answer on "
+                    f"another server (pid {holder(cache_dir)}) holds {cache_dir} but does not answer on "
                     f"{path}; end that process, then start again"
                 )
             raise RuntimeFailure(f"the server exited with code {code} as it started; see {log_path}")
@@ -102,14 +102,6 @@ def stop(environ: Mapping[str, str]) -> Status:
     while pid and _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     return Status(cache_root(environ), answer)
-
-
-def _holder(cache_dir: str) -> str:
-    try:
-        with open(os.path.join(cache_dir, "server.lock")) as lock:
-            return lock.read().strip() or "unknown"
-    except OSError:
-        return "unknown"
 
 
 def _alive(pid: int) -> bool:

@@ -60,9 +60,7 @@ def chunk_ranges(paths: list[str]) -> list[tuple[int, int]]:
             if hi > lo:
                 out.append((lo, hi))
             continue
-        if all(len(paths[at]) <= depth for at in (lo, hi - 1)) or depth > 4096:
-            out.append((lo, hi))  # no character left to cut by (cannot be: paths differ)
-            continue
+        # paths differ: at most the first is the prefix itself, so the others have a character to cut by
         at = lo
         while at < hi:
             if len(paths[at]) <= depth:  # the prefix itself is a path: it sorts first

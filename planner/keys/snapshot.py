@@ -147,6 +147,11 @@ def _load(store: Store, key: tuple[str, int, str]) -> Snapshot | Absent:
     if held is not None:
         return held
     resident.used.append(key)
+    return _read(store, key)
+
+
+def _read(store: Store, key: tuple[str, int, str]) -> Snapshot | Absent:
+    """`_load` from the store itself."""
     try:
         data = store.get(key, "walk snapshot")
         if not isinstance(data, dict):
@@ -225,8 +230,7 @@ def remember(
 
 def read_for_holding(store: Store, key: tuple[str, int, str]) -> Snapshot | None:
     """A snapshot as the store has it, its folder records decoded (for a resident server to hold)."""
-    resident.held.pop(key, None)
-    found = _load(store, key)
+    found = _read(store, key)
     if not isinstance(found, Snapshot):
         return None
     found.records()

@@ -18,10 +18,11 @@ import time
 import traceback
 from typing import Any
 
-_DEFAULTS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD, signal.SIGUSR1)
-# Blocked by the server across the fork, until the run's dispositions are set (run_command): a Ctrl-C the
-# client forwards that early is delivered then, not to the server's dispositions.
-FORWARDED = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
+from planner.resident.client import FORWARDED
+
+# The forwarded signals are blocked by the server across the fork, until the run's dispositions are set
+# (run_command): a Ctrl-C the client forwards that early is delivered then, not to the server's dispositions.
+_DEFAULTS = (*(signum for signum in FORWARDED if signum != signal.SIGINT), signal.SIGCHLD, signal.SIGUSR1)
 
 
 def become(run: dict[str, Any], fds: list[int]) -> int:

@@ -21,12 +21,24 @@ if TYPE_CHECKING:
     from typing import Any
 
 FORWARDED = (int(signal.SIGINT), int(signal.SIGTERM), int(signal.SIGHUP), int(signal.SIGQUIT))
+# In the cache folder: the server's socket, its output, and the lock that makes it the folder's one server
+# (holding the holder's pid).
+SOCKET, LOG, LOCK = "server.sock", "server.log", "server.lock"
 
 
 def socket_path(environ: Mapping[str, str]) -> str:
     from planner.localcache import cache_root
 
-    return os.path.join(cache_root(environ), "server.sock")
+    return os.path.join(cache_root(environ), SOCKET)
+
+
+def holder(cache_dir: str) -> str:
+    """The pid the lock file names (the server that holds the folder), or "unknown"."""
+    try:
+        with open(os.path.join(cache_dir, LOCK)) as lock:
+            return lock.read().strip() or "unknown"
+    except OSError:
+        return "unknown"
 
 
 MODES = ("", "off", "auto")
@@ -79,7 +91,7 @@ def spawn(cache_dir: str, idle: float, environ: Mapping[str, str]) -> Any:
     import subprocess
 
     os.makedirs(cache_dir, exist_ok=True)
-    with open(os.path.join(cache_dir, "server.log"), "ab") as log:
+    with open(os.path.join(cache_dir, LOG), "ab") as log:
         return subprocess.Popen(
             server_command(cache_dir, idle),
             stdin=subprocess.DEVNULL,
@@ -102,7 +114,7 @@ def _autostart(cache_dir: str) -> None:
             return
     except OSError:
         pass
-    if len(os.path.join(cache_dir, "server.sock").encode()) > SOCKET_PATH_LIMIT:
+    if len(os.path.join(cache_dir, SOCKET).encode()) > SOCKET_PATH_LIMIT:
         return
     try:
         os.makedirs(cache_dir, exist_ok=True)

@@ -33,6 +33,7 @@ from typing import Any
 
 from planner import deferred
 from planner.resident import child, identity, wire
+from planner.resident.client import FORWARDED, IDLE, LOCK, SOCKET, holder
 
 # What a plain `plan` or `apply` imports (main.py's fast path); typer and the other commands load in the child,
 # under the client's environment, as they would in a one-shot run.
@@ -78,7 +79,7 @@ class Server:
     def __init__(self, cache_dir: str, idle: float) -> None:
         self.cache_dir = cache_dir
         self.idle = idle
-        self.path = os.path.join(cache_dir, "server.sock")
+        self.path = os.path.join(cache_dir, SOCKET)
         self.selector = selectors.DefaultSelector()
         self.listener: socket.socket | None = None
         self.inode = 0
@@ -149,7 +150,7 @@ class Server:
                 self.stop("its socket was removed or replaced")
             if not events:
                 if self.to_read and not self.runs:
-                    self._read_snapshots()
+                    self._read_held()
                 elif not self.runs and time.monotonic() >= self.last_active + self.idle:
                     self.stopping = f"idle for {self.idle:.0f} s"
         log(f"stopped: {self.stopping}")
@@ -252,10 +253,8 @@ class Server:
         sys.stderr.flush()
         forked = time.monotonic()
         # a signal the client forwards before the child has the client's dispositions waits (child.py)
-        signal.pthread_sigmask(signal.SIG_BLOCK, child.FORWARDED)
+        signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
         pid = os.fork()
-        if pid != 0:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, child.FORWARDED)
         if pid == 0:  # the child: never returns to the server's loop
             try:
                 os.close(read_end)
@@ -263,6 +262,7 @@ class Server:
                 _child_main(run, fds, write_end)
             finally:
                 os._exit(1)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
         os.close(write_end)
         conn.settimeout(None)
         argv = run.get("argv") or []
@@ -365,7 +365,7 @@ class Server:
 
     # -- snapshots and memos --
 
-    def _read_snapshots(self) -> None:
+    def _read_held(self) -> None:
         """Read again what the last runs used or kept: their walk snapshots and memos."""
         from planner import memo
         from planner.keys import snapshot
@@ -388,9 +388,7 @@ class Server:
             if store is not None:
                 store.close()
         snapshot.resident.held = {key: v for (kind, key), v in self.held.items() if kind == "snapshot"}
-        snapshot.resident.used = []  # the server's own reads: no child's
         memo.resident.held = {key: v for (kind, key), v in self.held.items() if kind == "memo"}
-        memo.resident.used = []
         gc.collect()
         gc.freeze()  # the children need not scan (and copy) what the server holds
 
@@ -461,15 +459,14 @@ def log(message: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m planner.resident.server")
     parser.add_argument("cache_dir")
-    parser.add_argument("--idle", type=float, default=3 * 3600.0)
+    parser.add_argument("--idle", type=float, default=IDLE)
     args = parser.parse_args(argv)
     os.makedirs(args.cache_dir, exist_ok=True)
-    lock = os.open(os.path.join(args.cache_dir, "server.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    lock = os.open(os.path.join(args.cache_dir, LOCK), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        with open(os.path.join(args.cache_dir, "server.lock")) as holder:
-            log(f"another server holds this cache folder (pid {holder.read().strip() or 'unknown'})")
+        log(f"another server holds this cache folder (pid {holder(args.cache_dir)})")
         raise SystemExit(3) from None
     os.ftruncate(lock, 0)
     os.write(lock, f"{os.getpid()}\n".encode())

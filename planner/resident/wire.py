@@ -8,6 +8,7 @@ as well run anything as that user."""
 from __future__ import annotations
 
 import marshal
+import os
 import socket
 
 TYPE_CHECKING = False  # typing costs 4 ms to import
@@ -83,7 +84,5 @@ def _exactly(sock: socket.socket, count: int) -> bytes:
 
 
 def _close(fds: list[int]) -> None:
-    import os
-
     for fd in fds:
         os.close(fd)
