@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -31,7 +32,7 @@ class Change:
         return f"{SYMBOL[self.kind]} {self.what} {self.name}"
 
 
-def _map_changes(what: str, old: dict[str, str], new: dict[str, str]) -> list[Change]:
+def _map_changes(what: str, old: Mapping[str, str], new: Mapping[str, str]) -> list[Change]:
     changes = [Change("added", what, k) for k in sorted(new.keys() - old.keys())]
     changes += [Change("removed", what, k) for k in sorted(old.keys() - new.keys())]
     changes += [Change("changed", what, k) for k in sorted(old.keys() & new.keys()) if old[k] != new[k]]

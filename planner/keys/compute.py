@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +25,10 @@ from planner.dockerignore import PatternMatcher
 from planner.errors import InputError
 from planner.graph import BuildGraph
 from planner.keys import narrow, snapshot
-from planner.keys.manifest import KEY_VERSION, Manifest, digest_lines, file_line, files_digest, value_hash
+from planner.keys.manifest import KEY_VERSION, Manifest, digest_lines, file_line, value_hash
 from planner.keys.patch import Filter, patch
 from planner.keys.statcache import StatCache
+from planner.keys.tree import Tree
 from planner.keys.walk import Entry, Folder, Folders, Witnesses, walk_contexts
 from planner.secrets import mask_text, secret_values
 from planner.stack import Node
@@ -70,8 +71,6 @@ class KeyComputer:
     ) -> None:
         self.resolve_base = resolve_base
         self.base_triggers = base_triggers
-        # id(tree files) -> (the files, their sorted paths): sorted once per shared tree
-        self._sorted: dict[int, tuple[dict[str, str], list[str]]] = {}
         self._onbuild: dict[str, bool] = {}  # node -> whether its Dockerfile has ONBUILD
         self.graph = graph
         self.cache = cache
@@ -143,19 +142,21 @@ class KeyComputer:
         self.pending.clear()
         return manifests
 
-    def _hash_trees(self, walks: list[_Walk]) -> dict[tuple[str, str], tuple[str, dict[str, str]]]:
-        """(node, label) -> (tree hash, file lines for the manifest); one traversal per distinct root."""
+    def _hash_trees(self, walks: list[_Walk]) -> snapshot.TreeResults:
+        """(node, label) -> its tree (digest and file lines for the manifest); one traversal per distinct root."""
         by_root: dict[str, list[_Walk]] = {}
         for walk in walks:
             if walk.label.startswith("input:") and inputs.is_file(walk.root):
                 continue
             by_root.setdefault(walk.root, []).append(walk)
-        result: dict[tuple[str, str], tuple[str, dict[str, str]]] = {}
+        result: snapshot.TreeResults = {}
         for walk in walks:
             if walk.label.startswith("input:") and inputs.is_file(walk.root):
                 digest = StatCache(None).hashes(os.path.dirname(walk.root), [_file_entry(walk.root)])
                 content = next(iter(digest.values()))
-                result[(walk.node, walk.label)] = (digest_lines([f"file {content}"]), {walk.label: content})
+                result[(walk.node, walk.label)] = Tree(
+                    {walk.label: content}, digest_lines([f"file {content}"])
+                )
         keys = [
             snapshot.snapshot_key(os.path.realpath(r), [_decides(w) for w in g]) for r, g in by_root.items()
         ]
@@ -205,7 +206,7 @@ class KeyComputer:
                     e.path: file_line(e.kind, e.mode, hashes[e.path] if e.kind == "f" else e.target)
                     for e in entries
                 }
-                tree = (files_digest(files), files)
+                tree = Tree(files)
                 for walk in same:
                     result[(walk.node, walk.label)] = tree
             walked = {(w.node, w.label): result[(w.node, w.label)] for w in group}
@@ -220,31 +221,25 @@ class KeyComputer:
             self.pending.append((key, kept, list(enumerate(witnesses.sigs))))
         return result
 
-    def _main_context(
-        self, node: Node, manifest: Manifest, digest: str, files: dict[str, str]
-    ) -> tuple[str, dict[str, str]]:
+    def _main_context(self, node: Node, manifest: Manifest, tree: Tree) -> tuple[str, Mapping[str, str]]:
         """The main context's part of the key: the paths the build reads (`manifest.scope` "narrowed"), or the
         whole tree when they cannot be told exactly (`manifest.scope` "whole", `manifest.scope_reason` why)."""
         why = self._whole_reason(node)
         if why is None:
-            held = self._sorted.get(id(files))
-            if held is None or held[0] is not files:
-                held = (files, sorted(files))
-                self._sorted[id(files)] = held
             reads = self.graph.files[node.name].reads
             assert reads is not None  # _whole_reason said so
             try:
-                selection = narrow.select(files, held[1], reads.sources, self.graph.files[node.name].always)
+                selection = narrow.select(tree, reads.sources, self.graph.files[node.name].always)
             except narrow.Whole as exc:
                 if exc.exact:
                     manifest.scope, manifest.scope_reason = "all", str(exc)
-                    return digest, files
+                    return tree.digest, tree.files
                 why = str(exc)
             else:
                 manifest.scope = "narrowed"
-                return selection.digest, selection.files
+                return selection.digest, selection
         manifest.scope, manifest.scope_reason = "whole", why
-        return digest, files
+        return tree.digest, tree.files
 
     def _whole_reason(self, node: Node) -> str | None:
         """Why the whole main context counts, before looking at the tree; None: it can be narrowed."""
@@ -289,7 +284,7 @@ class KeyComputer:
         self,
         node: Node,
         walks: list[_Walk],
-        trees: dict[tuple[str, str], tuple[str, dict[str, str]]],
+        trees: snapshot.TreeResults,
         done: dict[str, Manifest],
     ) -> Manifest:
         build = node.build
@@ -318,10 +313,14 @@ class KeyComputer:
             self.graph.external.get(node.name, []), self._base_identity, secrets
         )
         context_trees: dict[str, str] = {}
+        merged: dict[str, str] = {}
         for walk in walks:
-            digest, files = trees[(walk.node, walk.label)]
+            tree = trees[(walk.node, walk.label)]
+            files: Mapping[str, str]
             if walk.label == ".":
-                digest, files = self._main_context(node, manifest, digest, files)
+                digest, files = self._main_context(node, manifest, tree)
+            else:
+                digest, files = tree.digest, tree.files
             if walk.label.startswith("input:"):
                 manifest.inputs[walk.label[len("input:") :]] = digest
             else:
@@ -333,7 +332,8 @@ class KeyComputer:
                 continue
             prefix = "" if walk.label == "." else f"{walk.label}:"
             for path, line in files.items():
-                manifest.files[f"{prefix}{path}"] = line
+                merged[f"{prefix}{path}"] = line
+            manifest.files = merged
         manifest.trees = dict(context_trees)
         for name, value in build.additional_contexts.items():
             if not os.path.isabs(value):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import xxhash
@@ -100,7 +100,7 @@ class Manifest:
 
     node: str
     key: str = ""
-    files: dict[str, str] = field(default_factory=dict)  # "<context>/<path>" -> "kind mode hash-or-target"
+    files: Mapping[str, str] = field(default_factory=dict)  # "<context>/<path>" -> "kind mode hash-or-target"
     trees: dict[str, str] = field(default_factory=dict)  # context label -> tree hash (what `files` came from)
     dockerfile: str = ""
     args: dict[str, str] = field(default_factory=dict)  # name -> value hash (values may be secrets)

@@ -21,18 +21,11 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from planner.dockerfile import Source
-from planner.keys.manifest import files_digest
+from planner.keys.tree import Lines, Tree
 
 _WILDCARD_CHARS = "*?["
-
-
-@dataclass(frozen=True)
-class Selection:
-    files: dict[str, str]  # path -> manifest line, the selected part of the tree
-    digest: str
 
 
 class Whole(Exception):
@@ -116,16 +109,6 @@ def _subtree(paths: Sequence[str], path: str) -> list[tuple[int, int]]:
     return ranges
 
 
-def _expand(paths: Sequence[str], ranges: list[tuple[int, int]]) -> Iterable[str]:
-    """The paths of merged ranges, in order."""
-    last = -1
-    for first, end in sorted(ranges):
-        start = max(first, last)
-        if start < end:
-            yield from paths[start:end]
-            last = end
-
-
 def _ancestors(path: str) -> list[str]:
     parts = path.split("/")
     return ["/".join(parts[:depth]) for depth in range(1, len(parts))]
@@ -135,11 +118,10 @@ def _kind(line: str | None) -> str | None:
     return line.split(" ", 1)[0] if line else None
 
 
-def select(
-    files: dict[str, str], paths: Sequence[str], sources: Sequence[Source], always: Iterable[str] = ()
-) -> Selection:
-    """The part of a tree (`files`, with `paths` its sorted keys) the sources read. Raises Whole when a source
-    selects the whole context or cannot be narrowed exactly."""
+def select(tree: Tree, sources: Sequence[Source], always: Iterable[str] = ()) -> Lines:
+    """The part of a tree the sources read, in path order. Raises Whole when a source selects the whole context
+    or cannot be narrowed exactly."""
+    files, paths = tree.files, tree.paths
     chosen: list[tuple[int, int]] = []
     searched: dict[str, str] = {}
     for source in sources:
@@ -187,9 +169,26 @@ def select(
     for path in always:
         if path in files:
             chosen += _subtree(paths, path)[:1]
-    selected = {path: files[path] for path in _expand(paths, chosen)}
+    selected = _gathered(tree, chosen)
     if any(folder not in selected for folder in searched):
+        kept = dict(zip(selected.paths, selected.lines, strict=True))
         for folder, line in searched.items():
-            selected.setdefault(folder, line)
-        selected = dict(sorted(selected.items()))
-    return Selection(selected, files_digest(selected))
+            kept.setdefault(folder, line)
+        ordered = sorted(kept.items())
+        selected = Lines([path for path, _ in ordered], [line for _, line in ordered])
+    return selected
+
+
+def _gathered(tree: Tree, ranges: list[tuple[int, int]]) -> Lines:
+    """The entries of `ranges` (index ranges of the tree's sorted lists, maybe overlapping), in order: slices
+    of the tree's lists, not a lookup per path."""
+    paths: list[str] = []
+    lines: list[str] = []
+    last = -1
+    for first, end in sorted(ranges):
+        start = max(first, last)
+        if start < end:
+            paths += tree.paths[start:end]
+            lines += tree.lines[start:end]
+            last = end
+    return Lines(paths, lines)

@@ -20,7 +20,6 @@ sent and gain the new ones (a change after this check shows against them next ti
 
 from __future__ import annotations
 
-import bisect
 import os
 import stat
 from collections.abc import Sequence
@@ -30,9 +29,10 @@ from pathlib import Path
 from planner import inputs, signatures
 from planner.dockerignore import PatternMatcher
 from planner.errors import InputError
-from planner.keys.manifest import file_line, files_digest
+from planner.keys.manifest import file_line
 from planner.keys.snapshot import Snapshot, Stale, TreeResults
 from planner.keys.statcache import hash_file
+from planner.keys.tree import Tree
 from planner.keys.walk import (
     MAX_MATCHERS,
     Decisions,
@@ -297,51 +297,33 @@ def _patched_results(
     not the one recorded (a walk decides)."""
     which = {result: at for at, f in enumerate(filters) for result in f.results}
     results: TreeResults = {}
-    made: dict[tuple[int, int], tuple[str, dict[str, str]]] = {}  # (id(last tree), filter) -> patched tree
+    made: dict[tuple[int, int], Tree] = {}  # (id(last tree), filter) -> patched tree
     for where, tree in last.items():
         at = which.get(where)
         if at is None:  # a result of no filter (never so): a walk decides
             return None
         patched = made.get((id(tree), at))
         if patched is None:
-            files = tree[1]
+            files = tree.files
             for path, line in lines.items():
                 if path in files and files[path][:1] != line[:1]:
                     return None
-            hit = [path for path, line in lines.items() if path in files and files[path] != line]
+            hit = {path: line for path, line in lines.items() if path in files and files[path] != line}
             removed = [path for path in relisted.removed[at] if path in files]
             if relisted.removed_folders:
                 removed += [
                     path for path in files if relisted.gone(path) and path not in relisted.removed[at]
                 ]
             ignore = filters[at].hash_ignore
-            added = [path for path in relisted.added[at] if ignore is None or not ignore.excluded(path)]
-            if hit or removed or added:
-                files = dict(files)
-                for path in hit:
-                    files[path] = lines[path]
-                for path in removed:
-                    del files[path]
-                if added:
-                    files = _inserted(files, {path: lines[path] for path in added})
-                patched = (files_digest(files), files)
-            else:
-                patched = tree
+            added = {
+                path: lines[path]
+                for path in relisted.added[at]
+                if ignore is None or not ignore.excluded(path)
+            }
+            patched = tree.patched(hit, removed, added) if hit or removed or added else tree
             made[(id(tree), at)] = patched
         results[where] = patched
     return results
-
-
-def _inserted(files: dict[str, str], added: dict[str, str]) -> dict[str, str]:
-    """`files` (in path order, as a walk sorts) with new paths put in their places: a few insertions into the
-    list of items, not a sort of them all."""
-    paths = list(files)
-    lines = list(files.values())
-    for path in sorted(added, reverse=True):  # from the last: earlier places do not move
-        at = bisect.bisect_left(paths, path)
-        paths.insert(at, path)
-        lines.insert(at, added[path])
-    return dict(zip(paths, lines, strict=True))
 
 
 def _witnessed(

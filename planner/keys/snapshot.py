@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 import xxhash
 
 from planner import inputs, signatures
-from planner.keys.manifest import join_files, split_files
+from planner.keys.manifest import join_files
+from planner.keys.tree import Tree
 from planner.keys.walk import Folder
 from planner.localcache import RACY_WINDOW_NS
 from planner.store import Store
@@ -36,9 +37,7 @@ SNAPSHOT_VERSION = (
     6  # 3: per-path signatures (a failed check says which changed); 4: packed results; 5: racy;
 )
 # 6: folder records encoded apart (decoded only when a folder changed)
-TreeResults = dict[
-    tuple[str, str], tuple[str, dict[str, str]]
-]  # (node, label) -> (tree hash, manifest lines)
+TreeResults = dict[tuple[str, str], Tree]  # (node, label) -> its tree
 
 
 @dataclass
@@ -229,11 +228,14 @@ def remember(
 
 
 def read_for_holding(store: Store, key: tuple[str, int, str]) -> Snapshot | None:
-    """A snapshot as the store has it, its folder records decoded (for a resident server to hold)."""
+    """A snapshot as the store has it, its folder records decoded and its trees' views made (for a resident
+    server to hold: the runs it forks find them made)."""
     found = _read(store, key)
     if not isinstance(found, Snapshot):
         return None
     found.records()
+    for tree in {id(tree): tree for tree in found.results.values()}.values():
+        tree.prepare()
     return found
 
 
@@ -246,15 +248,23 @@ def _packed(results: TreeResults) -> _Kept:
     trees: list[tuple[str, str, str]] = []
     index: dict[int, int] = {}
     where: dict[tuple[str, str], int] = {}
-    for walk, (digest, files) in results.items():
-        if id(files) not in index:
-            index[id(files)] = len(trees)
-            trees.append((digest, *join_files(files)))
-        where[walk] = index[id(files)]
+    for walk, tree in results.items():
+        if id(tree) not in index:
+            index[id(tree)] = len(trees)
+            trees.append((tree.digest, *join_files(tree.files)))
+        where[walk] = index[id(tree)]
     return trees, where
 
 
 def _unpacked(kept: _Kept) -> TreeResults:
     trees, where = kept
-    made = [(digest, split_files(paths, lines)) for digest, paths, lines in trees]
+    made = [_tree(digest, paths, lines) for digest, paths, lines in trees]
     return {walk: made[at] for walk, at in where.items()}
+
+
+def _tree(digest: str, paths: str, lines: str) -> Tree:
+    """A kept tree, with the lists its dict was made from (narrowing and patches read those)."""
+    if not paths and not lines:
+        return Tree({}, digest)
+    path_list, line_list = paths.split("\0"), lines.split("\0")
+    return Tree(dict(zip(path_list, line_list, strict=True)), digest, paths=path_list, lines=line_list)

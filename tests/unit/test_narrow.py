@@ -18,6 +18,7 @@ from planner.keys import narrow
 from planner.keys.compute import compute_keys
 from planner.keys.manifest import Manifest
 from planner.keys.statcache import StatCache
+from planner.keys.tree import Tree
 from planner.stack import load_stack
 from tests.helpers import write_tree
 
@@ -122,8 +123,8 @@ def tree(*paths: str, links: tuple[str, ...] = ()) -> dict[str, str]:
 
 
 def select(files: dict[str, str], *sources: str) -> list[str]:
-    selection = narrow.select(files, sorted(files), [Source(s, 1, "COPY") for s in sources])
-    return list(selection.files)
+    selection = narrow.select(Tree(files), [Source(s, 1, "COPY") for s in sources])
+    return list(selection)
 
 
 FILES = tree("a/", "a/1.txt", "a/d/", "a/d/1.txt", "a.txt", "ab/", "ab/x", "b.md", "c/", "c/2.txt", "c.txt")
@@ -142,13 +143,13 @@ def test_wildcards_per_go_filepath_match() -> None:
     assert select(FILES, "[a-b]?") == ["ab", "ab/x"]
     assert select(FILES, "[^a]*") == ["b.md", "c", "c.txt", "c/2.txt"]
     # the searched folder counts by its kind only (it decides whether the build fails)
-    assert narrow.select(FILES, sorted(FILES), [Source("a/*.md", 1, "COPY")]).files == {"a": "d (searched)"}
+    assert dict(narrow.select(Tree(FILES), [Source("a/*.md", 1, "COPY")])) == {"a": "d (searched)"}
 
 
 def test_a_bind_mount_source_is_a_path_not_a_pattern() -> None:
     files = tree("[x]", "x")
-    literal = narrow.select(files, sorted(files), [Source("[x]", 1, "RUN --mount", pattern=False)])
-    assert list(literal.files) == ["[x]"]
+    literal = narrow.select(Tree(files), [Source("[x]", 1, "RUN --mount", pattern=False)])
+    assert list(literal) == ["[x]"]
     assert select(files, "[x]") == ["x"]  # COPY: a pattern
 
 
