@@ -28,6 +28,7 @@ from typing import Any
 import xxhash
 
 from planner.keys.manifest import Manifest, chunk_ranges, split_files
+from planner.keys.tree import Lines, Tree
 from planner.localcache import default_cache_dir, warn, warn_cache
 
 # 3: base refs with secret arg values masked (2 kept them in clear); 4: file lines kept joined; 5: in runs
@@ -156,8 +157,11 @@ class Store:
             self.set(cache_key, {**data, "files_key": files_key}, "manifests (explain may lack them)")
 
     def _put_runs(self, files_key: str, files: Mapping[str, str]) -> None:
-        paths = sorted(files)
-        lines = [files[path] for path in paths]
+        if isinstance(files, Tree | Lines):
+            paths, lines = files.lists()  # in path order already
+        else:
+            paths = sorted(files)
+            lines = [files[path] for path in paths]
         digests = []
         for lo, hi in chunk_ranges(paths):
             joined = "\0".join(paths[lo:hi]), "\0".join(lines[lo:hi])

@@ -154,8 +154,8 @@ class KeyComputer:
             if walk.label.startswith("input:") and inputs.is_file(walk.root):
                 digest = StatCache(None).hashes(os.path.dirname(walk.root), [_file_entry(walk.root)])
                 content = next(iter(digest.values()))
-                result[(walk.node, walk.label)] = Tree(
-                    {walk.label: content}, digest_lines([f"file {content}"])
+                result[(walk.node, walk.label)] = Tree.of(
+                    [walk.label], [content], digest_lines([f"file {content}"])
                 )
         keys = [
             snapshot.snapshot_key(os.path.realpath(r), [_decides(w) for w in g]) for r, g in by_root.items()
@@ -202,11 +202,13 @@ class KeyComputer:
                 entries = listing
                 if same[0].hash_ignore is not None:
                     entries = [e for e in listing if not same[0].hash_ignore.excluded(e.path)]
-                files = {
-                    e.path: file_line(e.kind, e.mode, hashes[e.path] if e.kind == "f" else e.target)
-                    for e in entries
-                }
-                tree = Tree(files)
+                tree = Tree.of(
+                    [e.path for e in entries],
+                    [
+                        file_line(e.kind, e.mode, hashes[e.path] if e.kind == "f" else e.target)
+                        for e in entries
+                    ],
+                )
                 for walk in same:
                     result[(walk.node, walk.label)] = tree
             walked = {(w.node, w.label): result[(w.node, w.label)] for w in group}
@@ -233,13 +235,13 @@ class KeyComputer:
             except narrow.Whole as exc:
                 if exc.exact:
                     manifest.scope, manifest.scope_reason = "all", str(exc)
-                    return tree.digest, tree.files
+                    return tree.digest, tree
                 why = str(exc)
             else:
                 manifest.scope = "narrowed"
                 return selection.digest, selection
         manifest.scope, manifest.scope_reason = "whole", why
-        return tree.digest, tree.files
+        return tree.digest, tree
 
     def _whole_reason(self, node: Node) -> str | None:
         """Why the whole main context counts, before looking at the tree; None: it can be narrowed."""
@@ -320,7 +322,7 @@ class KeyComputer:
             if walk.label == ".":
                 digest, files = self._main_context(node, manifest, tree)
             else:
-                digest, files = tree.digest, tree.files
+                digest, files = tree.digest, tree
             if walk.label.startswith("input:"):
                 manifest.inputs[walk.label[len("input:") :]] = digest
             else:

@@ -19,7 +19,6 @@ The ignore files and the Dockerfile, when they are in the tree, are always selec
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 
 from planner.dockerfile import Source
@@ -96,14 +95,14 @@ def go_pattern(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out), re.DOTALL)
 
 
-def _subtree(paths: Sequence[str], path: str) -> list[tuple[int, int]]:
-    """`path` and everything under it, as index ranges of the sorted path list."""
+def _subtree(tree: Tree, path: str) -> list[tuple[int, int]]:
+    """`path` and everything under it, as index ranges of the tree."""
     ranges = []
-    at = bisect_left(paths, path)
-    if at < len(paths) and paths[at] == path:
+    at = tree.index(path)
+    if path in tree:
         ranges.append((at, at + 1))
-    start = bisect_left(paths, path + "/")
-    end = bisect_left(paths, path + "0")  # "0" follows "/": every "path/..." lies in between
+    start = tree.index(path + "/")
+    end = tree.index(path + "0")  # "0" follows "/": every "path/..." lies in between
     if start < end:
         ranges.append((start, end))
     return ranges
@@ -121,7 +120,7 @@ def _kind(line: str | None) -> str | None:
 def select(tree: Tree, sources: Sequence[Source], always: Iterable[str] = ()) -> Lines:
     """The part of a tree the sources read, in path order. Raises Whole when a source selects the whole context
     or cannot be narrowed exactly."""
-    files, paths = tree.files, tree.paths
+    files = tree
     chosen: list[tuple[int, int]] = []
     searched: dict[str, str] = {}
     for source in sources:
@@ -140,7 +139,7 @@ def select(tree: Tree, sources: Sequence[Source], always: Iterable[str] = ()) ->
         if split == len(parts):
             if _kind(files.get(source.path)) == "l":
                 raise Whole(f"{where} is a symlink (BuildKit copies what it points to)")
-            chosen += _subtree(paths, source.path)
+            chosen += _subtree(tree, source.path)
             continue
         try:
             matcher = go_pattern("/".join(parts[split:]))
@@ -151,44 +150,30 @@ def select(tree: Tree, sources: Sequence[Source], always: Iterable[str] = ()) ->
             if kind is None:
                 continue  # the build fails: nothing to read
             searched[folder] = f"{kind} (searched)"
-            start = bisect_left(paths, folder + "/")
-            end = bisect_left(paths, folder + "0")
+            start = tree.index(folder + "/")
+            end = tree.index(folder + "0")
             offset = len(folder) + 1
         else:
-            start, end, offset = 0, len(paths), 0
+            start, end, offset = 0, len(tree), 0
         matched: set[str] = set()
-        for path in paths[start:end]:
+        for path in tree.paths_between(start, end):
             if matched and any(a in matched for a in _ancestors(path)):
                 continue  # inside a matched folder: selected with it (BuildKit does not look inside)
             if matcher.fullmatch(path[offset:]) is None:
                 continue
             if _kind(files[path]) == "l":
                 raise Whole(f"{where} matches the symlink {path} (BuildKit copies what it points to)")
-            chosen += _subtree(paths, path)
+            chosen += _subtree(tree, path)
             matched.add(path)
     for path in always:
         if path in files:
-            chosen += _subtree(paths, path)[:1]
-    selected = _gathered(tree, chosen)
+            chosen += _subtree(tree, path)[:1]
+    selected = tree.select(chosen)
     if any(folder not in selected for folder in searched):
-        kept = dict(zip(selected.paths, selected.lines, strict=True))
+        paths, lines = selected.lists()
+        kept = dict(zip(paths, lines, strict=True))
         for folder, line in searched.items():
             kept.setdefault(folder, line)
         ordered = sorted(kept.items())
         selected = Lines([path for path, _ in ordered], [line for _, line in ordered])
     return selected
-
-
-def _gathered(tree: Tree, ranges: list[tuple[int, int]]) -> Lines:
-    """The entries of `ranges` (index ranges of the tree's sorted lists, maybe overlapping), in order: slices
-    of the tree's lists, not a lookup per path."""
-    paths: list[str] = []
-    lines: list[str] = []
-    last = -1
-    for first, end in sorted(ranges):
-        start = max(first, last)
-        if start < end:
-            paths += tree.paths[start:end]
-            lines += tree.lines[start:end]
-            last = end
-    return Lines(paths, lines)

@@ -304,7 +304,7 @@ def _patched_results(
             return None
         patched = made.get((id(tree), at))
         if patched is None:
-            files = tree.files
+            files = tree
             for path, line in lines.items():
                 if path in files and files[path][:1] != line[:1]:
                     return None

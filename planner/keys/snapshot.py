@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 import xxhash
 
 from planner import inputs, signatures
-from planner.keys.manifest import join_files
 from planner.keys.tree import Tree
 from planner.keys.walk import Folder
 from planner.localcache import RACY_WINDOW_NS
@@ -251,7 +250,7 @@ def _packed(results: TreeResults) -> _Kept:
     for walk, tree in results.items():
         if id(tree) not in index:
             index[id(tree)] = len(trees)
-            trees.append((tree.digest, *join_files(tree.files)))
+            trees.append((tree.digest, *tree.joined()))
         where[walk] = index[id(tree)]
     return trees, where
 
@@ -265,6 +264,5 @@ def _unpacked(kept: _Kept) -> TreeResults:
 def _tree(digest: str, paths: str, lines: str) -> Tree:
     """A kept tree, with the lists its dict was made from (narrowing and patches read those)."""
     if not paths and not lines:
-        return Tree({}, digest)
-    path_list, line_list = paths.split("\0"), lines.split("\0")
-    return Tree(dict(zip(path_list, line_list, strict=True)), digest, paths=path_list, lines=line_list)
+        return Tree([], digest)
+    return Tree.of(paths.split("\0"), lines.split("\0"), digest)

@@ -123,7 +123,7 @@ def tree(*paths: str, links: tuple[str, ...] = ()) -> dict[str, str]:
 
 
 def select(files: dict[str, str], *sources: str) -> list[str]:
-    selection = narrow.select(Tree(files), [Source(s, 1, "COPY") for s in sources])
+    selection = narrow.select(Tree.of_files(files), [Source(s, 1, "COPY") for s in sources])
     return list(selection)
 
 
@@ -143,12 +143,12 @@ def test_wildcards_per_go_filepath_match() -> None:
     assert select(FILES, "[a-b]?") == ["ab", "ab/x"]
     assert select(FILES, "[^a]*") == ["b.md", "c", "c.txt", "c/2.txt"]
     # the searched folder counts by its kind only (it decides whether the build fails)
-    assert dict(narrow.select(Tree(FILES), [Source("a/*.md", 1, "COPY")])) == {"a": "d (searched)"}
+    assert dict(narrow.select(Tree.of_files(FILES), [Source("a/*.md", 1, "COPY")])) == {"a": "d (searched)"}
 
 
 def test_a_bind_mount_source_is_a_path_not_a_pattern() -> None:
     files = tree("[x]", "x")
-    literal = narrow.select(Tree(files), [Source("[x]", 1, "RUN --mount", pattern=False)])
+    literal = narrow.select(Tree.of_files(files), [Source("[x]", 1, "RUN --mount", pattern=False)])
     assert list(literal) == ["[x]"]
     assert select(files, "[x]") == ["x"]  # COPY: a pattern
 
