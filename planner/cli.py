@@ -164,6 +164,11 @@ class GraphFormat(StrEnum):
     svg = "svg"
 
 
+class StatusFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
 class ReportFormat(StrEnum):
     table = "table"
     json = "json"
@@ -573,20 +578,33 @@ def server_stop() -> None:
 
 
 @server_app.command("status")
-def server_status() -> None:
-    """Say whether the cache folder's server runs (exit 1 when it does not)."""
+def server_status(
+    output_format: Annotated[StatusFormat, typer.Option("--format", help="table or json.")] = StatusFormat.table,
+) -> None:  # fmt: skip
+    """Say whether the cache folder's server runs (exit 1 when it does not, or is stopping)."""
+    import json
+
     from planner.commands.server import status
 
     found = status(os.environ)
-    if found.answer is None:
-        typer.echo(f"no planner server for {found.cache_dir}")
-        raise typer.Exit(1)
     answer = found.answer
-    typer.echo(
-        f"planner server for {found.cache_dir}: pid {answer['pid']}, {answer['runs']} run(s) served, "
-        f"{answer['running']} running, {answer['snapshots']} snapshot(s) and {answer['memos']} memo(s) held, "
-        f"stops after {answer['idle']:.0f} s idle"
-    )
+    serving = answer is not None and not answer.get("stopping")
+    if output_format is StatusFormat.json:
+        typer.echo(json.dumps({"cache_dir": found.cache_dir, "serving": serving, "server": answer}, indent=2))
+    elif answer is None:
+        typer.echo(f"no planner server for {found.cache_dir}")
+    elif not serving:
+        typer.echo(
+            f"planner server for {found.cache_dir} (pid {answer['pid']}) is stopping: {answer['stopping']}"
+        )
+    else:
+        typer.echo(
+            f"planner server for {found.cache_dir}: pid {answer['pid']}, {answer['runs']} run(s) served, "
+            f"{answer['running']} running, {answer['snapshots']} snapshot(s) and {answer['memos']} memo(s) "
+            f"held, stops after {answer['idle']:.0f} s idle"
+        )
+    if not serving:
+        raise typer.Exit(1)
 
 
 class SchemaName(StrEnum):

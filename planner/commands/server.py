@@ -61,8 +61,10 @@ def start(environ: Mapping[str, str], idle: float = IDLE) -> Status:
             "set PLANNER_CACHE_DIR to a shorter folder"
         )
     running = ask(path, {"status": True})
-    if running is not None:
+    if running is not None and not running.get("stopping"):
         return Status(cache_dir, running)
+    if running is not None:  # stopping (its planner code changed, say): a new one starts once it is gone
+        _gone(path, int(running.get("pid", 0)), time.monotonic() + STOP_TIMEOUT)
     log_path = os.path.join(cache_dir, LOG)
     try:
         process = spawn(cache_dir, idle, environ)
@@ -95,13 +97,16 @@ def stop(environ: Mapping[str, str]) -> Status:
     answer = ask(path, {"stop": True})
     if answer is None:
         return Status(cache_root(environ), None)
-    deadline = time.monotonic() + STOP_TIMEOUT
+    _gone(path, int(answer.get("pid", 0)), time.monotonic() + STOP_TIMEOUT)
+    return Status(cache_root(environ), answer)
+
+
+def _gone(path: str, pid: int, deadline: float) -> None:
+    """Wait until a stopping server's socket is gone and the process has ended (or the deadline passed)."""
     while os.path.exists(path) and time.monotonic() < deadline:
         time.sleep(0.02)
-    pid = int(answer.get("pid", 0))
     while pid and _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
-    return Status(cache_root(environ), answer)
 
 
 def _alive(pid: int) -> bool:

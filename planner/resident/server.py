@@ -216,6 +216,8 @@ class Server:
     def _answer(self, conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
         self.last_active = time.monotonic()
         if request.get("status"):
+            if self.stopping is None and identity.code_stamp() != self.stamp:
+                self.stop("planner's code changed")  # as a run would find: `server start` then starts anew
             wire.send(conn, self.status())
             conn.close()
             return
@@ -402,6 +404,7 @@ class Server:
             "snapshots": sum(1 for kind, _ in self.held if kind == "snapshot"),
             "memos": sum(1 for kind, _ in self.held if kind == "memo"),
             "idle": self.idle,
+            "stopping": self.stopping,
         }
 
 

@@ -6,6 +6,7 @@ client that quietly ran in-process instead cannot pass for the server."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -269,6 +270,35 @@ def test_a_changed_planner_is_not_served(project: Path, tmp_path: Path) -> None:
         assert time.monotonic() < deadline, "the server of old code goes on"
         time.sleep(0.05)
     assert planner(["server", "status"], Path("/"), cache).returncode == 1
+
+
+def test_start_replaces_a_server_of_changed_code(tmp_path: Path) -> None:
+    """After an upgrade, `server status` says the old server is stopping (exit 1) and `server start` starts a
+    new one in its place, instead of answering that the old one runs."""
+    copy = tmp_path / "code"
+    shutil.copytree(REPO / "planner", copy / "planner", ignore=shutil.ignore_patterns("__pycache__"))
+    cache = tmp_path / "cache"
+    env = {"PYTHONPATH": str(copy)}
+    started = planner(["server", "start"], Path("/"), cache, **env)
+    assert started.returncode == 0, started.stderr
+    old = int(started.stdout.split("pid ")[1].rstrip(")\n"))
+    version = copy / "planner/__init__.py"
+    version.write_text(version.read_text().replace('"0.1.0"', '"0.1.0+changed"'))
+    status = planner(["server", "status", "--format", "json"], Path("/"), cache, **env)
+    assert status.returncode == 1, status.stdout + status.stderr
+    answer = json.loads(status.stdout)
+    assert (answer["serving"], answer["server"]["pid"]) == (False, old)
+    assert answer["server"]["stopping"] == "planner's code changed"
+    restarted = planner(["server", "start"], Path("/"), cache, **env)
+    assert restarted.returncode == 0, restarted.stderr
+    new = int(restarted.stdout.split("pid ")[1].rstrip(")\n"))
+    try:
+        assert new != old
+        status = planner(["server", "status", "--format", "json"], Path("/"), cache, **env)
+        assert status.returncode == 0 and json.loads(status.stdout)["serving"] is True
+        assert served(cache) == 0
+    finally:
+        planner(["server", "stop"], Path("/"), cache, **env)
 
 
 def test_a_dead_servers_socket_is_run_past(project: Path, cache: Path, tmp_path: Path) -> None:
