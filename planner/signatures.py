@@ -83,8 +83,9 @@ def differences(
     unread: list[int] = []
     carried = _carried[:]
     _carried.clear()
+    cursors: dict[int, tuple[int, int]] = {}  # carried entry -> (offset, index) just past the last run found
     for which, (paths, packed) in enumerate(checks):
-        now = _read_before(carried, paths, joined[which] if which < len(joined) else None)
+        now = _read_before(carried, paths, joined[which] if which < len(joined) else None, cursors)
         if now is None:
             unread.append(which)
         else:
@@ -131,17 +132,24 @@ def _compared(now: bytes, packed: bytes, starts: Iterable[int], count: int) -> C
 
 
 def _read_before(
-    carried: Sequence[tuple[Sequence[str], bytes, str | None]], paths: Sequence[str], joined: str | None
+    carried: Sequence[tuple[Sequence[str], bytes, str | None]],
+    paths: Sequence[str],
+    joined: str | None,
+    cursors: dict[int, tuple[int, int]],
 ) -> bytes | None:
     """The signatures a failed memo check read for exactly these paths in this order, if it read them. With
     both lists' paths joined by NUL the match is a substring search between NULs (comparing 100k-entry lists
-    costs 30 ms)."""
+    costs 30 ms), from where the last list was found (`cursors`): the roots' lists come in the order the memo
+    read them, so twenty roots cost one pass over its paths, not twenty."""
     if not paths:
         return None
-    for read_paths, now, read_joined in carried:
+    for entry, (read_paths, now, read_joined) in enumerate(carried):
         if joined is not None and read_joined is not None:
-            at = _run_of(read_joined, joined)
-            if at is not None:
+            found = _run_of(read_joined, joined, *cursors.get(entry, (0, 0)))
+            if found is None and entry in cursors:
+                found = _run_of(read_joined, joined)  # out of order: from the start
+            if found is not None:
+                at, cursors[entry] = found[0], (found[1], found[0] + len(paths))
                 return now[at * SIZE : (at + len(paths)) * SIZE]
             continue
         at = -1
@@ -157,13 +165,14 @@ def _read_before(
     return None
 
 
-def _run_of(whole: str, part: str) -> int | None:
-    """The index of the first entry of `part` in `whole` (both entries joined by NUL), where `part`'s entries
-    appear whole and in order; None when they do not. Candidates are found by `part`'s first entry, then
-    compared whole (a search for the whole 4 MB needle costs ten times more)."""
+def _run_of(whole: str, part: str, start: int = 0, index: int = 0) -> tuple[int, int] | None:
+    """Where `part`'s entries appear whole and in order in `whole` (both entries joined by NUL), searching from
+    offset `start`, which is where entry `index` of `whole` begins: the index of `part`'s first entry there
+    and the offset just past `part` (and its NUL); None when they do not. Candidates are found by `part`'s
+    first entry, then compared whole (a search for the whole 4 MB needle costs ten times more)."""
     head, sep, _ = part.partition("\0")
     needle = head + sep
-    offset = whole.find(needle)
+    offset = whole.find(needle, start)
     while offset != -1:
         end = offset + len(part)
         if (
@@ -171,7 +180,7 @@ def _run_of(whole: str, part: str) -> int | None:
             and whole.startswith(part, offset)
             and (end == len(whole) or whole[end] == "\0")
         ):
-            return whole.count("\0", 0, offset)
+            return index + whole.count("\0", start, offset), end + 1
         offset = whole.find(needle, offset + 1)
     return None
 

@@ -169,15 +169,24 @@ def test_a_failed_memo_check_hands_what_it_read_to_the_snapshot_checks(
     read.clear()
     assert signatures.differences([(lists[0], recorded[0])], parallel=False) == expected[:1]
     assert read == lists[0]
+    # asked in another order than the memo read them: each list is still found in what it read
+    assert not signatures.holds(memo_paths, digests, parallel, "\0".join(memo_paths) if joined else None)
+    read.clear()
+    backwards = list(zip(lists[::-1], recorded[::-1], strict=True))
+    assert signatures.differences(backwards, False, joins[::-1]) == expected[::-1]
+    assert read == lists[2]
 
 
 def test_a_run_of_joined_paths_is_found_only_whole() -> None:
     """The joined match: `part`'s paths must appear whole (between NULs) and in order; its index is counted in
     paths."""
-    assert signatures._run_of("a\0b\0c", "b\0c") == 1
-    assert signatures._run_of("a\0b\0c", "a\0b\0c") == 0
-    assert signatures._run_of("xa\0b\0a\0b", "a\0b") == 2  # the first occurrence starts inside "xa"
+    assert signatures._run_of("a\0b\0c", "b\0c") == (1, 6)
+    assert signatures._run_of("a\0b\0c", "a\0b\0c") == (0, 6)
+    assert signatures._run_of("xa\0b\0a\0b", "a\0b") == (2, 9)  # the first occurrence starts inside "xa"
     assert signatures._run_of("a\0bc", "a\0b") is None  # ends inside "bc"
     assert signatures._run_of("a\0c\0b", "a\0b") is None
     assert signatures._run_of("", "a") is None
     assert signatures._run_of("x\0a\0b", "a\0b\0c") is None  # runs past the end
+    # from where the last run ended (offset 4 begins entry 2): the index counts from there
+    assert signatures._run_of("a\0b\0a\0b\0c", "a\0b", 4, 2) == (2, 8)
+    assert signatures._run_of("a\0b\0a\0b\0c", "a\0b", 8, 4) is None
