@@ -50,27 +50,38 @@ class InputLog:
         # them not known to be older than the racy window
         self.trees: list[tuple[list[str], bytes, Sequence[Signature]]] = []
         self._in_trees: set[str] = set()
-        self._unindexed = 0  # trees not yet in _in_trees (a 100k-path set costs 10 ms: made when asked)
+        self._unindexed: list[list[str]] = []  # trees not yet in _in_trees (a 100k-path set costs 10 ms: made
+        # when asked); trees that came with a set of their paths (a resident server made it) are not copied
+        self._indexed: list[frozenset[str]] = []
         self.variables: set[str] = set()  # names interpolation looked up
         self.folders: dict[str, Signature | None] = {}  # every folder above a looked-up path, at first look
         self.responses: list[Response] = []  # Engine API reads, to replay
         self.opaque: list[str] = []  # what was consulted that cannot be replayed (then nothing is remembered)
         self.ignore_prefixes = tuple(ignore_prefixes)
 
-    def note_tree(self, paths: list[str], packed: bytes | None, recent: Sequence[Signature]) -> None:
+    def note_tree(
+        self,
+        paths: list[str],
+        packed: bytes | None,
+        recent: Sequence[Signature],
+        members: frozenset[str] | None = None,
+    ) -> None:
         if packed is None:
             self.opaque.append("a context entry whose signature cannot be stored")
             return
         self.trees.append((paths, packed, recent))
-        self._unindexed += 1
+        if members is not None:
+            self._indexed.append(members)
+        else:
+            self._unindexed.append(paths)
 
     def in_trees(self, path: str) -> bool:
         """Whether a context walk listed or sent `path`."""
         if self._unindexed:
-            for paths, _, _ in self.trees[len(self.trees) - self._unindexed :]:
+            for paths in self._unindexed:
                 self._in_trees.update(paths)
-            self._unindexed = 0
-        return path in self._in_trees
+            self._unindexed.clear()
+        return path in self._in_trees or any(path in members for members in self._indexed)
 
     def note_looked_up(self, path: str) -> None:
         """A file opened or probed by name: its own signature, and its target's when it is a symlink (a
@@ -132,12 +143,15 @@ def recording(log: InputLog) -> Iterator[InputLog]:
         _state.log = previous
 
 
-def note_tree(paths: list[str], packed: bytes | None, recent: Sequence[Signature]) -> None:
+def note_tree(
+    paths: list[str], packed: bytes | None, recent: Sequence[Signature], members: frozenset[str] | None = None
+) -> None:
     """A context walk reports the folders it listed and the entries it sent (absolute paths) with their packed
-    signatures, and which of those may be within the racy window (all, for a walk made now)."""
+    signatures, and which of those may be within the racy window (all, for a walk made now); `members`: the
+    same paths as a set, where the caller holds one."""
     log = _state.log
     if log is not None:
-        log.note_tree(paths, packed, recent)
+        log.note_tree(paths, packed, recent, members)
 
 
 def note_variables(names: Iterable[str]) -> None:

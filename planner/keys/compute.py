@@ -180,7 +180,7 @@ class KeyComputer:
                 if patched is not None:
                     kept, recent = patched
                     if inputs.is_recording():
-                        inputs.note_tree(kept.paths, kept.packed, [sig for _, sig in recent])
+                        inputs.note_tree(kept.paths, kept.packed, [sig for _, sig in recent], kept.members)
                     result.update(kept.results)
                     self.pending.append((key, kept, recent))
                     continue

@@ -402,8 +402,8 @@ def _witnessed(
         records = {**kept.records(), **relisted.records}
         folders = {relative: record for relative, record in records.items() if not relisted.gone(relative)}
         encoded = None
-    joined = kept.joined if paths is kept.paths else None
-    return Snapshot(paths, bytes(packed), listed, results, folders, [], encoded, joined), recent
+    joined, members = (kept.joined, kept.members) if paths is kept.paths else (None, None)
+    return Snapshot(paths, bytes(packed), listed, results, folders, [], encoded, joined, members), recent
 
 
 def _signature(entry: Entry) -> inputs.Signature:

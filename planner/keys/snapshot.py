@@ -59,6 +59,7 @@ class Snapshot:
     racy: list[int] = field(default_factory=list)
     encoded: bytes | None = None
     joined: str | None = None
+    members: frozenset[str] | None = None  # the paths as a set, made by a resident server for its runs
 
     def records(self) -> dict[str, Folder]:
         if self.folders is None:
@@ -134,7 +135,7 @@ def reuse_all(store: Store, keys: Sequence[tuple[str, int, str]]) -> list[Reuse]
             answers[index] = Stale(found, changes)
             continue
         if inputs.is_recording():
-            inputs.note_tree(found.paths, found.packed, ())  # sealed before: none is recent
+            inputs.note_tree(found.paths, found.packed, (), found.members)  # sealed before: none is recent
         answers[index] = Held(found.results)
     return answers
 
@@ -233,6 +234,7 @@ def read_for_holding(store: Store, key: tuple[str, int, str]) -> Snapshot | None
     if not isinstance(found, Snapshot):
         return None
     found.records()
+    found.members = frozenset(found.paths)
     for tree in {id(tree): tree for tree in found.results.values()}.values():
         tree.prepare()
     return found
