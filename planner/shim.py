@@ -84,15 +84,19 @@ def has_compose_plugin(docker: str, environ: dict[str, str], config_option: str 
 
 
 def run_planner(steps: list[list[str]], env: dict[str, str]) -> int:
-    """Run planner command lines in this process, in order, stopping at the first that fails."""
+    """Run planner command lines in order, stopping at the first that fails: each through the cache folder's
+    resident server where one runs and takes it (planner/resident/), else in this process."""
     from planner.main import main as planner_main  # a no-op apply answers from the memo
+    from planner.resident.client import handed_over
 
     os.environ.update(env)
     for step in steps:
         sys.argv = ["planner", *step]
         try:
-            planner_main(step)
-            code = 0
+            served = handed_over(step)
+            if served is None:
+                planner_main(step)
+            code = served or 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if code:

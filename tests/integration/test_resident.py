@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from planner.commands.shim import install
 from tests.helpers import write_tree
 
 REPO = Path(__file__).resolve().parents[2]
@@ -299,6 +300,25 @@ def test_start_replaces_a_server_of_changed_code(tmp_path: Path) -> None:
         assert served(cache) == 0
     finally:
         planner(["server", "stop"], Path("/"), cache, **env)
+
+
+def test_the_docker_shim_runs_planner_through_the_server(cache: Path, tmp_path: Path) -> None:
+    """A build the docker shim hands to planner is forked from the server too, with the one-shot outcome."""
+    project = write_tree(tmp_path / "shimmed", {"compose.yaml": "services:\n  s:\n    build: ./missing\n"})
+    shim = install(tmp_path / "bin")
+
+    def build(server: bool) -> tuple[int, str, str]:
+        env = {**os.environ, "PLANNER_CACHE_DIR": str(cache), "PLANNER_SERVER": "" if server else "off"}
+        done = subprocess.run(
+            [str(shim), "compose", "build"], cwd=project, env=env, capture_output=True, text=True, check=False
+        )
+        return done.returncode, done.stdout, done.stderr
+
+    before = served(cache)
+    through = build(server=True)
+    assert served(cache) == before + 1
+    assert through == build(server=False)
+    assert through[0] == 2 and through[2].startswith("planner: ")  # planner's bad-input exit: planner ran
 
 
 def test_a_dead_servers_socket_is_run_past(project: Path, cache: Path, tmp_path: Path) -> None:
