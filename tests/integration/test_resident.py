@@ -250,20 +250,31 @@ def test_runs_at_once(project: Path, cache: Path, tmp_path: Path) -> None:
     assert served(cache) == 4
 
 
-def test_a_changed_planner_is_not_served(project: Path, tmp_path: Path) -> None:
-    """Planner's code changed since the server started: the server declines and stops, and the run goes on in
-    the client's process with the code as it now is."""
+def server_of_a_copy(tmp_path: Path) -> tuple[Path, dict[str, str], subprocess.CompletedProcess[str]]:
+    """A server started from a copy of planner's code (which a test may then change): its cache folder, the
+    environment that runs the copy, and the start command's outcome."""
     copy = tmp_path / "code"
     shutil.copytree(REPO / "planner", copy / "planner", ignore=shutil.ignore_patterns("__pycache__"))
     cache = tmp_path / "cache"
     env = {"PYTHONPATH": str(copy)}
     started = planner(["server", "start"], Path("/"), cache, **env)
     assert started.returncode == 0, started.stderr
+    return cache, env, started
+
+
+def change_the_copy(tmp_path: Path) -> None:
+    version = tmp_path / "code/planner/__init__.py"
+    version.write_text(version.read_text().replace('"0.1.0"', '"0.1.0+changed"'))
+
+
+def test_a_changed_planner_is_not_served(project: Path, tmp_path: Path) -> None:
+    """Planner's code changed since the server started: the server declines and stops, and the run goes on in
+    the client's process with the code as it now is."""
+    cache, env, _ = server_of_a_copy(tmp_path)
     first = planner(PLAN, project, cache, **env)
     assert first.returncode == 0
     assert served(cache) == 1
-    version = copy / "planner/__init__.py"
-    version.write_text(version.read_text().replace('"0.1.0"', '"0.1.0+changed"'))
+    change_the_copy(tmp_path)
     changed = planner(["--version"], project, cache, **env)
     assert (changed.returncode, changed.stdout) == (0, "planner 0.1.0+changed\n")
     deadline = time.monotonic() + 30
@@ -276,15 +287,9 @@ def test_a_changed_planner_is_not_served(project: Path, tmp_path: Path) -> None:
 def test_start_replaces_a_server_of_changed_code(tmp_path: Path) -> None:
     """After an upgrade, `server status` says the old server is stopping (exit 1) and `server start` starts a
     new one in its place, instead of answering that the old one runs."""
-    copy = tmp_path / "code"
-    shutil.copytree(REPO / "planner", copy / "planner", ignore=shutil.ignore_patterns("__pycache__"))
-    cache = tmp_path / "cache"
-    env = {"PYTHONPATH": str(copy)}
-    started = planner(["server", "start"], Path("/"), cache, **env)
-    assert started.returncode == 0, started.stderr
+    cache, env, started = server_of_a_copy(tmp_path)
     old = int(started.stdout.split("pid ")[1].rstrip(")\n"))
-    version = copy / "planner/__init__.py"
-    version.write_text(version.read_text().replace('"0.1.0"', '"0.1.0+changed"'))
+    change_the_copy(tmp_path)
     status = planner(["server", "status", "--format", "json"], Path("/"), cache, **env)
     assert status.returncode == 1, status.stdout + status.stderr
     answer = json.loads(status.stdout)
