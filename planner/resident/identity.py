@@ -4,9 +4,10 @@ The client's own process: its user (checked by the socket's peer credentials), i
 to the `docker` group reaches the daemon only from a new login), its interpreter, where planner and the
 packages it imports are found (sys.path, less the client's own first entry: its script's folder), the
 filesystem encoding, and the locale variables the interpreter read as it started (a run that differs only in
-those goes on in-process). The server's code: every planner source file and every folder on sys.path, by lstat
-signature (a changed source, or a package installed or removed in site-packages, changes one), taken when the
-server started and again for each request. Stdlib only: the client imports it."""
+those goes on in-process). The server's code: every planner source file and C extension, and every folder on
+sys.path, by lstat signature (a changed source, a rebuilt extension, or a package installed or removed in
+site-packages, changes one), taken when the server started and again for each request. Stdlib only: the client
+imports it."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def code_stamp() -> tuple[tuple[str, int, int, int], ...]:
     for folder, dirs, names in os.walk(package):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(names):
-            if name.endswith(".py"):
+            if name.endswith((".py", ".so")):
                 seen.append(_signature(os.path.join(folder, name)))
     seen.extend(_signature(entry) for entry in search_path() if entry)
     return tuple(seen)

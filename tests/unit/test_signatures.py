@@ -1,4 +1,5 @@
-"""Signature checks: a change in any chunk is seen, whether one process checks or two."""
+"""Signature checks: a change in any chunk is seen, whether the C reader reads the signatures (planner._lstat)
+or Python does, in one process or two."""
 
 from __future__ import annotations
 
@@ -8,6 +9,39 @@ from pathlib import Path
 import pytest
 
 from planner import inputs, signatures
+
+
+@pytest.fixture(params=["c", "python"], autouse=True)
+def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with each reader: the C one where it was built, and Python's (the fallback)."""
+    if request.param == "python":
+        monkeypatch.setattr(signatures, "_reader", None)
+    elif signatures._reader is None:
+        pytest.skip(
+            "planner._lstat is not built (no C compiler at install; test_lstat_reader says if one is)"
+        )
+    return str(request.param)
+
+
+def counted_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths whose signatures are read from now on, by either reader."""
+    read: list[str] = []
+    lstat = os.lstat
+
+    def counted(path: str) -> os.stat_result:
+        read.append(path)
+        return lstat(path)
+
+    monkeypatch.setattr(signatures.os, "lstat", counted)
+    c_reader = signatures._reader
+    if c_reader is not None:
+
+        def counted_c(joined: bytes, count: int, threads: int) -> tuple[bytes, int]:
+            read.extend(os.fsdecode(path) for path in joined.split(b"\0"))
+            return c_reader(joined, count, threads)
+
+        monkeypatch.setattr(signatures, "_reader", counted_c)
+    return read
 
 
 def roots(tmp_path: Path, sizes: list[int]) -> list[list[str]]:
@@ -25,7 +59,7 @@ def roots(tmp_path: Path, sizes: list[int]) -> list[list[str]]:
 
 @pytest.mark.parametrize("parallel", [False, True])
 def test_checks_see_a_change_in_any_chunk(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool, reader: str
 ) -> None:
     monkeypatch.setattr(signatures, "CHUNK", 8)
     forks = [0]
@@ -64,13 +98,14 @@ def test_checks_see_a_change_in_any_chunk(
         assert recorded is not None and checked(paths, recorded)
     files[-1].unlink()
     assert not checked(paths, recorded)
-    # parallel=True must really split the check between two processes (each check here forks once)
-    assert forks[0] == (checks[0] if parallel else 0)
+    # parallel=True must really split Python's check between two processes (each check here forks once); the C
+    # reader never forks
+    assert forks[0] == (checks[0] if parallel and reader == "python" else 0)
 
 
 @pytest.mark.parametrize("parallel", [False, True])
 def test_differences_name_the_changed_paths_of_each_list(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool, reader: str
 ) -> None:
     """differences answers for every list, whichever process checks which chunk: None where every path holds,
     else exactly the paths that changed, with their signatures now (None for a path that is gone)."""
@@ -120,7 +155,7 @@ def test_differences_name_the_changed_paths_of_each_list(
         None,
     ]
     assert signatures.differences([], parallel) == []
-    assert (forks[0] > 0) == parallel  # the parallel check really split the work
+    assert (forks[0] > 0) == (parallel and reader == "python")  # the parallel check really split the work
 
 
 @pytest.mark.parametrize("joined", [False, True])
@@ -155,14 +190,7 @@ def test_a_failed_memo_check_hands_what_it_read_to_the_snapshot_checks(
         {0: inputs.lstat_signature(lists[1][0]), len(lists[1]) - 1: None},  # its folder lost an entry
         {2: inputs.lstat_signature(lists[2][2])},
     ]
-    read: list[str] = []
-    lstat = os.lstat
-
-    def counted(path: str) -> os.stat_result:
-        read.append(path)
-        return lstat(path)
-
-    monkeypatch.setattr(signatures.os, "lstat", counted)
+    read = counted_reads(monkeypatch)
     assert signatures.differences(list(zip(lists, recorded, strict=True)), False, joins) == expected
     assert read == lists[2]  # only the list the memo check did not read
     # what was handed over is used once: the next check reads for itself
