@@ -18,7 +18,7 @@ from planner.keys.compute import UNRESOLVED
 from planner.keys.manifest import Manifest
 from planner.layer_chain import chain_ids
 from planner.manifest_diff import diff_manifests, reasons_from
-from planner.observation import DaemonView, Observation
+from planner.observation import DaemonView, Observation, Reach
 from planner.plan_model import (
     LOCAL,
     SHARE,
@@ -67,14 +67,16 @@ def _change_reasons(
 
 @dataclass(frozen=True)
 class BuildRoute:
-    """How the Engine API builder must build a node whose Dockerfile is not among the sent context entries
-    (inline, outside the context, excluded by the ignore file) so that COPY sees what `docker build` copies.
+    """How the Engine API builder must build a node, as the plan states it and apply's builder follows.
 
-    BuildKit with a session reads the Dockerfile from a source of its own: exact. BuildKit over a context tar
-    (`builder: {context: tar}`, or the fallback when the daemon opens no session) applies no ignore file on
-    dockerd 20.10, so the injected Dockerfile would reach `COPY .`; the classic builder (`version=1`) drops it as
-    the docker CLI makes it do (`.dockerignore` names it). So over a tar such a build takes the classic builder,
-    unless the Dockerfile uses what only BuildKit builds: then it is refused (`problem`)."""
+    BuildKit gets the context through a BuildKit session (the docker CLI's way: exact, the Dockerfile from a
+    source of its own), or as a tar it fetches from this host's loopback (`builder: {context: tar}`, or when the
+    daemon opens no session; only a daemon on a local socket shares that loopback). Over a tar, dockerd 20.10's
+    BuildKit applies no ignore file, so a Dockerfile that is not among the sent entries (inline, outside the
+    context, excluded by the ignore file) and must be injected would reach `COPY .`; the classic builder
+    (`version=1`) drops it as the docker CLI makes it do. So where neither a session nor a loopback tar will do,
+    the build takes the classic builder, unless the Dockerfile uses what only BuildKit builds alike: then it is
+    refused (`problem`) before anything is sent."""
 
     method: Literal["classic"] | None = None  # the build step's: the classic builder from the start
     fallback: Literal["classic"] | None = None  # without a BuildKit session: the classic builder, not a tar
@@ -83,25 +85,45 @@ class BuildRoute:
 
 
 def build_route(
-    name: str, builder_kind: str, context: str, injected: str | None, needs_buildkit: str | None
+    name: str,
+    builder_kind: str,
+    context: str,
+    injected: str | None,
+    needs_buildkit: str | None,
+    reach: Reach = "unix",
 ) -> BuildRoute:
     """`context`: the rules' `builder.context` (session | tar); `injected`: why the Dockerfile is not sent (None:
-    it is); `needs_buildkit`: the first construct the classic builder would build differently."""
-    if builder_kind != "docker" or injected is None:
+    it is); `needs_buildkit`: the first construct the classic builder would build differently; `reach`: how
+    planner reaches the building daemon (engine.http.reach)."""
+    if builder_kind != "docker":
         return BuildRoute()
+    if reach == "other":
+        why = "the daemon is reached over TLS or ssh, where planner opens no BuildKit session"
+        if needs_buildkit is None:
+            return BuildRoute(method="classic", detail=f"classic builder: {why}")
+        return BuildRoute(
+            problem=f"{name}: needs BuildKit ({needs_buildkit}), and {why}; the classic builder would not build "
+            "it alike; reach the daemon over its unix socket or plain TCP"
+        )
+    # without a session: a tar over loopback where the daemon shares it and sees no injected Dockerfile
+    tar_will_do = reach == "unix" and injected is None
     if context == "session":
         # no session at apply time: the classic builder where it builds alike, else the build is refused
-        return BuildRoute(fallback="classic") if needs_buildkit is None else BuildRoute()
+        if tar_will_do or needs_buildkit is not None:
+            return BuildRoute()
+        return BuildRoute(fallback="classic")
+    if tar_will_do:
+        return BuildRoute()
+    why = (
+        f"the Dockerfile is not sent ({injected}), and BuildKit over a context tar would show it to COPY"
+        if reach == "unix"
+        else "the daemon is reached over TCP and cannot fetch a context tar from this host's loopback"
+    )
     if needs_buildkit is None:
-        return BuildRoute(
-            method="classic",
-            detail=f"classic builder: the Dockerfile is not sent ({injected}), and BuildKit over a context tar "
-            "would show it to COPY",
-        )
+        return BuildRoute(method="classic", detail=f"classic builder: {why}")
     return BuildRoute(
-        problem=f"{name}: the Dockerfile is not sent ({injected}) and needs BuildKit ({needs_buildkit}), which "
-        "over a context tar (`builder: {context: tar}`) would show it to COPY; the classic builder cannot build "
-        "it; use `builder: {context: session}`"
+        problem=f"{name}: needs BuildKit ({needs_buildkit}), but {why} (`builder: {{context: tar}}`); the classic "
+        "builder cannot build it alike; use `builder: {context: session}`"
     )
 
 

@@ -4,6 +4,10 @@ which artifact outputs and stamps are current. decide reads only this; engine ad
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
+
+# How planner reaches the daemon that builds (engine.http.reach): a local socket, plain TCP, or TLS / ssh.
+Reach = Literal["unix", "tcp", "other"]
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from planner.decide import (
     same_image,
 )
 from planner.deferred import later
+from planner.engine.http import reach
 from planner.graph import BuildGraph, build_graph
 from planner.keys.compute import UNRESOLVED, BaseResolver, TriggerReader, compute_keys
 from planner.keys.manifest import Manifest
@@ -145,9 +146,15 @@ def _decided(
     rules = graph.stack.rules
     previous = {name: store.manifest(key) for name, key in observation.previous_keys.items()}
     codec = rules.registry.codec() if rules.registry is not None else "gzip"
+    home = reach(None)  # the builder builds on the session daemon
     routes = {
         name: build_route(
-            name, rules.builder.kind, rules.builder.context, files.injected_dockerfile(), files.needs_buildkit
+            name,
+            rules.builder.kind,
+            rules.builder.context,
+            files.injected_dockerfile(),
+            files.needs_buildkit,
+            home,
         )
         for name, files in graph.files.items()
         if name in graph.nodes

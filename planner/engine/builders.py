@@ -74,8 +74,8 @@ class BuildRequest:
     ssh: list[str] = field(default_factory=list)
     cache_from: list[str] = field(default_factory=list)
     cache_to: list[str] = field(default_factory=list)
-    # the plan's route (decide.build_route), for an injected Dockerfile: the classic builder from the start,
-    # or when the daemon opens no BuildKit session (BuildKit over a context tar would show it to COPY)
+    # the plan's route (decide.build_route): the classic builder from the start, or when the daemon opens no
+    # BuildKit session and a context tar will not do (an injected Dockerfile; a daemon reached over TCP)
     classic: bool = False
     classic_fallback: bool = False
 
@@ -91,24 +91,22 @@ class Builder(Protocol):
 
 class EngineBuilder:
     """`POST /build?version=2` on the home daemon: BuildKit inside dockerd, the context through a BuildKit session
-    (a local socket; a tar over loopback HTTP as the fallback), or the classic builder with a tar body."""
+    (on a local socket or plain TCP; a tar over loopback HTTP as the fallback on a local socket), or the classic
+    builder with a tar body, as the plan's route says (decide.build_route)."""
 
     name = "docker"
 
-    def __init__(self, daemon: Daemon, classic: bool = False, transport: str = "session") -> None:
+    def __init__(self, daemon: Daemon, transport: str = "session") -> None:
+        from planner.engine.http import reach
+
         self.daemon = daemon
-        self.classic = classic  # always the classic builder (`version=1`), even on a local socket
-        # how BuildKit gets the context on a local socket: "session" (a BuildKit session, as the docker CLI
-        # sends it: the Dockerfile apart from the context) or "tar" (a tar served on loopback HTTP)
+        # how BuildKit gets the context: "session" (a BuildKit session, as the docker CLI sends it: the Dockerfile
+        # apart from the context) or "tar" (a tar served on loopback HTTP)
         if transport not in ("session", "tar"):
             raise ValueError(f"unknown context transport {transport!r}")
         self.transport = transport
-
-    def _serves_locally(self) -> bool:
-        """A daemon on a local unix socket shares the host's loopback, so it can download from us."""
-        from planner.engine.http import resolve_host
-
-        return resolve_host(self.daemon.url).startswith("unix://")
+        # only a daemon on a local socket shares this host's loopback, so only it can fetch a tar from us
+        self.reach = reach(daemon.url)
 
     def _open_session(self, request: BuildRequest, log: LogSink) -> BuildSession | None:
         """A BuildKit session serving the walk as `context` and the Dockerfile alone as `dockerfile`; None (and
@@ -133,7 +131,7 @@ class EngineBuilder:
             except RuntimeFailure as exc:
                 raise BuildFailed(f"{request.node}: {exc.message}; nothing was built") from None
         session = BuildSession(
-            resolve_host(self.daemon.url)[len("unix://") :],
+            resolve_host(self.daemon.url),
             {
                 "context": context_source(str(request.context), request.entries, request.expected),
                 "dockerfile": dockerfile_source(name, text),
@@ -145,11 +143,30 @@ class EngineBuilder:
             session.start()
         except SessionFailed as exc:
             self.transport = "tar"
-            log(
-                f"planner: no BuildKit session ({exc.message}); falling back to a context tar over loopback HTTP"
+            then = (
+                "falling back to a context tar over loopback HTTP"
+                if self.reach == "unix"
+                else "the plan's fallback"
             )
+            log(f"planner: no BuildKit session ({exc.message}); {then}")
             return None
         return session
+
+    def _no_tar(self) -> str:
+        """Why a build without a BuildKit session cannot send its context as a tar over loopback HTTP."""
+        from planner.engine.http import resolve_host
+
+        if self.reach == "unix":
+            # dockerd 20.10's BuildKit applies no ignore file to a context tar: COPY would see the injected
+            # Dockerfile, which `docker build` never shows (the classic builder hides it as the CLI makes it do)
+            return (
+                "the Dockerfile is not in the sent context, and without a BuildKit session the daemon's BuildKit "
+                "would show it to COPY"
+            )
+        return (
+            f"the daemon at {resolve_host(self.daemon.url)} opened no BuildKit session and cannot fetch a context "
+            "tar from this host"
+        )
 
     def _discard(self, image_id: str | None, tags: list[str]) -> None:
         for ref in [*tags, *([image_id] if image_id else [])]:
@@ -186,20 +203,18 @@ class EngineBuilder:
         if request.extra_hosts:
             params["extrahosts"] = request.extra_hosts
 
-        classic = self.classic or request.classic or not self._serves_locally()
+        classic = request.classic
         session: BuildSession | None = None
-        if not classic and self.transport == "session":
+        if not classic and self.transport == "session" and self.reach != "other":
             session = self._open_session(request, log)
-        if session is None and not classic and request.dockerfile_text is not None:
-            # over a context tar, dockerd 20.10's BuildKit applies no ignore file: COPY would see the injected
-            # Dockerfile, which `docker build` never shows; the classic builder hides it as the CLI makes it do
+        if session is None and not classic and (self.reach != "unix" or request.dockerfile_text is not None):
+            # no tar will do (`_no_tar`): the plan's route says whether the classic builder builds it
             if not request.classic_fallback:
                 raise BuildFailed(
-                    f"{request.node}: the Dockerfile is not in the sent context, and without a BuildKit session "
-                    "the daemon's BuildKit would show it to COPY (the classic builder cannot build this "
-                    "Dockerfile); nothing was built"
+                    f"{request.node}: {self._no_tar()} (the classic builder cannot build this Dockerfile alike); "
+                    "nothing was built"
                 )
-            log("planner: the classic builder builds this one (its Dockerfile is not in the sent context)")
+            log(f"planner: the classic builder builds this one ({self._no_tar()})")
             classic = True
         if session is not None:
             params.update(remote="client-session", session=session.id, dockerfile=session_dockerfile(request))

@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Mapping
 from typing import Any
 
 from planner import inputs
+from planner.observation import Reach
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 
@@ -23,17 +25,53 @@ class EngineHTTPError(Exception):
         self.message = message
 
 
-def resolve_host(url: str | None, environ: dict[str, str] | None = None) -> str:
+def resolve_host(url: str | None, environ: Mapping[str, str] | None = None) -> str:
     env = environ if environ is not None else os.environ
     return url or env.get("DOCKER_HOST") or DEFAULT_SOCKET
 
 
 def supported(url: str | None) -> bool:
     """Whether this light client can talk to the daemon (else use docker-py)."""
-    host = resolve_host(url)
-    if os.environ.get("DOCKER_TLS_VERIFY") or os.environ.get("DOCKER_CERT_PATH"):
-        return False
-    return host.startswith(("unix://", "tcp://", "http://"))
+    return reach(url) != "other"
+
+
+def reach(url: str | None, environ: Mapping[str, str] | None = None) -> Reach:
+    """How planner reaches a daemon, which sets how the Engine API builder can hand BuildKit a context:
+    - "unix": a local socket: a BuildKit session on it, or a context tar the daemon fetches from this host's
+      loopback (a daemon on a local socket shares it);
+    - "tcp": plain TCP: a BuildKit session over the API connection; the daemon may be on another host, so it
+      cannot fetch anything from this one's loopback;
+    - "other": TLS (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, as docker-py reads them) or ssh://: docker-py's
+      transports, on which planner opens no session."""
+    env = environ if environ is not None else os.environ
+    host = resolve_host(url, env)
+    if host.startswith("unix://"):
+        return "unix"
+    if host.startswith(("tcp://", "http://")) and not (
+        env.get("DOCKER_TLS_VERIFY") or env.get("DOCKER_CERT_PATH")
+    ):
+        return "tcp"
+    return "other"
+
+
+def connect(host: str, timeout: float) -> socket.socket:
+    """A connected socket to a daemon on a unix socket or plain TCP (`reach` is "unix" or "tcp")."""
+    if host.startswith("unix://"):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        address: Any = host[len("unix://") :]
+    else:
+        import urllib.parse
+
+        parsed = urllib.parse.urlparse(host.replace("tcp://", "http://", 1))
+        sock = socket.socket(socket.AF_INET6 if ":" in (parsed.hostname or "") else socket.AF_INET)
+        address = (parsed.hostname or "localhost", parsed.port or 2375)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class EngineHTTP:
@@ -60,19 +98,7 @@ class EngineHTTP:
     def fetch(self, target: str) -> tuple[int, bytes]:
         """One GET: the status and the raw body. HTTP/1.0 with the connection closed after the answer, so the
         body needs no chunked decoding (the engine answers a 1.0 request with a plain body)."""
-        if self.host.startswith("unix://"):
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(self.timeout)
-            address: Any = self.host[len("unix://") :]
-        else:
-            import urllib.parse
-
-            parsed = urllib.parse.urlparse(self.host.replace("tcp://", "http://", 1))
-            sock = socket.socket(socket.AF_INET6 if ":" in (parsed.hostname or "") else socket.AF_INET)
-            sock.settimeout(self.timeout)
-            address = (parsed.hostname or "localhost", parsed.port or 2375)
-        with sock:
-            sock.connect(address)
+        with connect(self.host, self.timeout) as sock:
             sock.sendall(f"GET {target} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
             chunks = []
             while chunk := sock.recv(1 << 16):

@@ -42,6 +42,7 @@ import h2.events
 import h2.exceptions
 
 from planner.engine.context_tar import _Verifying
+from planner.engine.http import connect
 from planner.engine.protobuf import bytes_field as _bytes_field
 from planner.engine.protobuf import fields as _fields
 from planner.engine.protobuf import int_field as _int_field
@@ -326,13 +327,12 @@ class Transfer:
 
 
 class BuildSession:
-    """A BuildKit session on the daemon's unix socket, serving `sources` by name (`context`, `dockerfile`)."""
+    """A BuildKit session on the daemon's unix socket or plain TCP (`host`, as DOCKER_HOST writes it), serving
+    `sources` by name (`context`, `dockerfile`): the docker CLI opens it on the API connection either way."""
 
-    def __init__(
-        self, socket_path: str, sources: Mapping[str, Source], shared_key: str, api_version: str
-    ) -> None:
+    def __init__(self, host: str, sources: Mapping[str, Source], shared_key: str, api_version: str) -> None:
         self.id = secrets.token_hex(16)
-        self.socket_path = socket_path
+        self.host = host
         self.sources = dict(sources)
         self.shared_key = shared_key
         self.api_version = api_version
@@ -350,10 +350,11 @@ class BuildSession:
     # connection --------------------------------------------------------------------------------------------------
 
     def start(self, timeout: float = 30) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
         try:
-            sock.connect(self.socket_path)
+            sock = connect(self.host, timeout)
+        except OSError as exc:
+            raise SessionFailed(f"POST /session failed: {exception_text(exc)}") from None
+        try:
             lines = [
                 f"POST /v{self.api_version}/session HTTP/1.1",
                 "Host: docker",

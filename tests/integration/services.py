@@ -131,6 +131,9 @@ class DaemonProcess:
     process: subprocess.Popen[bytes]
     log: Path
     bridge: str | None = None
+    tcp_url: str | None = (
+        None  # the same daemon on plain TCP (127.0.0.1), as DOCKER_HOST=tcp://... reaches one
+    )
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -204,7 +207,8 @@ def remove_bridge(name: str) -> None:
 
 
 def start_dockerd(root: Path) -> DaemonProcess:
-    """A second dockerd that shares nothing with the session daemon but the kernel, on a bridge of its own."""
+    """A second dockerd that shares nothing with the session daemon but the kernel, on a bridge of its own; it
+    listens on a unix socket and on plain TCP on 127.0.0.1."""
     binary = shutil.which("dockerd")
     if binary is None:
         raise RuntimeError("dockerd is not installed")
@@ -215,11 +219,12 @@ def start_dockerd(root: Path) -> DaemonProcess:
     config.write_text(json.dumps({}))  # never read /etc/docker/daemon.json (it pins the host's data-root)
     sock = root / "docker.sock"
     log = root / "dockerd.log"
+    tcp_url = f"tcp://127.0.0.1:{free_port()}"
     command = [
         binary, "--config-file", str(config), "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-        "--pidfile", str(root / "docker.pid"), "-H", f"unix://{sock}", "--bridge", bridge, "--iptables=false",
-        "--ip-masq=false", "--storage-driver", host_storage_driver(), "--containerd-namespace", "planner-sandbox",
-        "--containerd-plugins-namespace", "planner-sandbox-plugins",
+        "--pidfile", str(root / "docker.pid"), "-H", f"unix://{sock}", "-H", tcp_url, "--bridge", bridge,
+        "--iptables=false", "--ip-masq=false", "--storage-driver", host_storage_driver(),
+        "--containerd-namespace", "planner-sandbox", "--containerd-plugins-namespace", "planner-sandbox-plugins",
     ]  # fmt: skip
     try:
         process = _spawn(command, log, "dockerd", start_new_session=True)
@@ -244,7 +249,7 @@ def start_dockerd(root: Path) -> DaemonProcess:
         process.wait()
         remove_bridge(bridge)
         raise RuntimeError(f"second dockerd did not start: {log.read_text()[-3000:]}") from None
-    return DaemonProcess(url, root, process, log, bridge)
+    return DaemonProcess(url, root, process, log, bridge, tcp_url)
 
 
 @contextlib.contextmanager

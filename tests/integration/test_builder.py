@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import tarfile
 from pathlib import Path
@@ -19,7 +20,8 @@ from planner.engine.labels import LABEL_KEY
 from planner.errors import RuntimeFailure
 from planner.keys.statcache import StatCache
 from planner.keys.walk import walk_context
-from tests.integration.services import SESSION_LABEL, TEST_LABEL, TEST_SESSION, folder_archive
+from tests.integration.services import SESSION_LABEL, TEST_LABEL, TEST_SESSION, DaemonProcess, folder_archive
+from tests.integration.test_apply import run
 
 pytestmark = pytest.mark.docker
 
@@ -185,3 +187,37 @@ def test_a_wildcard_copy_rebuilds_after_an_edit(tmp_path: Path, docker_client: A
                 assert member is not None and member.read() == f"2 edit {edit}\n".encode()
     finally:
         remove_project_images(name)
+
+
+def test_a_daemon_reached_over_tcp_builds_with_buildkit_through_a_session(
+    tmp_path: Path, sandbox: DaemonProcess, name: str
+) -> None:
+    """DOCKER_HOST=tcp://...: the BuildKit session goes over the API connection as on a unix socket, so BuildKit
+    builds (here a `COPY --chmod`, which the classic builder refuses: before, any daemon off a unix socket got
+    the classic builder, which the plan never said) and the plan names no other builder."""
+    import docker
+
+    assert sandbox.tcp_url is not None
+    root = tmp_path / "p"
+    (root / "app").mkdir(parents=True)
+    (root / "app/Dockerfile").write_text(
+        f"FROM scratch\nLABEL {SESSION_LABEL}\nCOPY --chmod=0750 hello.txt /hello.txt\n"
+    )
+    (root / "app/hello.txt").write_text("hello\n")
+    (root / "compose.yaml").write_text(f"services:\n  app:\n    build: ./app\n    image: t/{name}-app\n")
+    env = {"PLANNER_CACHE_DIR": str(tmp_path / "cache"), "DOCKER_HOST": sandbox.tcp_url}
+    planned = run(root, "plan", "--format", "json", env=env)
+    assert planned.returncode == 0, planned.stderr
+    build = next(step for step in json.loads(planned.stdout)["steps"] if step["id"] == "build:app")
+    # BuildKit; no classic fallback without a session either: the classic builder would not build it alike
+    assert (build.get("method"), build.get("fallback")) == (None, None)
+    applied = run(root, "apply", "-q", env=env)
+    assert applied.returncode == 0, applied.stderr
+    client = docker.DockerClient(base_url=sandbox.tcp_url, timeout=60)
+    try:
+        history = client.api.history(f"t/{name}-app")
+        assert any("buildkit.dockerfile" in (layer.get("Comment") or "") for layer in history), history
+        with tarfile.open(fileobj=io.BytesIO(folder_archive(client, f"t/{name}-app", "/hello.txt"))) as tar:
+            assert tar.getmember("hello.txt").mode & 0o7777 == 0o750
+    finally:
+        client.close()

@@ -138,13 +138,10 @@ def planner_build(
     request = BuildRequest(
         node="t", context=root, entries=entries, expected=StatCache(None).hashes(str(root), entries),
         dockerfile=name, dockerfile_text=injected, labels={LABEL_KEY: "k" * 32, TEST_LABEL: TEST_SESSION},
-        tags=[tag], classic=route.method == "classic", classic_fallback=route.fallback == "classic",
+        tags=[tag], classic=builder == "classic" or route.method == "classic",
+        classic_fallback=route.fallback == "classic",
     )  # fmt: skip
-    engine = EngineBuilder(
-        Daemon("local", None),
-        classic=builder == "classic",
-        transport="tar" if builder == "buildkit-tar" else "session",
-    )
+    engine = EngineBuilder(Daemon("local", None), transport="tar" if builder == "buildkit-tar" else "session")
     engine.build(request, lambda line: None)
     try:
         return ctx_paths(client, tag), {e.path for e in entries}
