@@ -185,7 +185,11 @@ def config(
         ConfigFormat, typer.Option("--format", help="Output format.")
     ] = ConfigFormat.json,
     show_secrets: Annotated[
-        bool, typer.Option("--show-secrets", help="Print secret-looking build args instead of masking them.")
+        bool,
+        typer.Option(
+            "--show-secrets",
+            help="Print secret-looking build args and context URL credentials instead of masking them.",
+        ),
     ] = False,
 ) -> None:
     """Print the resolved, build-relevant compose model (like `docker compose config`)."""

@@ -1,7 +1,10 @@
-"""Secret-looking build args: their values never appear in any output (config, plan, explain, logs)."""
+"""Secrets in a build's inputs: secret-looking build args, and the credentials of a remote context URL
+(`https://TOKEN@github.com/org/repo.git`, as Compose accepts it). Their values never appear in any output
+(config, plan, explain, logs) nor in what the cache keeps."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
 from typing import Any
@@ -24,15 +27,51 @@ def mask_args(args: Mapping[str, str], extra: Iterable[str] = ()) -> dict[str, s
 
 
 def mask_config(config: dict[str, Any], extra: Iterable[str] = ()) -> dict[str, Any]:
-    """`planner config` output with secret-looking build arg values masked."""
+    """`planner config` output with secret-looking build arg values and context URL credentials masked."""
     services = {}
     for name, service in (config.get("services") or {}).items():
         build = service.get("build")
         masked = service
-        if isinstance(build, dict) and build.get("args"):
-            masked = {**service, "build": {**build, "args": mask_args(build["args"], extra)}}
+        if isinstance(build, dict):
+            build = dict(build)
+            if build.get("args"):
+                build["args"] = mask_args(build["args"], extra)
+            if isinstance(build.get("context"), str):
+                build["context"] = mask_url(build["context"])
+            if isinstance(build.get("additional_contexts"), dict):
+                build["additional_contexts"] = {
+                    k: mask_url(v) if isinstance(v, str) else v
+                    for k, v in build["additional_contexts"].items()
+                }
+            masked = {**service, "build": build}
         services[name] = masked
     return {**config, "services": services}
+
+
+# `scheme://userinfo@`: the userinfo ends at the first `@` before any `/`, `?` or `#`
+_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)([^/?#@]+)@")
+
+
+def url_credentials(ref: str) -> str | None:
+    """The credentials in a remote context URL: the whole userinfo of an http(s) URL (a token is often the user
+    name alone), or of any other URL that holds a password (`ssh://git@host/...` names a user, no secret)."""
+    found = _USERINFO.match(ref)
+    if found is None:
+        return None
+    scheme, userinfo = found.group(1).lower(), found.group(2)
+    if scheme in ("http://", "https://") or ":" in userinfo:
+        return userinfo
+    return None
+
+
+def mask_url(ref: str) -> str:
+    """`ref` with its credentials (`url_credentials`) masked; any other text as it is."""
+    credentials = url_credentials(ref)
+    if credentials is None:
+        return ref
+    found = _USERINFO.match(ref)
+    assert found is not None
+    return f"{found.group(1)}{MASK}@{ref[found.end() :]}"
 
 
 MIN_SECRET_LENGTH = 4  # shorter values ("1", "yes") would mask unrelated text

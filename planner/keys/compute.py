@@ -30,7 +30,7 @@ from planner.keys.patch import Filter, patch
 from planner.keys.statcache import StatCache
 from planner.keys.tree import Tree
 from planner.keys.walk import Entry, Folder, Folders, Witnesses, walk_contexts
-from planner.secrets import mask_text, secret_values
+from planner.secrets import mask_text, mask_url, secret_values
 from planner.stack import Node
 
 
@@ -302,7 +302,7 @@ class KeyComputer:
             volatile_args=sorted(volatile & set(build.args)),
             target=build.target,
             platforms=list(build.platforms),
-            labels=dict(build.labels),
+            labels={k: value_hash(v) for k, v in build.labels.items()},
             env={
                 name: value_hash(self.environ[name]) if name in self.environ else ""
                 for name in node.rules.env
@@ -338,17 +338,23 @@ class KeyComputer:
             manifest.files = merged
         manifest.trees = dict(context_trees)
         for name, value in build.additional_contexts.items():
-            if not os.path.isabs(value):
-                manifest.contexts[name] = (
-                    value  # remote: docker-image://, git URL, service:NAME (upstream key)
-                )
+            if not os.path.isabs(value):  # remote: docker-image://, git URL, service:NAME (upstream key)
+                manifest.contexts[name] = _remote_line(value)
         if not os.path.isabs(build.context):
-            manifest.contexts["."] = build.context
+            manifest.contexts["."] = _remote_line(build.context)
         manifest.scope_reason = mask_text(
             manifest.scope_reason, secrets
         )  # may name a base ref (not in the key)
         manifest.key = digest_lines(manifest.lines(context_trees))
         return manifest
+
+
+def _remote_line(ref: str) -> str:
+    """A remote context as the manifest keeps it: the reference, or with credentials in it (a token in a git
+    URL) the reference masked and the hash of the whole, so the key still follows it and the cache holds no
+    secret."""
+    masked = mask_url(ref)
+    return ref if masked == ref else f"{masked} {value_hash(ref)}"
 
 
 def _settled_records(kept: snapshot.Snapshot, real_root: str) -> dict[str, Folder]:

@@ -107,7 +107,7 @@ class Manifest:
     volatile_args: list[str] = field(default_factory=list)
     target: str | None = None
     platforms: list[str] = field(default_factory=list)
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)  # name -> value hash (values may be secrets)
     contexts: dict[str, str] = field(
         default_factory=dict
     )  # additional context -> tree hash / remote reference
@@ -134,7 +134,7 @@ class Manifest:
         out = [KEY_VERSION, f"dockerfile {self.dockerfile}"]
         out += [f"target {self.target or ''}", f"platforms {','.join(sorted(self.platforms))}"]
         out += [f"arg {k}={v}" for k, v in sorted(self.args.items())]
-        out += [f"label {k}={value_hash(v)}" for k, v in sorted(self.labels.items())]
+        out += [f"label {k}={v}" for k, v in sorted(self.labels.items())]
         out += [f"context {name} {digest}" for name, digest in sorted(trees.items())]
         out += [f"additional {name} {value}" for name, value in sorted(self.contexts.items())]
         out += [f"input {path} {digest}" for path, digest in sorted(self.inputs.items())]

@@ -3,6 +3,7 @@ logs, errors and summaries. No Docker: apply runs a stand-in build step through 
 
 from __future__ import annotations
 
+import json
 from io import StringIO
 from pathlib import Path
 from unittest.mock import ANY
@@ -14,16 +15,17 @@ from planner import render
 from planner.apply import run
 from planner.apply.executor import Step, StepContext
 from planner.commands import explain
+from planner.compose.loader import load_project
 from planner.compose.options import ProjectOptions
 from planner.decide import Forcing
 from planner.errors import RuntimeFailure
 from planner.keys.compute import base_entries
-from planner.keys.manifest import Manifest
+from planner.keys.manifest import Manifest, value_hash
 from planner.manifest_diff import Change
 from planner.observation import DaemonView, Observation
 from planner.pipeline import Planned, _decided, make_plan
 from planner.redact import mask_changes, node_secrets
-from planner.secrets import MASK, mask_text, secret_values
+from planner.secrets import MASK, mask_config, mask_text, mask_url, secret_values, url_credentials
 from planner.store import Store
 from tests.helpers import write_tree
 
@@ -208,3 +210,70 @@ def test_pull_bases_prints_and_fails_with_the_secret_masked(
     with pytest.raises(DaemonError) as raised:
         shimsteps.pull_bases(options(root), [])
     assert str(raised.value) == f"daemon local: pull example.com/{MASK}/base failed: denied"
+
+
+@pytest.mark.parametrize(
+    ("ref", "credentials", "masked"),
+    [
+        (
+            "https://ghp_T0KEN@github.com/o/r.git#main:sub",
+            "ghp_T0KEN",
+            f"https://{MASK}@github.com/o/r.git#main:sub",
+        ),
+        ("HTTP://user:pa55@host/r.git", "user:pa55", f"HTTP://{MASK}@host/r.git"),
+        ("ssh://git@github.com/o/r.git", None, "ssh://git@github.com/o/r.git"),  # a user, no secret
+        ("ssh://git:pa55@host/r.git", "git:pa55", f"ssh://{MASK}@host/r.git"),
+        ("git@github.com:o/r.git", None, "git@github.com:o/r.git"),
+        ("https://github.com/o/r.git#v1@x", None, "https://github.com/o/r.git#v1@x"),  # `@` after the host
+        ("docker-image://alpine@sha256:abcd", None, "docker-image://alpine@sha256:abcd"),
+        ("service:base", None, "service:base"),
+    ],
+)
+def test_credentials_in_a_remote_context_url(ref: str, credentials: str | None, masked: str) -> None:
+    assert url_credentials(ref) == credentials
+    assert mask_url(ref) == masked
+
+
+REMOTE = "https://x-access-token:ghp_S3cretT0ken@github.com/org/repo.git#main"
+LABEL = "label-value-that-stays-home"
+
+
+def test_a_token_in_a_git_context_and_label_values_stay_out_of_the_cache_and_every_output(
+    tmp_path: Path,
+) -> None:
+    """A git context with a token (Compose accepts one in the URL) and build labels: the key follows both, the
+    plan, `planner config` and the manifest the cache keeps hold neither the token nor a label's value."""
+    compose = (
+        f"services:\n  s:\n    build:\n      context: {REMOTE}\n      labels: {{team: {LABEL}}}\n"
+        f"  t:\n    build:\n      context: .\n      additional_contexts: {{src: '{REMOTE}'}}\n"
+    )
+    root = write_tree(tmp_path, {"compose.yaml": compose, "Dockerfile": "FROM scratch\n"})
+    store = Store.open(root / "cache")
+    planned = make_plan(options(root), None, [], offline=True, store=store)
+    manifests = planned.manifests
+    assert manifests["s"].contexts["."].startswith(f"https://{MASK}@github.com/org/repo.git#main ")
+    assert manifests["t"].contexts["src"].startswith(f"https://{MASK}@github.com/org/repo.git#main ")
+    assert node_secrets(planned.graph)["s"] == ("x-access-token:ghp_S3cretT0ken",)
+    kept = repr([store.manifest(manifest.key) for manifest in manifests.values()])
+    config = config_text(root)
+    for what, text in {"manifests": kept, "plan": planned.plan.model_dump_json(), "config": config}.items():
+        assert "ghp_S3cretT0ken" not in text, what
+    assert LABEL not in kept
+    assert f"{MASK}@github.com" in config
+    # the key follows the token and the label value, hidden as they are
+    for old, new in ((REMOTE, REMOTE.replace("S3cret", "R0tated")), (LABEL, "another-value")):
+        (root / "compose.yaml").write_text(compose.replace(old, new))
+        again = make_plan(options(root), None, [], offline=True, store=store).manifests
+        assert again["s"].key != manifests["s"].key, old
+    store.close()
+
+
+def test_label_key_lines_are_as_before() -> None:
+    """Labels are kept as value hashes; the key line is the one a label always had (no key changes)."""
+    lines = Manifest(node="s", labels={"team": value_hash(LABEL)}).lines({})
+    assert f"label team={value_hash(LABEL)}" in lines and not any(LABEL in line for line in lines)
+
+
+def config_text(root: Path) -> str:
+    """What `planner config` prints (without --show-secrets)."""
+    return json.dumps(mask_config(load_project(options(root)).to_config()))
