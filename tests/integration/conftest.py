@@ -20,6 +20,7 @@ from tests.integration.services import (
     remove_test_images,
     start_dockerd,
     start_registry,
+    sweep_leftovers,
     temp_root,
 )
 
@@ -37,6 +38,13 @@ def _or_skip(start: Callable[[Path], Service], root: Path) -> Service:
     if started is None:
         docker_unavailable(reason)  # outside the handler: no chained traceback in the report
     return started
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _leftovers_of_killed_sessions_swept() -> None:
+    """Before the first test: what test sessions that were killed left (their images, containers and bridges)
+    is removed, so runs on one machine do not pile up leftovers (`services.sweep_leftovers`)."""
+    sweep_leftovers()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,7 +1,9 @@
 """Real services for integration tests: a Debian `docker-registry` on 127.0.0.1 and a second `dockerd` (the
 "sandbox" daemon) with its own data root, exec root, pid file, socket and managed containerd.
 
-Both are started once per test session, in temp folders, and stopped at the end. Whatever keeps one from
+Both are started once per test session, in temp folders, and stopped at the end; they end with the test
+process even when it is killed (`_spawn`), and what a killed session leaves (bridges, folders, labelled images)
+the next session sweeps (`sweep_leftovers`). Whatever keeps one from
 starting (a binary or command missing, no permission, a crash) raises RuntimeError with the reason; tests reach
 them only through `registry_or_skip` / `dockerd_or_skip` (tests/integration/conftest.py) and the fixtures built
 on them, so they skip with that reason (or fail under PLANNER_REQUIRE_DOCKER=1). bench/ calls these directly.
@@ -31,9 +33,9 @@ from typing import Any
 
 TEST_LABEL = "planner.test"
 # This test session's value of TEST_LABEL: cleanup removes only what this session made, never the images and
-# containers of another session using the same daemon at the same time (pid and a random part: sessions in other
-# containers may share a pid).
-TEST_SESSION = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+# containers of another session using the same daemon at the same time (pid, a random part and the host name:
+# sessions in other containers may share a pid). `sweep_leftovers` tells by it which session has ended.
+TEST_SESSION = f"{os.getpid()}-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
 SESSION_LABEL = f"{TEST_LABEL}={TEST_SESSION}"  # as `--label` and Dockerfile `LABEL` take it
 REGISTRY_BINARY_ENV = "PLANNER_TEST_REGISTRY_BINARY"
 
@@ -94,6 +96,12 @@ def registry_binary() -> str:
 
 
 def _spawn(command: list[str], log: Path, what: str, **kwargs: Any) -> subprocess.Popen[bytes]:
+    """Start a service that ends with this process: `setpriv --pdeathsig` (util-linux) has the kernel send it
+    SIGTERM when the thread that started it exits, so a test run that is killed (a CI timeout, kill -9) leaves
+    no daemon behind. Services are started from the main thread only (a worker thread's exit would stop them)."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is not None:
+        command = [setpriv, "--pdeathsig", "TERM", "--", *command]
     try:
         return subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, **kwargs)
     except OSError as exc:
@@ -131,9 +139,8 @@ class DaemonProcess:
     process: subprocess.Popen[bytes]
     log: Path
     bridge: str | None = None
-    tcp_url: str | None = (
-        None  # the same daemon on plain TCP (127.0.0.1), as DOCKER_HOST=tcp://... reaches one
-    )
+    # the same daemon on plain TCP (127.0.0.1), as DOCKER_HOST=tcp://... reaches one
+    tcp_url: str | None = None
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -173,7 +180,7 @@ def _own_bridge() -> tuple[str, str]:
         raise RuntimeError("the `ip` command (Debian iproute2) is needed to give the sandbox daemon a bridge")
     taken = subprocess.run([ip, "-o", "addr"], capture_output=True, text=True, check=False).stdout
     for index in range(200):
-        name = f"plsbx{os.getpid() % 10000}-{index}"[:15]
+        name = f"{BRIDGE_PREFIX}{os.getpid()}-{index}"  # at most 14 characters (pids < 2**22)
         subnet = f"10.213.{index}."
         if f" {name}:" in taken or f"inet {subnet}" in taken:
             continue
@@ -202,6 +209,11 @@ def link_names() -> set[str]:
     return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line}
 
 
+OWNER = "owner.pid"  # in a sandbox daemon's root: the pid of the test process that started it
+BRIDGE_PREFIX = "plx"  # + the pid of the test process that made the bridge: `sweep_leftovers` reads it
+_LEGACY_BRIDGE = "plsbx"  # the names of earlier versions, which held no whole pid
+
+
 def remove_bridge(name: str) -> None:
     subprocess.run(["ip", "link", "delete", name, "type", "bridge"], capture_output=True, check=False)
 
@@ -215,6 +227,7 @@ def start_dockerd(root: Path) -> DaemonProcess:
     bridge, _ = _own_bridge()
     for sub in ("data", "exec"):
         (root / sub).mkdir(parents=True, exist_ok=True)
+    (root / OWNER).write_text(f"{os.getpid()}\n")  # whose daemon this is, for `sweep_leftovers`
     config = root / "daemon.json"
     config.write_text(json.dumps({}))  # never read /etc/docker/daemon.json (it pins the host's data-root)
     sock = root / "docker.sock"
@@ -288,6 +301,110 @@ def remove_test_images(url: str | None) -> None:
                 client.remove_image(image["Id"], force=True)
     finally:
         client.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
+
+
+def _session_ended(value: str) -> bool:
+    """Whether the test session that labelled something `planner.test=value` has ended: one of this host whose
+    process is gone, or one of the versions that labelled everything `1`."""
+    if value == "1":
+        return True
+    pid, _, rest = value.partition("-")
+    _, at, host = rest.partition("@")
+    return bool(at) and host == socket.gethostname() and pid.isdigit() and not _alive(int(pid))
+
+
+def _bridges_in_use() -> set[str]:
+    """The bridges a running process was started with (`--bridge NAME`)."""
+    used: set[str] = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                words = (entry / "cmdline").read_bytes().split(b"\0")
+                used.update(
+                    words[at + 1].decode(errors="replace")
+                    for at, word in enumerate(words[:-1])
+                    if word == b"--bridge"
+                )
+    return used
+
+
+def _pid_in(path: Path) -> int:
+    """The pid a pid file holds; 0 when there is none."""
+    try:
+        return int(path.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _unmount_below(folder: Path) -> None:
+    """Detach what a daemon that did not stop cleanly left mounted under its root (its data root, layers)."""
+    prefix = str(folder.resolve()) + "/"
+    with open("/proc/self/mounts") as mounts:
+        points = [line.split()[1] for line in mounts if line.split()[1].startswith(prefix)]
+    for point in sorted(points, key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+
+
+def sweep_leftovers() -> list[str]:
+    """Remove what test sessions that were killed left behind, and say what: the images and containers they
+    labelled on the host daemon, and their sandbox daemons' bridges (a daemon itself ends with its session:
+    `_spawn`). What a live session made is never touched: a bridge is its maker's while that process lives (an
+    old-style name, while a running process names it), an image while its session's process lives."""
+    removed: list[str] = []
+    with contextlib.suppress(RuntimeError):
+        in_use: set[str] | None = None
+        for name in sorted(link_names()):
+            if name.startswith(BRIDGE_PREFIX):
+                pid = name[len(BRIDGE_PREFIX) :].partition("-")[0]
+                if not pid.isdigit() or _alive(int(pid)):
+                    continue
+            elif name.startswith(_LEGACY_BRIDGE):
+                in_use = _bridges_in_use() if in_use is None else in_use
+                if name in in_use:
+                    continue
+            else:
+                continue
+            remove_bridge(name)
+            removed.append(f"bridge {name}")
+    for owner in Path(tempfile.gettempdir()).glob(f"*/{OWNER}"):
+        if any(pid > 0 and _alive(pid) for pid in (_pid_in(owner), _pid_in(owner.parent / "docker.pid"))):
+            continue  # its session, or its daemon, still runs
+        with contextlib.suppress(OSError):
+            _unmount_below(owner.parent)
+            shutil.rmtree(owner.parent)
+            removed.append(f"folder {owner.parent}")
+    try:
+        import docker
+
+        client = docker.from_env(timeout=60).api
+    except Exception:
+        return removed  # no daemon: nothing of it to sweep
+    try:
+        for container in client.containers(all=True, filters={"label": TEST_LABEL}):
+            if _session_ended((container.get("Labels") or {}).get(TEST_LABEL, "")):
+                with contextlib.suppress(Exception):
+                    client.remove_container(container["Id"], force=True)
+                    removed.append(f"container {container['Id'][:12]}")
+        for image in client.images(filters={"label": TEST_LABEL}):
+            if _session_ended((image.get("Labels") or {}).get(TEST_LABEL, "")):
+                with contextlib.suppress(Exception):
+                    client.remove_image(image["Id"], force=True)
+                    removed.append(f"image {image['Id'][7:19]}")
+    except Exception:
+        pass  # a daemon that went away meanwhile: the next session sweeps
+    finally:
+        client.close()
+    return removed
 
 
 __all__ = ["os"]

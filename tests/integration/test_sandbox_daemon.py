@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pytest
 
 from tests.conftest import docker_unavailable
-from tests.integration.conftest import dockerd_or_skip
-from tests.integration.services import DaemonProcess, link_names, temp_root
+from tests.integration.conftest import REPO, dockerd_or_skip
+from tests.integration.services import OWNER, DaemonProcess, link_names, sweep_leftovers, temp_root
 
 pytestmark = pytest.mark.docker
 
@@ -43,3 +49,64 @@ def test_starting_and_stopping_a_sandbox_daemon_keeps_the_hosts_docker0(docker_c
 
 def test_the_shared_sandbox_daemon_keeps_the_hosts_docker0(sandbox: DaemonProcess) -> None:
     assert "docker0" in _links()
+
+
+LEFTOVER = """
+import io, sys, time
+from pathlib import Path
+import docker
+from tests.integration.services import TEST_LABEL, TEST_SESSION, start_dockerd
+
+daemon = start_dockerd(Path(sys.argv[1]))
+client = docker.from_env()
+dockerfile = f"FROM scratch\\nLABEL {TEST_LABEL}={TEST_SESSION}\\n".encode()
+image, _ = client.images.build(fileobj=io.BytesIO(dockerfile), tag=sys.argv[2], rm=True)
+print(daemon.process.pid, daemon.bridge, flush=True)
+time.sleep(300)
+"""
+
+
+def test_a_killed_test_session_leaves_nothing_behind(
+    tmp_path: Path, busybox_image: str, docker_client: Any
+) -> None:
+    """A test process killed outright (a CI timeout, kill -9) runs no teardown: its sandbox daemon ends with it
+    (the kernel's parent-death signal), and the next session's sweep removes its bridge and the images it
+    labelled, and nothing of a session that still runs (this one's busybox base)."""
+    _links()
+    tag = f"planner-test/leftover:{os.getpid()}"
+    with temp_root("pl-sbx-") as root, temp_root("pl-sbx-") as ours:
+        (ours / OWNER).write_text(f"{os.getpid()}\n")  # a live session's sandbox root: never swept
+        session = subprocess.Popen(
+            [sys.executable, "-c", LEFTOVER, str(root), tag], cwd=REPO, stdout=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )  # fmt: skip
+        try:
+            assert session.stdout is not None
+            line = session.stdout.readline().split()
+            assert len(line) == 2, "the session did not start its daemon"
+            pid, bridge = int(line[0]), line[1]
+            assert bridge in _links() and docker_client.images.get(tag)
+        finally:
+            session.kill()
+            session.wait()
+        deadline = time.monotonic() + 60
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _running(pid), "the sandbox daemon outlived the session that started it"
+        assert bridge in _links() and (root / "data").is_dir()  # nobody removed them: the sweep's job
+        removed = sweep_leftovers()
+        assert {f"bridge {bridge}", f"folder {root}"} <= set(removed)
+        assert bridge not in _links() and not root.exists()
+        assert (ours / OWNER).exists()
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.images.get(tag)
+    assert docker_client.images.get(busybox_image)  # this session's, still in use
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` runs (a zombie has ended: its parent, gone, cannot reap it until init does)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
