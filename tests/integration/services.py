@@ -35,7 +35,7 @@ TEST_LABEL = "planner.test"
 # This test session's value of TEST_LABEL: cleanup removes only what this session made, never the images and
 # containers of another session using the same daemon at the same time (pid, a random part and the host name:
 # sessions in other containers may share a pid). `sweep_leftovers` tells by it which session has ended.
-TEST_SESSION = f"{os.getpid()}-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
+TEST_SESSION = f"{os.getpid()}-{uuid.uuid4().hex[:8]}.{socket.gethostname()}"  # as an image tag may hold it
 SESSION_LABEL = f"{TEST_LABEL}={TEST_SESSION}"  # as `--label` and Dockerfile `LABEL` take it
 REGISTRY_BINARY_ENV = "PLANNER_TEST_REGISTRY_BINARY"
 
@@ -319,8 +319,8 @@ def _session_ended(value: str) -> bool:
     if value == "1":
         return True
     pid, _, rest = value.partition("-")
-    _, at, host = rest.partition("@")
-    return bool(at) and host == socket.gethostname() and pid.isdigit() and not _alive(int(pid))
+    _, dot, host = rest.partition(".")
+    return bool(dot) and host == socket.gethostname() and pid.isdigit() and not _alive(int(pid))
 
 
 def _bridges_in_use() -> set[str]:
