@@ -84,10 +84,10 @@ class PlanStep(Frozen):
     fallback: Literal["tarball", "build", "classic"] | None = Field(
         None,
         description="What a failure falls back to: a transfer or push through the registry streams save | load "
-        "(rules: auto); a pull whose registry copy is broken builds (and pushes again); a build or export whose "
-        "Dockerfile is not sent (inline, outside the context, ignored) takes the classic builder when the daemon "
-        "opens no BuildKit session (`classic`; without it such a build is refused rather than built over a tar, "
-        "where COPY would see the Dockerfile)",
+        "(rules: auto); a pull whose registry copy is broken builds (and pushes again); a build or export takes "
+        "the classic builder when the daemon opens no BuildKit session and a context tar will not do (`classic`: "
+        "a Dockerfile that is not sent, which COPY would see over a tar; a daemon reached over TCP, which cannot "
+        "fetch a tar from this host), where it builds alike; without it such a build is refused, not sent",
     )
     ref: str | None = Field(None, description="Registry ref pulled or pushed")
     method: Literal["layers", "engine", "partial", "classic"] | None = Field(
@@ -95,8 +95,9 @@ class PlanStep(Frozen):
         description="push: `layers` (planner uploads the export's layers uncompressed, blob digest = diffID) or "
         "`engine` (dockerd's own push, gzip); tarball transfer: `partial` (the load stream leaves out the layers "
         "the destination holds, the whole stream if its engine rejects that); build or export: `classic` (the "
-        "engine's classic builder, `version=1`: rules `builder.context: tar` and a Dockerfile that is not sent, "
-        "which BuildKit over a tar would show to COPY)",
+        "engine's classic builder, `version=1`, where neither a BuildKit session nor a context tar will do: rules "
+        "`builder.context: tar` with a Dockerfile that is not sent or a daemon reached over TCP; a daemon reached "
+        "over TLS or ssh)",
     )
     serves: list[str] = Field(
         default_factory=list, description="Other nodes this step also makes (same key and image)"
