@@ -145,8 +145,8 @@ class EngineBuilder:
             self.transport = "tar"
             then = (
                 "falling back to a context tar over loopback HTTP"
-                if self.reach == "unix"
-                else "the plan's fallback"
+                if self.reach == "unix" and request.dockerfile_text is None
+                else "the plan's fallback: the classic builder where it builds alike, else no build"
             )
             log(f"planner: no BuildKit session ({exc.message}); {then}")
             return None
