@@ -230,8 +230,13 @@ def main() -> None:
         for folder, dirs, names in os.walk(root):
             dirs[:] = [d for d in dirs if d != ".git"]  # git may be packing objects in the background
             total_bytes += sum(os.lstat(os.path.join(folder, n)).st_size for n in names)
+        reader = subprocess.run(
+            [sys.executable, "-c", "from planner import signatures; print(signatures._reader is not None)"],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
         print(
-            f"tree ({args.shape}): {args.files} files, {args.services} services, {total_bytes / 1e6:.1f} MB"
+            f"tree ({args.shape}): {args.files} files, {args.services} services, {total_bytes / 1e6:.1f} MB; "
+            f"lstat signatures read by {'the C extension' if reader == 'True' else 'Python (planner._lstat not built)'}"
         )
 
         dropped = drop_caches()
