@@ -303,14 +303,13 @@ def remove_test_images(url: str | None) -> None:
         client.close()
 
 
-def _alive(pid: int) -> bool:
+def running(pid: int) -> bool:
+    """Whether `pid` runs here (any user's; a zombie has ended, whether or not its parent reaped it)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
         return False
-    except PermissionError:
-        return True  # another user's
-    return True
+    return state != "Z"
 
 
 def _session_ended(value: str) -> bool:
@@ -320,7 +319,7 @@ def _session_ended(value: str) -> bool:
         return True
     pid, _, rest = value.partition("-")
     _, dot, host = rest.partition(".")
-    return bool(dot) and host == socket.gethostname() and pid.isdigit() and not _alive(int(pid))
+    return bool(dot) and host == socket.gethostname() and pid.isdigit() and not running(int(pid))
 
 
 def _bridges_in_use() -> set[str]:
@@ -366,7 +365,7 @@ def sweep_leftovers() -> list[str]:
         for name in sorted(link_names()):
             if name.startswith(BRIDGE_PREFIX):
                 pid = name[len(BRIDGE_PREFIX) :].partition("-")[0]
-                if not pid.isdigit() or _alive(int(pid)):
+                if not pid.isdigit() or running(int(pid)):
                     continue
             elif name.startswith(_LEGACY_BRIDGE):
                 in_use = _bridges_in_use() if in_use is None else in_use
@@ -377,7 +376,7 @@ def sweep_leftovers() -> list[str]:
             remove_bridge(name)
             removed.append(f"bridge {name}")
     for owner in Path(tempfile.gettempdir()).glob(f"*/{OWNER}"):
-        if any(pid > 0 and _alive(pid) for pid in (_pid_in(owner), _pid_in(owner.parent / "docker.pid"))):
+        if any(pid > 0 and running(pid) for pid in (_pid_in(owner), _pid_in(owner.parent / "docker.pid"))):
             continue  # its session, or its daemon, still runs
         with contextlib.suppress(OSError):
             _unmount_below(owner.parent)

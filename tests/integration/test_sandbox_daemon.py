@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import docker_unavailable
 from tests.integration.conftest import REPO, dockerd_or_skip
-from tests.integration.services import OWNER, DaemonProcess, link_names, sweep_leftovers, temp_root
+from tests.integration.services import OWNER, DaemonProcess, link_names, running, sweep_leftovers, temp_root
 
 pytestmark = pytest.mark.docker
 
@@ -90,9 +90,9 @@ def test_a_killed_test_session_leaves_nothing_behind(
             session.kill()
             session.wait()
         deadline = time.monotonic() + 60
-        while _running(pid) and time.monotonic() < deadline:
+        while running(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not _running(pid), "the sandbox daemon outlived the session that started it"
+        assert not running(pid), "the sandbox daemon outlived the session that started it"
         assert bridge in _links() and (root / "data").is_dir()  # nobody removed them: the sweep's job
         removed = sweep_leftovers()
         assert {f"bridge {bridge}", f"folder {root}"} <= set(removed)
@@ -101,12 +101,3 @@ def test_a_killed_test_session_leaves_nothing_behind(
     with pytest.raises(docker.errors.ImageNotFound):
         docker_client.images.get(tag)
     assert docker_client.images.get(busybox_image)  # this session's, still in use
-
-
-def _running(pid: int) -> bool:
-    """Whether `pid` runs (a zombie has ended: its parent, gone, cannot reap it until init does)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
