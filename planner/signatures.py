@@ -105,9 +105,10 @@ def differences(
     _carried.clear()
     cursors: dict[int, tuple[int, int]] = {}  # carried entry -> (offset, index) just past the last run found
     for which, (paths, packed) in enumerate(checks):
-        now = _read_before(carried, paths, joined[which] if which < len(joined) else None, cursors)
+        as_joined = joined[which] if which < len(joined) else None
+        now = _read_before(carried, paths, as_joined, cursors)
         if now is None:
-            read = _read_all(paths, joined[which] if which < len(joined) else None)
+            read = _read_all(paths, as_joined)
             now = None if read is None else read[0]
         if now is None:
             unread.append(which)
