@@ -10,7 +10,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from planner.secrets import MIN_SECRET_LENGTH, longest_first, mask_text, secret_values, url_credentials
+from planner.secrets import credential_values, longest_first, mask_text, secret_values
 
 if TYPE_CHECKING:
     from planner.apply.executor import Step
@@ -36,12 +36,15 @@ def node_secrets(graph: BuildGraph) -> dict[str, tuple[str, ...]]:
     """Each node's secret values (every node of the stack, selected or not): its secret args' and the
     credentials of its remote contexts (a build log names the URL it fetches)."""
     extra = graph.stack.rules.secret_args
-    found = {}
-    for name, node in graph.stack.nodes.items():
-        refs = [node.build.context, *node.build.additional_contexts.values()]
-        credentials = [c for c in map(url_credentials, refs) if c is not None and len(c) >= MIN_SECRET_LENGTH]
-        found[name] = longest_first([*secret_values(node.build.args, extra), *credentials])
-    return found
+    return {
+        name: longest_first(
+            [
+                *secret_values(node.build.args, extra),
+                *credential_values([node.build.context, *node.build.additional_contexts.values()]),
+            ]
+        )
+        for name, node in graph.stack.nodes.items()
+    }
 
 
 def stack_secrets(graph: BuildGraph) -> tuple[str, ...]:

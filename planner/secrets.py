@@ -52,26 +52,25 @@ def mask_config(config: dict[str, Any], extra: Iterable[str] = ()) -> dict[str, 
 _USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)([^/?#@]+)@")
 
 
-def url_credentials(ref: str) -> str | None:
-    """The credentials in a remote context URL: the whole userinfo of an http(s) URL (a token is often the user
-    name alone), or of any other URL that holds a password (`ssh://git@host/...` names a user, no secret)."""
+def _userinfo(ref: str) -> re.Match[str] | None:
+    """Where a remote context URL holds credentials: the whole userinfo of an http(s) URL (a token is often the
+    user name alone), or of any other URL that holds a password (`ssh://git@host/...` names a user, no secret)."""
     found = _USERINFO.match(ref)
-    if found is None:
-        return None
-    scheme, userinfo = found.group(1).lower(), found.group(2)
-    if scheme in ("http://", "https://") or ":" in userinfo:
-        return userinfo
+    if found is not None and (found.group(1).lower() in ("http://", "https://") or ":" in found.group(2)):
+        return found
     return None
 
 
+def url_credentials(ref: str) -> str | None:
+    """The credentials in a remote context URL (`_userinfo`); None when it holds none."""
+    found = _userinfo(ref)
+    return None if found is None else found.group(2)
+
+
 def mask_url(ref: str) -> str:
-    """`ref` with its credentials (`url_credentials`) masked; any other text as it is."""
-    credentials = url_credentials(ref)
-    if credentials is None:
-        return ref
-    found = _USERINFO.match(ref)
-    assert found is not None
-    return f"{found.group(1)}{MASK}@{ref[found.end() :]}"
+    """`ref` with its credentials masked; any other text as it is."""
+    found = _userinfo(ref)
+    return ref if found is None else f"{found.group(1)}{MASK}@{ref[found.end() :]}"
 
 
 MIN_SECRET_LENGTH = 4  # shorter values ("1", "yes") would mask unrelated text
@@ -82,6 +81,14 @@ def secret_values(args: Mapping[str, str], extra: Iterable[str] = ()) -> tuple[s
     another is masked whole)."""
     extra = tuple(extra)
     return longest_first({v for k, v in args.items() if is_secret(k, extra) and len(v) >= MIN_SECRET_LENGTH})
+
+
+def credential_values(refs: Iterable[str]) -> tuple[str, ...]:
+    """The credentials in remote context URLs worth masking in free text (a build log names the URL it fetches),
+    longest first."""
+    return longest_first(
+        c for c in map(url_credentials, refs) if c is not None and len(c) >= MIN_SECRET_LENGTH
+    )
 
 
 def longest_first(values: Iterable[str]) -> tuple[str, ...]:
