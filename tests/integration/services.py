@@ -26,7 +26,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -291,16 +291,26 @@ def remove_test_images(url: str | None) -> None:
     import docker
 
     client = docker.APIClient(base_url=url, timeout=60) if url else docker.from_env().api
-    mine = {"label": SESSION_LABEL}
     try:
-        for container in client.containers(all=True, filters=mine):
-            with contextlib.suppress(Exception):  # another test may be removing it right now
-                client.remove_container(container["Id"], force=True)
-        for image in client.images(filters=mine):
-            with contextlib.suppress(Exception):
-                client.remove_image(image["Id"], force=True)
+        _remove_labelled(client, SESSION_LABEL, lambda value: True)
     finally:
         client.close()
+
+
+def _remove_labelled(client: Any, label: str, whose: Callable[[str], bool]) -> list[str]:
+    """Remove the containers, then the images, carrying `label` (a name, or name=value) whose value of
+    TEST_LABEL `whose` accepts; what was removed."""
+    removed: list[str] = []
+    for kind, listed, remove in (
+        ("container", client.containers(all=True, filters={"label": label}), client.remove_container),
+        ("image", client.images(filters={"label": label}), client.remove_image),
+    ):
+        for found in listed:
+            if whose((found.get("Labels") or {}).get(TEST_LABEL, "")):
+                with contextlib.suppress(Exception):  # another test may be removing it right now
+                    remove(found["Id"], force=True)
+                    removed.append(f"{kind} {found['Id'].removeprefix('sha256:')[:12]}")
+    return removed
 
 
 def running(pid: int) -> bool:
@@ -356,8 +366,8 @@ def _unmount_below(folder: Path) -> None:
 
 def sweep_leftovers() -> list[str]:
     """Remove what test sessions that were killed left behind, and say what: the images and containers they
-    labelled on the host daemon, and their sandbox daemons' bridges (a daemon itself ends with its session:
-    `_spawn`). What a live session made is never touched: a bridge is its maker's while that process lives (an
+    labelled on the host daemon, and their sandbox daemons' bridges and root folders (a daemon itself ends with
+    its session: `_spawn`). What a live session made is never touched: a bridge is its maker's while that process lives (an
     old-style name, while a running process names it), an image while its session's process lives."""
     removed: list[str] = []
     with contextlib.suppress(RuntimeError):
@@ -389,16 +399,7 @@ def sweep_leftovers() -> list[str]:
     except Exception:
         return removed  # no daemon: nothing of it to sweep
     try:
-        for container in client.containers(all=True, filters={"label": TEST_LABEL}):
-            if _session_ended((container.get("Labels") or {}).get(TEST_LABEL, "")):
-                with contextlib.suppress(Exception):
-                    client.remove_container(container["Id"], force=True)
-                    removed.append(f"container {container['Id'][:12]}")
-        for image in client.images(filters={"label": TEST_LABEL}):
-            if _session_ended((image.get("Labels") or {}).get(TEST_LABEL, "")):
-                with contextlib.suppress(Exception):
-                    client.remove_image(image["Id"], force=True)
-                    removed.append(f"image {image['Id'][7:19]}")
+        removed += _remove_labelled(client, TEST_LABEL, _session_ended)
     except Exception:
         pass  # a daemon that went away meanwhile: the next session sweeps
     finally:
