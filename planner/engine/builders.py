@@ -25,6 +25,7 @@ from planner.engine.context_server import Served, context_server
 from planner.engine.context_tar import INJECTED_DOCKERFILE, stream_context
 from planner.engine.daemon import Daemon
 from planner.engine.protobuf import fields as protobuf_fields
+from planner.engine.sent_metadata import fresh_mtime_ns, sent_mtime_ns
 from planner.errors import InputError, RuntimeFailure, exception_text
 from planner.keys.walk import Entry
 from planner.streams import reader
@@ -281,6 +282,14 @@ class EngineBuilder:
         if session is not None and session.errors:
             self._discard(image_id, request.tags)
             raise BuildFailed(f"{request.node}: {session.errors[-1]}; the image was not kept")
+        if session is not None and not _read_the_dockerfile(session):
+            # the Dockerfile went with a time no earlier send used, so a daemon that did not ask for its bytes
+            # built from a copy it held: maybe another text, under this key (issue 27)
+            self._discard(image_id, request.tags)
+            raise BuildFailed(
+                f"{request.node}: the builder did not read the Dockerfile planner sent (it used a copy it held, "
+                "which may be another text); the image was not kept"
+            )
         if served is not None and (served.errors or not served.complete):
             self._discard(image_id, request.tags)
             why = served.errors[-1] if served.errors else "the builder did not read the whole context"
@@ -290,6 +299,12 @@ class EngineBuilder:
         if image_id is None:
             raise BuildFailed(f"{request.node}: the builder reported no image")
         return image_id
+
+
+def _read_the_dockerfile(session: BuildSession) -> bool:
+    from planner.engine.session import DOCKERFILE_DIR, files_read
+
+    return files_read(session.transfers, DOCKERFILE_DIR) > 0
 
 
 def session_dockerfile(request: BuildRequest) -> str:
@@ -450,10 +465,18 @@ def extract_entries(request: BuildRequest, target: Path) -> Path:
     chunks = stream_context(request.context, request.entries, request.expected)
     with tarfile.open(fileobj=reader(chunks), mode="r|") as archive:
         archive.extractall(target, filter="tar")
+    # a tar keeps whole seconds: give each file the time a session would send (sent_metadata), so a builder
+    # that keeps its last transfer of this folder cannot take a same-size older file for this one
+    for entry in request.entries:
+        if entry.kind == "f":
+            mtime = sent_mtime_ns(entry, request.expected.get(entry.path))
+            os.utime(target / entry.path, ns=(mtime, mtime), follow_symlinks=False)
     if request.dockerfile_text is None:
         return target / request.dockerfile
     outside = target.parent / INJECTED_DOCKERFILE
     outside.write_bytes(request.dockerfile_text)
+    fresh = fresh_mtime_ns()
+    os.utime(outside, ns=(fresh, fresh))
     return outside
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import xxhash
 
+from planner.engine.sent_metadata import content_mtime_s
 from planner.errors import RuntimeFailure
 from planner.keys.walk import Entry
 from planner.plan_model import printable
@@ -114,12 +115,14 @@ def write_context(
             info = tarfile.TarInfo(INJECTED_DOCKERFILE)
             info.size = len(dockerfile)
             info.mode = 0o644
+            info.mtime = content_mtime_s(dockerfile)  # new text, new time (sent_metadata)
             archive.addfile(info, io.BytesIO(dockerfile))
         if hide and not any(e.path == DOCKERIGNORE and e.kind == "f" for e in entries):
             synthetic = f"{DOCKERIGNORE}\n{INJECTED_DOCKERFILE}\n".encode()
             info = tarfile.TarInfo(DOCKERIGNORE)
             info.size = len(synthetic)
             info.mode = 0o644
+            info.mtime = content_mtime_s(synthetic)
             archive.addfile(info, io.BytesIO(synthetic))
         for entry in entries:
             info = _tarinfo(entry)

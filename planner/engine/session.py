@@ -47,6 +47,7 @@ from planner.engine.protobuf import bytes_field as _bytes_field
 from planner.engine.protobuf import fields as _fields
 from planner.engine.protobuf import int_field as _int_field
 from planner.engine.protobuf import message_field as _message_field
+from planner.engine.sent_metadata import fresh_mtime_ns, sent_mtime_ns
 from planner.errors import RuntimeFailure, exception_text
 from planner.keys.walk import Entry
 
@@ -194,8 +195,9 @@ def go_mode(entry: Entry) -> int:
     )
 
 
-def entry_stat(entry: Entry) -> Stat:
-    """What the docker CLI sends for a path (uid and gid reset to 0, as its session does)."""
+def entry_stat(entry: Entry, digest: str | None = None) -> Stat:
+    """What the docker CLI sends for a path (uid and gid reset to 0, as its session does), but for a regular
+    file's time: one that moves with its bytes (sent_metadata.sent_mtime_ns; `digest`: its content hash)."""
     major = minor = 0
     if entry.kind in "cb" and entry.target:
         first, _, second = entry.target.partition(":")
@@ -204,7 +206,7 @@ def entry_stat(entry: Entry) -> Stat:
         path=os.fsencode(entry.path),
         mode=go_mode(entry),
         size=entry.size if entry.kind == "f" else 0,
-        mod_time=entry.mtime_ns,
+        mod_time=sent_mtime_ns(entry, digest) if entry.kind == "f" else entry.mtime_ns,
         linkname=os.fsencode(entry.target) if entry.kind == "l" else b"",
         devmajor=major,
         devminor=minor,
@@ -278,15 +280,20 @@ def context_source(root: str, entries: Iterable[Entry], expected: Mapping[str, s
     ordered = sorted(entries, key=lambda e: fsutil_order(e.path))
     return Source(
         [
-            SourceEntry(entry_stat(e), _file_reader(root, e, expected.get(e.path)) if e.kind == "f" else None)
+            SourceEntry(
+                entry_stat(e, expected.get(e.path)),
+                _file_reader(root, e, expected.get(e.path)) if e.kind == "f" else None,
+            )
             for e in ordered
         ]
     )
 
 
-def dockerfile_source(name: str, text: bytes, mtime_ns: int = 0) -> Source:
-    """A folder holding only the Dockerfile, under `name`."""
-    stat = Stat(path=os.fsencode(name), mode=0o644, size=len(text), mod_time=mtime_ns)
+def dockerfile_source(name: str, text: bytes) -> Source:
+    """A folder holding only the Dockerfile, under `name`, with a time no earlier send used: the daemon keeps
+    the last `dockerfile` transfer per shared key and would build from a same-size older text it holds
+    (issue 27); with a fresh time it must ask for the bytes, and builders.py fails a build that did not."""
+    stat = Stat(path=os.fsencode(name), mode=0o644, size=len(text), mod_time=fresh_mtime_ns())
     return Source([SourceEntry(stat, lambda: iter([text]))])
 
 
@@ -324,6 +331,11 @@ class Transfer:
     dir_name: str
     requested: int = 0
     finished: bool = False
+
+
+def files_read(transfers: Iterable[Transfer], dir_name: str) -> int:
+    """How many files the daemon asked for from the source `dir_name` over a session's transfers."""
+    return sum(t.requested for t in transfers if t.dir_name == dir_name)
 
 
 class BuildSession:

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 import xxhash
 
-KEY_VERSION = "planner-key/3"  # 2: the main context narrowed to what the build reads; 3: files_digest
+KEY_VERSION = "planner-key/4"  # 2: the main context narrowed to what the build reads; 3: files_digest;
+# 4: every key changes once, so no image built before the fix of issue 27 (a same-size edit built from a stale
+# copy the daemon kept) is taken for current
 
 
 def digest_lines(lines: Iterable[str]) -> str:

@@ -221,3 +221,25 @@ def test_a_daemon_reached_over_tcp_builds_with_buildkit_through_a_session(
             assert tar.getmember("hello.txt").mode & 0o7777 == 0o750
     finally:
         client.close()
+
+
+def test_a_build_that_did_not_read_the_sent_dockerfile_keeps_no_image(
+    tmp_path: Path, docker_client: Any, clean_images: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check after a session build (issue 27): with the Dockerfile sent under one fixed time, as before the
+    fix, the daemon keeps the copy it holds of a same-size text; the build fails and no image is left, rather
+    than the old text's image labelled with the new key."""
+    from planner.engine import session
+
+    monkeypatch.setattr(session, "fresh_mtime_ns", lambda: 0)
+    (tmp_path / "a.txt").write_text("a\n")
+    tag = f"planner-test/builder-df:{os.getpid()}"
+    builder = EngineBuilder(Daemon("local", None))
+    (tmp_path / "Dockerfile").write_text(f"FROM scratch\nLABEL {SESSION_LABEL}\nLABEL v=44\n")
+    builder.build(request_for(tmp_path, tag), lambda line: None)
+    assert docker_client.api.inspect_image(tag)["Config"]["Labels"]["v"] == "44"
+    docker_client.api.remove_image(tag, force=True)
+    (tmp_path / "Dockerfile").write_text(f"FROM scratch\nLABEL {SESSION_LABEL}\nLABEL v=55\n")
+    with pytest.raises(BuildFailed, match="did not read the Dockerfile planner sent"):
+        builder.build(request_for(tmp_path, tag), lambda line: None)
+    assert Daemon("local", None).image_id(tag) is None

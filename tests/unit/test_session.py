@@ -80,9 +80,10 @@ def test_modes_are_go_file_modes() -> None:
         1,
         3,
     )
-    assert entry_stat(Entry("f", "f", 0o644, size=3, mtime_ns=1_700_000_000_123_456_789)).mod_time == (
-        1_700_000_000_123_456_789
-    )
+    folder = entry_stat(Entry("d", "d", 0o755, mtime_ns=1_700_000_000_123_456_789))
+    assert folder.mod_time == 1_700_000_000_123_456_789  # only a regular file's time is made (sent_metadata)
+    sent = entry_stat(Entry("f", "f", 0o644, size=3, mtime_ns=1_700_000_000_123_456_789), "ab" * 16)
+    assert sent.mod_time // 1_000_000_000 == 1_700_000_000
 
 
 def test_walk_order_is_fsutils(tmp_path: Path) -> None:
