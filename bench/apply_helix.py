@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from bench._common import timed  # noqa: E402
 from planner.apply.timing import analyse, read_log  # noqa: E402
-from planner.localcache import RACY_WINDOW_NS  # noqa: E402
+from planner.base.localcache import RACY_WINDOW_NS  # noqa: E402
 from tests.integration.services import start_dockerd, start_registry  # noqa: E402
 from tests.oracle import compose_v2_binary  # noqa: E402
 

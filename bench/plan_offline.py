@@ -136,7 +136,7 @@ def edited_plan_times(
     return pairs
 
 
-# A run forked from the server keeps the new snapshot and manifests after it answered (planner/deferred.py): git
+# A run forked from the server keeps the new snapshot and manifests after it answered (planner/base/deferred.py): git
 # status is timed once those writes are done, not while they share the two cores with it.
 SETTLE = 1.0
 

@@ -6,7 +6,7 @@
  * and two forked processes pay for the fork and the pickled answer. Here the paths come as one buffer, the
  * signatures go back as one buffer, and the kernel's part is shared between threads with the GIL released.
  *
- * The bytes are exactly what planner.signatures packs in Python ("<QQqqQ": inode, device, mtime_ns, ctime_ns,
+ * The bytes are exactly what planner.keys.signatures packs in Python ("<QQqqQ": inode, device, mtime_ns, ctime_ns,
  * size of a regular file else 0), and 40 zero bytes for a path that cannot be read or whose times do not fit;
  * tests/unit/test_lstat_reader.py compares the two on the same paths.
  */

@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Literal
 
-from planner.errors import PlannerError, exception_text
+from planner.base.errors import PlannerError, exception_text
 
 Status = Literal["ok", "fell-back", "failed", "not-run", "cancelled"]
 DONE: tuple[Status, ...] = ("ok", "fell-back")  # what lets the steps after it run

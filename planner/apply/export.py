@@ -21,8 +21,8 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from planner.errors import RuntimeFailure
-from planner.streams import reader
+from planner.base.errors import RuntimeFailure
+from planner.base.streams import reader
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from planner.localcache import warn_cache
+from planner.base.localcache import warn_cache
 
 
 @contextmanager

@@ -17,16 +17,16 @@ from planner.apply.lock import project_lock
 from planner.apply.shared_export import SharedExports
 from planner.apply.steps import ApplyContext, make_steps
 from planner.apply.timing import TimingLog, write_trace
+from planner.base.errors import InputError, RuntimeFailure, UsageError
 from planner.compose.options import ProjectOptions
-from planner.decide import Forcing
 from planner.engine.builders import make_builder
 from planner.engine.connect import open_engines
-from planner.errors import InputError, RuntimeFailure, UsageError
-from planner.observe import destinations_of
-from planner.pipeline import Planned, make_plan
-from planner.plan_model import SHARE, Plan
-from planner.redact import mask_steps
-from planner.store import Store
+from planner.keys.store import Store
+from planner.plan.decide import Forcing
+from planner.plan.model import SHARE, Plan
+from planner.plan.observe import destinations_of
+from planner.plan.pipeline import Planned, make_plan
+from planner.plan.redact import mask_steps
 
 
 @dataclass
@@ -62,7 +62,7 @@ class ApplyResult:
 def apply(
     options: ProjectOptions, rules: str | None, selected: Sequence[str], apply_options: ApplyOptions
 ) -> ApplyResult:
-    from planner.stack import load_stack
+    from planner.build.stack import load_stack
 
     stack = load_stack(options, rules)  # the project names the lock; files are read again only after waiting
     if unknown := sorted(apply_options.forcing.nodes - set(stack.nodes)):  # bad input: before anything runs

@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from planner.plan_model import PlanStep
-from planner.streams import Branch, tee
+from planner.base.streams import Branch, tee
+from planner.plan.model import PlanStep
 
 JOIN_WAIT = (
     3.0  # seconds the first step of a group waits for the others (they become ready at the same moment)

@@ -17,23 +17,24 @@ from typing import TYPE_CHECKING, Any
 from planner.apply.executor import FellBack, Step, StepContext
 from planner.apply.export import export_image, folder_inside
 from planner.apply.shared_export import SharedExports
-from planner.artifacts import record_artifact
-from planner.buildfiles import MAIN
-from planner.decide import BuildRoute
-from planner.dockerignore import PatternMatcher
+from planner.base.errors import PlannerError, RuntimeFailure
+from planner.base.names import LOCAL
+from planner.base.streams import close
+from planner.build.buildfiles import MAIN
+from planner.build.dockerignore import PatternMatcher
+from planner.build.graph import BuildGraph
+from planner.build.stack import Node
 from planner.engine.builders import Builder, BuildRequest
 from planner.engine.connect import Engines
 from planner.engine.context_tar import INJECTED_DOCKERFILE
 from planner.engine.daemon import Daemon
 from planner.engine.labels import LABEL_KEY, LABEL_NODE, LABEL_PROJECT
-from planner.errors import PlannerError, RuntimeFailure
-from planner.graph import BuildGraph
+from planner.keys.artifacts import record_artifact
 from planner.keys.manifest import Manifest
+from planner.keys.store import Store
 from planner.keys.walk import Entry, walk_context
-from planner.plan_model import LOCAL, PlanStep
-from planner.stack import Node
-from planner.store import Store
-from planner.streams import close
+from planner.plan.decide import BuildRoute
+from planner.plan.model import PlanStep
 
 if TYPE_CHECKING:
     from planner.engine.layers import Layout

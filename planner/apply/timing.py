@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from planner.apply.executor import StepResult
-from planner.errors import InputError
+from planner.base.errors import InputError
 
 PHASES = ("stamp", "build", "export", "pull", "tag", "push", "transfer")
 

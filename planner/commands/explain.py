@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from planner.compose.options import ProjectOptions
-from planner.manifest_diff import Change, diff_manifests
-from planner.pipeline import Planned, make_plan
-from planner.redact import mask_changes, node_secrets
-from planner.store import Store
+from planner.keys.store import Store
+from planner.plan.manifest_diff import Change, diff_manifests
+from planner.plan.pipeline import Planned, make_plan
+from planner.plan.redact import mask_changes, node_secrets
 
 
 @dataclass

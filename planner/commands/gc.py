@@ -14,13 +14,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from planner.base.errors import RuntimeFailure, UsageError
+from planner.build.stack import load_stack
 from planner.compose.options import ProjectOptions
 from planner.engine.connect import open_engines
 from planner.engine.registry import RegistryError
-from planner.errors import RuntimeFailure, UsageError
 from planner.keys.compute import UNRESOLVED
-from planner.pipeline import make_plan
-from planner.stack import load_stack
+from planner.plan.pipeline import make_plan
 
 KEY_TAG = re.compile(r"^[0-9a-f]{32}$")
 NO_REGISTRY = "no registry in the rules file: nothing to collect"

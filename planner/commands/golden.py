@@ -12,13 +12,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from planner.base.errors import InputError
+from planner.build.stack import load_stack
 from planner.compose.options import ProjectOptions
 from planner.engine import golden as files
-from planner.errors import InputError
-from planner.pipeline import make_plan
-from planner.plan_model import GoldenReport
-from planner.stack import load_stack
-from planner.store import Store
+from planner.keys.store import Store
+from planner.plan.model import GoldenReport
+from planner.plan.pipeline import make_plan
 
 
 def promote(data_root: Path, golden: Path, environ: Mapping[str, str], jobs: int) -> files.Made:

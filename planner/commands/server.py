@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from planner.errors import RuntimeFailure, UsageError
-from planner.localcache import cache_root
+from planner.base.errors import RuntimeFailure, UsageError
+from planner.base.localcache import cache_root
 from planner.resident import wire
 from planner.resident.client import IDLE, LOG, SOCKET_PATH_LIMIT, holder, socket_path, spawn
 

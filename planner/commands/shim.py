@@ -1,5 +1,5 @@
 """`planner shim install|uninstall|status`: the `docker` (or `docker-compose`) launcher of the shim
-(planner/shim.py) in a folder, and where it stands on PATH."""
+(planner/cli/shim.py) in a folder, and where it stands on PATH."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from planner.errors import UsageError
+from planner.base.errors import UsageError
 
 NAMES = ("docker", "docker-compose")
 NAME_ENV = "PLANNER_SHIM_NAME"  # the name the launcher stands for: `docker` or `docker-compose`
@@ -30,7 +30,7 @@ def is_shim(path: Path) -> bool:
 
 
 def install(folder: Path, force: bool = False, name: str = "docker") -> Path:
-    """Write the shim as `folder/NAME` (a small launcher of planner.shim's main).
+    """Write the shim as `folder/NAME` (a small launcher of planner.cli.shim's main).
 
     Refuses (UsageError, exit 2) when `folder` is not a folder, and when `folder/docker` exists and is not the
     shim, unless `force`; even then a folder is never replaced, and a symlink is replaced, not written through."""
@@ -53,7 +53,7 @@ def install(folder: Path, force: bool = False, name: str = "docker") -> Path:
             hint="pass --force to replace it",
         )
     launcher = shutil.which("planner-docker-shim")
-    command = f'"{launcher}"' if launcher else f'"{sys.executable}" -m planner.shim'
+    command = f'"{launcher}"' if launcher else f'"{sys.executable}" -m planner.cli.shim'
     body = (
         f"#!/bin/sh\n{MARKER}: `{name} ... build` runs planner\n"
         f'{NAME_ENV}="{name}" {SHIM_DIR_ENV}="{folder.resolve()}" exec {command} "$@"\n'

@@ -1,4 +1,4 @@
-"""What the docker shim needs besides `planner apply` (hidden commands, see planner/shim.py):
+"""What the docker shim needs besides `planner apply` (hidden commands, see planner/cli/shim.py):
 
 - `planner build-image CONTEXT --tag T [...]` (`docker build -t`): a one-node stack built in memory
   (stack.image_stack) and run through the same make_plan / execute as apply: an image whose key is present is
@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from planner.base.errors import UsageError
+from planner.build.stack import Stack, load_stack
 from planner.compose.model import BuildConfig
 from planner.compose.options import ProjectOptions
-from planner.errors import UsageError
-from planner.stack import Stack, load_stack
 
 if TYPE_CHECKING:
     from planner.apply.run import ApplyResult
@@ -46,7 +46,7 @@ def node_name(tag: str) -> str:
 def build_stack(request: ImageBuild, cwd: str, environ: dict[str, str]) -> Stack:
     """The one-node stack of a `docker build`: paths as the docker CLI takes them (the context and `-f` relative
     to the working directory; `-f` defaults to CONTEXT/Dockerfile)."""
-    from planner.stack import image_stack
+    from planner.build.stack import image_stack
 
     context = os.path.normpath(os.path.join(cwd, request.context))
     if not os.path.isdir(context):
@@ -80,8 +80,8 @@ def image_options(cwd: str, environ: dict[str, str]) -> ProjectOptions:
 
 def push_images(options: ProjectOptions, services: Sequence[str], progress: bool = True) -> list[str]:
     """Push the compose image names of the services (all with a build when none named); the names pushed."""
+    from planner.base.names import LOCAL
     from planner.engine.daemon import Daemon
-    from planner.plan_model import LOCAL
 
     stack = load_stack(options)
     nodes = [n for n in stack.nodes.values() if n.name in stack.compose.services]
@@ -107,12 +107,12 @@ def pull_bases(options: ProjectOptions, services: Sequence[str]) -> list[str]:
 
 def pull_image_bases(stack: Stack, services: Sequence[str] = ()) -> list[str]:
     """Pull the tag-named base images; the refs pulled, secret arg values masked (for printing)."""
+    from planner.base.errors import PlannerError
+    from planner.base.names import LOCAL
+    from planner.base.secrets import mask_text
+    from planner.build.graph import build_graph
     from planner.engine.daemon import Daemon
-    from planner.errors import PlannerError
-    from planner.graph import build_graph
-    from planner.plan_model import LOCAL
-    from planner.redact import stack_secrets
-    from planner.secrets import mask_text
+    from planner.plan.redact import stack_secrets
 
     graph = build_graph(stack).select(services)
     external = graph.external
@@ -139,11 +139,11 @@ def build_image(
     the same executor); the image ID of the first tag when it succeeded."""
     from planner.apply.lock import project_lock
     from planner.apply.run import ApplyOptions, execute, refuse_unrunnable
-    from planner.decide import Forcing
+    from planner.base.names import LOCAL
     from planner.engine.daemon import Daemon
-    from planner.pipeline import make_plan
-    from planner.plan_model import LOCAL
-    from planner.store import Store
+    from planner.keys.store import Store
+    from planner.plan.decide import Forcing
+    from planner.plan.pipeline import make_plan
 
     environ = dict(os.environ)
     cwd = os.getcwd()

@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from planner.apply.executor import DONE, StepResult
+from planner.base.errors import UsageError
+from planner.base.names import LOCAL
 from planner.compose.options import ProjectOptions
-from planner.errors import UsageError
-from planner.pipeline import Planned, make_plan
-from planner.plan_model import LOCAL, PlanStep
-from planner.store import Store
+from planner.keys.store import Store
+from planner.plan.model import PlanStep
+from planner.plan.pipeline import Planned, make_plan
 
 WARM_KINDS = ("pull", "tag", "transfer")
 

@@ -31,9 +31,9 @@ from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from planner import inputs
+from planner.base import inputs
+from planner.base.errors import EnvFileError, InterpolationError, Location
 from planner.compose.interpolate import substitute
-from planner.errors import EnvFileError, InterpolationError, Location
 
 Lookup = Callable[[str], str | None]
 

@@ -25,8 +25,8 @@ import json
 import re
 from collections.abc import Callable
 
-from planner import inputs
-from planner.errors import InterpolationError
+from planner.base import inputs
+from planner.base.errors import InterpolationError
 
 Lookup = Callable[[str], str | None]
 """Returns a variable's value, or None when it is unset (distinct from set-but-empty)."""
@@ -44,7 +44,7 @@ _ESCAPE_HINT = "You may need to escape any $ with another $."
 
 
 def substitute(template: str, lookup: Lookup, on_unset: Callable[[str], None] | None = None) -> str:
-    """Interpolate one string value. Raises planner.errors.InterpolationError (no location; the caller adds file:line).
+    """Interpolate one string value. Raises planner.base.errors.InterpolationError (no location; the caller adds file:line).
     `on_unset` hears of each unset variable that defaults to a blank string (`$X`, `${X}`: Compose warns)."""
     if inputs.is_recording():
         lookup = inputs.tracked(lookup)

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from planner import inputs
+from planner.base import inputs
+from planner.base.errors import ComposeFileError, EnvFileError, InterpolationError, Location
 from planner.compose.envfile import resolve_environment
 from planner.compose.interpolate import substitute
 from planner.compose.merge import key_value_pairs, merge, strip_resets
@@ -23,7 +24,6 @@ from planner.compose.model import ComposeProject, Service
 from planner.compose.normalize import build_project, normalize_services, resolve_path
 from planner.compose.options import ProjectOptions, normalize_project_name, resolve_options
 from planner.compose.yamltree import YList, YMap, deep_copy, load_yaml_file, location_in
-from planner.errors import ComposeFileError, EnvFileError, InterpolationError, Location
 
 
 def load_project(options: ProjectOptions) -> ComposeProject:

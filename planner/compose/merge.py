@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from planner.base.errors import ComposeFileError, Location
 from planner.compose.yamltree import OVERRIDE_TAG, RESET_TAG, YList, YMap, deep_copy
-from planner.errors import ComposeFileError, Location
 
 Path = tuple[str, ...]
 Merger = Callable[[Any, Any, Path], Any]

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from planner.errors import Location
+from planner.base.errors import Location
 
 
 class BuildSecret(BaseModel):

@@ -14,11 +14,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from planner.base.errors import ComposeFileError, Location
 from planner.compose.merge import host_entries, key_value_pairs
 from planner.compose.model import BuildConfig, BuildSecret, ComposeProject, Service
 from planner.compose.validate import check_env_files, check_fields, check_references, implicit_dependencies
 from planner.compose.yamltree import YList, YMap, location_in, plain
-from planner.errors import ComposeFileError, Location
 
 _STRING_LISTS = ("tags", "platforms", "cache_from", "cache_to")
 _KEY_VALUE_MAPS = ("args", "labels", "additional_contexts")

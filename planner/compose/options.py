@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from planner import inputs
+from planner.base import inputs
+from planner.base.errors import ComposeFileError, EnvFileError, Location, UsageError
 from planner.compose.envfile import resolve_environment
-from planner.errors import ComposeFileError, EnvFileError, Location, UsageError
 
 DEFAULT_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
 DEFAULT_OVERRIDE_NAMES = (

@@ -15,9 +15,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from planner import inputs
+from planner.base import inputs
+from planner.base.errors import ComposeFileError, Location
 from planner.compose.yamltree import YMap, location_in
-from planner.errors import ComposeFileError, Location
 
 # What the schema wants where a null is refused ("must be a array": Compose's words).
 NULL_REFUSED = {

@@ -21,8 +21,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from planner import inputs
-from planner.errors import ComposeFileError, Location
+from planner.base import inputs
+from planner.base.errors import ComposeFileError, Location
 
 try:  # libyaml through ruamel.yaml.clib composes ~10x faster; the pure parser gives the same nodes
     import _ruamel_yaml  # noqa: F401

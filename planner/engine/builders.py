@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from planner.base.errors import InputError, RuntimeFailure, exception_text
+from planner.base.streams import reader
 from planner.engine.context_server import Served, context_server
 from planner.engine.context_tar import INJECTED_DOCKERFILE, stream_context
 from planner.engine.daemon import Daemon
 from planner.engine.protobuf import fields as protobuf_fields
 from planner.engine.sent_metadata import fresh_mtime_ns, sent_mtime_ns
-from planner.errors import InputError, RuntimeFailure, exception_text
 from planner.keys.walk import Entry
-from planner.streams import reader
 
 if TYPE_CHECKING:
     from planner.engine.session import BuildSession
@@ -319,8 +319,8 @@ def session_dockerfile(request: BuildRequest) -> str:
 
 def _read_verified(request: BuildRequest, path: str) -> bytes:
     """A context file's bytes, checked against the hash the key was made from (ContextChanged if it differs)."""
+    from planner.base.names import printable
     from planner.engine.context_tar import ContextChanged, _Verifying
-    from planner.plan_model import printable
 
     reader = _Verifying(str(request.context / path), request.expected.get(path), path)
     try:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from planner.base.names import LOCAL
 from planner.engine.daemon import Daemon
 from planner.engine.registry import Registry
-from planner.plan_model import LOCAL
 from planner.rules.model import Rules
 
 

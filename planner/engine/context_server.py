@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from planner.errors import exception_text
+from planner.base.errors import exception_text
 
 Producer = Callable[[], Iterator[bytes]]
 

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import xxhash
 
+from planner.base.errors import RuntimeFailure
+from planner.base.names import printable
 from planner.engine.sent_metadata import content_mtime_s
-from planner.errors import RuntimeFailure
 from planner.keys.walk import Entry
-from planner.plan_model import printable
 
 INJECTED_DOCKERFILE = ".planner.Dockerfile"
 DOCKERIGNORE = ".dockerignore"

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from planner.base.errors import RuntimeFailure, exception_text
+from planner.base.refs import split_tag
 from planner.engine.labels import LABEL_KEY
-from planner.errors import RuntimeFailure, exception_text
-from planner.observation import KeyedImage
-from planner.refs import split_tag
+from planner.engine.observation import KeyedImage
 
 API_VERSION = "1.41"
 Progress = Callable[[dict[str, Any]], None]
@@ -58,7 +58,7 @@ class Daemon:
         from planner.engine.http import EngineHTTP, supported
 
         if not supported(self.url):
-            from planner import inputs
+            from planner.base import inputs
 
             inputs.note_opaque(f"docker-py for {self.where}")
             return None

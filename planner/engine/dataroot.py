@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from planner.base.errors import InputError
 from planner.engine.labels import LABEL_KEY, LABEL_NODE, LABEL_PROJECT
-from planner.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from planner import __version__
+from planner.base.errors import InputError, RuntimeFailure
 from planner.engine.clonefs import CopyStats, can_reflink, copy_tree
 from planner.engine.dataroot import StoredImage, read_images, storage_driver, user_of
-from planner.errors import InputError, RuntimeFailure
 
 Method = Literal["reflink", "overlay", "copy"]
 MARKER = ".planner-golden.json"

@@ -12,8 +12,8 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-from planner import inputs
-from planner.observation import Reach
+from planner.base import inputs
+from planner.engine.observation import Reach
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 

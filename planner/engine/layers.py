@@ -23,11 +23,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from planner.base.errors import RuntimeFailure
+from planner.base.layer_chain import chain_ids
+from planner.base.streams import tee
 from planner.engine.daemon import Daemon
 from planner.engine.registry import IMAGE_CONFIG, LAYER_TAR, SCHEMA2_MANIFEST, Registry
-from planner.errors import RuntimeFailure
-from planner.layer_chain import chain_ids
-from planner.streams import tee
 
 BLOCK = 512
 Progress = Callable[[dict[str, Any]], None]

@@ -10,8 +10,8 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from planner.errors import RuntimeFailure, exception_text
-from planner.refs import is_loopback_host, repository_path, split_tag
+from planner.base.errors import RuntimeFailure, exception_text
+from planner.base.refs import is_loopback_host, repository_path, split_tag
 
 MANIFEST_TYPES = ", ".join(
     [
@@ -57,7 +57,7 @@ class Registry:
 
     @property
     def session(self) -> Any:
-        from planner import inputs
+        from planner.base import inputs
 
         inputs.note_opaque(f"registry {self.host}")
         if self._session is None:

@@ -41,6 +41,7 @@ import h2.connection
 import h2.events
 import h2.exceptions
 
+from planner.base.errors import RuntimeFailure, exception_text
 from planner.engine.context_tar import _Verifying
 from planner.engine.http import connect
 from planner.engine.protobuf import bytes_field as _bytes_field
@@ -48,7 +49,6 @@ from planner.engine.protobuf import fields as _fields
 from planner.engine.protobuf import int_field as _int_field
 from planner.engine.protobuf import message_field as _message_field
 from planner.engine.sent_metadata import fresh_mtime_ns, sent_mtime_ns
-from planner.errors import RuntimeFailure, exception_text
 from planner.keys.walk import Entry
 
 SERVICE_FILESYNC = "moby.filesync.v1.FileSync"
@@ -260,8 +260,8 @@ class Source:
 
 def _file_reader(root: str, entry: Entry, expected: str | None) -> Reader:
     def read() -> Iterator[bytes]:
+        from planner.base.names import printable
         from planner.engine.context_tar import ContextChanged
-        from planner.plan_model import printable
 
         reader = _Verifying(os.path.join(root, entry.path), expected, entry.path)
         try:

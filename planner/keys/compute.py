@@ -18,20 +18,20 @@ from pathlib import Path
 
 import xxhash
 
-from planner import inputs
-from planner.deferred import later
-from planner.dockerfile import instructions
-from planner.dockerignore import PatternMatcher
-from planner.errors import InputError
-from planner.graph import BuildGraph
+from planner.base import inputs
+from planner.base.deferred import later
+from planner.base.errors import InputError
+from planner.base.secrets import mask_text, mask_url, secret_values
+from planner.build.dockerfile import instructions
+from planner.build.dockerignore import PatternMatcher
+from planner.build.graph import BuildGraph
+from planner.build.stack import Node
 from planner.keys import narrow, snapshot
 from planner.keys.manifest import KEY_VERSION, Manifest, digest_lines, file_line, value_hash
 from planner.keys.patch import Filter, patch
 from planner.keys.statcache import StatCache
 from planner.keys.tree import Tree
 from planner.keys.walk import Entry, Folder, Folders, Witnesses, walk_contexts
-from planner.secrets import mask_text, mask_url, secret_values
-from planner.stack import Node
 
 
 def tree_lines(entries: list[Entry], hashes: dict[str, str]) -> list[str]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from planner.dockerfile import Source
+from planner.build.dockerfile import Source
 from planner.keys.tree import Lines, Tree
 
 _WILDCARD_CHARS = "*?["

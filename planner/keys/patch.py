@@ -26,9 +26,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from planner import inputs, signatures
-from planner.dockerignore import PatternMatcher
-from planner.errors import InputError
+from planner.base import inputs
+from planner.base.errors import InputError
+from planner.build.dockerignore import PatternMatcher
+from planner.keys import signatures
 from planner.keys.manifest import file_line
 from planner.keys.snapshot import Snapshot, Stale, TreeResults
 from planner.keys.statcache import hash_file

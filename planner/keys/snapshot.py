@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 
 import xxhash
 
-from planner import inputs, signatures
+from planner.base import inputs
+from planner.base.localcache import RACY_WINDOW_NS
+from planner.keys import signatures
+from planner.keys.store import Store
 from planner.keys.tree import Tree
 from planner.keys.walk import Folder
-from planner.localcache import RACY_WINDOW_NS
-from planner.store import Store
 
 SNAPSHOT_VERSION = (
     6  # 3: per-path signatures (a failed check says which changed); 4: packed results; 5: racy;

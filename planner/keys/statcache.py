@@ -16,10 +16,10 @@ from pathlib import Path
 
 import xxhash
 
-from planner.errors import InputError
+from planner.base.errors import InputError
+from planner.base.localcache import RACY_WINDOW_NS
+from planner.keys.store import Store
 from planner.keys.walk import Entry
-from planner.localcache import RACY_WINDOW_NS
-from planner.store import Store
 
 CACHE_VERSION = 1
 CHUNK = 1 << 20

@@ -21,9 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from planner import inputs, signatures
-from planner.dockerignore import PatternMatcher
-from planner.errors import InputError
+from planner.base import inputs
+from planner.base.errors import InputError
+from planner.build.dockerignore import PatternMatcher
+from planner.keys import signatures
 
 IMPLICIT_DIR_MODE = 0o755
 

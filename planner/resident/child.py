@@ -66,7 +66,7 @@ def _wrapped(fd: int, mode: str, like: dict[str, Any] | None) -> Any:
 
 def run_command(argv: list[str]) -> int:
     """Run `planner argv` in this process; its exit code."""
-    from planner.main import run
+    from planner.cli.main import run
 
     try:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)

@@ -27,7 +27,7 @@ SOCKET, LOG, LOCK = "server.sock", "server.log", "server.lock"
 
 
 def socket_path(environ: Mapping[str, str]) -> str:
-    from planner.localcache import cache_root
+    from planner.base.localcache import cache_root
 
     return os.path.join(cache_root(environ), SOCKET)
 

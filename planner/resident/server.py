@@ -31,25 +31,25 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from planner import deferred
+from planner.base import deferred
 from planner.resident import child, identity, wire
 from planner.resident.client import FORWARDED, IDLE, LOCK, SOCKET, holder
 
 # What a plain `plan` or `apply` imports (main.py's fast path); typer and the other commands load in the child,
 # under the client's environment, as they would in a one-shot run.
 PRELOADED = (
-    "planner.memo",
-    "planner.commandline",
-    "planner.render",
-    "planner.pipeline",
-    "planner.stack",
+    "planner.plan.memo",
+    "planner.cli.commandline",
+    "planner.cli.render",
+    "planner.plan.pipeline",
+    "planner.build.stack",
     "planner.compose.loader",
     "planner.keys.compute",
     "planner.keys.patch",
     "planner.keys.narrow",
     "planner.keys.snapshot",
-    "planner.decide",
-    "planner.observe",
+    "planner.plan.decide",
+    "planner.plan.observe",
     "planner.apply.run",
     "planner.engine.connect",
     "planner.engine.daemon",
@@ -369,8 +369,8 @@ class Server:
 
     def _read_held(self) -> None:
         """Read again what the last runs used or kept: their walk snapshots and memos."""
-        from planner import memo
         from planner.keys import snapshot
+        from planner.plan import memo
 
         wanted, self.to_read = self.to_read, []
         store = _quiet_store(self.cache_dir) if any(k == "snapshot" for k, _ in wanted) else None
@@ -419,8 +419,8 @@ def _child_main(run: dict[str, Any], fds: list[int], report: int) -> None:
         deferred.run_held()
         sys.stdout.flush()
         sys.stderr.flush()
-        from planner import memo
         from planner.keys import snapshot
+        from planner.plan import memo
 
         used = {"used": snapshot.resident.used, "memos": memo.resident.used}
         os.write(report, json.dumps(used).encode() + b"\n")
@@ -441,7 +441,7 @@ def _quiet_store(cache_dir: str) -> Any:
 
     import diskcache
 
-    from planner.store import SIZE_LIMIT, Store
+    from planner.keys.store import SIZE_LIMIT, Store
 
     try:
         return Store(Path(cache_dir), diskcache.Cache(cache_dir, size_limit=SIZE_LIMIT))

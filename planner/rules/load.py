@@ -9,11 +9,11 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from planner import inputs
+from planner.base import inputs
+from planner.base.errors import InputError, Location, UsageError
+from planner.base.refs import namespace_problem, registry_host_problem
 from planner.compose.loader import interpolate_tree
 from planner.compose.yamltree import YList, YMap, load_yaml_file, location_in, plain
-from planner.errors import InputError, Location, UsageError
-from planner.refs import namespace_problem, registry_host_problem
 from planner.rules.model import Rules
 
 DEFAULT_RULES_FILE = "planner.yaml"

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from planner.base.errors import InputError
 from planner.compose.loader import load_project
 from planner.compose.options import ProjectOptions
-from planner.errors import InputError
 from tests.conformance.corpus import corpus_dir, normalise, scenarios
 
 ROOT = corpus_dir()

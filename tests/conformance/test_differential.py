@@ -31,9 +31,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from planner.base.errors import InputError
 from planner.compose.loader import load_project
 from planner.compose.options import ProjectOptions
-from planner.errors import InputError
 from tests.oracle import compose_v2_binary, require_compose_v2, run_compose_config, unescape_dollars
 
 pytestmark = pytest.mark.oracle

@@ -22,8 +22,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from planner.base.errors import EnvFileError
 from planner.compose.envfile import resolve_environment
-from planner.errors import EnvFileError
 from tests.oracle import require_compose_v2, run_compose_config, unescape_dollars
 
 pytestmark = pytest.mark.oracle

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from planner.base.errors import InterpolationError
 from planner.compose.interpolate import substitute
-from planner.errors import InterpolationError
 from tests.oracle import require_compose_v2, run_compose_config, unescape_dollars
 
 pytestmark = pytest.mark.oracle

@@ -285,9 +285,11 @@ def test_helix_apply_delivers_the_desktop_to_the_sandbox(
         traced = {**env, "PYTHONPROFILEIMPORTTIME": "1"}
         time.sleep(2.1)  # outputs and stamps the first apply wrote age past the memo's racy window
         # a full run loads the pipeline; a memo answer does not
-        assert "planner.pipeline" in run(root, "apply", "-q", env=traced).stderr  # full no-op: remembered
+        assert (
+            "planner.plan.pipeline" in run(root, "apply", "-q", env=traced).stderr
+        )  # full no-op: remembered
         answered = run(root, "apply", "-q", env=traced)
-        assert answered.returncode == 0 and "planner.pipeline" not in answered.stderr
+        assert answered.returncode == 0 and "planner.plan.pipeline" not in answered.stderr
         assert "nothing to do" in answered.stderr
         sandbox_client.tag(f"{project_name}-helix-ubuntu:latest", f"{project_name}-kept", "1")
         sandbox_client.remove_image(f"{project_name}-helix-ubuntu:latest")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import planner.apply.run
-from planner import memo
-from planner.main import main
+from planner.cli.main import main
+from planner.plan import memo
 
 pytestmark = pytest.mark.docker
 

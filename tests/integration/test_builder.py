@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from planner.dockerignore import load_matcher
+from planner.base.errors import RuntimeFailure
+from planner.build.dockerignore import load_matcher
 from planner.engine.builders import BuildFailed, BuildRequest, EngineBuilder
 from planner.engine.daemon import Daemon
 from planner.engine.labels import LABEL_KEY
-from planner.errors import RuntimeFailure
 from planner.keys.statcache import StatCache
 from planner.keys.walk import walk_context
 from tests.integration.services import SESSION_LABEL, TEST_LABEL, TEST_SESSION, DaemonProcess, folder_archive

@@ -56,8 +56,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from planner.dockerignore import load_matcher
-from planner.errors import InputError
+from planner.base.errors import InputError
+from planner.build.dockerignore import load_matcher
 from planner.keys.statcache import StatCache
 from planner.keys.walk import walk_context
 from tests.conftest import docker_unavailable

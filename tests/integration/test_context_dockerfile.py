@@ -32,16 +32,16 @@ from typing import Any
 import pytest
 
 from planner.apply.steps import dockerfile_source
-from planner.buildfiles import MAIN, BuildFiles
-from planner.decide import BuildRoute, build_route
-from planner.dockerfile import buildkit_only
-from planner.dockerignore import load_matcher
+from planner.build.buildfiles import MAIN, BuildFiles
+from planner.build.dockerfile import buildkit_only
+from planner.build.dockerignore import load_matcher
 from planner.engine import session as session_module
 from planner.engine.builders import BuildFailed, BuildRequest, EngineBuilder
 from planner.engine.daemon import Daemon
 from planner.engine.labels import LABEL_KEY
 from planner.keys.statcache import StatCache
 from planner.keys.walk import walk_context
+from planner.plan.decide import BuildRoute, build_route
 from tests.integration.services import SESSION_LABEL, TEST_LABEL, TEST_SESSION, folder_archive
 
 pytestmark = pytest.mark.docker

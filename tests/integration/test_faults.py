@@ -17,8 +17,8 @@ import pytest
 from planner.apply.run import ApplyOptions, execute
 from planner.compose.options import ProjectOptions
 from planner.engine.daemon import Daemon, Progress
-from planner.pipeline import make_plan
-from planner.store import Store
+from planner.keys.store import Store
+from planner.plan.pipeline import make_plan
 from tests.integration.conftest import registry_or_skip
 from tests.integration.services import SESSION_LABEL, DaemonProcess, start_registry, temp_root
 from tests.integration.test_apply import run, steps

@@ -43,16 +43,16 @@ from typing import Any
 import docker
 import pytest
 
+from planner.build.graph import build_graph
+from planner.build.stack import load_stack
 from planner.compose.options import ProjectOptions
 from planner.engine.builders import BuildFailed, BuildRequest, EngineBuilder
 from planner.engine.daemon import Daemon
-from planner.graph import build_graph
 from planner.keys.compute import compute_keys
 from planner.keys.manifest import Manifest
 from planner.keys.statcache import StatCache
 from planner.keys.walk import walk_context
-from planner.pipeline import _resolver
-from planner.stack import load_stack
+from planner.plan.pipeline import _resolver
 
 pytestmark = pytest.mark.docker
 
@@ -129,7 +129,7 @@ class Case:
 
 
 def _sent(root: Path) -> list[str]:
-    from planner.dockerignore import load_matcher
+    from planner.build.dockerignore import load_matcher
 
     entries = walk_context(root, load_matcher(root, root / "Dockerfile"))
     return [e.path for e in entries if e.path not in ("Dockerfile", "compose.yaml", ".dockerignore")]
@@ -296,7 +296,7 @@ Output = (
 
 
 def build_output(client: Any, builder: EngineBuilder, root: Path, case: Case, tag: str) -> tuple[Output, str]:
-    from planner.dockerignore import load_matcher
+    from planner.build.dockerignore import load_matcher
 
     entries = walk_context(root, load_matcher(root, root / "Dockerfile"))
     hashes = StatCache(None).hashes(str(root), entries)
@@ -522,6 +522,6 @@ def test_a_base_with_onbuild_triggers_keys_the_whole_context(
 
 
 def _matcher(root: Path) -> Any:
-    from planner.dockerignore import load_matcher
+    from planner.build.dockerignore import load_matcher
 
     return load_matcher(root, root / "Dockerfile")

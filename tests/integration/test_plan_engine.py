@@ -17,8 +17,8 @@ import pytest
 
 from planner.compose.options import ProjectOptions
 from planner.engine.labels import LABEL_KEY, LABEL_NODE, LABEL_PROJECT
-from planner.pipeline import Planned, make_plan
-from planner.store import Store
+from planner.keys.store import Store
+from planner.plan.pipeline import Planned, make_plan
 from tests.integration.services import (
     SESSION_LABEL,
     DaemonProcess,

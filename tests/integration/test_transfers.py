@@ -10,8 +10,8 @@ import pytest
 
 from planner.apply.run import ApplyOptions, execute
 from planner.compose.options import ProjectOptions
-from planner.pipeline import make_plan
-from planner.store import Store
+from planner.keys.store import Store
+from planner.plan.pipeline import make_plan
 from tests.integration.conftest import registry_or_skip
 from tests.integration.services import SESSION_LABEL, DaemonProcess, RegistryProcess, temp_root
 from tests.integration.test_apply import phases, run, steps
@@ -202,7 +202,7 @@ def test_gc_keeps_the_current_key_of_an_image_built_on_a_tagged_base(
     import json
     import urllib.request
 
-    from planner.refs import repository_path
+    from planner.base.refs import repository_path
 
     root = tmp_path / "p"
     (root / "app").mkdir(parents=True)

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 
 from planner.apply.run import ApplyOptions, execute
+from planner.base.layer_chain import chain_ids
 from planner.compose.options import ProjectOptions
 from planner.engine.daemon import Daemon
 from planner.engine.layers import Layout, Partial, held_chains, partial_load_stream
 from planner.engine.registry import LAYER_TAR, MANIFEST_TYPES, Registry, RegistryError
-from planner.layer_chain import chain_ids
-from planner.pipeline import make_plan
-from planner.store import Store
+from planner.keys.store import Store
+from planner.plan.pipeline import make_plan
 from tests.integration.conftest import registry_or_skip
 from tests.integration.services import (
     SESSION_LABEL,

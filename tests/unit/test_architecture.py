@@ -1,5 +1,6 @@
-"""The package layout is the pipeline: no module imports a later stage (or commands/, cli), the engine adapters
-are reached only from the stages that talk to daemons, and there is no import circle, lazy imports included.
+"""The package layout is the pipeline: no module imports a package above its own in ORDER (cli at the top, base
+at the bottom), the engine adapters are reached only from the stages that talk to daemons, there is no import
+circle (lazy imports included), and no module is left at planner/'s top.
 
 Imports under `if TYPE_CHECKING:` are left out: they name types, they run nothing.
 """
@@ -13,34 +14,33 @@ import networkx as nx
 
 PACKAGE = Path(__file__).resolve().parents[2] / "planner"
 
-# Stage of each module (the longest match wins). A module may import its own stage or earlier ones.
-STAGES: list[tuple[str, float]] = [
-    # foundation: data types and helpers every stage may use
-    ("planner", 0),
-    ("planner.errors", 0), ("planner.inputs", 0), ("planner.localcache", 0), ("planner.signatures", 0),
-    ("planner.refs", 0), ("planner.secrets", 0), ("planner.deferred", 0), ("planner.streams", 0), ("planner.layer_chain", 0), ("planner.plan_model", 0),
-    ("planner.rules.model", 0), ("planner.schemas", 0), ("planner.keys.manifest", 0), ("planner.keys", 0),
-    ("planner.dockerfile", 0), ("planner.observation", 0), ("planner.engine.labels", 0), ("planner.apply.lock", 0), ("planner.rules", 0),
-    ("planner.compose", 0), ("planner.engine", 0), ("planner.apply", 0), ("planner.commands", 0),
-    # load: compose + rules -> Stack, and what each build reads
-    ("planner.compose.", 1), ("planner.rules.load", 1), ("planner.stack", 1), ("planner.dockerignore", 1),
-    ("planner.buildfiles", 1), ("planner.keys.walk", 1), ("planner.redact", 1),
-    # engine adapters (side effects), below the stages that use them
-    ("planner.engine.", 1.5),
-    ("planner.graph", 2),
-    ("planner.keys.", 3), ("planner.store", 3),
-    ("planner.observe", 4), ("planner.artifacts", 4),
-    ("planner.decide", 5), ("planner.manifest_diff", 5),
-    ("planner.pipeline", 6),
-    ("planner.apply.", 7),
-    ("planner.render", 8),
-    ("planner.commands.", 9), ("planner.memo", 9),
-    ("planner.cli", 10), ("planner.commandline", 10), ("planner.main", 10), ("planner.shim", 10), ("planner.__main__", 10),
-    # the resident server: its client half is reached from commands/server.py, its server half runs main
-    ("planner.resident", 9), ("planner.resident.", 9), ("planner.resident.server", 10), ("planner.resident.child", 10),
-]  # fmt: skip
-# Stages that must not talk to a daemon or registry, even indirectly through an import.
-NO_ENGINE = ("planner.graph", "planner.keys.", "planner.decide", "planner.manifest_diff", "planner.stack")
+# The package order, top to bottom: a module may import its own package or one below it, never one above.
+# cli -> commands -> apply/resident -> plan -> engine -> keys -> build -> rules -> compose -> base
+ORDER: list[tuple[str, ...]] = [
+    ("planner.cli", "planner.__main__"),
+    ("planner.commands",),
+    ("planner.apply", "planner.resident"),
+    ("planner.plan",),
+    ("planner.engine",),
+    ("planner.keys",),
+    ("planner.build",),
+    ("planner.rules",),
+    ("planner.compose",),
+    ("planner.base", "planner._lstat", "planner"),
+]
+# Modules that sit elsewhere than their package says, and why:
+PLACED = {
+    # the resident server's process entry and the child it forks run `planner` itself (cli.main): they are the
+    # top of their own process, as __main__ is of a one-shot run
+    "planner.resident.server": "planner.cli",
+    "planner.resident.child": "planner.cli",
+    # the plan's data model is a leaf: engine/ and apply/ read plans without importing a decider
+    "planner.plan.model": "planner.base",
+}
+# Packages that must not talk to a daemon or registry, even indirectly through an import.
+NO_ENGINE = ("planner.build.", "planner.keys.", "planner.plan.decide", "planner.plan.manifest_diff")
+# engine modules that are data only (what a daemon holds, the label names): any stage may read them
+ENGINE_DATA = ("planner.engine.labels", "planner.engine.observation")
 
 
 def module_name(path: Path) -> str:
@@ -50,15 +50,14 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def stage(module: str) -> float:
-    """A name ending in `.` is a prefix (every module below it); any other name is one module exactly."""
-    hits = [
-        (len(name), rank)
-        for name, rank in STAGES
-        if (module.startswith(name) if name.endswith(".") else module == name)
-    ]
-    assert hits, f"{module} has no stage in STAGES"
-    return max(hits)[1]
+def rank(module: str) -> int:
+    """The module's place in ORDER (0: the top); a package's own `__init__` counts as the package."""
+    placed = PLACED.get(module)
+    for index, names in enumerate(ORDER):
+        for name in names:
+            if placed == name or (placed is None and (module == name or module.startswith(name + "."))):
+                return index
+    raise AssertionError(f"{module} has no place in ORDER")
 
 
 def imports_of(path: Path) -> set[str]:
@@ -99,10 +98,8 @@ def import_graph() -> nx.DiGraph:
 
 def test_no_module_imports_a_later_stage() -> None:
     graph = import_graph()
-    backwards = sorted(
-        f"{a} ({stage(a)}) imports {b} ({stage(b)})" for a, b in graph.edges if stage(b) > stage(a)
-    )
-    assert backwards == []
+    upward = sorted(f"{a} imports {b}, which sits above it" for a, b in graph.edges if rank(b) < rank(a))
+    assert upward == []
 
 
 def test_the_pure_stages_never_reach_the_engine() -> None:
@@ -112,7 +109,7 @@ def test_the_pure_stages_never_reach_the_engine() -> None:
         for module in graph.nodes
         if module.startswith(NO_ENGINE)
         for target in nx.descendants(graph, module)
-        if target.startswith("planner.engine.") and target != "planner.engine.labels"
+        if target.startswith("planner.engine.") and target not in ENGINE_DATA
     )
     assert reached == []
 
@@ -122,9 +119,15 @@ def test_there_is_no_import_circle() -> None:
     assert cycles == []
 
 
-def test_the_stage_table_knows_every_module() -> None:
+def test_every_module_has_a_place() -> None:
     for path in PACKAGE.rglob("*.py"):
-        stage(module_name(path))  # raises for a module nobody placed
+        rank(module_name(path))  # raises for a module nobody placed
+
+
+def test_the_top_holds_only_the_entry_and_the_c_extension() -> None:
+    """Every module lives in the package of its stage; the top keeps `__init__`, `__main__` and the C reader."""
+    top = sorted(p.name for p in PACKAGE.iterdir() if p.is_file() and p.suffix in (".py", ".pyi", ".c"))
+    assert top == ["__init__.py", "__main__.py", "_lstat.c", "_lstat.pyi"]
 
 
 def test_no_module_re_exports_an_imported_name() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from planner.cli import app
+from planner.cli.app import app
 
 COMPOSE = "services:\n  s:\n    build: .\n"
 DOCKERFILE = "FROM scratch\n"

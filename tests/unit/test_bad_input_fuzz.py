@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
+from planner.base.errors import PlannerError
+from planner.build.dockerfile import check_dockerfile, parse_dockerfile
 from planner.compose.loader import load_project
 from planner.compose.options import ProjectOptions
-from planner.dockerfile import check_dockerfile, parse_dockerfile
-from planner.errors import PlannerError
 from planner.rules.load import load_rules
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None)

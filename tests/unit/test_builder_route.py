@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from planner.buildfiles import MAIN, BuildFiles
-from planner.decide import build_route
-from planner.dockerignore import load_matcher
+from planner.build.buildfiles import MAIN, BuildFiles
+from planner.build.dockerignore import load_matcher
 from planner.engine.builders import BuildFailed, BuildRequest, EngineBuilder
 from planner.engine.daemon import Daemon
 from planner.engine.http import reach
-from planner.observation import Reach
+from planner.engine.observation import Reach
+from planner.plan.decide import build_route
 
 
 def request(tmp_path: Path, **route: bool) -> BuildRequest:

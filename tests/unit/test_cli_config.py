@@ -12,7 +12,7 @@ import pytest
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
-from planner.cli import app
+from planner.cli.app import app
 
 REPO = Path(__file__).resolve().parents[2]
 BASIC = REPO / "examples" / "compose" / "basic"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from planner import __version__
-from planner.cli import app
+from planner.cli.app import app
 
 
 def test_version() -> None:

@@ -1,4 +1,4 @@
-"""The typer-free path of `plan` and `apply` (planner/commandline.py, planner/main.py): every command line its
+"""The typer-free path of `plan` and `apply` (planner/cli/commandline.py, planner/cli/main.py): every command line its
 parser accepts gives the command bodies exactly what typer gives them, and a full plan run loads neither typer
 nor networkx."""
 
@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from planner import commandline
-from planner.cli import app
+from planner.cli import commandline
+from planner.cli.app import app
 from tests.helpers import write_tree
 
 REPO = Path(__file__).resolve().parents[2]
@@ -132,7 +132,7 @@ def test_random_command_lines_reach_both_paths() -> None:
     assert taken > 100
 
 
-HEAVY = ("typer", "click", "networkx", "planner.cli", "rich", "concurrent")
+HEAVY = ("typer", "click", "networkx", "planner.cli.app", "rich", "concurrent")
 
 
 def test_a_full_plan_does_not_import_what_it_does_not_use(tmp_path: Path) -> None:
@@ -148,7 +148,7 @@ def test_a_full_plan_does_not_import_what_it_does_not_use(tmp_path: Path) -> Non
     probe = (
         "import sys, time, json\n"
         "start = time.perf_counter()\n"
-        "from planner.main import main\n"
+        "from planner.cli.main import main\n"
         "try:\n"
         "    main(['plan', '--offline', '--format', 'json'])\n"
         "except SystemExit as exc:\n"

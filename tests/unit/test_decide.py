@@ -11,12 +11,12 @@ import itertools
 
 import pytest
 
+from planner.build.stack import Node
 from planner.compose.model import BuildConfig
-from planner.decide import Forcing, decide, decide_action, decide_transfers
+from planner.engine.observation import DaemonView, KeyedImage, Observation, RegistryView
 from planner.keys.manifest import Manifest
-from planner.observation import DaemonView, KeyedImage, Observation, RegistryView
+from planner.plan.decide import Forcing, decide, decide_action, decide_transfers
 from planner.rules.model import EffectiveRules
-from planner.stack import Node
 
 KEY = "k" * 32
 REF = f"127.0.0.1:5000/planner/app:{KEY}"
@@ -131,7 +131,7 @@ def test_a_new_build_goes_through_a_gzip_registry_dockerd_pushes_to(
 def test_a_delivery_says_what_it_moves(
     held: int, sizes: list[int | None], expected: tuple[int, int | None]
 ) -> None:
-    from planner.layer_chain import chain_ids
+    from planner.base.layer_chain import chain_ids
 
     diffs = [f"sha256:{c * 64}" for c in "abc"]
     node = image_node()

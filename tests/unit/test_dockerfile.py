@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from planner.dockerfile import DockerfileInfo, buildkit_only, expand, instructions, parse_dockerfile
+from planner.build.dockerfile import DockerfileInfo, buildkit_only, expand, instructions, parse_dockerfile
 
 
 def parse(text: str, args: dict[str, str] | None = None) -> DockerfileInfo:

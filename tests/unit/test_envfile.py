@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from planner.base.errors import EnvFileError, InputError, Location
 from planner.compose.envfile import parse_env_text, resolve_environment
-from planner.errors import EnvFileError, InputError, Location
 
 
 def parse(text: str, env: dict[str, str] | None = None) -> dict[str, str]:

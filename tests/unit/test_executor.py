@@ -16,7 +16,7 @@ import pytest
 
 from planner.apply import executor as executor_module
 from planner.apply.executor import Cancelled, Events, Executor, Step, StepContext, StepResult
-from planner.errors import PlannerError
+from planner.base.errors import PlannerError
 
 TIMEOUT = 5.0  # seconds; reached only when the executor misbehaves
 

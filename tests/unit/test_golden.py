@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from planner.base.errors import InputError
+from planner.build.stack import Node
 from planner.compose.model import BuildConfig
-from planner.decide import decide_goldens
 from planner.engine import golden
-from planner.errors import InputError
+from planner.engine.observation import DaemonView, GoldenImage, GoldenView, Observation
 from planner.keys.manifest import Manifest
-from planner.observation import DaemonView, GoldenImage, GoldenView, Observation
-from planner.plan_model import PlanNode
+from planner.plan.decide import decide_goldens
+from planner.plan.model import PlanNode
 from planner.rules.model import EffectiveRules
-from planner.stack import Node
 
 OLD, NEW, OTHER = "a" * 32, "b" * 32, "c" * 32
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from planner.cli import app
+from planner.base.errors import UsageError
+from planner.base.refs import normalize_ref
+from planner.build.graph import BuildGraph, GraphError, build_graph
+from planner.build.stack import load_stack
+from planner.cli.app import app
+from planner.cli.render import graph_data, graph_dot
 from planner.compose.options import ProjectOptions
-from planner.errors import UsageError
-from planner.graph import BuildGraph, GraphError, build_graph
-from planner.refs import normalize_ref
-from planner.render import graph_data, graph_dot
-from planner.stack import load_stack
 from tests.helpers import write_tree as write
 
 REPO = Path(__file__).resolve().parents[2]
@@ -583,7 +583,7 @@ def _random_graph(seed: int, acyclic: bool) -> tuple[list[str], list[tuple[str, 
 def test_the_dag_answers_as_networkx_does(seed: int) -> None:
     import networkx as nx
 
-    from planner.graph import Dag
+    from planner.build.graph import Dag
 
     nodes, edge_list = _random_graph(seed, acyclic=seed % 3 != 0)
     ours = Dag(nodes, edge_list)

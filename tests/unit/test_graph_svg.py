@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from planner.cli import app
+from planner.cli.app import app
 
 REPO = Path(__file__).resolve().parents[2]
 HELIX = REPO / "examples" / "compose" / "helix"

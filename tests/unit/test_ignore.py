@@ -17,8 +17,14 @@ from docker.utils.build import exclude_paths
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from planner.dockerignore import PatternMatcher, go_clean, ignore_file_for, load_matcher, read_dockerignore
-from planner.errors import InputError
+from planner.base.errors import InputError
+from planner.build.dockerignore import (
+    PatternMatcher,
+    go_clean,
+    ignore_file_for,
+    load_matcher,
+    read_dockerignore,
+)
 
 
 def matcher(*lines: str) -> PatternMatcher:

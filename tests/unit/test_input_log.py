@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from planner import inputs, signatures
+from planner.base import inputs
+from planner.keys import signatures
 
 
 def test_paths_of_listed_and_of_prebuilt_trees_are_in_the_trees(tmp_path: Path) -> None:

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from planner.base.errors import InputError, InterpolationError
 from planner.compose.interpolate import substitute
-from planner.errors import InputError, InterpolationError
 
 ENV = {
     "SET": "v",

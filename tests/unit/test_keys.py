@@ -12,13 +12,13 @@ from hypothesis import strategies as st
 
 import planner.keys.patch
 import planner.keys.snapshot
+from planner.base.errors import InputError
+from planner.build.graph import build_graph
+from planner.build.stack import load_stack
 from planner.compose.options import ProjectOptions
-from planner.errors import InputError
-from planner.graph import build_graph
 from planner.keys.compute import compute_keys
 from planner.keys.statcache import StatCache, hash_file
 from planner.keys.walk import Entry
-from planner.stack import load_stack
 
 STACK = {
     "compose.yaml": """

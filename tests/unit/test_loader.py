@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from planner.base.errors import InputError
 from planner.compose.loader import load_project
 from planner.compose.model import ComposeProject
 from planner.compose.options import ProjectOptions
-from planner.errors import InputError
 
 
 def write(root: Path, files: dict[str, str]) -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from planner import signatures
+from planner.keys import signatures
 
 C_READER = signatures._reader
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from planner.keys import manifest as manifest_module
 from planner.keys.manifest import Manifest, chunk_ranges
-from planner.store import Store
+from planner.keys.store import Store
 
 NAMES = st.text(alphabet="ab./-é\udcff", min_size=1, max_size=6)
 PATHS = st.lists(st.lists(NAMES, min_size=1, max_size=4).map("/".join), max_size=60, unique=True)

@@ -11,15 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from planner.build.dockerfile import Source, context_reads
+from planner.build.graph import build_graph
+from planner.build.stack import load_stack
 from planner.compose.options import ProjectOptions
-from planner.dockerfile import Source, context_reads
-from planner.graph import build_graph
 from planner.keys import narrow
 from planner.keys.compute import compute_keys
 from planner.keys.manifest import Manifest
 from planner.keys.statcache import StatCache
 from planner.keys.tree import Tree
-from planner.stack import load_stack
 from tests.helpers import write_tree
 
 
@@ -383,7 +383,7 @@ def test_plan_gives_the_fallback_reason(tmp_path: Path, monkeypatch: pytest.Monk
 
     from typer.testing import CliRunner
 
-    from planner.cli import app
+    from planner.cli.app import app
 
     for name in ("PLANNER_RULES", "COMPOSE_FILE", "COMPOSE_PROFILES", "COMPOSE_PROJECT_NAME"):
         monkeypatch.delenv(name, raising=False)
@@ -412,8 +412,8 @@ def test_plan_gives_the_fallback_reason(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_explain_says_how_the_key_covers_the_context() -> None:
+    from planner.cli.render import explanation_text
     from planner.commands.explain import Explanation, context_scope
-    from planner.render import explanation_text
 
     assert context_scope("narrowed", "") == "the key covers the context paths the build reads"
     whole = context_scope("whole", "rules: hash.narrow is false")
@@ -423,7 +423,7 @@ def test_explain_says_how_the_key_covers_the_context() -> None:
 
 
 def test_a_change_of_scope_is_an_explained_input() -> None:
-    from planner.manifest_diff import diff_manifests, reasons_from
+    from planner.plan.manifest_diff import diff_manifests, reasons_from
 
     old = Manifest(node="n", scope="narrowed")
     new = Manifest(node="n", scope="whole", scope_reason="rules: hash.narrow is false")

@@ -11,16 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from planner import render
+from planner.base.names import printable
+from planner.cli import render
 from planner.commands import explain
 from planner.compose.options import ProjectOptions
-from planner.decide import Forcing
 from planner.engine.context_tar import write_context
+from planner.engine.observation import DaemonView, Observation
+from planner.keys.store import Store
 from planner.keys.walk import Entry
-from planner.observation import DaemonView, Observation
-from planner.pipeline import Planned, _decided, make_plan
-from planner.plan_model import Plan, Reason, printable
-from planner.store import Store
+from planner.plan.decide import Forcing
+from planner.plan.model import Plan, Reason
+from planner.plan.pipeline import Planned, _decided, make_plan
 from tests import helpers
 from tests.helpers import write_tree
 

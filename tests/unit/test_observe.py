@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from planner.build.graph import build_graph
+from planner.build.stack import load_stack
 from planner.compose.options import ProjectOptions
 from planner.engine.labels import LABEL_KEY, LABEL_NODE, LABEL_PROJECT
-from planner.graph import build_graph
+from planner.engine.observation import DaemonView, KeyedImage
 from planner.keys.manifest import Manifest
-from planner.observation import DaemonView, KeyedImage
-from planner.observe import previous_keys
-from planner.stack import load_stack
+from planner.plan.observe import previous_keys
 from tests.helpers import write_tree
 
 
@@ -69,7 +69,7 @@ class PlatformDaemon:
 
 
 def test_an_image_platform_seen_before_is_not_asked_again() -> None:
-    from planner.observe import _daemon_view
+    from planner.plan.observe import _daemon_view
 
     daemon = PlatformDaemon()
     first = _daemon_view(daemon, {"k": None}, lambda where, image_id: None)  # type: ignore[arg-type]

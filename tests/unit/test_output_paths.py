@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from planner.apply.export import export_image, folder_inside
-from planner.errors import RuntimeFailure
+from planner.base.errors import RuntimeFailure
 from tests.unit.test_rules import line_of, load, load_error, project
 
 ARTIFACT = "artifacts:\n  a:\n    context: api\n    output: {type: local, dest: out/art}\n"

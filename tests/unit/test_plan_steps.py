@@ -11,11 +11,11 @@ import pytest
 
 from planner.apply import run
 from planner.compose.options import ProjectOptions
-from planner.decide import Forcing
-from planner.observation import DaemonView, KeyedImage, Observation, RegistryView
-from planner.pipeline import Planned, _decided, make_plan
-from planner.plan_model import Plan
-from planner.store import Store
+from planner.engine.observation import DaemonView, KeyedImage, Observation, RegistryView
+from planner.keys.store import Store
+from planner.plan.decide import Forcing
+from planner.plan.model import Plan
+from planner.plan.pipeline import Planned, _decided, make_plan
 from tests.helpers import write_tree
 
 REGISTRY = "127.0.0.1:5999"
@@ -302,7 +302,7 @@ def test_a_build_the_engine_builder_cannot_drive_is_refused_before_anything_runs
     (node,) = plan.nodes
     problem = [r for r in node.reasons if r.code == "builder-unsupported"]
     assert problem and "additional_contexts" in problem[0].detail
-    from planner.errors import InputError
+    from planner.base.errors import InputError
 
     with pytest.raises(InputError) as refused:
         run.refuse_unrunnable(plan)
@@ -354,7 +354,7 @@ def test_the_summary_counts_one_build_for_services_sharing_an_image(
     """#13: three services on one image and build said "3 nodes: 3 build" while apply runs one build step."""
     from io import StringIO
 
-    from planner.render import apply_summary, print_plan_table
+    from planner.cli.render import apply_summary, print_plan_table
 
     services = "\n".join(f"  worker{i}:\n    image: stack/app\n    build: ./app" for i in range(3))
     files = {"compose.yaml": f"services:\n{services}\n  solo:\n    build: ./app\n"}
@@ -379,7 +379,7 @@ def test_the_plan_table_fits_120_columns_and_says_how_a_build_is_shared(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """#12: the table was ~160 columns wide and showed the share push as `registry:registry`."""
-    from planner.render import print_plan_table
+    from planner.cli.render import print_plan_table
 
     print_plan_table(planned_with(project, {}, {}, set()).plan)  # not a terminal: the default width
     printed = capsys.readouterr().out
@@ -436,7 +436,7 @@ def test_an_injected_dockerfile_over_a_tar_takes_the_classic_builder_or_is_refus
     assert bool(problems) == refused
     if refused:
         assert "would show it to COPY" in problems[0] and "context: session" in problems[0]
-        from planner.errors import InputError
+        from planner.base.errors import InputError
 
         with pytest.raises(InputError) as stopped:
             run.refuse_unrunnable(planned.plan)

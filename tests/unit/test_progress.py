@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from planner.apply import run
 from planner.apply.executor import Step, StepContext, StepResult
 from planner.apply.progress import LiveProgress
-from planner.cli import app
+from planner.cli.app import app
 from tests.helpers import write_tree
 
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from planner.apply.executor import Step, StepResult
 from planner.apply.timing import TimingLog, analyse, read_log
-from planner.cli import app
+from planner.cli.app import app
 
 
 def result(step_id: str, phase: str, status: str, start: float, duration: float, size: int = 0,

@@ -15,12 +15,12 @@ from typer.testing import CliRunner
 from planner.apply import run
 from planner.apply.executor import Events, Step, StepContext, StepResult
 from planner.apply.timing import TimingLog, analyse, read_log, trace_events
-from planner.cli import app
+from planner.base.errors import RuntimeFailure
+from planner.cli.app import app
+from planner.cli.render import report_json, report_svg, report_trace
 from planner.compose.options import ProjectOptions
-from planner.errors import RuntimeFailure
-from planner.pipeline import make_plan
-from planner.render import report_json, report_svg, report_trace
-from planner.store import Store
+from planner.keys.store import Store
+from planner.plan.pipeline import make_plan
 from tests.helpers import write_tree
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -231,7 +231,7 @@ def test_an_interrupted_apply_still_writes_the_trace(
 
 
 def test_a_long_critical_path_is_wrapped_inside_the_picture() -> None:
-    from planner.render import _wrapped
+    from planner.cli.render import _wrapped
 
     path = [f"build:node-with-a-long-name-{i}" for i in range(40)]
     lines = _wrapped(["critical path 9.00 s:", *path], 140)

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from planner.cli import app
+from planner.base.errors import InputError, UsageError
+from planner.build.stack import Stack, load_stack
+from planner.cli.app import app
 from planner.compose.options import ProjectOptions
-from planner.errors import InputError, UsageError
 from planner.rules.load import load_rules, rules_path
 from planner.rules.model import EffectiveRules, NodeRules, Rules, layer
-from planner.stack import Stack, load_stack
 from tests.helpers import write_tree as write
 
 COMPOSE = """\

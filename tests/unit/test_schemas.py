@@ -16,11 +16,11 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 from ruamel.yaml import YAML
 
+from planner.build.stack import load_stack
+from planner.cli.schemas import schema_json
 from planner.compose.options import ProjectOptions
 from planner.rules.load import load_rules
 from planner.rules.model import Rules
-from planner.schemas import schema_json
-from planner.stack import load_stack
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = REPO / "schemas" / "rules.schema.json"
@@ -192,8 +192,8 @@ def test_plan_schema_file_is_the_command_output_and_a_plan_obeys_it() -> None:
     assert schema_json("plan") == PLAN_SCHEMA_FILE.read_text(encoding="utf-8"), (
         "plan schema drift: regenerate it with `planner schema plan > schemas/plan.schema.json`"
     )
-    from planner.pipeline import make_plan
-    from planner.store import Store
+    from planner.keys.store import Store
+    from planner.plan.pipeline import make_plan
 
     schema = json.loads(PLAN_SCHEMA_FILE.read_text())
     jsonschema.Draft202012Validator.check_schema(schema)

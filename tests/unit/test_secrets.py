@@ -11,22 +11,22 @@ from unittest.mock import ANY
 import pytest
 from rich.console import Console
 
-from planner import render
 from planner.apply import run
 from planner.apply.executor import Step, StepContext
+from planner.base.errors import RuntimeFailure
+from planner.base.secrets import MASK, mask_config, mask_text, mask_url, secret_values, url_credentials
+from planner.cli import render
 from planner.commands import explain
 from planner.compose.loader import load_project
 from planner.compose.options import ProjectOptions
-from planner.decide import Forcing
-from planner.errors import RuntimeFailure
+from planner.engine.observation import DaemonView, Observation
 from planner.keys.compute import base_entries
 from planner.keys.manifest import Manifest, value_hash
-from planner.manifest_diff import Change
-from planner.observation import DaemonView, Observation
-from planner.pipeline import Planned, _decided, make_plan
-from planner.redact import mask_changes, node_secrets
-from planner.secrets import MASK, mask_config, mask_text, mask_url, secret_values, url_credentials
-from planner.store import Store
+from planner.keys.store import Store
+from planner.plan.decide import Forcing
+from planner.plan.manifest_diff import Change
+from planner.plan.pipeline import Planned, _decided, make_plan
+from planner.plan.redact import mask_changes, node_secrets
 from tests.helpers import write_tree
 
 SECRET = "s3cr3t-t0ken"

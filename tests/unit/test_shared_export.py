@@ -9,8 +9,8 @@ from collections.abc import Iterable, Iterator
 import pytest
 
 from planner.apply.shared_export import SharedExports
-from planner.plan_model import PlanStep
-from planner.streams import close, tee
+from planner.base.streams import close, tee
+from planner.plan.model import PlanStep
 
 CHUNKS = [bytes([i]) * 1000 for i in range(200)]
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from planner.base.errors import UsageError
 from planner.commands.shim import install
 from planner.commands.shimargs import route
-from planner.errors import UsageError
 
 P = None  # passed through to the real docker (the route's reason must name an option or say why)
 A = "apply"
@@ -237,7 +237,7 @@ def test_shim_runs_planner_for_compose_build(tmp_path: Path) -> None:
 def shim_install(*args: str) -> tuple[int, str]:
     from typer.testing import CliRunner
 
-    from planner.cli import app
+    from planner.cli.app import app
 
     result = CliRunner().invoke(app, ["shim", "install", *args])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
@@ -290,7 +290,7 @@ def test_a_docker_without_compose_is_named_with_what_to_install(tmp_path: Path) 
     env = {**os.environ, "PLANNER_REAL_DOCKER": str(fake), "DOCKER_CONFIG": str(tmp_path / "none"),
            "PYTHONPATH": str(Path(__file__).resolve().parents[2])}  # fmt: skip
     result = subprocess.run(
-        [sys.executable, "-m", "planner.shim", "compose", "-f", "x.yml", "build", "--print"],
+        [sys.executable, "-m", "planner.cli.shim", "compose", "-f", "x.yml", "build", "--print"],
         capture_output=True, text=True, env=env, check=False,
     )  # fmt: skip
     assert result.returncode == 125
@@ -312,7 +312,7 @@ def test_the_compose_plugin_is_looked_for_in_the_config_folder_the_command_line_
         env = {**os.environ, "PLANNER_REAL_DOCKER": str(fake), "DOCKER_CONFIG": str(config_env),
                "PYTHONPATH": str(Path(__file__).resolve().parents[2])}  # fmt: skip
         return subprocess.run(
-            [sys.executable, "-m", "planner.shim", *argv, "compose", "build", "--print"],
+            [sys.executable, "-m", "planner.cli.shim", *argv, "compose", "build", "--print"],
             capture_output=True, text=True, env=env, check=False,
         )  # fmt: skip
 
@@ -372,7 +372,7 @@ def test_docker_compose_launcher_stands_in_for_the_real_docker_compose(tmp_path:
 def shim_cli(*args: str, path: str) -> tuple[int, str]:
     from typer.testing import CliRunner
 
-    from planner.cli import app
+    from planner.cli.app import app
 
     environ = {"PATH": path, "PLANNER_REAL_DOCKER": "", "PLANNER_REAL_DOCKER_COMPOSE": ""}
     result = CliRunner().invoke(app, ["shim", *args], env=environ)

@@ -287,7 +287,7 @@ def test_passthrough_reaches_the_real_docker_byte_for_byte(
 ) -> None:
     stdin = b"input \x00\xff bytes\n" * 100
     result = subprocess.run(
-        [sys.executable.encode(), b"-m", b"planner.shim", *argv], input=stdin, capture_output=True,
+        [sys.executable.encode(), b"-m", b"planner.cli.shim", *argv], input=stdin, capture_output=True,
         env={**stand_in, "EXIT": "42"}, check=False,
     )  # fmt: skip
     record = Path(stand_in["RECORD"])
@@ -300,7 +300,7 @@ def test_passthrough_reaches_the_real_docker_byte_for_byte(
 def test_shim_off_passes_a_build_through_silently(stand_in: dict[str, str]) -> None:
     argv = ["compose", "build", "--build-arg", "V=2", "web"]
     result = subprocess.run(
-        [sys.executable, "-m", "planner.shim", *argv], input=b"in", capture_output=True,
+        [sys.executable, "-m", "planner.cli.shim", *argv], input=b"in", capture_output=True,
         env={**stand_in, "EXIT": "3", "PLANNER_SHIM": "off"}, check=False,
     )  # fmt: skip
     record = Path(stand_in["RECORD"])
@@ -311,7 +311,7 @@ def test_shim_off_passes_a_build_through_silently(stand_in: dict[str, str]) -> N
 
 def test_passthrough_is_exec_so_signals_reach_the_real_docker(stand_in: dict[str, str]) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "planner.shim", "compose", "up"], env={**stand_in, "WAIT_SIGNAL": "1"},
+        [sys.executable, "-m", "planner.cli.shim", "compose", "up"], env={**stand_in, "WAIT_SIGNAL": "1"},
         stdin=subprocess.DEVNULL,
     )  # fmt: skip
     record = Path(stand_in["RECORD"])

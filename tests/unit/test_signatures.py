@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from planner import inputs, signatures
+from planner.base import inputs
+from planner.keys import signatures
 
 
 @pytest.fixture(params=["c", "python"], autouse=True)

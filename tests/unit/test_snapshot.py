@@ -16,17 +16,16 @@ from hypothesis import strategies as st
 
 import planner.keys.compute
 import planner.keys.patch
-from planner import signatures
+from planner.base.errors import InputError, PlannerError
+from planner.build.dockerignore import PatternMatcher, read_dockerignore
+from planner.build.graph import build_graph
+from planner.build.stack import load_stack
 from planner.compose.options import ProjectOptions
-from planner.dockerignore import PatternMatcher, read_dockerignore
-from planner.errors import InputError, PlannerError
-from planner.graph import build_graph
-from planner.keys import snapshot
+from planner.keys import signatures, snapshot
 from planner.keys.compute import compute_keys
 from planner.keys.manifest import Manifest
 from planner.keys.statcache import StatCache
 from planner.keys.walk import Folders, Witnesses, walk_contexts
-from planner.stack import load_stack
 from tests.helpers import write_tree
 
 PROJECT = {

@@ -21,9 +21,9 @@ from planner.apply import run
 from planner.apply.executor import Step, StepContext
 from planner.apply.lock import project_lock
 from planner.compose.options import ProjectOptions
-from planner.memo import Answer, Witnessed, load, save
-from planner.pipeline import make_plan
-from planner.store import Store
+from planner.keys.store import Store
+from planner.plan.memo import Answer, Witnessed, load, save
+from planner.plan.pipeline import make_plan
 from tests.helpers import write_tree
 
 

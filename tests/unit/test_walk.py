@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from planner.dockerignore import PatternMatcher, read_dockerignore
-from planner.errors import InputError
+from planner.base.errors import InputError
+from planner.build.dockerignore import PatternMatcher, read_dockerignore
 from planner.keys.statcache import StatCache
 from planner.keys.walk import Entry, walk_context, walk_contexts
 

@@ -13,15 +13,15 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
 
+from planner.base.errors import InputError, Location, UsageError
+from planner.base.names import LOCAL
+from planner.base.refs import image_name_problem
+from planner.build.dockerignore import PatternMatcher
 from planner.compose.loader import load_project
 from planner.compose.model import BuildConfig, ComposeProject, Service
 from planner.compose.normalize import resolve_path
 from planner.compose.options import ProjectOptions
 from planner.compose.yamltree import YMap
-from planner.dockerignore import PatternMatcher
-from planner.errors import InputError, Location, UsageError
-from planner.plan_model import LOCAL
-from planner.refs import image_name_problem
 from planner.rules.load import RulesError, load_rules, locate, rules_path, validate
 from planner.rules.model import (
     ArtifactTarget,

@@ -11,17 +11,17 @@ import sys
 from io import StringIO
 from typing import TYPE_CHECKING, Any, TextIO
 
-from planner.plan_model import SAME_IMAGE, SHARE, GoldenReport, Plan, Transfer
+from planner.plan.model import SAME_IMAGE, SHARE, GoldenReport, Plan, Transfer
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from planner.apply.run import ApplyResult
     from planner.apply.timing import Report
+    from planner.build.graph import BuildGraph
     from planner.commands.explain import Explanation
     from planner.commands.gc import RepositoryGc
     from planner.commands.warm import WarmResult
-    from planner.graph import BuildGraph
 
 
 def document(data: Any, output_format: str) -> str:
@@ -97,7 +97,7 @@ def graph_svg(graph: BuildGraph) -> str:
     import shutil
     import subprocess
 
-    from planner.errors import RuntimeFailure
+    from planner.base.errors import RuntimeFailure
 
     binary = shutil.which("dot")
     if binary is None:

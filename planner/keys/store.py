@@ -27,9 +27,9 @@ from typing import Any
 
 import xxhash
 
+from planner.base.localcache import default_cache_dir, warn, warn_cache
 from planner.keys.manifest import Manifest, chunk_ranges, split_files
 from planner.keys.tree import Lines, Tree
-from planner.localcache import default_cache_dir, warn, warn_cache
 
 # 3: base refs with secret arg values masked (2 kept them in clear); 4: file lines kept joined; 5: in runs
 MANIFEST_VERSION = 5

@@ -13,8 +13,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from planner import inputs
-from planner.dockerfile import (
+from planner.base import inputs
+from planner.base.errors import InputError, Location, exception_text
+from planner.build.dockerfile import (
     DockerfileInfo,
     DockerfileSyntaxError,
     Reads,
@@ -23,9 +24,8 @@ from planner.dockerfile import (
     context_reads,
     parse_dockerfile,
 )
-from planner.dockerignore import PatternMatcher, load_matcher
-from planner.errors import InputError, Location, exception_text
-from planner.stack import Node
+from planner.build.dockerignore import PatternMatcher, load_matcher
+from planner.build.stack import Node
 
 MAIN = "."  # the main context's label among a node's contexts
 

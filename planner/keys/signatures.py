@@ -25,7 +25,7 @@ from typing import TypeVar
 
 import xxhash
 
-from planner.inputs import Signature
+from planner.base.inputs import Signature
 
 try:
     from planner import _lstat

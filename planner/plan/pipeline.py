@@ -12,8 +12,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from planner.base.deferred import later
+from planner.build.graph import BuildGraph, build_graph
+from planner.build.stack import Node, Stack, load_stack
 from planner.compose.options import ProjectOptions
-from planner.decide import (
+from planner.engine.http import reach
+from planner.engine.observation import Observation
+from planner.keys.compute import UNRESOLVED, BaseResolver, TriggerReader, compute_keys
+from planner.keys.manifest import Manifest
+from planner.keys.statcache import StatCache
+from planner.keys.store import Store
+from planner.plan.decide import (
     BuildRoute,
     Forcing,
     StampState,
@@ -23,17 +32,8 @@ from planner.decide import (
     decide_steps,
     same_image,
 )
-from planner.deferred import later
-from planner.engine.http import reach
-from planner.graph import BuildGraph, build_graph
-from planner.keys.compute import UNRESOLVED, BaseResolver, TriggerReader, compute_keys
-from planner.keys.manifest import Manifest
-from planner.keys.statcache import StatCache
-from planner.observation import Observation
-from planner.plan_model import SAME_IMAGE, Plan, PlanNode
-from planner.redact import mask_plan
-from planner.stack import Node, Stack, load_stack
-from planner.store import Store
+from planner.plan.model import SAME_IMAGE, Plan, PlanNode
+from planner.plan.redact import mask_plan
 
 if TYPE_CHECKING:
     from planner.engine.daemon import Daemon
@@ -106,9 +106,9 @@ def _plan(
         manifests = compute_keys(graph, cache, environ)
         later(functools.partial(store.put_manifests, manifests))
         return _decided(graph, store, manifests, Observation.nothing(), {}, forcing)
-    from planner.artifacts import artifact_current
     from planner.engine.connect import open_engines
-    from planner.observe import destinations_of, observe
+    from planner.keys.artifacts import artifact_current
+    from planner.plan.observe import destinations_of, observe
 
     with open_engines(stack.rules, destinations_of(graph)) as engines:
         resolve, triggers = _resolver(engines.local)
@@ -216,7 +216,7 @@ def _resolver(daemon: Daemon) -> tuple[BaseResolver, TriggerReader]:
     """Base images resolve to the local daemon's image IDs; an unreachable daemon leaves them `unresolved`.
     Their ONBUILD triggers (which may read the context) come from the same inspect; unknown when the daemon
     has no such image or cannot be reached."""
-    from planner.errors import PlannerError
+    from planner.base.errors import PlannerError
 
     found: dict[str, dict[str, Any] | PlannerError | None] = {}
 

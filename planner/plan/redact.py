@@ -10,15 +10,15 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from planner.secrets import credential_values, longest_first, mask_text, secret_values
+from planner.base.secrets import credential_values, longest_first, mask_text, secret_values
 
 if TYPE_CHECKING:
     from planner.apply.executor import Step
+    from planner.build.graph import BuildGraph
     from planner.compose.model import ComposeProject
     from planner.compose.options import ProjectOptions
-    from planner.graph import BuildGraph
-    from planner.manifest_diff import Change
-    from planner.plan_model import Plan
+    from planner.plan.manifest_diff import Change
+    from planner.plan.model import Plan
 
 
 def config_secret_args(

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from planner import inputs
-from planner.errors import InputError, Location, exception_text
+from planner.base import inputs
+from planner.base.errors import InputError, Location, exception_text
 
 _REGEX_SPECIALS = set(".+()|{}$")
 

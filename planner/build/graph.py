@@ -14,11 +14,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from planner.buildfiles import BuildFiles, read_all
-from planner.dockerfile import ImageRef
-from planner.errors import InputError, Location, UsageError
-from planner.refs import normalize_ref
-from planner.stack import Node, Stack
+from planner.base.errors import InputError, Location, UsageError
+from planner.base.refs import normalize_ref
+from planner.build.buildfiles import BuildFiles, read_all
+from planner.build.dockerfile import ImageRef
+from planner.build.stack import Node, Stack
 
 Via = Literal["FROM", "COPY --from", "RUN --mount", "additional_contexts", "artifact", "stamp", "depends_on"]
 

@@ -28,15 +28,15 @@ from typing import TYPE_CHECKING, Any
 
 import xxhash
 
-from planner import inputs
-from planner.localcache import RACY_WINDOW_NS, cache_root, warn_cache
-from planner.signatures import holds, pack_all, seal
+from planner.base import inputs
+from planner.base.localcache import RACY_WINDOW_NS, cache_root, warn_cache
+from planner.keys.signatures import holds, pack_all, seal
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
+    from planner.build.graph import BuildGraph
     from planner.compose.options import ProjectOptions
-    from planner.graph import BuildGraph
 
 MEMO_VERSION = 4
 # Set by the shell to each command's path, so it differs between `planner ...` and `time planner ...`: left

@@ -86,7 +86,7 @@ def has_compose_plugin(docker: str, environ: dict[str, str], config_option: str 
 def run_planner(steps: list[list[str]], env: dict[str, str]) -> int:
     """Run planner command lines in order, stopping at the first that fails: each through the cache folder's
     resident server where one runs and takes it (planner/resident/), else in this process."""
-    from planner.main import main as planner_main  # a no-op apply answers from the memo
+    from planner.cli.main import main as planner_main  # a no-op apply answers from the memo
     from planner.resident.client import handed_over
 
     os.environ.update(env)

@@ -24,8 +24,8 @@ import typer
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
-from planner import commandline
-from planner.commandline import PlanFormat, overrides, project_options, run_or_exit
+from planner.cli import commandline
+from planner.cli.commandline import PlanFormat, overrides, project_options, run_or_exit
 from planner.compose.options import ProjectOptions
 from planner.resident.client import IDLE
 
@@ -193,14 +193,14 @@ def config(
     ] = False,
 ) -> None:
     """Print the resolved, build-relevant compose model (like `docker compose config`)."""
+    from planner.base.secrets import mask_config
     from planner.compose.loader import load_project
-    from planner.redact import config_secret_args
-    from planner.secrets import mask_config
+    from planner.plan.redact import config_secret_args
 
     project = _run(lambda: load_project(options))
     secret_args = _run(lambda: config_secret_args(project, options, rules))
     data = project.to_config()
-    from planner.render import document
+    from planner.cli.render import document
 
     sys.stdout.write(document(data if show_secrets else mask_config(data, secret_args), output_format.value))
 
@@ -217,9 +217,9 @@ def graph(
     ] = GraphFormat.json,
 ) -> None:
     """Print the build graph: nodes, edges (with why), and the levels that can run in parallel."""
-    from planner import render
-    from planner.graph import build_graph
-    from planner.stack import load_stack
+    from planner.build.graph import build_graph
+    from planner.build.stack import load_stack
+    from planner.cli import render
 
     built = _run(lambda: build_graph(load_stack(options, rules)).select(nodes or []))
     renderer = {
@@ -267,7 +267,7 @@ def explain(
     output_format: Annotated[PlanFormat, typer.Option("--format", help="Output format.")] = PlanFormat.table,
 ) -> None:
     """Which inputs differ from the build that is present (added / removed / changed files, args, upstream)."""
-    from planner import render
+    from planner.cli import render
     from planner.commands.explain import explain_node
 
     report = _run(lambda: explain_node(options, rules, node))
@@ -307,8 +307,8 @@ def report(
     output_format: Annotated[ReportFormat, typer.Option("--format", help="table, json, svg (a timeline) or trace (Chrome trace-event JSON).")] = ReportFormat.table,
 ) -> None:  # fmt: skip
     """Per-phase times per node from a timing log: build / export / push / pull / load, totals, critical path."""
-    from planner import render
     from planner.apply.timing import analyse, read_log
+    from planner.cli import render
 
     records = _run(lambda: read_log(timing_log))
     analysed = analyse(records, all_runs)
@@ -332,7 +332,7 @@ def gc(
     delete: Annotated[bool, typer.Option("--delete", help="Really delete (default: only list what would go).")] = False,
 ) -> None:  # fmt: skip
     """Remove this project's old content-addressed refs from the registry (dry run unless --delete)."""
-    from planner import render
+    from planner.cli import render
     from planner.commands.gc import collect
 
     results = _run(lambda: collect(options, rules, keep, delete))
@@ -351,7 +351,7 @@ def warm(
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Pulls at once.")] = 4,
 ) -> None:  # fmt: skip
     """Fill destinations from the registry for the current keys, building nothing (for session start-up)."""
-    from planner import render
+    from planner.cli import render
     from planner.commands.warm import warm as run_warm
 
     result = _run(lambda: run_warm(options, rules, nodes or [], destination or [], jobs))
@@ -420,7 +420,7 @@ def golden_status(
     output_format: Annotated[PlanFormat, typer.Option("--format", help="Output format.")] = PlanFormat.table,
 ) -> None:  # fmt: skip
     """Per node: present in GOLDEN with the current key, stale (with the inputs that changed) or absent."""
-    from planner import render
+    from planner.cli import render
     from planner.commands.golden import status
 
     report = _run(lambda: status(options, rules, golden, destination))
@@ -510,10 +510,10 @@ def build_image(
     pull: Annotated[bool, typer.Option("--pull", help="Pull the tag-named base images again first.")] = False,
 ) -> None:  # fmt: skip
     """`docker build -t` through planner (the shim): a one-node stack, planned and applied like `apply`."""
-    from planner import render
+    from planner.build.stack import parse_build_args
+    from planner.cli import render
     from planner.commands.shimsteps import ImageBuild
     from planner.commands.shimsteps import build_image as run_build
-    from planner.stack import parse_build_args
 
     request = ImageBuild(
         context, tuple(tag), file, _run(lambda: parse_build_args(build_arg or [])), tuple(label or ()), target, platform
@@ -619,13 +619,13 @@ class SchemaName(StrEnum):
 @app.command()
 def schema(name: Annotated[SchemaName, typer.Argument(help="Which schema.")]) -> None:
     """Print the JSON Schema of the rules file or of `plan --format json` (schemas/ holds these outputs)."""
-    from planner.schemas import schema_json
+    from planner.cli.schemas import schema_json
 
     sys.stdout.write(schema_json(name.value))
 
 
 def run(args: list[str]) -> None:
-    """Run the CLI on `args`, remembering them for the plan memo (planner.main answers memo hits)."""
+    """Run the CLI on `args`, remembering them for the plan memo (planner.cli.main answers memo hits)."""
     commandline.invocation.args = args
     try:
         app(args=args, prog_name="planner")

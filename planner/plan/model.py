@@ -6,7 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-LOCAL = "local"  # the session daemon: where planner builds, and a destination by default
+from planner.base.names import printable
+
 SHARE = "registry"  # the pseudo-destination of a build pushed for other sessions and CI
 SAME_IMAGE = (
     "same-image"  # summary: nodes whose image an earlier node's steps make (same key and image names)
@@ -14,16 +15,6 @@ SAME_IMAGE = (
 
 Action = Literal["skip", "build", "pull", "unknown"]
 TransferMode = Literal["none", "tag", "registry", "tarball", "unknown"]
-
-
-def printable(text: str) -> str:
-    """`text` with the bytes of a non-UTF-8 file name (held as surrogates, os.fsdecode's surrogateescape)
-    shown as Python's backslash escapes (`caf\\xe9.txt`): the form every output and JSON document uses."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return text
 
 
 # A string that may hold a path: escaped when built, so a plan always serializes (and round-trips).

@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from planner.dockerignore import PatternMatcher
-from planner.errors import PlannerError
+from planner.base.errors import PlannerError
+from planner.build.dockerignore import PatternMatcher
+from planner.build.stack import Node
 from planner.keys.compute import tree_digest
 from planner.keys.statcache import StatCache, hash_file
+from planner.keys.store import Store
 from planner.keys.walk import walk_context
-from planner.stack import Node
-from planner.store import Store
 
 
 def output_digest(node: Node) -> str | None:

@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from planner.base.names import printable
 from planner.keys.manifest import Manifest
-from planner.plan_model import Reason, printable
+from planner.plan.model import Reason
 
 ChangeKind = Literal["added", "removed", "changed"]
 SYMBOL = {"added": "+", "removed": "-", "changed": "~"}

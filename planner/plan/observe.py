@@ -11,14 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
+from planner.base.errors import PlannerError
+from planner.base.names import LOCAL
+from planner.build.graph import BuildGraph
 from planner.engine.daemon import Daemon, DaemonError
 from planner.engine.labels import LABEL_NODE, LABEL_PROJECT
+from planner.engine.observation import DaemonView, GoldenImage, GoldenView, Observation, RegistryView
 from planner.engine.registry import Registry
-from planner.errors import PlannerError
-from planner.graph import BuildGraph
 from planner.keys.manifest import Manifest
-from planner.observation import DaemonView, GoldenImage, GoldenView, Observation, RegistryView
-from planner.plan_model import LOCAL
 
 
 def destinations_of(graph: BuildGraph) -> list[str]:

@@ -15,7 +15,7 @@ def schema_dict(name: str) -> dict[str, Any]:
         schema = Rules.model_json_schema(by_alias=True)
         schema["title"] = "planner rules file (planner.yaml)"
     elif name == "plan":
-        from planner.plan_model import Plan
+        from planner.plan.model import Plan
 
         schema = Plan.model_json_schema(by_alias=True)
         schema["title"] = "planner plan --format json"

@@ -22,14 +22,14 @@ from io import StringIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from planner.base.deferred import later
+from planner.base.errors import PlannerError
 from planner.compose.options import ProjectOptions
-from planner.deferred import later
-from planner.errors import PlannerError
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
-    from planner.memo import Recorder
+    from planner.plan.memo import Recorder
 
 T = TypeVar("T")
 
@@ -92,8 +92,8 @@ def overrides(
     """`--build-arg` and `--with-dependencies`: the options the stack is loaded with, and the selection."""
     import dataclasses
 
-    from planner.stack import StackOptions, parse_build_args
-    from planner.stack import with_dependencies as expand
+    from planner.build.stack import StackOptions, parse_build_args
+    from planner.build.stack import with_dependencies as expand
 
     if with_dependencies:
         nodes = run_or_exit(lambda: expand(options, nodes))
@@ -105,10 +105,10 @@ def overrides(
 
 
 def recorder_for(options: ProjectOptions) -> Recorder | None:
-    """A memo recorder when run from the command line (planner.main), which answers identical runs."""
+    """A memo recorder when run from the command line (planner.cli.main), which answers identical runs."""
     if invocation.args is None:
         return None
-    from planner.memo import Recorder
+    from planner.plan.memo import Recorder
 
     return Recorder(invocation.args, options)
 
@@ -120,15 +120,15 @@ def recording(recorder: Recorder | None) -> AbstractContextManager[object]:
 def print_plan(
     options: ProjectOptions, rules: str | None, nodes: list[str], offline: bool, output: PlanFormat
 ) -> None:
-    from planner.pipeline import make_plan
-    from planner.render import plan_json, write_plan
+    from planner.cli.render import plan_json, write_plan
+    from planner.plan.pipeline import make_plan
 
     recorder = recorder_for(options) if offline else None
     with recording(recorder):
         planned = run_or_exit(lambda: make_plan(options, rules, nodes, offline))
         text = plan_json(planned.plan)
     if recorder is not None:
-        from planner.memo import Answer
+        from planner.plan.memo import Answer
 
         # the compose warnings the load printed, replayed with the answer
         warned = "".join(f"planner: warning: {w}\n" for w in planned.graph.stack.compose.warnings)
@@ -172,10 +172,10 @@ def apply(
     if dry_run:
         print_plan(options, rules, nodes or [], False, output_format)
         return
-    from planner import render
     from planner.apply.run import ApplyOptions
     from planner.apply.run import apply as run_apply
-    from planner.decide import Forcing
+    from planner.cli import render
+    from planner.plan.decide import Forcing
 
     forcing = Forcing(everything=no_cache, nodes=frozenset(rebuild or []))
     apply_options = ApplyOptions(
@@ -187,7 +187,7 @@ def apply(
     )
     if jobs is not None:
         apply_options.jobs = jobs
-    # A no-op apply is remembered: the next identical one answers from the memo (planner.main).
+    # A no-op apply is remembered: the next identical one answers from the memo (planner.cli.main).
     recorder = (
         recorder_for(options) if timing_log is None and trace is None and not (no_cache or rebuild) else None
     )
@@ -204,7 +204,7 @@ def apply(
     sys.stdout.write(stdout)
     sys.stderr.write(summary.getvalue())
     if recorder is not None and result.exit_code == 0 and not result.results and not result.warnings:
-        from planner.memo import Answer
+        from planner.plan.memo import Answer
 
         later(functools.partial(recorder.save_for, Answer(stdout, summary.getvalue()), result.planned.graph))
     raise SystemExit(result.exit_code)

@@ -33,23 +33,23 @@ def main(argv: Sequence[str] | None = None) -> None:
 def run(args: list[str]) -> None:
     """Run `planner args` in this process."""
     if ("plan" in args and "--offline" in args) or "apply" in args:
-        from planner.memo import remembered
+        from planner.plan.memo import remembered
 
         answer = remembered(args)
         if answer is not None:
             if answer.table:
-                from planner.render import write_plan
+                from planner.cli.render import write_plan
 
                 write_plan(answer.stdout, "table")
             else:
                 sys.stdout.write(answer.stdout)
             sys.stderr.write(answer.stderr)
             return
-    from planner.commandline import parse
+    from planner.cli.commandline import parse
 
     parsed = parse(args)
     if parsed is None:
-        from planner.cli import run as run_cli
+        from planner.cli.app import run as run_cli
 
         run_cli(args)
         return
@@ -61,7 +61,7 @@ def _run_plain(command: str, values: dict[str, Any], args: list[str]) -> None:
     130 on Ctrl-C, 1 on a closed stdout."""
     import errno
 
-    from planner.commandline import run_parsed
+    from planner.cli.commandline import run_parsed
 
     try:
         run_parsed(command, values, args)

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from planner.errors import InputError
+from planner.base.errors import InputError
 
 Via = Literal["FROM", "COPY --from", "RUN --mount"]
 

@@ -13,14 +13,15 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from planner.base.layer_chain import chain_ids
+from planner.base.names import LOCAL
+from planner.build.stack import Node, StampSpec
 from planner.engine.labels import LABEL_KEY
+from planner.engine.observation import DaemonView, Observation, Reach
 from planner.keys.compute import UNRESOLVED
 from planner.keys.manifest import Manifest
-from planner.layer_chain import chain_ids
-from planner.manifest_diff import diff_manifests, reasons_from
-from planner.observation import DaemonView, Observation, Reach
-from planner.plan_model import (
-    LOCAL,
+from planner.plan.manifest_diff import diff_manifests, reasons_from
+from planner.plan.model import (
     SHARE,
     Action,
     GoldenChange,
@@ -32,7 +33,6 @@ from planner.plan_model import (
     Transfer,
     TransferMode,
 )
-from planner.stack import Node, StampSpec
 
 
 @dataclass(frozen=True)
