@@ -9,15 +9,18 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TextIO
 
-from planner.apply.executor import DONE, Events, Executor, StepResult
+from planner.apply.executor import DONE, Events, Executor, Step, StepResult
 from planner.apply.lock import project_lock
 from planner.apply.shared_export import SharedExports
 from planner.apply.steps import ApplyContext, make_steps
 from planner.apply.timing import TimingLog, write_trace
 from planner.base.errors import InputError, RuntimeFailure, UsageError
+from planner.base.secrets import mask_text
+from planner.build.graph import BuildGraph
 from planner.compose.options import ProjectOptions
 from planner.engine.builders import make_builder
 from planner.engine.connect import open_engines
@@ -26,7 +29,7 @@ from planner.plan.decide import Forcing
 from planner.plan.model import SHARE, Plan
 from planner.plan.observe import destinations_of
 from planner.plan.pipeline import Planned, make_plan
-from planner.plan.redact import mask_steps
+from planner.plan.redact import node_secrets
 
 
 @dataclass
@@ -180,3 +183,13 @@ def keep_logs(folder: Path, results: dict[str, StepResult]) -> dict[str, Path]:
         except OSError:
             continue  # logs are a convenience: a read-only cache must not fail the apply
     return kept
+
+
+def mask_steps(steps: Sequence[Step], graph: BuildGraph) -> None:
+    """Have each step mask its node's secret values (plan/redact.py finds them) in the log lines it keeps and in
+    its error: apply's own steps, so the plan's redaction never imports apply."""
+    secrets = node_secrets(graph)
+    for step in steps:
+        values = secrets.get(step.node, ())
+        if values:
+            step.redact = partial(mask_text, values=values)

@@ -6,14 +6,12 @@ base image ref built from it (`FROM ${BASE}`) or in a build log line that echoes
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from planner.base.secrets import credential_values, longest_first, mask_text, secret_values
 
 if TYPE_CHECKING:
-    from planner.apply.executor import Step
     from planner.build.graph import BuildGraph
     from planner.compose.model import ComposeProject
     from planner.compose.options import ProjectOptions
@@ -75,12 +73,3 @@ def mask_changes(changes: Iterable[Change], values: Iterable[str]) -> list[Chang
 
     values = tuple(values)
     return [replace(c, name=mask_text(c.name, values)) for c in changes]
-
-
-def mask_steps(steps: Iterable[Step], graph: BuildGraph) -> None:
-    """Have each step mask its node's secret values in the log lines it keeps and in its error."""
-    secrets = node_secrets(graph)
-    for step in steps:
-        values = secrets.get(step.node, ())
-        if values:
-            step.redact = partial(mask_text, values=values)
