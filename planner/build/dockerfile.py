@@ -21,7 +21,24 @@ Via = Literal["FROM", "COPY --from", "RUN --mount"]
 
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
 _DIRECTIVE_NAMES = {"syntax", "escape", "check"}
-_HEREDOC = re.compile(r"<<(-?)\s*([\"']?)([A-Za-z_][A-Za-z0-9_]*)\2")
+# a heredoc is one word `<<NAME`, `<<-NAME`, `<<'NAME'` or `<<"NAME"` (BuildKit lexes the line into words first:
+# a shell heredoc written `<< NAME` is not one)
+_HEREDOC = re.compile(r"(?:^|(?<=\s))<<(-?)([\"']?)([A-Za-z_][A-Za-z0-9_]*)\2(?=\s|$|[>;|&)])")
+_HEREDOC_WORD = re.compile(r"^<<-?([\"']?)[A-Za-z_][A-Za-z0-9_]*\1$")
+# The Dockerfile frontends Docker publishes (`# syntax=docker/dockerfile:1.7-labs`, `docker.io/...`, by tag or
+# digest, `-upstream`): their instructions read the context as the built-in frontend's do, or less (`--exclude`
+# narrows a COPY, `--parents` copies the same files, a heredoc reads nothing), so their reads are analysed
+_OFFICIAL_FRONTEND = re.compile(
+    r"^(?:(?:docker\.io|index\.docker\.io|registry-1\.docker\.io)/)?docker/dockerfile(?:-upstream)?"
+    r"(?::[A-Za-z0-9][A-Za-z0-9._-]*)?(?:@sha256:[0-9a-f]{64})?$"
+)
+
+
+def official_frontend(value: str) -> bool:
+    """Whether a `# syntax=` value names one of Docker's own Dockerfile frontends (any version or channel)."""
+    return _OFFICIAL_FRONTEND.match(value.strip()) is not None
+
+
 _HEREDOC_INSTRUCTIONS = {"RUN", "COPY", "ADD"}
 # Platform args BuildKit predefines in the global scope; values for a linux/amd64 builder.
 _PLATFORM_ARGS = {
@@ -439,7 +456,7 @@ def context_reads(text: str, build_args: Mapping[str, str], target: str | None) 
     exactly gives a `fallback` reason instead."""
     text = text.removeprefix("\ufeff")
     for number, name, value in directives(text):
-        if name == "syntax":
+        if name == "syntax" and not official_frontend(value):
             return Reads(
                 fallback=f"line {number}: `# syntax={value}` picks a frontend whose reads are not analysed"
             )
@@ -588,9 +605,8 @@ def _copy_reads(stage: _StageReads, step: Instruction, scope: Mapping[str, str])
     import json
 
     flags, rest = _strip_flags(step.args)
-    for name in ("parents", "exclude"):
-        if name in flags:
-            raise _Unresolved(f"--{name}: not supported by the engine's Dockerfile frontend, not analysed")
+    # `--exclude` only narrows what the sources match and `--parents` copies the same files: the sources are
+    # still every read (a superset with --exclude), whichever frontend version takes the flags
     for values in flags.values():
         if any(c in v for v in values for c in "'\"\\"):
             raise _Unresolved("a flag with quotes or escapes is not analysed")
@@ -614,6 +630,8 @@ def _copy_reads(stage: _StageReads, step: Instruction, scope: Mapping[str, str])
         stage.needs.append(value)
         return
     for word in words[:-1]:
+        if _HEREDOC_WORD.match(word) and not rest.startswith("["):
+            continue  # a heredoc: its body is the file, nothing is read from the context
         if step.keyword == "ADD" and ("://" in word or word.startswith("git@")):
             raise _Unresolved(f"of a remote source {word}: a remote input")
         stage.sources.append(Source(_clean(_word(word, scope)), step.line, step.keyword))

@@ -86,12 +86,11 @@ def test_args_in_stage_scope() -> None:
 @pytest.mark.parametrize(
     ("text", "words"),
     [
-        ("# syntax=docker/dockerfile:1.7\nFROM scratch\nCOPY a /a\n", "syntax"),
+        ("# syntax=example.com/team/frontend:1\nFROM scratch\nCOPY a /a\n", "syntax"),
+        ("# syntax=docker/dockerfile-evil:1\nFROM scratch\nCOPY a /a\n", "syntax"),
         ("# escape=`\nFROM scratch\nCOPY a /a\n", "escape"),
         ("FROM scratch\nADD https://example.com/x.tgz /x\n", "remote"),
         ("FROM scratch\nADD git@github.com:a/b.git /x\n", "remote"),
-        ("FROM scratch\nCOPY --parents a/b /x/\n", "--parents"),
-        ("FROM scratch\nCOPY --exclude=*.md . /x/\n", "--exclude"),
         ('FROM scratch\nCOPY "a b" /x/\n', "quotes"),
         ("FROM scratch\nCOPY a\\ b /x/\n", "escapes"),
         ("FROM scratch\nONBUILD COPY . /x\nCOPY a /a\n", "ONBUILD"),
@@ -103,6 +102,45 @@ def test_args_in_stage_scope() -> None:
 )
 def test_constructs_not_resolved_exactly_fall_back_with_a_reason(text: str, words: str) -> None:
     assert words in fallback_of(text)
+
+
+@pytest.mark.parametrize(
+    "syntax",
+    [
+        "docker/dockerfile:1", "docker/dockerfile:1.4", "docker.io/docker/dockerfile:1.7-labs",
+        "docker/dockerfile:1.20", "docker/dockerfile-upstream:master", "docker/dockerfile:labs",
+        "docker/dockerfile@sha256:" + "a" * 64, "docker.io/docker/dockerfile:1.4@sha256:" + "0" * 64,
+    ],
+)  # fmt: skip
+def test_dockers_own_frontends_are_analysed(syntax: str) -> None:
+    """The real helix desktops start with `# syntax=docker/dockerfile:1.4`: their reads are the COPY sources."""
+    assert paths_of(f"# syntax={syntax}\nFROM scratch\nCOPY a b/ /x/\n") == ["a", "b"]
+
+
+def test_heredocs_read_nothing_from_the_context() -> None:
+    """Every form BuildKit takes, several per instruction, mixed with real sources; shell heredocs in a body
+    (`<< 'EOF'`, with a space) are body text."""
+    text = (
+        "# syntax=docker/dockerfile:1.4\nFROM scratch\n"
+        "COPY <<'_BASHRC' /root/.bashrc\nalias ll='ls -l'\n_BASHRC\n"
+        'COPY <<"Q" <<-T real.txt /etc/\nq\nQ\n\tt\n\tT\n'
+        "COPY <<_DBUS /etc/dbus\nx\n_DBUS\n"
+        "RUN --mount=type=cache,target=/c \\\n  <<_BUILD\ncat > /x << 'PINEOF'\nCOPY secret /s\nPINEOF\n_BUILD\n"
+        "ADD <<EOF /a\nbody\nEOF\n"
+        "COPY after/ /after/\n"
+    )
+    assert paths_of(text) == ["real.txt", "after"]
+
+
+def test_copy_parents_and_exclude_read_their_sources() -> None:
+    """`--exclude` only narrows a source; `--parents` copies the same files: the sources bound the reads."""
+    assert paths_of("# syntax=docker/dockerfile:1.7-labs\nFROM scratch\nCOPY --parents a/*/x b/ /x/\n") == [
+        "a/*/x",
+        "b",
+    ]
+    assert paths_of("# syntax=docker/dockerfile:1.19\nFROM scratch\nCOPY --exclude=*.md docs /x/\n") == [
+        "docs"
+    ]
 
 
 def test_unknown_target_falls_back() -> None:
@@ -393,7 +431,7 @@ def test_plan_gives_the_fallback_reason(tmp_path: Path, monkeypatch: pytest.Monk
         "compose.yaml": "services:\n  narrow: {build: .}\n  syntax: {build: {context: ., dockerfile: Dockerfile.syntax}}\n"
         "  raw:\n    build: .\n    x-planner: {hash: {narrow: false}}\n",
         "Dockerfile": "FROM scratch\nCOPY src/ /src/\n",
-        "Dockerfile.syntax": "# syntax=docker/dockerfile:1.7\nFROM scratch\nCOPY src/ /src/\n",
+        "Dockerfile.syntax": "# syntax=example.com/team/frontend:1\nFROM scratch\nCOPY src/ /src/\n",
         "src/a": "a\n",
     })  # fmt: skip
     result = CliRunner().invoke(
@@ -407,7 +445,7 @@ def test_plan_gives_the_fallback_reason(tmp_path: Path, monkeypatch: pytest.Monk
     assert reasons["narrow"] == []
     assert reasons["raw"] == ["rules: hash.narrow is false"]
     assert reasons["syntax"] == [
-        "line 1: `# syntax=docker/dockerfile:1.7` picks a frontend whose reads are not analysed"
+        "line 1: `# syntax=example.com/team/frontend:1` picks a frontend whose reads are not analysed"
     ]
 
 
