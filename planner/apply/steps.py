@@ -9,7 +9,7 @@ push or a transfer through the registry that fails falls back to streaming `save
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,8 +19,11 @@ from planner.apply.export import export_image, folder_inside
 from planner.apply.shared_export import SharedExports
 from planner.base.errors import PlannerError, RuntimeFailure
 from planner.base.names import LOCAL
+from planner.base.refs import pinned_digest
+from planner.base.secrets import mask_text, secret_values
 from planner.base.streams import close
 from planner.build.buildfiles import MAIN
+from planner.build.dockerfile import trigger_reads
 from planner.build.dockerignore import PatternMatcher
 from planner.build.graph import BuildGraph
 from planner.build.stack import Node
@@ -149,10 +152,40 @@ def _route(planned: PlanStep) -> BuildRoute:
     )
 
 
-def _build_step(ctx: ApplyContext, node: Node, route: BuildRoute | None) -> Callable[[StepContext], None]:
+def _check_bases(ctx: ApplyContext, node: Node, bases: Sequence[str], step: StepContext) -> None:
+    """The plan's `check_bases`: read each base's ONBUILD triggers before building (pulling the base, which
+    the build pulls anyway); a trigger that reads the context fails the step, nothing built or recorded, as
+    the key was narrowed assuming none did. The triggers of a pinned base are remembered, so the next plan
+    keys what they read. `bases` are as the plan shows them (a secret arg's value masked): each stands for the
+    node's real base refs that mask to it."""
+    secrets = secret_values(node.build.args, ctx.graph.stack.rules.secret_args)
+    reads = ctx.graph.files[node.name].reads
+    real = [ref for ref in (reads.bases if reads is not None else ()) if mask_text(ref, secrets) in bases]
+    for ref in real:
+        image = ctx.local.inspect(ref)
+        if image is None:
+            ctx.local.pull(ref, _byte_counter(step))
+            image = ctx.local.inspect(ref)
+        triggers = [str(t) for t in (((image or {}).get("Config") or {}).get("OnBuild") or [])]
+        digest = pinned_digest(ref)
+        if digest is not None:
+            ctx.store.record_base_triggers(digest, triggers)
+        found = trigger_reads(triggers, ref)
+        if found.fallback is not None or found.sources:
+            what = found.fallback or ", ".join(s.path or "." for s in found.sources)
+            raise RuntimeFailure(
+                f"{node.name}: FROM {ref} has ONBUILD triggers that read the build context ({what}), unknown "
+                "when this plan narrowed the key; nothing was built: run again, the next plan keys what they read"
+            )
+
+
+def _build_step(
+    ctx: ApplyContext, node: Node, route: BuildRoute | None, check_bases: Sequence[str] = ()
+) -> Callable[[StepContext], None]:
     key = ctx.manifests[node.name].key
 
     def run(step: StepContext) -> None:
+        _check_bases(ctx, node, check_bases, step)
         names = node.image_names()
         request = build_request(ctx, node, names, _labels(ctx, node), route)
         image_id = ctx.builder.build(request, step.log, step)
@@ -162,10 +195,13 @@ def _build_step(ctx: ApplyContext, node: Node, route: BuildRoute | None) -> Call
     return run
 
 
-def _export_step(ctx: ApplyContext, node: Node, route: BuildRoute) -> Callable[[StepContext], None]:
+def _export_step(
+    ctx: ApplyContext, node: Node, route: BuildRoute, check_bases: Sequence[str] = ()
+) -> Callable[[StepContext], None]:
     key = ctx.manifests[node.name].key
 
     def run(step: StepContext) -> None:
+        _check_bases(ctx, node, check_bases, step)
         assert node.output_dest is not None and node.output_type is not None
         tag = f"planner-artifact/{ctx.project}-{node.name}:{key[:12]}"
         request = build_request(ctx, node, [tag], _labels(ctx, node), route)
@@ -185,7 +221,7 @@ def _pull_step(ctx: ApplyContext, node: Node, planned: PlanStep) -> Callable[[St
     pulled (a lost blob, a broken manifest) is replaced: build here, then push again when builds are shared."""
     key = ctx.manifests[node.name].key
     ref = str(planned.ref)
-    build = _build_step(ctx, node, ctx.routes.get(node.name))  # the route decide gave the node
+    build = _build_step(ctx, node, ctx.routes.get(node.name), planned.check_bases)  # the route decide gave it
 
     def run(step: StepContext) -> None:
         try:
@@ -408,9 +444,9 @@ def executable(ctx: ApplyContext, planned: PlanStep) -> Step:
     elif node is None:
         raise RuntimeFailure(f"plan step {planned.id} names unknown node {planned.node}")
     elif planned.kind == "build":
-        run = _build_step(ctx, node, _route(planned))
+        run = _build_step(ctx, node, _route(planned), planned.check_bases)
     elif planned.kind == "export":
-        run, detail = _export_step(ctx, node, _route(planned)), str(node.output_dest)
+        run, detail = _export_step(ctx, node, _route(planned), planned.check_bases), str(node.output_dest)
     elif planned.kind == "pull":
         run, detail = _pull_step(ctx, node, planned), str(planned.ref)
     elif planned.kind == "tag":

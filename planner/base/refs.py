@@ -19,6 +19,12 @@ def split_tag(ref: str) -> tuple[str, str | None]:
     return ref, None
 
 
+def pinned_digest(ref: str) -> str | None:
+    """The content digest a ref is pinned to (`name[:tag]@sha256:...`), None for a ref by tag only."""
+    _, at, digest = ref.partition("@")
+    return digest if at and digest.startswith("sha256:") else None
+
+
 def normalize_ref(ref: str) -> tuple[str, str | None]:
     """(repository, tag) with Docker Hub's implicit prefixes dropped, so `docker.io/library/x` equals `x`."""
     for prefix in _DOCKER_HUB_PREFIXES:

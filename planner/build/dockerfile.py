@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -496,6 +496,38 @@ def context_reads(text: str, build_args: Mapping[str, str], target: str | None) 
             # else an image or a named context: not the main context
     sources = tuple(s for index in sorted(needed) for s in needed[index].sources)
     return Reads(sources, None, tuple(bases))
+
+
+def trigger_reads(triggers: Sequence[str], base: str) -> Reads:
+    """What a base image's ONBUILD triggers read from the child's main context (they run first in the stage
+    built FROM it): COPY/ADD sources, RUN bind mounts. A trigger whose reads cannot be told exactly (a variable,
+    `--from`, quotes) gives a `fallback` reason: the whole context counts."""
+    stage = _StageReads(0, None, base, 0)
+    for trigger in triggers:
+        keyword, _, args = trigger.strip().partition(" ")
+        step = Instruction(keyword.upper(), args.strip(), 0)
+        what = f"FROM {base}: its ONBUILD trigger `{printable_trigger(trigger)}`"
+        try:
+            if step.keyword in ("COPY", "ADD"):
+                if "from" in _strip_flags(step.args)[0]:
+                    raise _Unresolved("copies from another stage or image, not analysed")
+                if "$" in step.args:
+                    raise _Unresolved("uses a variable, not analysed")
+                _copy_reads(stage, step, {})
+            elif step.keyword == "RUN":
+                _mount_reads(stage, step, {})
+                if stage.needs:
+                    raise _Unresolved("mounts another stage or image, not analysed")
+        except _Unresolved as exc:
+            return Reads(fallback=f"{what} {exc}")
+    sources = tuple(
+        Source(s.path, s.line, f"ONBUILD {s.instruction} (FROM {base})", s.pattern) for s in stage.sources
+    )
+    return Reads(sources)
+
+
+def printable_trigger(trigger: str) -> str:
+    return trigger if len(trigger) <= 60 else trigger[:57] + "..."
 
 
 def _stage_reads(text: str, build_args: Mapping[str, str]) -> list[_StageReads]:

@@ -208,6 +208,8 @@ class Daemon:
 
     def pull(self, ref: str, progress: Progress | None = None) -> None:
         repository, tag = split_tag(ref)
+        if tag is not None and tag.startswith("@"):
+            tag = tag[1:]  # a pinned ref: the engine takes the digest as the tag (`repo:tag@sha256:...` too)
         try:  # the request starts here: a registry that is gone answers before any event streams
             events = self.api.pull(repository, tag=tag, stream=True, decode=True)
         except Exception as exc:

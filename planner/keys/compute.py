@@ -22,7 +22,7 @@ from planner.base import inputs
 from planner.base.deferred import later
 from planner.base.errors import InputError
 from planner.base.secrets import mask_text, mask_url, secret_values
-from planner.build.dockerfile import instructions
+from planner.build.dockerfile import Source, instructions, trigger_reads
 from planner.build.dockerignore import PatternMatcher
 from planner.build.graph import BuildGraph
 from planner.build.stack import Node
@@ -226,52 +226,61 @@ class KeyComputer:
     def _main_context(self, node: Node, manifest: Manifest, tree: Tree) -> tuple[str, Mapping[str, str]]:
         """The main context's part of the key: the paths the build reads (`manifest.scope` "narrowed"), or the
         whole tree when they cannot be told exactly (`manifest.scope` "whole", `manifest.scope_reason` why)."""
-        why = self._whole_reason(node)
+        why, sources, unchecked = self._reads(node)
         if why is None:
-            reads = self.graph.files[node.name].reads
-            assert reads is not None  # _whole_reason said so
             try:
-                selection = narrow.select(tree, reads.sources, self.graph.files[node.name].always)
+                selection = narrow.select(tree, sources, self.graph.files[node.name].always)
             except narrow.Whole as exc:
                 if exc.exact:
                     manifest.scope, manifest.scope_reason = "all", str(exc)
+                    manifest.unchecked_bases = list(unchecked)
                     return tree.digest, tree
                 why = str(exc)
             else:
                 manifest.scope = "narrowed"
+                manifest.unchecked_bases = list(unchecked)
                 return selection.digest, selection
         manifest.scope, manifest.scope_reason = "whole", why
         return tree.digest, tree
 
-    def _whole_reason(self, node: Node) -> str | None:
-        """Why the whole main context counts, before looking at the tree; None: it can be narrowed."""
+    def _reads(self, node: Node) -> tuple[str | None, list[Source], list[str]]:
+        """(why the whole main context counts, or None; the sources the build reads, its bases' ONBUILD
+        triggers' included; the external bases whose triggers are unknown here).
+
+        A base whose triggers are unknown (offline, or an image no daemon holds and no earlier run saw) is
+        assumed to read nothing: its digest-pinned triggers are remembered once seen (the store), and apply
+        reads them before it builds such a node and fails the build, with nothing recorded, when a trigger reads
+        the context (apply/steps.py). The next plan then knows them: a narrowed key is never put on an image
+        whose build read more."""
         if not node.rules.narrow:
-            return "rules: hash.narrow is false"
+            return "rules: hash.narrow is false", [], []
         reads = self.graph.files[node.name].reads
         if reads is None:
-            return "no Dockerfile to analyse"
+            return "no Dockerfile to analyse", [], []
         if reads.fallback is not None:
-            return reads.fallback
+            return reads.fallback, [], []
+        sources = list(reads.sources)
+        unchecked: list[str] = []
         for base in reads.bases:
             if base in node.build.additional_contexts:
-                return f"FROM {base}: a named context"
+                return f"FROM {base}: a named context", [], []
             producer = self.graph.producer(base)
             if producer is not None and producer != node.name:
                 if producer not in self.graph.files or self.graph.files[producer].dockerfile_text is None:
-                    return f"FROM {base}: made by {producer}, whose Dockerfile is not read here"
+                    return f"FROM {base}: made by {producer}, whose Dockerfile is not read here", [], []
                 if self._has_onbuild(producer):
-                    return f"FROM {base}: the Dockerfile of {producer}, which makes it, has ONBUILD"
+                    return f"FROM {base}: the Dockerfile of {producer}, which makes it, has ONBUILD", [], []
                 continue
             # an image from outside: its ONBUILD triggers run in this build and may read the context
             triggers = self.base_triggers(base) if self.base_triggers is not None else None
             if triggers is None:
-                return (
-                    f"FROM {base}: its ONBUILD triggers are unknown "
-                    "(offline, or the image is not in the local daemon)"
-                )
-            if triggers:
-                return f"FROM {base}: the base image has ONBUILD triggers"
-        return None
+                unchecked.append(base)
+                continue
+            found = trigger_reads(triggers, base)
+            if found.fallback is not None:
+                return found.fallback, [], []
+            sources += found.sources
+        return None, sources, unchecked
 
     def _has_onbuild(self, name: str) -> bool:
         if name not in self._onbuild:
@@ -342,9 +351,9 @@ class KeyComputer:
                 manifest.contexts[name] = _remote_line(value)
         if not os.path.isabs(build.context):
             manifest.contexts["."] = _remote_line(build.context)
-        manifest.scope_reason = mask_text(
-            manifest.scope_reason, secrets
-        )  # may name a base ref (not in the key)
+        # may name a base ref (not in the key); apply finds the real ref of an unchecked base by its mask
+        manifest.scope_reason = mask_text(manifest.scope_reason, secrets)
+        manifest.unchecked_bases = [mask_text(ref, secrets) for ref in manifest.unchecked_bases]
         manifest.key = digest_lines(manifest.lines(context_trees))
         return manifest
 

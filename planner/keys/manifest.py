@@ -127,6 +127,9 @@ class Manifest:
     # of it), "whole" (a fallback: what it reads cannot be told exactly), "" (a remote context)
     scope: str = ""
     scope_reason: str = ""  # why all or the whole of it counts (not in the key: the scope and files are)
+    # external bases whose ONBUILD triggers were unknown: the selection assumes they read nothing, and apply
+    # checks before it builds (not in the key: what the build reads is)
+    unchecked_bases: list[str] = field(default_factory=list)
 
     def files_key(self) -> str:
         """Names `files` by what it was made from (its trees and inputs): nodes that share a tree share it."""

@@ -12,8 +12,10 @@ deleting or breaking the cache costs time, never correctness. Its namespaces, ea
 - `shared`    registry refs this machine pushed, pulled or saw in the registry (observe, apply)
 - `platform`  per daemon and image ID, the image's platform                     (observe)
 
-Beside the diskcache folder it owns the per-project apply locks (`locks/`), the kept step logs (`logs/`) and
-the memos (`memo/`, read without this module on the fast path: localcache.py).
+Beside the diskcache folder it owns the per-project apply locks (`locks/`), the kept step logs (`logs/`), the
+memos (`memo/`, read without this module on the fast path: localcache.py) and the ONBUILD triggers of
+digest-pinned bases once seen (`onbuild/DIGEST.json`: plain files, so the input log sees one appear and a memo
+made before it is not used).
 """
 
 from __future__ import annotations
@@ -198,6 +200,42 @@ class Store:
 
     def record_image_platform(self, daemon: str, image_id: str, platform: str) -> None:
         self.set(("platform", PLATFORM_VERSION, daemon, image_id), platform, "image platform")
+
+    # -- ONBUILD triggers of a digest-pinned base (the digest names its content: the triggers cannot change) --
+
+    def _triggers_path(self, digest: str) -> Path:
+        return self.directory / "onbuild" / (digest.replace(":", "-") + ".json")
+
+    def base_triggers(self, digest: str) -> list[str] | None:
+        """The triggers remembered for `digest` (sha256:...), None when none are (or the file is unreadable)."""
+        import json
+
+        from planner.base import inputs
+
+        if self.cache is None:
+            return None
+        path = self._triggers_path(digest)
+        if not inputs.is_file(path):
+            return None
+        try:
+            found = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return [str(t) for t in found] if isinstance(found, list) else None
+
+    def record_base_triggers(self, digest: str, triggers: list[str]) -> None:
+        import json
+
+        if self.cache is None:
+            return
+        path = self._triggers_path(digest)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(f".{os.getpid()}.part")
+            partial.write_text(json.dumps(list(triggers)))
+            os.replace(partial, path)
+        except OSError as exc:
+            warn(f"cannot remember the ONBUILD triggers of {digest} in {path.parent}: {exc.strerror}")
 
     # -- files beside the cache --
 

@@ -353,6 +353,12 @@ def decide(
         problem = builder_problem(node, builder_kind, route) if action == "build" else None
         if problem is not None:
             reasons = [*reasons, problem]
+        if manifests[name].unchecked_bases and action in ("build", "unknown"):
+            bases = ", ".join(manifests[name].unchecked_bases)
+            reasons = [*reasons, Reason(code="onbuild-unchecked", detail=(
+                f"narrowed assuming FROM {bases} has no ONBUILD trigger that reads the context (not known "
+                "here: apply reads the triggers before it builds)"
+            ))]  # fmt: skip
         if manifests[name].scope == "whole" and manifests[name].scope_reason:
             # the key covers the whole context: every edit in it changes the key; say why
             reasons = [*reasons, Reason(code="whole-context", detail=manifests[name].scope_reason)]
@@ -390,11 +396,13 @@ def decide_steps(
     registry_refs: Mapping[str, str],
     codec: Literal["none", "gzip"] = "gzip",
     routes: Mapping[str, BuildRoute] | None = None,
+    checks: Mapping[str, Sequence[str]] | None = None,
 ) -> list[PlanStep]:
     """Every step apply runs, in order: per node its main step (build, export, pull, or a local name restore),
     the stamps that carry its identity (after it: a stamp never names a key whose build failed), the push it
     needs, and one step per destination that must change. A build or export step carries its node's route
-    (`method: classic`, `fallback: classic`), which apply's builder follows."""
+    (`method: classic`, `fallback: classic`), which apply's builder follows, and the bases whose ONBUILD
+    triggers apply reads before it builds (`checks`: per node, unknown when its key was made)."""
     if observation.offline:
         return []
     steps: list[PlanStep] = []
@@ -415,6 +423,7 @@ def decide_steps(
                 steps.append(
                     PlanStep(id=f"export:{name}", node=name, kind="export", needs=needs, destination=LOCAL,
                              path=node.output_dest, method=route.method, fallback=route.fallback,
+                             check_bases=list((checks or {}).get(name, ())),
                              detail="; ".join(filter(None, [f"{node.output_type} output", route.detail])))
                 )  # fmt: skip
                 ready[name] = f"export:{name}"
@@ -426,12 +435,13 @@ def decide_steps(
             main = PlanStep(
                 id=f"build:{name}", node=name, kind="build", needs=needs, destination=LOCAL,
                 method=route.method, fallback=route.fallback, detail=route.detail,
+                check_bases=list((checks or {}).get(name, ())),
             )  # fmt: skip
         elif plan_node.action == "pull":
             # after what its build would need: a pull that finds the registry's copy broken builds instead
             main = PlanStep(
                 id=f"pull:{name}", node=name, kind="pull", needs=needs, destination=LOCAL,
-                ref=registry_refs[name], fallback="build",
+                ref=registry_refs[name], fallback="build", check_bases=list((checks or {}).get(name, ())),
             )  # fmt: skip
         elif plan_node.action == "skip":
             local = next((t for t in plan_node.transfers if t.destination == LOCAL), None)

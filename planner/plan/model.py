@@ -103,6 +103,13 @@ class PlanStep(Frozen):
         None, description="tag: the image ID that gets the node's names (the one observed)"
     )
     path: Text | None = Field(None, description="File or folder written (stamp, artifact export)")
+    check_bases: list[str] = Field(
+        default_factory=list,
+        description="build, export, pull (its fallback build): external base images whose ONBUILD triggers were "
+        "unknown when planned, so the key assumes they read nothing from the context; apply reads them (pulling "
+        "the base if need be) before it builds, and fails the step, building nothing, when one reads the context "
+        "(the next plan keys what it reads)",
+    )
     detail: Text = ""
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from planner.base.deferred import later
+from planner.base.refs import pinned_digest
 from planner.build.graph import BuildGraph, build_graph
 from planner.build.stack import Node, Stack, load_stack
 from planner.compose.options import ProjectOptions
@@ -103,7 +104,7 @@ def _plan(
     cache = StatCache(None, store=store)
     environ = dict(stack.compose.environment)
     if offline:
-        manifests = compute_keys(graph, cache, environ)
+        manifests = compute_keys(graph, cache, environ, base_triggers=_remembered(store))
         later(functools.partial(store.put_manifests, manifests))
         return _decided(graph, store, manifests, Observation.nothing(), {}, forcing)
     from planner.engine.connect import open_engines
@@ -111,7 +112,7 @@ def _plan(
     from planner.plan.observe import destinations_of, observe
 
     with open_engines(stack.rules, destinations_of(graph)) as engines:
-        resolve, triggers = _resolver(engines.local)
+        resolve, triggers = _resolver(engines.local, store)
         manifests = compute_keys(graph, cache, environ, resolve_base=resolve, base_triggers=triggers)
         later(functools.partial(store.put_manifests, manifests))
         registry = engines.registry
@@ -171,7 +172,8 @@ def _decided(
         )
         for name, spec in sorted(graph.stack.stamps.items())
     ]
-    steps = decide_steps(nodes, graph.nodes, stamps, observation, registry_refs, codec, routes)
+    checks = {name: m.unchecked_bases for name, m in manifests.items() if m.unchecked_bases}
+    steps = decide_steps(nodes, graph.nodes, stamps, observation, registry_refs, codec, routes, checks)
     goldens = decide_goldens(
         nodes, graph.nodes, manifests, observation, _golden_manifests(observation, store)
     )
@@ -212,13 +214,25 @@ def _observed(observation: Observation) -> dict[str, str]:
     return observed
 
 
-def _resolver(daemon: Daemon) -> tuple[BaseResolver, TriggerReader]:
+def _remembered(store: Store) -> TriggerReader:
+    """The ONBUILD triggers of digest-pinned bases an earlier run saw (offline: no daemon to ask)."""
+
+    def triggers(ref: str) -> list[str] | None:
+        digest = pinned_digest(ref)
+        return store.base_triggers(digest) if digest is not None else None
+
+    return triggers
+
+
+def _resolver(daemon: Daemon, store: Store) -> tuple[BaseResolver, TriggerReader]:
     """Base images resolve to the local daemon's image IDs; an unreachable daemon leaves them `unresolved`.
-    Their ONBUILD triggers (which may read the context) come from the same inspect; unknown when the daemon
-    has no such image or cannot be reached."""
+    Their ONBUILD triggers (which may read the context) come from the same inspect, or for a digest-pinned base
+    the daemon does not hold from what an earlier run saw (and a pinned base seen here is remembered); unknown
+    otherwise."""
     from planner.base.errors import PlannerError
 
     found: dict[str, dict[str, Any] | PlannerError | None] = {}
+    remembered = _remembered(store)
 
     def inspect(ref: str) -> dict[str, Any] | PlannerError | None:
         if ref not in found:
@@ -237,7 +251,11 @@ def _resolver(daemon: Daemon) -> tuple[BaseResolver, TriggerReader]:
     def triggers(ref: str) -> list[str] | None:
         image = inspect(ref)
         if image is None or isinstance(image, PlannerError):
-            return None
-        return [str(t) for t in ((image.get("Config") or {}).get("OnBuild") or [])]
+            return remembered(ref)
+        held = [str(t) for t in ((image.get("Config") or {}).get("OnBuild") or [])]
+        digest = pinned_digest(ref)
+        if digest is not None and store.base_triggers(digest) != held:
+            later(functools.partial(store.record_base_triggers, digest, held))
+        return held
 
     return resolve, triggers

@@ -340,19 +340,29 @@ def test_manifests_say_how_the_context_counts(stack: Path) -> None:
     assert found["all"].key != found["whole"].key  # same files, but the scope is in the key
 
 
-def test_an_external_base_is_narrowed_only_when_its_onbuild_triggers_are_known(tmp_path: Path) -> None:
-    write_tree(tmp_path, {"compose.yaml": "services:\n  s:\n    build: .\n", "Dockerfile": "FROM alpine:3\nCOPY a /a\n", "a": "a\n"})  # fmt: skip
+def test_an_external_base_with_unknown_triggers_is_narrowed_and_checked_later(tmp_path: Path) -> None:
+    """Unknown triggers (offline, a base no daemon holds): narrowed, the base listed for apply to check; known
+    triggers: their own reads join the Dockerfile's (or the whole context when they cannot be told)."""
+    write_tree(tmp_path, {"compose.yaml": "services:\n  s:\n    build: .\n", "Dockerfile": "FROM alpine:3\nCOPY a /a\n", "a": "a\n", "b/x": "x\n"})  # fmt: skip
     environ = {"PATH": "/usr/bin", "HOME": str(tmp_path)}
     stack = load_stack(ProjectOptions(environ=environ, cwd=str(tmp_path)))
     graph = build_graph(stack)
     offline = compute_keys(graph, StatCache(None), {})["s"]
-    assert offline.scope == "whole" and "ONBUILD triggers are unknown" in offline.scope_reason
+    assert (offline.scope, offline.unchecked_bases) == ("narrowed", ["alpine:3"])
     clean = compute_keys(graph, StatCache(None), {}, lambda ref: "sha256:1", lambda ref: [])["s"]
-    assert clean.scope == "narrowed"
-    triggered = compute_keys(graph, StatCache(None), {}, lambda ref: "sha256:1", lambda ref: ["COPY . /x"])[
-        "s"
-    ]
-    assert triggered.scope == "whole" and "has ONBUILD triggers" in triggered.scope_reason
+    assert (clean.scope, clean.unchecked_bases) == ("narrowed", [])
+    assert sorted(clean.files) == sorted(offline.files) == ["Dockerfile", "a"]
+
+    def keyed(triggers: list[str]) -> Manifest:
+        return compute_keys(graph, StatCache(None), {}, lambda ref: "sha256:1", lambda ref: triggers)["s"]
+
+    assert keyed(["RUN echo hi"]).files == clean.files  # a trigger that reads nothing
+    assert sorted(keyed(["COPY b /b"]).files) == ["Dockerfile", "a", "b", "b/x"]  # the trigger's own reads
+    everything = keyed(["COPY . /x"])
+    assert everything.scope == "all" and "ONBUILD COPY" in everything.scope_reason
+    unresolved = keyed(["COPY $SRC /x"])
+    assert unresolved.scope == "whole" and "ONBUILD trigger `COPY $SRC /x`" in unresolved.scope_reason
+    assert keyed(["COPY --from=builder /x /x"]).scope == "whole"
 
 
 # --- the helix example -----------------------------------------------------------------------------------------
