@@ -3,21 +3,24 @@
 Edges (`from` must be ready before `to`):
 - `FROM`, `COPY --from`, `RUN --mount`: the Dockerfile of `to` names the image `from` produces;
 - `additional_contexts`: `service:NAME` / `target:NAME`, or `docker-image://` naming a node's image;
-- `artifact`: an artifact's output lies inside `to`'s context or one of its additional contexts;
-- `stamp`: a stamp carrying `from`'s identity is written inside `to`'s context;
+- `artifact`: `to`'s build reads an artifact's output: it lies in an additional context of `to`, or in its main
+  context where a source of the Dockerfile meets it (or the build reads the whole context, and the edge says why);
+- `stamp`: `to`'s build reads a stamp carrying `from`'s identity, by the same rule;
 - `depends_on`: the rules say so (compose `depends_on` is run order, not build order, and adds no edge).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from planner.base.errors import InputError, Location, UsageError
 from planner.base.refs import normalize_ref
-from planner.build.buildfiles import BuildFiles, read_all
+from planner.build.buildfiles import MAIN, BuildFiles, read_all
 from planner.build.dockerfile import ImageRef
+from planner.build.sourcepattern import source_meets
 from planner.build.stack import Node, Stack
 
 Via = Literal["FROM", "COPY --from", "RUN --mount", "additional_contexts", "artifact", "stamp", "depends_on"]
@@ -98,15 +101,44 @@ def find_edges(
         if artifact.output_dest is None:
             continue
         for consumer in nodes.values():
-            if consumer.name != artifact.name and files[consumer.name].sees(artifact.output_dest):
-                edges.append(Edge(artifact.name, consumer.name, "artifact", artifact.output_dest))
+            why = reads_generated(consumer, files[consumer.name], artifact.output_dest)
+            if consumer.name != artifact.name and why is not None:
+                edges.append(
+                    Edge(artifact.name, consumer.name, "artifact", f"{artifact.output_dest} ({why})")
+                )
     for stamp in stack.stamps.values():
         for consumer in nodes.values():
-            if consumer.name != stamp.source and files[consumer.name].sees(stamp.path):
-                edges.append(Edge(stamp.source, consumer.name, "stamp", stamp.path))
+            why = reads_generated(consumer, files[consumer.name], stamp.path)
+            if consumer.name != stamp.source and why is not None:
+                edges.append(Edge(stamp.source, consumer.name, "stamp", f"{stamp.path} ({why})"))
     if external is not None:
         external.update({name: sorted(set(refs)) for name, refs in outside.items()})
     return sorted(set(edges), key=lambda e: (e.source, e.target, e.via))
+
+
+def reads_generated(node: Node, files: BuildFiles, path: str) -> str | None:
+    """How `node`'s build reads `path` (an artifact's output or a stamp, absolute), None when it surely does
+    not: the path is not sent, or it lies in the main context where no source of the Dockerfile meets it. A build
+    that reads the whole context reads it; the answer says why. (What a base image's ONBUILD triggers read is
+    known only to the keys stage, which refuses a plan whose triggers read a generated path with no edge.)"""
+    if not files.sees(path):
+        return None
+    for label, (folder, _) in files.contexts.items():
+        inside = path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+        if label != MAIN and inside:
+            return f"in the additional context {label}"
+    if not node.rules.narrow:
+        return "the whole context counts: rules: hash.narrow is false"
+    if files.reads is None:
+        return "the whole context counts: no Dockerfile to analyse"
+    if files.reads.fallback is not None:
+        return f"the whole context counts: {files.reads.fallback}"
+    folder = files.contexts[MAIN][0]
+    relative = os.path.relpath(path, folder).replace(os.sep, "/")
+    for source in files.reads.sources:
+        if source_meets(source, relative):
+            return f"line {source.line}: {source.instruction} {source.path or '.'}"
+    return None
 
 
 class Dag:

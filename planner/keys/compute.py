@@ -22,9 +22,11 @@ from planner.base import inputs
 from planner.base.deferred import later
 from planner.base.errors import InputError
 from planner.base.secrets import mask_text, mask_url, secret_values
+from planner.build.buildfiles import MAIN
 from planner.build.dockerfile import Source, instructions, trigger_reads
 from planner.build.dockerignore import PatternMatcher
 from planner.build.graph import BuildGraph
+from planner.build.sourcepattern import source_meets
 from planner.build.stack import Node
 from planner.keys import narrow, snapshot
 from planner.keys.manifest import KEY_VERSION, Manifest, digest_lines, file_line, value_hash
@@ -75,6 +77,7 @@ class KeyComputer:
         self.graph = graph
         self.cache = cache
         self.environ = environ
+        self.generated_by: dict[str, str] = {}  # an output or stamp path -> the node that writes it
         self.generated = self._generated_paths()
         # snapshots to keep once every key is computed (bad input: none), with their signatures not yet known
         # to be older than the racy window
@@ -83,9 +86,9 @@ class KeyComputer:
         ] = []
 
     def _generated_paths(self) -> list[str]:
-        paths = [n.output_dest for n in self.graph.nodes.values() if n.output_dest]
-        paths += [s.path for s in self.graph.stack.stamps.values()]
-        return [p for p in paths if p]
+        self.generated_by = {n.output_dest: n.name for n in self.graph.nodes.values() if n.output_dest}
+        self.generated_by.update({s.path: s.source for s in self.graph.stack.stamps.values() if s.path})
+        return list(self.generated_by)
 
     def _skips(self, root: str) -> tuple[str, ...]:
         skips = []
@@ -227,6 +230,7 @@ class KeyComputer:
         """The main context's part of the key: the paths the build reads (`manifest.scope` "narrowed"), or the
         whole tree when they cannot be told exactly (`manifest.scope` "whole", `manifest.scope_reason` why)."""
         why, sources, unchecked = self._reads(node)
+        self._check_ordered(node, why, sources)
         if why is None:
             try:
                 selection = narrow.select(tree, sources, self.graph.files[node.name].always)
@@ -242,6 +246,32 @@ class KeyComputer:
                 return selection.digest, selection
         manifest.scope, manifest.scope_reason = "whole", why
         return tree.digest, tree
+
+    def _check_ordered(self, node: Node, why: str | None, sources: list[Source]) -> None:
+        """Refuse a plan in which the build reads an output or stamp written by a node the graph does not order
+        before it. The graph draws those edges from the Dockerfile's reads (graph.reads_generated); only what
+        the keys learn besides (a base's ONBUILD triggers, a source through a symlink) can read more."""
+        if MAIN not in self.graph.files[node.name].contexts:
+            return
+        root = self.graph.files[node.name].contexts[MAIN][0]
+        before = self.graph.dag.ancestors(node.name)
+        for path in self.generated:
+            writer = self.generated_by[path]
+            if writer == node.name or writer in before:
+                continue
+            if not (path == root or path.startswith(root.rstrip(os.sep) + os.sep)):
+                continue
+            relative = os.path.relpath(path, root).replace(os.sep, "/")
+            if why is None and not any(source_meets(s, relative) for s in sources):
+                continue
+            if not self.graph.files[node.name].sees(path):
+                continue
+            raise InputError(
+                f"{node.name}: its build reads {path} ({why or 'an ONBUILD trigger of its base reads it'}), which "
+                f"{writer} writes, but nothing orders {writer} before it",
+                node.location,
+                hint=f"add `depends_on: [{writer}]` to the rules of {node.name}",
+            )
 
     def _reads(self, node: Node) -> tuple[str | None, list[Source], list[str]]:
         """(why the whole main context counts, or None; the sources the build reads, its bases' ONBUILD

@@ -18,13 +18,11 @@ The ignore files and the Dockerfile, when they are in the tree, are always selec
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 
 from planner.build.dockerfile import Source
+from planner.build.sourcepattern import go_pattern, has_wildcards
 from planner.keys.tree import Lines, Tree
-
-_WILDCARD_CHARS = "*?["
 
 
 class Whole(Exception):
@@ -34,65 +32,6 @@ class Whole(Exception):
     def __init__(self, message: str, exact: bool = False) -> None:
         super().__init__(message)
         self.exact = exact
-
-
-def has_wildcards(component: str) -> bool:
-    return any(c in component for c in _WILDCARD_CHARS)
-
-
-def go_pattern(pattern: str) -> re.Pattern[str]:
-    """A Go `filepath.Match` pattern as a regular expression (full match). Raises ValueError for a pattern Go
-    calls malformed (`ErrBadPattern`). Escapes (`\\`) are not expected: the analyser refuses them."""
-    out: list[str] = []
-    i = 0
-    n = len(pattern)
-    while i < n:
-        c = pattern[i]
-        if c == "*":
-            out.append("[^/]*")
-            i += 1
-        elif c == "?":
-            out.append("[^/]")
-            i += 1
-        elif c == "[":
-            i += 1
-            negated = i < n and pattern[i] == "^"
-            if negated:
-                i += 1
-            ranges: list[tuple[str, str]] = []
-            while True:
-                if i >= n:
-                    raise ValueError("unterminated [")
-                if pattern[i] == "]" and ranges:
-                    i += 1
-                    break
-                lo = pattern[i]
-                if lo in "-]\\":
-                    raise ValueError(f"bad range start {lo!r}")
-                i += 1
-                hi = lo
-                if i < n and pattern[i] == "-":
-                    i += 1
-                    if i >= n or pattern[i] in "-]\\":
-                        raise ValueError("bad range end")
-                    hi = pattern[i]
-                    i += 1
-                ranges.append((lo, hi))
-            parts = "".join(
-                re.escape(lo) if lo == hi else f"{re.escape(lo)}-{re.escape(hi)}"
-                for lo, hi in ranges
-                if lo <= hi
-            )
-            if negated:
-                out.append(f"[^{parts}]" if parts else "(?s:.)")
-            else:
-                out.append(f"[{parts}]" if parts else "(?!)")
-        elif c == "\\":
-            raise ValueError("escapes are not analysed")
-        else:
-            out.append(re.escape(c))
-            i += 1
-    return re.compile("".join(out), re.DOTALL)
 
 
 def _subtree(tree: Tree, path: str) -> list[tuple[int, int]]:

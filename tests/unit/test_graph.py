@@ -229,7 +229,7 @@ ARTIFACT_PROJECT = {
               dockerfile: ../plain
               additional_contexts: {out: ./out}
         """,
-    "plain": "FROM scratch\n",
+    "plain": "FROM scratch\nCOPY . /ctx/\n",  # reads its whole context: every output it is sent is an edge
     "app/x": "",
     "elsewhere/x": "",
     "tools/Dockerfile": "FROM scratch\n",
@@ -240,8 +240,49 @@ def test_artifact_output_inside_a_context_is_an_edge(tmp_path: Path) -> None:
     rules = "artifacts:\n  gen:\n    context: tools\n    output: {type: local, dest: out/gen}\n"
     g = graph(tmp_path, {**ARTIFACT_PROJECT, "planner.yaml": rules})
     assert edges(g) == {("gen", "root-ctx", "artifact"), ("gen", "extra-ctx", "artifact")}
-    assert {e.detail for e in g.edges} == {str(tmp_path / "out" / "gen")}
+    assert {e.detail for e in g.edges} == {
+        f"{tmp_path / 'out' / 'gen'} (line 2: COPY .)",
+        f"{tmp_path / 'out' / 'gen'} (in the additional context out)",
+    }
     assert g.nodes["gen"].kind == "artifact"
+
+
+def test_an_output_inside_a_context_is_an_edge_only_into_builds_that_read_it(tmp_path: Path) -> None:
+    """Helix's root `.dockerignore` sends `zed-build/`; only the desktop's `COPY zed-build/zed` reads it (issue
+    29: before, api and frontend needed Zed too)."""
+    files = {
+        "compose.yaml": """\
+            services:
+              api: {build: {context: ., dockerfile: Dockerfile.api}}
+              ui: {build: {context: ., dockerfile: Dockerfile.ui}}
+              desktop: {build: {context: ., dockerfile: Dockerfile.desktop}}
+              everything: {build: {context: ., dockerfile: Dockerfile.all}}
+              opaque: {build: {context: ., dockerfile: Dockerfile.opaque}}
+            """,
+        "Dockerfile.api": "FROM scratch\nCOPY go.mod api/ /app/\n",
+        "Dockerfile.ui": "FROM scratch\nCOPY ./frontend/*.json /app/\n",
+        "Dockerfile.desktop": "# syntax=docker/dockerfile:1.4\nFROM scratch\nCOPY zed-build/zed /z\nCOPY fr*/dist /d\n",
+        "Dockerfile.all": "FROM scratch\nCOPY . /all/\n",
+        "Dockerfile.opaque": "FROM scratch\nARG SRC\nCOPY $SRC /x\n",
+        "go.mod": "", "api/x": "", "frontend/package.json": "", "zed/Dockerfile": "FROM scratch\n",
+        "planner.yaml": "artifacts:\n  zed:\n    context: zed\n    output: {type: local, dest: zed-build}\n"
+        "  ui-dist:\n    context: zed\n    output: {type: local, dest: frontend/dist}\n",
+    }  # fmt: skip
+    g = graph(tmp_path, files)
+    assert edges(g) == {
+        ("zed", "desktop", "artifact"), ("ui-dist", "desktop", "artifact"),
+        ("zed", "everything", "artifact"), ("ui-dist", "everything", "artifact"),
+        ("zed", "opaque", "artifact"), ("ui-dist", "opaque", "artifact"),
+    }  # fmt: skip
+    why = {(e.source, e.target): e.detail for e in g.edges}
+    assert why["zed", "desktop"].endswith("(line 3: COPY zed-build/zed)")
+    assert "the whole context counts: line 3: COPY source '$SRC'" in why["zed", "opaque"]
+    assert g.levels()[0] == ["api", "ui-dist", "ui", "zed"] or set(g.levels()[0]) == {
+        "api",
+        "ui",
+        "ui-dist",
+        "zed",
+    }
 
 
 def test_artifact_output_excluded_by_dockerignore_is_not_an_edge(tmp_path: Path) -> None:
@@ -281,8 +322,8 @@ def test_stamp_written_into_a_context_is_an_edge_from_its_source(tmp_path: Path)
               other: {build: {context: ./other}}
             """,
         "desktop/Dockerfile": "FROM scratch\n",
-        "sandbox/Dockerfile": "FROM scratch\n",
-        "other/Dockerfile": "FROM scratch\n",
+        "sandbox/Dockerfile": "FROM scratch\nCOPY images/ /opt/images/\n",
+        "other/Dockerfile": "FROM scratch\nCOPY . /x/\n",
         "planner.yaml": """\
             stamps:
               version: {path: sandbox/images/desktop.version, from: desktop}
@@ -346,7 +387,7 @@ def test_a_cycle_names_every_step_with_its_edge_kind(tmp_path: Path) -> None:
 def test_a_cycle_through_an_artifact_and_rules(tmp_path: Path) -> None:
     files = {
         "compose.yaml": "services:\n  app: {build: ., image: app}\n",
-        "Dockerfile": "FROM scratch\n",
+        "Dockerfile": "FROM scratch\nCOPY . /x/\n",
         "planner.yaml": """\
             artifacts:
               gen:
@@ -431,7 +472,7 @@ def test_selection_keeps_only_the_stamps_of_kept_sources(tmp_path: Path) -> None
     files = {
         "compose.yaml": "services:\n  a: {build: ./a}\n  b: {build: ./b}\n",
         "a/Dockerfile": "FROM scratch\n",
-        "b/Dockerfile": "FROM scratch\n",
+        "b/Dockerfile": "FROM scratch\nCOPY . /x/\n",
         "planner.yaml": "stamps:\n  v: {path: b/a.version, from: a}\n",
     }
     g = graph(tmp_path, files)

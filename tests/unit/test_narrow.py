@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from planner.build.dockerfile import Source, context_reads
 from planner.build.graph import build_graph
+from planner.build.sourcepattern import go_pattern
 from planner.build.stack import load_stack
 from planner.compose.options import ProjectOptions
 from planner.keys import narrow
@@ -229,13 +230,13 @@ def go_match_reference(pattern: str, name: str) -> bool:
     st.text("ab/.", min_size=1, max_size=6),
 )
 def test_go_pattern_against_a_reference_for_stars_and_questions(pattern: str, name: str) -> None:
-    assert (narrow.go_pattern(pattern).fullmatch(name) is not None) == go_match_reference(pattern, name)
+    assert (go_pattern(pattern).fullmatch(name) is not None) == go_match_reference(pattern, name)
 
 
 @pytest.mark.parametrize("bad", ["[", "[]", "[-a]", "a[b-]", "[a"])
 def test_malformed_patterns_fall_back(bad: str) -> None:
     with pytest.raises(ValueError):
-        narrow.go_pattern(bad)
+        go_pattern(bad)
 
 
 @settings(max_examples=200, deadline=None)
@@ -543,3 +544,26 @@ def test_a_stack_built_base_is_narrowed_unless_its_dockerfile_has_onbuild(tmp_pa
     (tmp_path / "base/Dockerfile").write_text("FROM scratch\nONBUILD COPY . /x\nCOPY b /b\n")
     found = manifests(tmp_path)
     assert found["app"].scope == "whole" and "has ONBUILD" in found["app"].scope_reason
+
+
+def test_a_build_that_reads_an_unordered_output_through_its_base_triggers_is_refused(tmp_path: Path) -> None:
+    """The graph orders outputs before the builds whose Dockerfile reads them; a base's ONBUILD trigger that
+    reads one (known to the keys stage only) refuses the plan with the rule that fixes it, never a stale key."""
+    from planner.base.errors import InputError
+
+    write_tree(tmp_path, {
+        "compose.yaml": "services:\n  s:\n    build: .\n",
+        "Dockerfile": "FROM alpine:3\nCOPY a /a\n", "a": "a\n",
+        "gen/Dockerfile": "FROM scratch\n",
+        "planner.yaml": "artifacts:\n  gen:\n    context: gen\n    output: {type: local, dest: out}\n",
+    })  # fmt: skip
+    environ = {"PATH": "/usr/bin", "HOME": str(tmp_path)}
+    graph = build_graph(load_stack(ProjectOptions(environ=environ, cwd=str(tmp_path))))
+    assert graph.upstream("s") == []  # `COPY a` does not read out/
+    assert (
+        compute_keys(graph, StatCache(None), {}, lambda ref: "sha256:1", lambda ref: [])["s"].scope
+        == "narrowed"
+    )
+    with pytest.raises(InputError, match=r"reads .*out .*which gen writes") as caught:
+        compute_keys(graph, StatCache(None), {}, lambda ref: "sha256:1", lambda ref: ["COPY . /app"])
+    assert caught.value.hint is not None and "depends_on: [gen]" in caught.value.hint
