@@ -318,3 +318,41 @@ def run_parsed(command: str, values: dict[str, Any], args: list[str]) -> None:
         body(options=options, **values)
     finally:
         invocation.args = None
+
+
+# Compose's global options, which compose users type before the subcommand (`docker compose -f F -p P build`):
+# planner takes them there too, for the commands that load a project.
+GLOBAL_VALUED = {"-f": "--file", "--file": "--file", "-p": "--project-name", "--project-name": "--project-name",
+                 "--profile": "--profile", "--project-directory": "--project-directory", "--env-file": "--env-file"}  # fmt: skip
+PROJECT_COMMANDS = {"config", "graph", "plan", "explain", "apply", "gc", "warm", "push-images", "pull-bases"}
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """`planner -f F -p P --profile X plan ...` as `planner plan -f F -p P --profile X ...`: the leading compose
+    options (`-f F`, `-fF`, `--file=F`, ...) go after the subcommand when it loads a project. Anything else is
+    left as typed, so a misplaced option is still reported by name."""
+    leading: list[str] = []
+    index = 0
+    while index < len(args):
+        word = args[index]
+        name, eq, _ = word.partition("=")
+        if eq and name in GLOBAL_VALUED and name.startswith("--"):
+            leading.append(word)
+            index += 1
+        elif word in GLOBAL_VALUED and index + 1 < len(args):
+            leading += [word, args[index + 1]]
+            index += 2
+        elif word[:2] in ("-f", "-p") and len(word) > 2 and not word.startswith("--"):
+            leading.append(word)
+            index += 1
+        else:
+            break
+    if not leading or index >= len(args):
+        return args
+    command = args[index]
+    if command not in PROJECT_COMMANDS and not (
+        command == "golden" and args[index + 1 : index + 2] == ["status"]
+    ):
+        return args
+    at = index + (2 if command == "golden" else 1)
+    return [*args[index:at], *leading, *args[at:]]

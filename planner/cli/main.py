@@ -32,6 +32,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def run(args: list[str]) -> None:
     """Run `planner args` in this process."""
+    if args[:1] and args[0].startswith("-") and args[0] not in ("--help", "--version", "-h"):
+        from planner.cli.commandline import hoist_global_options
+
+        args = hoist_global_options(args)
     if ("plan" in args and "--offline" in args) or "apply" in args:
         from planner.plan.memo import remembered
 

@@ -200,3 +200,46 @@ def test_the_parser_knows_every_option_typer_has(command: str) -> None:
     assert parsed is not None
     filled = {*parsed[1]} - set(commandline.PROJECT_FIELDS) | {"options"}
     assert filled == set(inspect.signature(body).parameters)
+
+
+@pytest.mark.parametrize(
+    ("typed", "hoisted"),
+    [
+        (["-f", "a.yaml", "plan"], ["plan", "-f", "a.yaml"]),
+        (["-f", "a.yaml", "-p", "x", "--profile", "dev", "plan", "--offline"],
+         ["plan", "-f", "a.yaml", "-p", "x", "--profile", "dev", "--offline"]),
+        (["--file=a.yaml", "-pname", "--env-file", "e", "apply", "-q"], ["apply", "--file=a.yaml", "-pname", "--env-file", "e", "-q"]),
+        (["--project-directory", "d", "golden", "status", "G"], ["golden", "status", "--project-directory", "d", "G"]),
+        (["-f", "a.yaml", "schema", "plan"], ["-f", "a.yaml", "schema", "plan"]),  # takes no project: as typed
+        (["--ansi", "never", "plan"], ["--ansi", "never", "plan"]),  # not planner's: reported by name
+        (["-f", "a.yaml"], ["-f", "a.yaml"]),
+        (["plan", "-f", "a.yaml"], ["plan", "-f", "a.yaml"]),
+    ],
+)  # fmt: skip
+def test_compose_global_options_may_stand_before_the_subcommand(typed: list[str], hoisted: list[str]) -> None:
+    assert commandline.hoist_global_options(typed) == hoisted
+
+
+def test_a_plan_with_the_options_before_the_subcommand_is_the_same_plan(tmp_path: Path) -> None:
+    """`planner -f docker-compose.dev.yaml plan`, the order compose users type (it said `No such option: -f`)."""
+    write_tree(tmp_path, {
+        "docker-compose.dev.yaml": "services:\n  a: {build: ., profiles: [dev]}\n  b: {build: .}\n",
+        "Dockerfile": "FROM scratch\nCOPY x /x\n", "x": "x\n",
+    })  # fmt: skip
+    env = {**os.environ, "PLANNER_CACHE_DIR": str(tmp_path / "cache"), "PLANNER_SERVER": "off"}
+
+    def planned(*args: str) -> dict[str, Any]:
+        done = subprocess.run(
+            [sys.executable, "-m", "planner", *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+            check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+    before = planned(
+        "-f", "docker-compose.dev.yaml", "--profile", "dev", "plan", "--offline", "--format", "json"
+    )
+    after = planned(
+        "plan", "--offline", "--format", "json", "-f", "docker-compose.dev.yaml", "--profile", "dev"
+    )
+    assert before == after and {n["name"] for n in before["nodes"]} == {"a", "b"}
