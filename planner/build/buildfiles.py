@@ -145,7 +145,7 @@ def read_build_files(node: Node, produced: Collection[str] = ()) -> BuildFiles:
     contexts: dict[str, tuple[str, PatternMatcher]] = {}
     main = node.build.context
     if os.path.isabs(main):
-        contexts[MAIN] = (main, load_matcher(Path(main), dockerfile_path(node)))
+        contexts[MAIN] = (main, load_matcher(Path(main), dockerfile_path(node), node.rules.exclude))
     for name, value in node.build.additional_contexts.items():
         if os.path.isabs(value):
             contexts[name] = (value, load_matcher(Path(value), None))

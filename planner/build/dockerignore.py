@@ -276,6 +276,8 @@ def load_matcher(context: Path, dockerfile: Path | None, extra: list[str] | None
         except OSError as exc:
             raise InputError(f"cannot read: {exception_text(exc)}", Location(str(path))) from None
     lines = [pattern for _, pattern in numbered]
+    # extra lines (rules `exclude`) are read as lines of the file would be: `/dist/` is `dist`
+    added = [pattern for _, pattern in read_dockerignore_lines("\n".join(extra or []))]
     return PatternMatcher.from_lines(
-        [*lines, *(extra or [])], str(path or context / ".dockerignore"), [n for n, _ in numbered]
+        [*lines, *added], str(path or context / ".dockerignore"), [n for n, _ in numbered]
     )

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from planner.base.errors import InputError, Location, UsageError
 from planner.base.names import LOCAL
 from planner.base.refs import image_name_problem
-from planner.build.dockerignore import PatternMatcher
+from planner.build.dockerignore import PatternMatcher, read_dockerignore_lines
 from planner.compose.loader import load_project
 from planner.compose.model import BuildConfig, ComposeProject, Service
 from planner.compose.normalize import resolve_path
@@ -317,6 +317,15 @@ class _Assembler:
                 except InputError as exc:
                     raise RulesError(
                         f"{name}: hash.ignore: {exc.message}", self._rule_site(name, "hash")
+                    ) from None
+            if node.rules.exclude:
+                try:
+                    PatternMatcher.from_lines(
+                        [p for _, p in read_dockerignore_lines("\n".join(node.rules.exclude))], "exclude"
+                    )
+                except InputError as exc:
+                    raise RulesError(
+                        f"{name}: exclude: {exc.message}", self._rule_site(name, "exclude")
                     ) from None
             for dep in node.rules.depends_on:
                 if dep not in nodes:

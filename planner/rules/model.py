@@ -115,6 +115,12 @@ class NodeRules(Strict):
     depends_on: list[str] | None = Field(
         None, description="Nodes that must be ready first (build-order edges)"
     )
+    exclude: list[str] | None = Field(
+        None,
+        description=".dockerignore-style lines added after the main context's ignore file: what they exclude is "
+        "neither sent to the builder nor in the key (a sibling repository built with a temporary ignore file, "
+        "e.g. node_modules/, .git/, dist/); unlike hash.ignore, the build cannot read what they leave out",
+    )
 
 
 class RuleSelector(NodeRules):
@@ -192,6 +198,7 @@ class EffectiveRules(Strict):
     always: bool = False
     skip: bool = False
     depends_on: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
 
 
 def layer(base: EffectiveRules, rules: NodeRules) -> EffectiveRules:
@@ -204,7 +211,7 @@ def layer(base: EffectiveRules, rules: NodeRules) -> EffectiveRules:
                 update[name] = list(value)
         if rules.hash.narrow is not None:
             update["narrow"] = rules.hash.narrow
-    for name in ("destinations", "transfer", "always", "skip", "depends_on"):
+    for name in ("destinations", "transfer", "always", "skip", "depends_on", "exclude"):
         value = getattr(rules, name)
         if value is not None:
             update[name] = list(value) if isinstance(value, list) else value
