@@ -131,7 +131,9 @@ def print_plan(
         from planner.plan.memo import Answer
 
         # the compose warnings the load printed, replayed with the answer
-        warned = "".join(f"planner: warning: {w}\n" for w in planned.graph.stack.compose.warnings)
+        warned = "".join(
+            f"planner: warning: {w}\n" for w in [*planned.graph.stack.compose.warnings, *planned.warnings]
+        )
         answer = Answer(text, warned, table=output is not PlanFormat.json)
         later(functools.partial(recorder.save_for, answer, planned.graph))
     write_plan(text, output.value)

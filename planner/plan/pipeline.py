@@ -7,6 +7,8 @@ same decide with an observation of nothing, so every plan, online or not, comes 
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from planner.base.deferred import later
 from planner.base.refs import pinned_digest
+from planner.build.buildfiles import MAIN
 from planner.build.graph import BuildGraph, build_graph
 from planner.build.stack import Node, Stack, load_stack
 from planner.compose.options import ProjectOptions
@@ -50,6 +53,9 @@ class Planned:
     observation: Observation = field(default_factory=Observation.nothing)
     registry_refs: dict[str, str] = field(default_factory=dict)
     routes: dict[str, BuildRoute] = field(default_factory=dict)  # how the Engine API builder builds each node
+    warnings: list[str] = field(
+        default_factory=list
+    )  # printed once when the plan was made (a memo replays them)
 
 
 def summarize(nodes: Sequence[PlanNode], graph_nodes: Mapping[str, Node] | None = None) -> dict[str, int]:
@@ -182,7 +188,34 @@ def _decided(
         summary=summarize(nodes, graph.nodes), observed=_observed(observation), steps=steps,
         goldens=goldens,
     )  # fmt: skip
-    return Planned(graph, manifests, mask_plan(plan, graph), observation, registry_refs, routes)
+    warnings = keyed_config_files(graph, manifests)
+    for warning in warnings:
+        sys.stderr.write(f"planner: warning: {warning}\n")
+    return Planned(graph, manifests, mask_plan(plan, graph), observation, registry_refs, routes, warnings)
+
+
+def keyed_config_files(graph: BuildGraph, manifests: Mapping[str, Manifest]) -> list[str]:
+    """A warning per planner's own file (the rules file, a compose file) that a whole-context reader sends and
+    keys: every edit of it, a comment too, changes those nodes' keys (on the real helix checkout planner.yaml sits
+    in the root context)."""
+    found: dict[str, list[str]] = {}
+    stack = graph.stack
+    own = [str(stack.rules_file)] if stack.rules_file is not None else []
+    own += list(stack.compose.config_files)
+    for name, manifest in manifests.items():
+        files = graph.files.get(name)
+        if manifest.scope not in ("whole", "all") or files is None or MAIN not in files.contexts:
+            continue
+        root = files.contexts[MAIN][0]
+        for path in own:
+            if path.startswith(root.rstrip(os.sep) + os.sep) and files.sees(path):
+                found.setdefault(path, []).append(name)
+    return [
+        f"{os.path.relpath(path, stack.project_dir)} is in the build context of {', '.join(sorted(names))}, "
+        "which read the whole context: each edit of it changes their keys (add it to the context's "
+        ".dockerignore, or to their rules `exclude`)"
+        for path, names in sorted(found.items())
+    ]
 
 
 def _golden_manifests(observation: Observation, store: Store) -> dict[str, Manifest | None]:

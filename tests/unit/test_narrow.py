@@ -451,7 +451,7 @@ def test_plan_gives_the_fallback_reason(tmp_path: Path, monkeypatch: pytest.Monk
     assert result.exit_code == 0, result.output
     reasons = {
         node["name"]: [r["detail"] for r in node["reasons"] if r["code"] == "whole-context"]
-        for node in json.loads(result.output)["nodes"]
+        for node in json.loads(result.stdout)["nodes"]
     }
     assert reasons["narrow"] == []
     assert reasons["raw"] == ["rules: hash.narrow is false"]
@@ -567,3 +567,27 @@ def test_a_build_that_reads_an_unordered_output_through_its_base_triggers_is_ref
     with pytest.raises(InputError, match=r"reads .*out .*which gen writes") as caught:
         compute_keys(graph, StatCache(None), {}, lambda ref: "sha256:1", lambda ref: ["COPY . /app"])
     assert caught.value.hint is not None and "depends_on: [gen]" in caught.value.hint
+
+
+def test_a_whole_context_reader_that_keys_planners_own_files_is_warned_once(tmp_path: Path) -> None:
+    """The real helix checkout keeps planner.yaml in the root context: a whole-context reader's key then moves
+    with every comment in it. The plan says so once (a memo answer replays it); a narrowed node is not named."""
+    import subprocess
+    import sys
+
+    write_tree(tmp_path, {
+        "compose.yaml": "services:\n  all: {build: {context: ., dockerfile: Dockerfile.all}}\n"
+        "  some: {build: {context: ., dockerfile: Dockerfile.some}}\n",
+        "Dockerfile.all": "FROM scratch\nCOPY . /x/\n", "Dockerfile.some": "FROM scratch\nCOPY src /x/\n",
+        "planner.yaml": "version: 1\n", "src/a": "a\n",
+    })  # fmt: skip
+    env = {**os.environ, "PLANNER_CACHE_DIR": str(tmp_path / "cache"), "PLANNER_SERVER": "off"}
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-m", "planner", "plan", "--offline"], cwd=tmp_path, env=env, capture_output=True,
+            text=True, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        lines = [line for line in done.stderr.splitlines() if "warning" in line]
+        assert len(lines) == 2, done.stderr  # compose.yaml and planner.yaml, one line each
+        assert all("build context of all," in line and "some" not in line.split("which")[0] for line in lines)
