@@ -51,6 +51,7 @@ from planner.engine.daemon import Daemon
 from planner.keys.compute import compute_keys
 from planner.keys.manifest import Manifest
 from planner.keys.statcache import StatCache
+from planner.keys.store import Store
 from planner.keys.walk import walk_context
 from planner.plan.pipeline import _resolver
 
@@ -417,7 +418,7 @@ def narrow_engine(docker_client: Any, busybox_image: str) -> Iterator[tuple[Any,
 
 def test_an_unchanged_narrowed_key_means_an_unchanged_build(narrow_engine: tuple[Any, EngineBuilder]) -> None:
     client, builder = narrow_engine
-    resolve, triggers = _resolver(Daemon("local", None))
+    resolve, triggers = _resolver(Daemon("local", None), Store.memory())
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         runs = list(pool.map(lambda n: run_tree(n, client, builder, triggers, resolve), range(TREES)))
@@ -462,7 +463,8 @@ def test_an_unchanged_narrowed_key_means_an_unchanged_build(narrow_engine: tuple
 def test_a_base_with_onbuild_triggers_keys_the_whole_context(
     narrow_engine: tuple[Any, EngineBuilder], tmp_path: Path
 ) -> None:
-    """ONBUILD triggers of a base image run in the child build and read its context: the key must cover it."""
+    """ONBUILD triggers of a base image run in the child build and read its context: the key must cover what they
+    read (known from the local daemon's inspect)."""
     client, builder = narrow_engine
     base = f"{TAG_REPO}-onbuild:{os.getpid()}"
     buffer = io.BytesIO()
@@ -483,9 +485,10 @@ def test_a_base_with_onbuild_triggers_keys_the_whole_context(
         case = Case(0, f"FROM {base} AS final\nCOPY a /o/a\n")
         (root / "Dockerfile").write_text(case.dockerfile)
         (root / "compose.yaml").write_text(compose_text(case))
-        resolve, triggers = _resolver(Daemon("local", None))
+        resolve, triggers = _resolver(Daemon("local", None), Store.memory())
         before = manifest_of(root, triggers, resolve)
-        assert before.scope == "whole" and "ONBUILD triggers" in before.scope_reason
+        # the trigger's own reads count: `COPY . /onb/` reads the whole context
+        assert before.scope == "all" and "ONBUILD COPY" in before.scope_reason
         tag_name = f"{TAG_REPO}:{os.getpid()}-onbuild"
 
         def onb(image_tag: str) -> bytes:
