@@ -45,7 +45,7 @@ class _Amount(ProgressColumn):
 
 class LiveProgress:
     def __init__(self, total: int, console: Console | None = None) -> None:
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, markup=False, emoji=False, highlight=False)
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), _Amount(), TimeElapsedColumn(),
             console=self.console, transient=True,

@@ -24,6 +24,14 @@ if TYPE_CHECKING:
     from planner.commands.warm import WarmResult
 
 
+def literal_console(**options: Any) -> Console:
+    """A console that prints every string as it is: node names, paths and reasons come from users, and rich's
+    markup and emoji codes would change them (`export:art:` printed as `export` and an emoji)."""
+    from rich.console import Console
+
+    return Console(markup=False, emoji=False, highlight=False, **options)
+
+
 def document(data: Any, output_format: str) -> str:
     """A JSON or YAML document (`config`, explain JSON, apply JSON)."""
     if output_format == "yaml":
@@ -129,13 +137,12 @@ def graph_mermaid(graph: BuildGraph) -> str:
 def print_plan_table(plan: Plan, console: Console | None = None) -> None:
     """One row per node, grouped by level: action, key, needs, destinations, why; totals below."""
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
     if console is None:
-        console = Console()
+        console = literal_console()
         if not console.is_terminal:
-            console = Console(width=120)
+            console = literal_console(width=120)
     title = f"planner plan: {plan.project}" + (
         "  (offline: daemons and registry not queried)" if plan.offline else ""
     )
@@ -205,12 +212,11 @@ def _transfer_text(transfer: Transfer) -> str:
 def print_report(report: Report, console: Console | None = None) -> None:
     """The per-phase table of a timing log, with totals, wall time and the critical path."""
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
     from planner.apply.timing import PHASES
 
-    console = console or Console()
+    console = console or literal_console()
     phases = [p for p in PHASES if p in report.totals]
     table = Table(title="planner report", title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("node")

@@ -237,3 +237,20 @@ def test_a_long_critical_path_is_wrapped_inside_the_picture() -> None:
     lines = _wrapped(["critical path 9.00 s:", *path], 140)
     assert all(len(line) <= 140 for line in lines) and len(lines) > 1
     assert " ".join(lines).replace("→ ", "").split()[4:] == path  # every step, in order
+
+
+def test_user_strings_print_literally_in_the_plan_table(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 32: rich's emoji codes turned `export:art:` into `export` and an emoji, markup ate `[x]`."""
+    from planner.cli.render import print_plan_table
+    from planner.plan.model import Plan, PlanNode, PlanStep, Reason
+
+    node = PlanNode(
+        name="art", kind="artifact", image=None, key="k" * 32, action="build", needs=[],
+        reasons=[Reason(code="new", detail="[bold]not markup[/bold] :fire:")], transfers=[],
+    )  # fmt: skip
+    steps = [PlanStep(id="export:art", node="art", kind="export", destination="local", path="out/[x]")]
+    print_plan_table(
+        Plan(project="p", offline=False, nodes=[node], levels=[["art"]], summary={}, steps=steps)
+    )
+    out = capsys.readouterr().out
+    assert "export:art: " in out and "out/[x]" in out and "[bold]not markup[/bold]" in out and ":fire:" in out
