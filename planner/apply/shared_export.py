@@ -29,6 +29,14 @@ class _Group:
     branches: dict[str, Branch] | None = None
 
 
+def _own(export: Callable[[], Iterable[bytes]]) -> Branch:
+    """A reading of a step's own, behind a branch like a shared one: the reading's generator is then only ever
+    run and closed by its reader thread, and the step may close its branch from any thread (a consumer that
+    reads it on a thread of its own, as the layer parsers do, once raised `generator already executing` when
+    the step closed the generator itself while that thread was inside it; issue 32)."""
+    return tee(export(), 1)[0]
+
+
 class SharedExports:
     """The export groups of one apply, from the plan's `export_with`."""
 
@@ -44,17 +52,17 @@ class SharedExports:
 
     def chunks(
         self, step_id: str, export: Callable[[], Iterable[bytes]], cancelled: threading.Event
-    ) -> Iterable[bytes]:
+    ) -> Branch:
         """The export for `step_id`: a branch of the group's one reading, or its own reading if it came late
         or has no group. `export` starts a reading; it is called once per reading. Close the result
         (`Branch.close`) when done with it, also on failure."""
         group = self._groups.get(step_id)
         if group is None:
-            return export()
+            return _own(export)
         deadline = time.monotonic() + self._wait
         with self._condition:
             if group.branches is not None:
-                return export()  # the group's reading began without this step
+                return _own(export)  # the group's reading began without this step
             group.attached.append(step_id)
             self._condition.notify_all()
             while group.branches is None:

@@ -149,4 +149,32 @@ def test_a_member_that_never_comes_does_not_block_the_others_and_a_late_one_read
 def test_a_step_outside_any_group_reads_its_own_export(step_id: str) -> None:
     exports = SharedExports(group("push:app", "transfer:app:sandbox"))
     source = Source(CHUNKS)
-    assert exports.chunks(step_id, lambda: source, threading.Event()) is source
+    got: list[bytes] = []
+    consume(exports.chunks(step_id, lambda: source, threading.Event()), got)
+    assert got == CHUNKS and source.read == len(CHUNKS)
+
+
+@pytest.mark.parametrize("step_id", ["transfer:app:other", "late"])
+def test_a_step_closes_its_own_reading_while_a_parser_thread_is_inside_it(step_id: str) -> None:
+    """Issue 32: the layer parsers read an export on a thread of their own (`tee(..., 1)`); a step that read its
+    own export (no group, or late) then closed it from the step's thread while that thread was inside the
+    generator: `generator already executing`, and a delivery whose image had arrived was marked failed."""
+    exports = SharedExports(group("push:app", "late"), wait=0.05)
+    if step_id == "late":
+        close(
+            exports.chunks("push:app", lambda: iter(CHUNKS), threading.Event())
+        )  # the group's reading began
+    inside = threading.Event()
+
+    def export() -> Iterator[bytes]:
+        yield b"first"
+        inside.set()
+        time.sleep(0.5)  # the parser's thread is inside the generator now
+        yield b"second"
+
+    reading = exports.chunks(step_id, export, threading.Event())
+    ahead = tee(reading, 1)[0]
+    assert next(iter(ahead)) == b"first"
+    assert inside.wait(5)
+    close(reading)  # raised ValueError: generator already executing
+    ahead.close()
