@@ -17,7 +17,14 @@ from typing import Any
 from planner.base.errors import ComposeFileError, Location
 from planner.compose.merge import host_entries, key_value_pairs
 from planner.compose.model import BuildConfig, BuildSecret, ComposeProject, Service
-from planner.compose.validate import check_env_files, check_fields, check_references, implicit_dependencies
+from planner.compose.validate import (
+    check_env_files,
+    check_fields,
+    check_references,
+    check_specs,
+    implicit_dependencies,
+    parse_size,
+)
 from planner.compose.yamltree import YList, YMap, location_in, plain
 
 _STRING_LISTS = ("tags", "platforms", "cache_from", "cache_to")
@@ -32,7 +39,6 @@ _KNOWN_BUILD_KEYS = {
 _TRUE = {"y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"}
 _FALSE = {"n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"}
 _SERVICE_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
-_RAM = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
 _REMOTE_PREFIXES = ("https://", "http://", "git://", "ssh://", "github.com/", "git@")
 
 
@@ -117,19 +123,6 @@ def _key_value_map(container: Any, key: str, path: str) -> YMap:
     return pairs
 
 
-def parse_ram_bytes(text: str) -> int | None:
-    """docker/go-units RAMInBytes: `1g`, `512m`, `1.5gb`... in binary units."""
-    match = _RAM.match(text)
-    if not match:
-        return None
-    number = float(match.group(1)) if match.group(1).count(".") <= 1 else None
-    if number is None:
-        return None
-    unit = (match.group(2) or "").lower()
-    multiplier = 1024 ** " kmgtp".index(unit) if unit else 1
-    return int(number * multiplier)
-
-
 def resolve_path(value: str, base: Path | str, home: str | None) -> str:
     """Compose's absContextPath: remote references as written, `~` expanded, relative joined to `base`."""
     if is_remote_context(value):
@@ -167,6 +160,8 @@ class ServiceNormalizer:
         if not _SERVICE_NAME.match(name):
             raise _type_error(f"services additional properties '{name}' not allowed", services, name, path)
         check_fields(name, raw)
+        if self.final:
+            check_specs(name, raw)
         image = _expect_str(raw, "image", f"{path}.image") if "image" in raw else None
         build = self.build(raw, f"{path}.build") if "build" in raw else None
         if build is not None:
@@ -290,14 +285,14 @@ class ServiceNormalizer:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, str):
-            parsed = parse_ram_bytes(value)
+            parsed = parse_size(value)
             if parsed is not None:
                 return parsed
             if not self.final:  # a string, as the schema allows; its unit is read on the last model
                 return 0
-        raise _type_error(
-            f"{path}.shm_size must be a size such as 64m or a number of bytes", raw, "shm_size", path
-        )
+        # Compose's wording: `'services[web].build.shm_size' invalid size: ''`
+        shown = path.replace("services.", "services[", 1).replace(".build", "].build", 1)
+        raise _type_error(f"'{shown}.shm_size' invalid size: '{value}'", raw, "shm_size", path)
 
     def _secrets(self, raw: Any, path: str) -> list[BuildSecret]:
         value = raw["secrets"]

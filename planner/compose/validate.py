@@ -12,6 +12,7 @@ refused here too, with file:line (messages in Compose's words, measured on v2.40
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,22 @@ NULL_REFUSED = {
     "depends_on": "array", "secrets": "array", "configs": "array", "cap_add": "array", "env_file": "string",
     "dns": "string",
 }  # fmt: skip
+
+
+_RAM = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+
+
+def parse_size(text: str) -> int | None:
+    """docker/go-units RAMInBytes: `1g`, `512m`, `1.5gb`... in binary units."""
+    match = _RAM.match(text)
+    if not match:
+        return None
+    number = float(match.group(1)) if match.group(1).count(".") <= 1 else None
+    if number is None:
+        return None
+    unit = (match.group(2) or "").lower()
+    multiplier = 1024 ** " kmgtp".index(unit) if unit else 1
+    return int(number * multiplier)
 
 
 def _error(
@@ -51,6 +68,63 @@ def check_fields(name: str, raw: Any) -> None:
         for index, item in enumerate(ports):
             if isinstance(item, str) and not item.strip():
                 raise _error("invalid proto: ", ports, index, f"{path}.ports[{index}]", default)
+
+
+def check_specs(name: str, raw: Any) -> None:
+    """What Compose refuses when it parses the final model's short volume and port specs and a service's
+    `shm_size` (an unset variable leaves `:/app`, `:` or ``): its messages, at the entry's file and line."""
+    path = f"services.{name}"
+    default = getattr(raw, "loc", Location("<unknown>"))
+    volumes = raw.get("volumes")
+    for index, item in enumerate(volumes if isinstance(volumes, list) else []):
+        problem = volume_spec_problem(item) if isinstance(item, str) and item else None
+        if problem is not None:
+            raise _error(problem, volumes, index, f"{path}.volumes[{index}]", default)
+    ports = raw.get("ports")
+    for index, item in enumerate(ports if isinstance(ports, list) else []):
+        problem = port_spec_problem(item) if isinstance(item, str) and item.strip() else None
+        if problem is not None:
+            raise _error(problem, ports, index, f"{path}.ports[{index}]", default)
+    size = raw.get("shm_size")
+    if isinstance(size, str) and parse_size(size) is None:
+        raise _error(f"'services[{name}].shm_size' invalid size: '{size}'", raw, "shm_size", f"{path}.shm_size",
+                     default)  # fmt: skip
+
+
+def volume_spec_problem(spec: str) -> str | None:
+    """compose-go's ParseVolume, for its errors only: the spec split at colons (a Windows drive letter kept),
+    every section non-empty, at most source, target and options."""
+    if len(spec) <= 2:
+        return None  # a target of one or two characters
+    sections: list[str] = []
+    buffer = ""
+    for char in spec:
+        if char == ":" and len(buffer) == 1 and buffer.isalpha():
+            buffer += char  # `c:`: a Windows drive
+        elif char == ":":
+            if not buffer:
+                return f"invalid spec: {spec}: empty section between colons"
+            if len(sections) >= 2:
+                return f"invalid spec: {spec}: too many colons"
+            sections.append(buffer)
+            buffer = ""
+        else:
+            buffer += char
+    if not buffer:
+        return f"invalid spec: {spec}: empty section between colons"
+    return None
+
+
+def port_spec_problem(spec: str) -> str | None:
+    """go-connections' ParsePortSpec, for the protocol only: the container part (after the last colon) must
+    name a port, with `/tcp`, `/udp` or `/sctp` if any (`:` or `8080:` leaves none: `invalid proto: `)."""
+    container = spec.rsplit(":", 1)[-1]
+    port, slash, proto = container.partition("/")
+    if not container or not port:
+        return "invalid proto: "
+    if slash and proto.lower() not in ("tcp", "udp", "sctp"):
+        return f"invalid proto: {proto}"
+    return None
 
 
 def implicit_dependencies(raw: Any) -> list[str]:

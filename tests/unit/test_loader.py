@@ -344,7 +344,7 @@ def test_default_image_name_is_project_dash_service(tmp_path: Path) -> None:
             "services:\n  s:\n    build:\n      no_cache: maybe\n",
             "services.s.build.no_cache must be a boolean",
         ),
-        ("services:\n  s:\n    build:\n      shm_size: lots\n", "shm_size must be a size"),
+        ("services:\n  s:\n    build:\n      shm_size: lots\n", "invalid size: 'lots'"),
         ("services: [a, b]\n", "services must be a mapping"),
         ("- just\n- a list\n", "top-level object must be a mapping"),
     ],
