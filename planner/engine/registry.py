@@ -37,6 +37,28 @@ def is_loopback(host: str) -> bool:
     return is_loopback_host(host)
 
 
+# how the memo tells a registry's answer from an Engine API's (inputs.Response: host, target, status, digest)
+REGISTRY_PREFIX = "registry "
+
+
+def probe_manifest(base: str, target: str, timeout: float) -> tuple[int, str]:
+    """HEAD of a manifest on one plain connection (no requests import: a memo check makes these): the status
+    and the manifest's digest as the registry names it (`Docker-Content-Digest`)."""
+    import http.client
+    import urllib.parse
+
+    parsed = urllib.parse.urlparse(base)
+    connection_type = http.client.HTTPSConnection if parsed.scheme == "https" else http.client.HTTPConnection
+    connection = connection_type(parsed.netloc, timeout=timeout)
+    try:
+        connection.request("HEAD", target, headers={"Accept": MANIFEST_TYPES})
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.getheader("Docker-Content-Digest") or ""
+    finally:
+        connection.close()
+
+
 class Registry:
     def __init__(
         self,
@@ -88,8 +110,24 @@ class Registry:
             raise RegistryError(f"registry {self.host}: authentication required or refused")
 
     def has(self, ref: str) -> bool:
-        """Whether the manifest of a ref exists (HEAD, nothing downloaded)."""
+        """Whether the manifest of a ref exists (HEAD, nothing downloaded). Without credentials the HEAD goes
+        out on a plain connection and is noted for the memo (`probe_manifest`: a no-op run proves the registry
+        still holds the same manifests by asking again, in parallel); with them, through the session."""
         name, tag = self._split(ref)
+        if self.auth is None:
+            target = f"/v2/{name}/manifests/{tag}"
+            try:
+                status, digest = probe_manifest(self.base, target, self.timeout)
+            except OSError as exc:
+                raise RegistryError(f"unreachable: {exception_text(exc)}") from None
+            from planner.base import inputs
+
+            inputs.note_response(REGISTRY_PREFIX + self.base, target, status, digest.encode())
+            if status in (200, 404):
+                return status == 200
+            if status == 401:
+                raise RegistryError(f"registry {self.host}: authentication required or refused")
+            raise RegistryError(f"registry {self.host}: HEAD {name}:{tag} answered {status}")
         try:
             response = self.session.head(
                 f"{self.base}/v2/{name}/manifests/{tag}",

@@ -236,7 +236,9 @@ def decide_transfers(
         elif registry.checked and ref not in registry.present:
             transfers.append(
                 Transfer(
-                    destination=SHARE, mode="registry", reason="built here earlier and never shared: push it"
+                    destination=SHARE,
+                    mode="registry",
+                    reason="the registry lacks this build (never shared, or deleted there): push it",
                 )
             )
     registry_ok = registry_configured and registry is not None and registry.reachable

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -155,19 +156,43 @@ def load(path: str, environ: Mapping[str, str], parallel: bool | None = None) ->
 
 
 def replays(responses: Sequence[inputs.Response]) -> bool:
-    """Whether every recorded Engine API read answers the same now."""
+    """Whether every recorded read answers the same now: Engine API GETs in order, the registry's manifest
+    HEADs (a no-op apply that shares its builds asks for each) all at once on threads of their own."""
     if not responses:
         return True
     from planner.engine.http import EngineHTTP
+    from planner.engine.registry import REGISTRY_PREFIX
 
+    heads = [r for r in responses if r[0].startswith(REGISTRY_PREFIX)]
+    results: list[bool] = []
+    threads = [threading.Thread(target=_replay_head, args=(head, results)) for head in heads]
+    for thread in threads:
+        thread.start()
     try:
         for host, target, status, digest in responses:
+            if host.startswith(REGISTRY_PREFIX):
+                continue
             now_status, body = EngineHTTP(host, "", timeout=10).fetch(target)  # targets carry the API version
             if now_status != status or inputs.response_digest(body) != digest:
                 return False
     except OSError:
         return False
-    return True
+    finally:
+        for thread in threads:
+            thread.join()
+    return all(results) and len(results) == len(heads)
+
+
+def _replay_head(response: inputs.Response, results: list[bool]) -> None:
+    from planner.engine.registry import REGISTRY_PREFIX, probe_manifest
+
+    host, target, status, digest = response
+    try:
+        now_status, now_digest = probe_manifest(host.removeprefix(REGISTRY_PREFIX), target, 10)
+    except OSError:
+        results.append(False)
+        return
+    results.append(now_status == status and inputs.response_digest(now_digest.encode()) == digest)
 
 
 def chain(path: str, anchor: str) -> list[str]:

@@ -85,8 +85,7 @@ def wanted_platforms(graph: BuildGraph, manifests: dict[str, Manifest]) -> dict[
 
 def _registry_view(registry: Registry, refs: list[str]) -> RegistryView:
     try:
-        registry.ping()
-        present = registry.has_many(refs)
+        present = registry.has_many(refs)  # an unreachable registry fails the first HEAD
     except PlannerError as exc:
         return RegistryView(registry.host, error=exc.message)
     return RegistryView(registry.host, present=frozenset(r for r, ok in present.items() if ok))
@@ -134,13 +133,13 @@ def observe(
     registry: Registry | None,
     refs: dict[str, str] | None = None,
     artifact_check: Any = None,
-    shared: Callable[[str], bool] | None = None,
+    share: bool = False,
     goldens: Mapping[str, str] | None = None,
     known_platform: KnownPlatform | None = None,
 ) -> Observation:
-    """Daemons first (concurrently); the registry only for images some destination lacks, or (`shared` given:
-    the rules share builds) whose ref this machine never saw in the registry, so a no-op plan does not wait
-    for it once everything is known to be shared."""
+    """Daemons first (concurrently); the registry for the images some destination lacks and, where the rules
+    share builds, for every ref: a HEAD per manifest, in parallel, which a memo replays (issue 32: a record of
+    past pushes let a manifest deleted from the registry stay missing, while the plan said it was shared)."""
     platforms = wanted_platforms(graph, manifests)
     with ThreadPoolExecutor(max_workers=len(daemons)) as pool:
         views = {
@@ -149,13 +148,11 @@ def observe(
         }
         daemon_views = {name: future.result() for name, future in views.items()}
     registry_view = None
-    known: set[str] = set()
     if registry is not None:
         refs = refs or {}
         wanted = {refs[n] for n in _needs_registry(graph, manifests, daemon_views) if n in refs}
-        if shared is not None:
-            known = {ref for ref in refs.values() if shared(ref)}
-            wanted |= set(refs.values()) - known
+        if share:
+            wanted |= set(refs.values())  # observed, never remembered: a deleted manifest is pushed again
         registry_view = (
             _registry_view(registry, sorted(wanted)) if wanted else RegistryView(registry.host, checked=False)
         )
@@ -172,7 +169,7 @@ def observe(
     daemon_views, layers = _delivery_layers(graph, manifests, daemons, daemon_views)
     return Observation(
         daemon_views, registry_view, artifacts, previous_keys(graph, local, manifests), stamps,
-        shared=frozenset(known), goldens=tuple(golden_view(d, p) for d, p in sorted((goldens or {}).items())),
+        shared=frozenset(), goldens=tuple(golden_view(d, p) for d, p in sorted((goldens or {}).items())),
         layers=layers,
     )  # fmt: skip
 

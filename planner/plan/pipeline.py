@@ -130,7 +130,7 @@ def _plan(
         share = stack.rules.registry is not None and stack.rules.registry.share
         observation = observe(
             graph, manifests, engines.daemons, registry, registry_refs,
-            lambda node, key: artifact_current(store, node, key), store.shared if share else None, goldens,
+            lambda node, key: artifact_current(store, node, key), share, goldens,
             store.image_platform,
         )  # fmt: skip
         for name, view in observation.daemons.items():

@@ -242,3 +242,32 @@ def test_gc_keeps_the_current_key_of_an_image_built_on_a_tagged_base(
     assert done.returncode == 0, done.stdout + done.stderr
     assert "keep 2, removed 1" in done.stdout and f"- {b}" in done.stdout, done.stdout
     assert tags() == {a, c}
+
+
+def test_a_manifest_deleted_from_the_registry_is_pushed_again_and_no_memo_hides_it(
+    tmp_path: Path, name: str, registry: RegistryProcess, sandbox: DaemonProcess
+) -> None:
+    """Issue 32: planner believed its record of past pushes, so a manifest deleted from the registry stayed
+    missing while every plan said the build was shared. Now each plan asks (a HEAD per manifest); a no-op
+    apply still answers from its memo, which asks the registry again and runs in full when it answers otherwise."""
+    import json
+    import time
+
+    root = layered_project(tmp_path / "p", name, registry.host, sandbox.url, destinations="[local]")
+    env = {"PLANNER_CACHE_DIR": str(tmp_path / "cache")}
+    assert run(root, "apply", "-q", env=env).returncode == 0  # built and pushed
+    time.sleep(2.1)  # past the racy window, so the no-op below keeps a memo
+    assert run(root, "apply", "-q", env=env).returncode == 0
+    memo = run(root, "apply", "-q", "--timing-log", str(tmp_path / "noop.jsonl"), env=env)
+    assert memo.returncode == 0 and "nothing to do" in memo.stderr
+    assert steps(tmp_path / "noop.jsonl") == []
+
+    tags = registry.storage / f"docker/registry/v2/repositories/t/{name}-app/_manifests/tags"
+    (tag,) = list(tags.iterdir())
+    shutil.rmtree(tag)  # the manifest's tag is gone from the registry (as `registry garbage-collect` may do)
+    planned = json.loads(run(root, "plan", "--format", "json", env=env).stdout)
+    assert [s["kind"] for s in planned["steps"]] == ["push"]
+    again = run(root, "apply", "-q", "--timing-log", str(tmp_path / "t.jsonl"), env=env)
+    assert again.returncode == 0, again.stderr
+    assert phases(tmp_path / "t.jsonl") == {"push": ["app"]}
+    assert (tags / tag.name).is_dir()
