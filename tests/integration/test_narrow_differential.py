@@ -3,8 +3,9 @@
 A seeded generator makes small random context trees (folders, files with assorted modes, symlinks), a random
 `.dockerignore` and a random multi-stage Dockerfile: COPY/ADD of literal files and folders, wildcards (`*`,
 `?`, `[a-c]`), ARG-substituted sources (defaults and compose build args), `RUN --mount=type=bind` (a source, the
-whole context, or `from=` a stage) that copies what it sees into the image, `--from=` stages, stages built FROM
-other stages, and stages the target does not need (BuildKit never builds them; their sources must not count).
+whole context, or `from=` a stage) that copies what it sees into the image, in stages built FROM busybox or
+FROM a busybox whose ONBUILD trigger reads nothing, some paths or the whole context (issue 29: the key follows
+the triggers' reads), `--from=` stages, stages built FROM other stages, and stages the target does not need (BuildKit never builds them; their sources must not count).
 Each tree is then edited step by step (content change, new file, new file matching a wildcard, delete, chmod,
 rename, new folder), and after every step planner computes the node's key and the engine's BuildKit (Engine
 API, `version=2`, planner's own session builder, no cache) builds the Dockerfile again. The image is read back
@@ -66,6 +67,13 @@ TAG_REPO = "planner-test/narrowdiff"
 LABEL = "planner.test.narrow"
 # The busybox base under a name of this run: another session's teardown removes only its own name.
 BASE = f"{TAG_REPO}-base:{os.getpid()}"
+# Busybox bases whose ONBUILD triggers run first in a stage built FROM them (known to planner from the daemon's
+# inspect): one that reads nothing, one that reads a few paths, one that reads the whole context.
+TRIGGER_BASES = {
+    f"{TAG_REPO}-onb-run:{os.getpid()}": "ONBUILD RUN mkdir -p /out/onbrun",
+    f"{TAG_REPO}-onb-some:{os.getpid()}": "ONBUILD COPY Dockerfile src* a/*.txt /out/onbsome/",
+    f"{TAG_REPO}-onb-all:{os.getpid()}": "ONBUILD COPY . /out/onball/",
+}
 
 DIRS = ("a", "b", "a/d", "src", "src/x", "bc")
 NAMES = ("1.txt", "2.txt", "c.md", "e.log", "f.txt", ".h", "a1", "b2")
@@ -154,7 +162,8 @@ def make_dockerfile(rng: random.Random, root: Path, number: int) -> Case:
         name = f"s{index}"
         kind = rng.random()
         if kind < 0.3:
-            lines.append(f"FROM {BASE} AS {name}")
+            base = rng.choice(sorted(TRIGGER_BASES)) if rng.random() < 0.3 else BASE
+            lines.append(f"FROM {base} AS {name}")
             lines.append("RUN mkdir -p /out")
             for mount in range(rng.randint(1, 2)):
                 roll = rng.random()
@@ -408,12 +417,23 @@ def narrow_engine(docker_client: Any, busybox_image: str) -> Iterator[tuple[Any,
     builder = EngineBuilder(Daemon("local", None))
     repository, tag = BASE.split(":")
     docker_client.api.tag(busybox_image, repository, tag)
+    container = docker_client.api.create_container(busybox_image, command=["true"], labels={LABEL: "1"})["Id"]
+    try:
+        rootfs = b"".join(docker_client.api.export(container))
+    finally:
+        docker_client.api.remove_container(container, force=True)
+    for ref, trigger in TRIGGER_BASES.items():
+        repository, tag = ref.split(":")
+        docker_client.api.import_image_from_data(
+            rootfs, repository=repository, tag=tag, changes=["ENV PATH=/bin", trigger, f"LABEL {LABEL}=1"]
+        )
     try:
         yield docker_client, builder
     finally:
         _sweep(docker_client)
-        with contextlib.suppress(Exception):
-            docker_client.api.remove_image(BASE)
+        for ref in [BASE, *TRIGGER_BASES]:
+            with contextlib.suppress(Exception):
+                docker_client.api.remove_image(ref)
 
 
 def test_an_unchanged_narrowed_key_means_an_unchanged_build(narrow_engine: tuple[Any, EngineBuilder]) -> None:
