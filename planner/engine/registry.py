@@ -12,16 +12,7 @@ from typing import Any
 
 from planner.base.errors import RuntimeFailure, exception_text
 from planner.base.refs import is_loopback_host, repository_path, split_tag
-
-MANIFEST_TYPES = ", ".join(
-    [
-        "application/vnd.docker.distribution.manifest.v2+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.oci.image.index.v1+json",
-    ]
-)
-
+from planner.engine.manifest_probe import MANIFEST_TYPES, REGISTRY_PREFIX, probe_manifest
 
 SCHEMA2_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 IMAGE_CONFIG = "application/vnd.docker.container.image.v1+json"
@@ -35,28 +26,6 @@ class RegistryError(RuntimeFailure):
 
 def is_loopback(host: str) -> bool:
     return is_loopback_host(host)
-
-
-# how the memo tells a registry's answer from an Engine API's (inputs.Response: host, target, status, digest)
-REGISTRY_PREFIX = "registry "
-
-
-def probe_manifest(base: str, target: str, timeout: float) -> tuple[int, str]:
-    """HEAD of a manifest on one plain connection (no requests import: a memo check makes these): the status
-    and the manifest's digest as the registry names it (`Docker-Content-Digest`)."""
-    import http.client
-    import urllib.parse
-
-    parsed = urllib.parse.urlparse(base)
-    connection_type = http.client.HTTPSConnection if parsed.scheme == "https" else http.client.HTTPConnection
-    connection = connection_type(parsed.netloc, timeout=timeout)
-    try:
-        connection.request("HEAD", target, headers={"Accept": MANIFEST_TYPES})
-        response = connection.getresponse()
-        response.read()
-        return response.status, response.getheader("Docker-Content-Digest") or ""
-    finally:
-        connection.close()
 
 
 class Registry:

@@ -161,7 +161,7 @@ def replays(responses: Sequence[inputs.Response]) -> bool:
     if not responses:
         return True
     from planner.engine.http import EngineHTTP
-    from planner.engine.registry import REGISTRY_PREFIX
+    from planner.engine.manifest_probe import REGISTRY_PREFIX
 
     heads = [r for r in responses if r[0].startswith(REGISTRY_PREFIX)]
     results: list[bool] = []
@@ -184,7 +184,7 @@ def replays(responses: Sequence[inputs.Response]) -> bool:
 
 
 def _replay_head(response: inputs.Response, results: list[bool]) -> None:
-    from planner.engine.registry import REGISTRY_PREFIX, probe_manifest
+    from planner.engine.manifest_probe import REGISTRY_PREFIX, probe_manifest
 
     host, target, status, digest = response
     try:

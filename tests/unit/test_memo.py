@@ -413,3 +413,17 @@ def test_memo_answers_equal_full_plans_through_any_edits(project: Path, runs: Ru
     runs.plan()
     through()
     assert hits[0] > 0, "no plan was answered from a memo: the test compared full plans only"
+
+
+def test_a_memo_check_of_the_registry_imports_neither_http_client_nor_the_registry_client() -> None:
+    """A no-op apply that shares its builds replays a manifest HEAD per ref (issue 32) within its 0.1 s: the probe
+    speaks HTTP/1.0 on a socket; `http.client` (ssl) and the registry client cost 40-45 ms each to import."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from planner.plan import memo; from planner.engine import manifest_probe; "
+        "print(sorted(m for m in ('http.client', 'ssl', 'planner.engine.registry', 'requests') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
