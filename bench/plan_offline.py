@@ -231,7 +231,7 @@ def main() -> None:
             dirs[:] = [d for d in dirs if d != ".git"]  # git may be packing objects in the background
             total_bytes += sum(os.lstat(os.path.join(folder, n)).st_size for n in names)
         reader = subprocess.run(
-            [sys.executable, "-c", "from planner import signatures; print(signatures._reader is not None)"],
+            [sys.executable, "-c", "from planner.keys import signatures; print(signatures._reader is not None)"],
             env=env, capture_output=True, text=True, check=True,
         ).stdout.strip()  # fmt: skip
         print(
