@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from planner.base.errors import RuntimeFailure
+from planner.base.paths import inside
 from planner.base.streams import reader
 
 WHITEOUT = ".wh."
@@ -96,25 +97,19 @@ def _umask() -> int:
     return mask
 
 
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
 @contextlib.contextmanager
 def folder_inside(dest: Path, root: Path) -> Iterator[Path]:
     """`dest`'s folder (made if missing), opened and proven to lie inside `root` once symlinks are resolved; yields
     a path that names the open folder itself (/proc/self/fd/N), so a later swap of a parent is not followed."""
     real_root = os.path.realpath(root)
     parent = dest.parent
-    if not _inside(
-        os.path.realpath(parent), real_root
-    ):  # before mkdir: never make folders out of the project
+    if not inside(os.path.realpath(parent), real_root):  # before mkdir: never make folders out of the project
         raise RuntimeFailure(f"refusing to write {dest}: {parent} leads out of the project through a symlink")
     parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
         opened = os.readlink(f"/proc/self/fd/{fd}")
-        if not _inside(opened, real_root):
+        if not inside(opened, real_root):
             raise RuntimeFailure(f"refusing to write {dest}: {parent} leads out of the project ({opened})")
         yield Path(f"/proc/self/fd/{fd}")
     finally:

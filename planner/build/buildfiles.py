@@ -15,6 +15,7 @@ from pathlib import Path
 
 from planner.base import inputs
 from planner.base.errors import InputError, Location, exception_text
+from planner.base.paths import inside
 from planner.build.dockerfile import (
     DockerfileInfo,
     DockerfileSyntaxError,
@@ -46,7 +47,7 @@ def dockerfile_path(node: Node) -> Path | None:
 
 
 def _related(a: str, b: str) -> bool:
-    return a == b or a.startswith(b.rstrip(os.sep) + os.sep) or b.startswith(a.rstrip(os.sep) + os.sep)
+    return inside(a, b) or inside(b, a)
 
 
 def _check_folder(node: Node, folder: str, what: str, produced: Collection[str]) -> None:
@@ -127,7 +128,7 @@ class BuildFiles:
         """Whether `path` would be sent in one of the node's local contexts (ignore rules applied); an excluded
         folder with re-included entries under it counts as seen."""
         for folder, matcher in self.contexts.values():
-            if not (path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)):
+            if not inside(path, folder):
                 continue
             relative = os.path.relpath(path, folder).replace(os.sep, "/")
             if relative == "." or matcher.would_send(relative) or matcher.descend_into(relative):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from planner.base.errors import InputError, Location, UsageError
+from planner.base.paths import inside
 from planner.base.refs import normalize_ref
 from planner.build.buildfiles import MAIN, BuildFiles, read_all
 from planner.build.dockerfile import ImageRef
@@ -124,8 +125,7 @@ def reads_generated(node: Node, files: BuildFiles, path: str) -> str | None:
     if not files.sees(path):
         return None
     for label, (folder, _) in files.contexts.items():
-        inside = path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
-        if label != MAIN and inside:
+        if label != MAIN and inside(path, folder):
             return f"in the additional context {label}"
     if not node.rules.narrow:
         return "the whole context counts: rules: hash.narrow is false"

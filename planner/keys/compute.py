@@ -21,6 +21,7 @@ import xxhash
 from planner.base import inputs
 from planner.base.deferred import later
 from planner.base.errors import InputError
+from planner.base.paths import inside
 from planner.base.secrets import mask_text, mask_url, secret_values
 from planner.build.buildfiles import MAIN
 from planner.build.dockerfile import Source, instructions, trigger_reads
@@ -93,7 +94,7 @@ class KeyComputer:
     def _skips(self, root: str) -> tuple[str, ...]:
         skips = []
         for path in self.generated:
-            if path == root or path.startswith(root.rstrip(os.sep) + os.sep):
+            if inside(path, root):
                 skips.append(os.path.relpath(path, root).replace(os.sep, "/"))
         return tuple(skips)
 
@@ -259,7 +260,7 @@ class KeyComputer:
             writer = self.generated_by[path]
             if writer == node.name or writer in before:
                 continue
-            if not (path == root or path.startswith(root.rstrip(os.sep) + os.sep)):
+            if not inside(path, root):
                 continue
             relative = os.path.relpath(path, root).replace(os.sep, "/")
             if why is None and not any(source_meets(s, relative) for s in sources):

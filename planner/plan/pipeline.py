@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from planner.base.deferred import later
+from planner.base.paths import inside
 from planner.base.refs import pinned_digest
 from planner.build.buildfiles import MAIN
 from planner.build.graph import BuildGraph, build_graph
@@ -208,7 +209,7 @@ def keyed_config_files(graph: BuildGraph, manifests: Mapping[str, Manifest]) -> 
             continue
         root = files.contexts[MAIN][0]
         for path in own:
-            if path.startswith(root.rstrip(os.sep) + os.sep) and files.sees(path):
+            if inside(path, root) and files.sees(path):
                 found.setdefault(path, []).append(name)
     return [
         f"{os.path.relpath(path, stack.project_dir)} is in the build context of {', '.join(sorted(names))}, "
