@@ -98,14 +98,27 @@ class EngineHTTP:
     def fetch(self, target: str) -> tuple[int, bytes]:
         """One GET: the status and the raw body. HTTP/1.0 with the connection closed after the answer, so the
         body needs no chunked decoding (the engine answers a 1.0 request with a plain body)."""
-        with connect(self.host, self.timeout) as sock:
-            sock.sendall(f"GET {target} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
-            chunks = []
-            while chunk := sock.recv(1 << 16):
-                chunks.append(chunk)
-        head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
-        try:
-            status = int(head.split(b" ", 2)[1])
-        except (IndexError, ValueError):
-            raise OSError(f"not an HTTP answer from {self.host}") from None
+        status, _, body = exchange(self.host, f"GET {target} HTTP/1.0\r\nHost: docker\r\n\r\n", self.timeout)
         return status, body
+
+
+def exchange(host: str, request: str, timeout: float) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.0 request on a connection of its own (`host` as `connect` takes it), read to the end: the
+    status, the headers (lower-case names) and the body. The Engine client and the registry's manifest probe
+    both speak this, so neither imports http.client (ssl) on a no-op run's path."""
+    with connect(host, timeout) as sock:
+        sock.sendall(request.encode())
+        chunks = []
+        while chunk := sock.recv(1 << 16):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    try:
+        status = int(lines[0].split(" ", 2)[1])
+    except (IndexError, ValueError):
+        raise OSError(f"not an HTTP answer from {host}") from None
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers, body
