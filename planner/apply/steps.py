@@ -19,7 +19,6 @@ from planner.apply.export import export_image, folder_inside
 from planner.apply.shared_export import SharedExports
 from planner.base.errors import PlannerError, RuntimeFailure
 from planner.base.names import LOCAL
-from planner.base.refs import pinned_digest
 from planner.base.secrets import mask_text, secret_values
 from planner.base.streams import close
 from planner.build.buildfiles import MAIN
@@ -30,7 +29,7 @@ from planner.build.stack import Node
 from planner.engine.builders import Builder, BuildRequest
 from planner.engine.connect import Engines
 from planner.engine.context_tar import INJECTED_DOCKERFILE
-from planner.engine.daemon import Daemon
+from planner.engine.daemon import Daemon, onbuild_triggers
 from planner.engine.labels import LABEL_KEY, LABEL_NODE, LABEL_PROJECT
 from planner.keys.artifacts import record_artifact
 from planner.keys.manifest import Manifest
@@ -166,10 +165,8 @@ def _check_bases(ctx: ApplyContext, node: Node, bases: Sequence[str], step: Step
         if image is None:
             ctx.local.pull(ref, _byte_counter(step))
             image = ctx.local.inspect(ref)
-        triggers = [str(t) for t in (((image or {}).get("Config") or {}).get("OnBuild") or [])]
-        digest = pinned_digest(ref)
-        if digest is not None:
-            ctx.store.record_base_triggers(digest, triggers)
+        triggers = onbuild_triggers(image or {})
+        ctx.store.record_base_triggers(ref, triggers)
         found = trigger_reads(triggers, ref)
         if found.fallback is not None or found.sources:
             what = found.fallback or ", ".join(s.path or "." for s in found.sources)

@@ -6,7 +6,7 @@ store changes those on every rebuild).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from planner.base.errors import RuntimeFailure, exception_text
@@ -257,6 +257,11 @@ class Daemon:
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
+
+
+def onbuild_triggers(image: Mapping[str, Any]) -> list[str]:
+    """An inspected image's ONBUILD triggers (`Config.OnBuild`), as instruction lines."""
+    return [str(t) for t in ((image.get("Config") or {}).get("OnBuild") or [])]
 
 
 class _Chunked:

@@ -30,6 +30,7 @@ from typing import Any
 import xxhash
 
 from planner.base.localcache import default_cache_dir, warn, warn_cache
+from planner.base.refs import pinned_digest
 from planner.keys.manifest import Manifest, chunk_ranges, split_files
 from planner.keys.tree import Lines, Tree
 
@@ -203,19 +204,21 @@ class Store:
 
     # -- ONBUILD triggers of a digest-pinned base (the digest names its content: the triggers cannot change) --
 
-    def _triggers_path(self, digest: str) -> Path:
+    def _triggers_path(self, ref: str) -> Path | None:
+        """Where a base's triggers are kept: only a digest-pinned ref names one content, for good."""
+        digest = pinned_digest(ref)
+        if digest is None or self.cache is None:
+            return None
         return self.directory / "onbuild" / (digest.replace(":", "-") + ".json")
 
-    def base_triggers(self, digest: str) -> list[str] | None:
-        """The triggers remembered for `digest` (sha256:...), None when none are (or the file is unreadable)."""
+    def base_triggers(self, ref: str) -> list[str] | None:
+        """The triggers remembered for a pinned `ref`, None when none are (a ref by tag, an unreadable file)."""
         import json
 
         from planner.base import inputs
 
-        if self.cache is None:
-            return None
-        path = self._triggers_path(digest)
-        if not inputs.is_file(path):
+        path = self._triggers_path(ref)
+        if path is None or not inputs.is_file(path):
             return None
         try:
             found = json.loads(path.read_text())
@@ -223,19 +226,20 @@ class Store:
             return None
         return [str(t) for t in found] if isinstance(found, list) else None
 
-    def record_base_triggers(self, digest: str, triggers: list[str]) -> None:
+    def record_base_triggers(self, ref: str, triggers: list[str]) -> None:
+        """Remember the triggers of a pinned `ref` (nothing for a ref by tag: what it names may move)."""
         import json
 
-        if self.cache is None:
+        path = self._triggers_path(ref)
+        if path is None:
             return
-        path = self._triggers_path(digest)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_suffix(f".{os.getpid()}.part")
             partial.write_text(json.dumps(list(triggers)))
             os.replace(partial, path)
         except OSError as exc:
-            warn(f"cannot remember the ONBUILD triggers of {digest} in {path.parent}: {exc.strerror}")
+            warn(f"cannot remember the ONBUILD triggers of {ref} in {path.parent}: {exc.strerror}")
 
     # -- files beside the cache --
 

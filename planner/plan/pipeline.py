@@ -111,7 +111,7 @@ def _plan(
     cache = StatCache(None, store=store)
     environ = dict(stack.compose.environment)
     if offline:
-        manifests = compute_keys(graph, cache, environ, base_triggers=_remembered(store))
+        manifests = compute_keys(graph, cache, environ, base_triggers=store.base_triggers)
         later(functools.partial(store.put_manifests, manifests))
         return _decided(graph, store, manifests, Observation.nothing(), {}, forcing)
     from planner.engine.connect import open_engines
@@ -248,25 +248,15 @@ def _observed(observation: Observation) -> dict[str, str]:
     return observed
 
 
-def _remembered(store: Store) -> TriggerReader:
-    """The ONBUILD triggers of digest-pinned bases an earlier run saw (offline: no daemon to ask)."""
-
-    def triggers(ref: str) -> list[str] | None:
-        digest = pinned_digest(ref)
-        return store.base_triggers(digest) if digest is not None else None
-
-    return triggers
-
-
 def _resolver(daemon: Daemon, store: Store) -> tuple[BaseResolver, TriggerReader]:
     """Base images resolve to the local daemon's image IDs; an unreachable daemon leaves them `unresolved`.
     Their ONBUILD triggers (which may read the context) come from the same inspect, or for a digest-pinned base
     the daemon does not hold from what an earlier run saw (and a pinned base seen here is remembered); unknown
     otherwise."""
     from planner.base.errors import PlannerError
+    from planner.engine.daemon import onbuild_triggers
 
     found: dict[str, dict[str, Any] | PlannerError | None] = {}
-    remembered = _remembered(store)
 
     def inspect(ref: str) -> dict[str, Any] | PlannerError | None:
         if ref not in found:
@@ -285,11 +275,10 @@ def _resolver(daemon: Daemon, store: Store) -> tuple[BaseResolver, TriggerReader
     def triggers(ref: str) -> list[str] | None:
         image = inspect(ref)
         if image is None or isinstance(image, PlannerError):
-            return remembered(ref)
-        held = [str(t) for t in ((image.get("Config") or {}).get("OnBuild") or [])]
-        digest = pinned_digest(ref)
-        if digest is not None and store.base_triggers(digest) != held:
-            later(functools.partial(store.record_base_triggers, digest, held))
+            return store.base_triggers(ref)
+        held = onbuild_triggers(image)
+        if pinned_digest(ref) is not None and store.base_triggers(ref) != held:
+            later(functools.partial(store.record_base_triggers, ref, held))
         return held
 
     return resolve, triggers
