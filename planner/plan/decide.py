@@ -411,6 +411,7 @@ def decide_steps(
     ready: dict[str, str] = {}  # node -> the step after which its image/output is ready locally
     stamp_steps: dict[str, list[str]] = {}  # consumer node -> stamp steps it needs
     made_by = same_image(planned, nodes)
+    checks = checks or {}
     for plan_node in planned:
         node = nodes[plan_node.name]
         name = node.name
@@ -425,7 +426,7 @@ def decide_steps(
                 steps.append(
                     PlanStep(id=f"export:{name}", node=name, kind="export", needs=needs, destination=LOCAL,
                              path=node.output_dest, method=route.method, fallback=route.fallback,
-                             check_bases=list((checks or {}).get(name, ())),
+                             check_bases=list(checks.get(name, ())),
                              detail="; ".join(filter(None, [f"{node.output_type} output", route.detail])))
                 )  # fmt: skip
                 ready[name] = f"export:{name}"
@@ -437,13 +438,13 @@ def decide_steps(
             main = PlanStep(
                 id=f"build:{name}", node=name, kind="build", needs=needs, destination=LOCAL,
                 method=route.method, fallback=route.fallback, detail=route.detail,
-                check_bases=list((checks or {}).get(name, ())),
+                check_bases=list(checks.get(name, ())),
             )  # fmt: skip
         elif plan_node.action == "pull":
             # after what its build would need: a pull that finds the registry's copy broken builds instead
             main = PlanStep(
                 id=f"pull:{name}", node=name, kind="pull", needs=needs, destination=LOCAL,
-                ref=registry_refs[name], fallback="build", check_bases=list((checks or {}).get(name, ())),
+                ref=registry_refs[name], fallback="build", check_bases=list(checks.get(name, ())),
             )  # fmt: skip
         elif plan_node.action == "skip":
             local = next((t for t in plan_node.transfers if t.destination == LOCAL), None)
