@@ -60,11 +60,9 @@ def connect(host: str, timeout: float) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         address: Any = host[len("unix://") :]
     else:
-        import urllib.parse
-
-        parsed = urllib.parse.urlparse(host.replace("tcp://", "http://", 1))
-        sock = socket.socket(socket.AF_INET6 if ":" in (parsed.hostname or "") else socket.AF_INET)
-        address = (parsed.hostname or "localhost", parsed.port or 2375)
+        name, port = host_and_port(host)
+        sock = socket.socket(socket.AF_INET6 if ":" in name else socket.AF_INET)
+        address = (name or "localhost", port or 2375)
     sock.settimeout(timeout)
     try:
         sock.connect(address)
@@ -72,6 +70,17 @@ def connect(host: str, timeout: float) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def host_and_port(url: str) -> tuple[str, int | None]:
+    """The host and port of `tcp://`, `http://` or `https://` URL (`[::1]:5000` for IPv6), without importing
+    urllib.parse (12 ms a memo check does not need). Raises ValueError for a port that is not a number."""
+    netloc = url.partition("://")[2].split("/", 1)[0].rpartition("@")[2]
+    if netloc.startswith("["):
+        name, _, rest = netloc[1:].partition("]")
+        return name, int(rest[1:]) if rest.startswith(":") else None
+    name, colon, port = netloc.partition(":")
+    return name, int(port) if colon else None
 
 
 class EngineHTTP:

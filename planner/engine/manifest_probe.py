@@ -23,15 +23,13 @@ MANIFEST_TYPES = ", ".join(
 def probe_manifest(base: str, target: str, timeout: float) -> tuple[int, str]:
     """HEAD `target` of the registry at `base` (`http://host[:port]` or `https://...`): the status and the
     manifest's digest as the registry names it (`Docker-Content-Digest`, "" when absent). Raises OSError."""
-    import urllib.parse
+    from planner.engine.http import exchange, host_and_port
 
-    from planner.engine.http import exchange
-
-    parsed = urllib.parse.urlparse(base)
-    if parsed.scheme == "https":
-        return _probe_tls(parsed.netloc, target, timeout)
-    address = base if parsed.port is not None else f"{base}:80"  # `connect` would take the Engine's 2375
-    request = f"HEAD {target} HTTP/1.0\r\nHost: {parsed.netloc}\r\nAccept: {MANIFEST_TYPES}\r\n\r\n"
+    netloc = base.partition("://")[2].split("/", 1)[0]
+    if base.startswith("https://"):
+        return _probe_tls(netloc, target, timeout)
+    address = base if host_and_port(base)[1] is not None else f"{base}:80"  # `connect` would take 2375
+    request = f"HEAD {target} HTTP/1.0\r\nHost: {netloc}\r\nAccept: {MANIFEST_TYPES}\r\n\r\n"
     status, headers, _ = exchange(address, request, timeout)
     return status, headers.get("docker-content-digest", "")
 
